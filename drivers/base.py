@@ -1,0 +1,78 @@
+"""The driver interface: what every protocol adapter offers the controller.
+
+One driver instance owns one physical link (a Modbus TCP gateway, an RS-485 bus, a broker
+connection). Requests on one link are serialised by the driver; different links run concurrently.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from drivers.profile import DeviceProfile
+
+FieldValue = float | int | bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRef:
+    """What a driver needs to address one device on its link."""
+
+    device_id: str
+    address: int
+    profile: DeviceProfile
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One decoded sample of a device: typed, unit-named fields plus the raw status bits."""
+
+    device_id: str
+    ts: datetime
+    values: Mapping[str, FieldValue]
+    status: Mapping[str, bool] = field(default_factory=dict)
+    raw_status: int | None = None
+    #: fields that failed to decode (name → reason); the other fields are still valid.
+    rejected: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LinkStats:
+    """Counters a link keeps about itself, exposed in the API and metrics."""
+
+    connected: bool = False
+    connects: int = 0
+    connect_failures: int = 0
+    last_error: str | None = None
+    next_attempt_in_s: float = 0.0
+
+
+class Driver(abc.ABC):
+    """An async protocol adapter for one link."""
+
+    link_id: str
+    stats: LinkStats
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect; raises `LinkUnavailable` if the link cannot be reached now."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Disconnect and release the link; safe to call twice."""
+
+    @abc.abstractmethod
+    async def read(self, device: DeviceRef) -> Reading:
+        """Poll one device and decode its measurements."""
+
+    @abc.abstractmethod
+    async def write(self, device: DeviceRef, setpoints: Mapping[str, FieldValue]) -> None:
+        """Write setpoints (e.g. `dim_level_pct`, `lamp_on`) to one device."""
+
+    @abc.abstractmethod
+    async def read_setpoints(self, device: DeviceRef) -> dict[str, FieldValue]:
+        """Read back the setpoints a device holds, to confirm a write."""

@@ -1,0 +1,34 @@
+"""Canonical reading fields and their units: the vocabulary above `drivers/`.
+
+Every field name carries its unit, so no scaled integer ever leaves this package.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: field name → (unit, description). Profiles may only map registers onto these names.
+READING_FIELDS: Final[dict[str, tuple[str, str]]] = {
+    "dim_level_pct": ("%", "actual light output level"),
+    "lamp_on": ("bool", "lamp relay closed"),
+    "voltage_v": ("V", "supply voltage (RMS)"),
+    "current_a": ("A", "lamp current (RMS)"),
+    "power_w": ("W", "active power"),
+    "power_factor": ("", "power factor, 0–1"),
+    "energy_wh": ("Wh", "cumulative active energy"),
+    "temperature_c": ("°C", "driver temperature"),
+    "burning_hours_h": ("h", "cumulative lamp burning time"),
+    "firmware_version": ("", "firmware version, major.minor"),
+    "rated_power_w": ("W", "nameplate rating reported by the device"),
+}
+
+#: setpoints a command may write (the controller maps actions onto these).
+SETPOINT_FIELDS: Final[dict[str, tuple[str, str]]] = {
+    "dim_level_pct": ("%", "commanded dim level, 0–100"),
+    "lamp_on": ("bool", "commanded relay state"),
+}
+
+#: status flags a status-bits register may declare.
+STATUS_FLAGS: Final[frozenset[str]] = frozenset(
+    {"lamp_failure", "driver_fault", "relay_fault", "over_temperature", "voltage_sag"}
+)

@@ -1,0 +1,258 @@
+"""Modbus TCP and RTU driver on pymodbus: one object per link, in the manner of a Home Assistant hub.
+
+The link owns its client, its lock and its reconnect schedule. Devices only say what to read
+(their profile); every request goes through the link. pymodbus' own reconnect is switched off
+(`reconnect_delay=0`) because it neither caps jitter nor recovers after timeouts in every
+version: the link reconnects itself with capped, jittered backoff and never busy-loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.framer import FramerType
+
+from drivers.backoff import Backoff
+from drivers.base import DeviceRef, Driver, FieldValue, LinkStats, Reading
+from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
+from drivers.profile import ReadBlock
+
+log = logging.getLogger(__name__)
+
+#: Modbus exception codes a gateway uses when the device behind it is silent.
+_GATEWAY_SILENT = {0x0A: "gateway path unavailable", 0x0B: "gateway target failed to respond"}
+_EXCEPTION_NAMES = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "device failure",
+    6: "device busy",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModbusTcp:
+    """A Modbus TCP gateway or device."""
+
+    host: str
+    port: int = 502
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModbusRtu:
+    """An RS-485 bus behind a serial port (or a pseudo-terminal)."""
+
+    port: str
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: int = 1
+    bytesize: int = 8
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModbusOptions:
+    """Timing for one link; `retries` are pymodbus' per-request retries after a timeout."""
+
+    timeout_s: float = 1.0
+    retries: int = 1
+    connect_timeout_s: float = 3.0
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 30.0
+
+
+class ModbusLink(Driver):
+    """One Modbus link: a TCP gateway or an RS-485 bus, with one connection and one lock."""
+
+    def __init__(
+        self,
+        link_id: str,
+        transport: ModbusTcp | ModbusRtu,
+        options: ModbusOptions | None = None,
+    ) -> None:
+        self.link_id = link_id
+        self.transport = transport
+        self.options = options or ModbusOptions()
+        self.stats = LinkStats()
+        self._lock = asyncio.Lock()
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._backoff = Backoff(base_s=self.options.backoff_base_s, cap_s=self.options.backoff_cap_s)
+        self._next_attempt = 0.0
+
+    def __repr__(self) -> str:
+        return f"ModbusLink({self.link_id!r}, {self.transport!r})"
+
+    # -- Driver interface ------------------------------------------------------------------------
+    async def open(self) -> None:
+        async with self._lock:
+            await self._ensure_connected(force=True)
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+            self.stats.connected = False
+
+    async def read(self, device: DeviceRef) -> Reading:
+        codec = device.profile.codec
+        async with self._lock:
+            blocks = [await self._read_block(device, b) for b in codec.poll_blocks]
+        values, status, raw_status, rejected = codec.decode_poll(blocks)
+        return Reading(
+            device_id=device.device_id,
+            ts=datetime.now(UTC),
+            values=values,
+            status=status,
+            raw_status=raw_status,
+            rejected=rejected,
+        )
+
+    async def write(self, device: DeviceRef, setpoints: Mapping[str, FieldValue]) -> None:
+        try:
+            writes = device.profile.codec.encode_setpoints(setpoints)
+        except ValueError as exc:
+            raise DecodeError(str(exc), device_id=device.device_id) from exc
+        unit = device.address
+        async with self._lock:
+            for start, words in writes:
+                await self._call(
+                    device,
+                    lambda c, s=start, w=words: c.write_registers(s, w, device_id=unit),
+                )
+
+    async def read_setpoints(self, device: DeviceRef) -> dict[str, FieldValue]:
+        codec = device.profile.codec
+        async with self._lock:
+            blocks = [await self._read_block(device, b) for b in codec.setpoint_blocks]
+        try:
+            return codec.decode_setpoints(blocks)
+        except ValueError as exc:
+            raise DecodeError(str(exc), device_id=device.device_id) from exc
+
+    # -- internals (call with the lock held) ------------------------------------------------------
+    async def _read_block(self, device: DeviceRef, block: ReadBlock) -> list[int]:
+        unit = device.address
+        if block.table == "input":
+            rsp = await self._call(
+                device, lambda c: c.read_input_registers(block.start, count=block.count, device_id=unit)
+            )
+        else:
+            rsp = await self._call(
+                device,
+                lambda c: c.read_holding_registers(block.start, count=block.count, device_id=unit),
+            )
+        registers: list[int] = rsp.registers
+        if len(registers) != block.count:
+            raise DecodeError(
+                f"{block.table} {block.start}+{block.count}: got {len(registers)} registers",
+                device_id=device.device_id,
+            )
+        return registers
+
+    async def _call(self, device: DeviceRef, request: Callable[[Any], Awaitable[Any]]) -> Any:
+        client = await self._ensure_connected()
+        try:
+            rsp = await request(client)
+        except ConnectionException as exc:
+            self._drop(f"connection lost: {exc}")
+            raise LinkUnavailable(f"link {self.link_id}: {exc}", device_id=device.device_id) from exc
+        except ModbusIOException as exc:
+            if not client.connected:  # pymodbus closes TCP after repeated timeouts
+                self._drop("closed after repeated timeouts")
+            raise DeviceTimeout(
+                f"{self.link_id} unit {device.address}: no response", device_id=device.device_id
+            ) from exc
+        except ModbusException as exc:
+            raise ProtocolError(
+                f"{self.link_id} unit {device.address}: {exc}", device_id=device.device_id
+            ) from exc
+        if rsp.isError():
+            code = int(getattr(rsp, "exception_code", 0))
+            if code in _GATEWAY_SILENT:
+                raise DeviceTimeout(
+                    f"{self.link_id} unit {device.address}: {_GATEWAY_SILENT[code]}",
+                    device_id=device.device_id,
+                )
+            name = _EXCEPTION_NAMES.get(code, "exception")
+            raise ProtocolError(
+                f"{self.link_id} unit {device.address}: Modbus exception {code} ({name})",
+                device_id=device.device_id,
+                code=code,
+            )
+        return rsp
+
+    async def _ensure_connected(
+        self, *, force: bool = False
+    ) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        if self._client is not None and self._client.connected:
+            return self._client
+        loop = asyncio.get_running_loop()
+        wait = self._next_attempt - loop.time()
+        if wait > 0 and not force:
+            self.stats.next_attempt_in_s = wait
+            raise LinkUnavailable(
+                f"link {self.link_id} down ({self.stats.last_error}); next attempt in {wait:.1f} s"
+            )
+        if self._client is not None:
+            self._client.close()
+        client = self._make_client()
+        try:
+            ok = await asyncio.wait_for(client.connect(), self.options.connect_timeout_s)
+        except (TimeoutError, OSError) as exc:
+            ok = False
+            self.stats.last_error = f"connect failed: {exc or type(exc).__name__}"
+        if not ok or not client.connected:
+            client.close()
+            self._client = None
+            self.stats.connect_failures += 1
+            if not self.stats.last_error or not self.stats.last_error.startswith("connect failed"):
+                self.stats.last_error = f"connect failed: {self._describe()}"
+            self._schedule_retry()
+            raise LinkUnavailable(f"link {self.link_id}: {self.stats.last_error}")
+        self._client = client
+        self._backoff.reset()
+        self.stats.connected = True
+        self.stats.connects += 1
+        self.stats.last_error = None
+        self.stats.next_attempt_in_s = 0.0
+        log.info("link %s connected (%s)", self.link_id, self._describe())
+        return client
+
+    def _drop(self, reason: str) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self.stats.connected = False
+        self.stats.last_error = reason
+        self._schedule_retry()
+        log.warning("link %s dropped: %s", self.link_id, reason)
+
+    def _schedule_retry(self) -> None:
+        delay = self._backoff.next_delay()
+        self._next_attempt = asyncio.get_running_loop().time() + delay
+        self.stats.next_attempt_in_s = delay
+
+    def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        o = self.options
+        t = self.transport
+        if isinstance(t, ModbusTcp):
+            return AsyncModbusTcpClient(
+                t.host, port=t.port, timeout=o.timeout_s, retries=o.retries,
+                reconnect_delay=0, name=self.link_id,
+            )
+        return AsyncModbusSerialClient(
+            t.port, framer=FramerType.RTU, baudrate=t.baudrate, parity=t.parity,
+            stopbits=t.stopbits, bytesize=t.bytesize, timeout=o.timeout_s, retries=o.retries,
+            reconnect_delay=0, name=self.link_id,
+        )
+
+    def _describe(self) -> str:
+        t = self.transport
+        return f"tcp {t.host}:{t.port}" if isinstance(t, ModbusTcp) else f"rtu {t.port}@{t.baudrate}"

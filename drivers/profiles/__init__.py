@@ -1,0 +1,1 @@
+"""Device profiles (TOML data files), documented in docs/devices.md."""
