@@ -1,0 +1,46 @@
+"""FastAPI application factory: the IOC's and engineers' HTTP API, OpenAPI at /docs."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, Response
+
+from api import devices
+from api.errors import install_error_handlers
+from api.models import Health
+from controller.runtime import Controller
+
+API_DESCRIPTION = """
+Lamplighter's HTTP API for Intelligent Operations Centres and lighting engineers.
+
+Lists are paginated with `limit` and `offset` and report a `total`. Errors share one shape:
+`{"error": {"code": "...", "message": "...", "details": [...]}}`.
+"""
+
+
+def create_app(controller: Controller) -> FastAPI:
+    """Build the API around a controller that the caller starts and stops."""
+    app = FastAPI(title="Lamplighter API", version="1", description=API_DESCRIPTION)
+    app.state.controller = controller
+    install_error_handlers(app)
+    app.include_router(devices.router)
+
+    @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness and link health")
+    async def healthz(response: Response) -> Health:
+        links = {link_id: d.stats.connected for link_id, d in controller.drivers.items()}
+        if controller.started_at is None:
+            status = "starting"
+            response.status_code = 503
+        else:
+            status = "ok" if all(links.values()) else "degraded"
+        return Health(
+            status=status, started_at=controller.started_at, links=links,
+            devices=controller.fleet.counts_by_state(), queue_depth=controller.queue.qsize(),
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
+             response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+    async def metrics(_: Request) -> Response:
+        controller.refresh_metrics()
+        return Response(controller.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app

@@ -1,0 +1,182 @@
+"""Device routes: inventory, live state, telemetry history, commands."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api.errors import ApiError, ErrorBody
+from api.models import (
+    CommandOut,
+    DeviceDetail,
+    DeviceStateName,
+    DeviceSummary,
+    Page,
+    ReadingOut,
+    TelemetryOut,
+    TelemetryPointOut,
+)
+from controller.commands import Command, UnknownDevice
+from controller.fleet import DeviceStatus
+from controller.registry import CommandRow, DeviceRow
+from controller.runtime import Controller
+from drivers.fields import READING_FIELDS
+
+router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+_NOT_FOUND = {404: {"model": ErrorBody, "description": "no such device"}}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _controller(request: Request) -> Controller:
+    ctl: Controller = request.app.state.controller
+    return ctl
+
+
+@router.get("", response_model=Page[DeviceSummary], summary="List devices")
+async def list_devices(
+    request: Request,
+    site: Annotated[str | None, Query(description="site id")] = None,
+    group: Annotated[str | None, Query(description="group path; includes its sub-groups")] = None,
+    state: Annotated[DeviceStateName | None, Query(description="live state")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[DeviceSummary]:
+    ctl = _controller(request)
+    rows = [
+        row
+        for row in ctl.devices.values()
+        if (site is None or row.site_id == site)
+        and (group is None or row.group_path == group or row.group_path.startswith(group.rstrip("/") + "/"))
+        and (state is None or ctl.fleet[row.id].state == state)
+    ]
+    items = [_summary(row, ctl.fleet[row.id]) for row in rows[offset : offset + limit]]
+    return Page[DeviceSummary](items=items, total=len(rows), limit=limit, offset=offset)
+
+
+@router.get("/{device_id}", response_model=DeviceDetail, responses=_NOT_FOUND, summary="One device")
+async def get_device(request: Request, device_id: str) -> DeviceDetail:
+    ctl = _controller(request)
+    row = _row(ctl, device_id)
+    st = ctl.fleet[device_id]
+    return DeviceDetail(
+        **_summary(row, st).model_dump(),
+        last_reading=ReadingOut.model_validate(st.last_reading) if st.last_reading else None,
+        last_error=st.last_error,
+        consecutive_failures=st.consecutive_failures,
+        counters=dict(st.counters),
+    )
+
+
+@router.get(
+    "/{device_id}/telemetry",
+    response_model=TelemetryOut,
+    responses={**_NOT_FOUND, 400: {"model": ErrorBody}},
+    summary="Telemetry history of one device",
+)
+async def get_telemetry(
+    request: Request,
+    device_id: str,
+    start: Annotated[datetime | None, Query(alias="from", description="default: 1 h before `to`")] = None,
+    end: Annotated[datetime | None, Query(alias="to", description="default: now")] = None,
+    every: Annotated[
+        str | None, Query(description="aggregation window, e.g. 30s, 5m, 1h, 1d; omit for raw points")
+    ] = None,
+    fields: Annotated[str | None, Query(description="comma-separated field names; default all")] = None,
+    aggregate: Literal["mean", "min", "max"] = "mean",
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> TelemetryOut:
+    ctl = _controller(request)
+    _row(ctl, device_id)
+    end = _aware(end) if end else datetime.now(UTC)
+    start = _aware(start) if start else end - timedelta(hours=1)
+    if start >= end:
+        raise ApiError(400, "invalid_range", f"`from` ({start.isoformat()}) must be before `to` ({end.isoformat()})")
+    every_s = _parse_every(every) if every else None
+    wanted = [f.strip() for f in fields.split(",") if f.strip()] if fields else list(READING_FIELDS)
+    unknown = [f for f in wanted if f not in READING_FIELDS]
+    if unknown:
+        raise ApiError(400, "unknown_field", f"unknown fields {unknown}; known: {sorted(READING_FIELDS)}")
+    points = await ctl.store.query(
+        device_id, start, end, fields=wanted, every_s=every_s, aggregate=aggregate, limit=limit
+    )
+    return TelemetryOut(
+        device_id=device_id, start=start, end=end, every_s=every_s,
+        aggregate=aggregate if every_s else None, fields=wanted,
+        points=[TelemetryPointOut(ts=p.ts, values=p.values) for p in points],
+    )
+
+
+@router.post(
+    "/{device_id}/commands",
+    response_model=CommandOut,
+    status_code=201,
+    responses={**_NOT_FOUND, 422: {"model": ErrorBody}},
+    summary="Send a command; the answer says whether the device confirmed it",
+)
+async def post_command(request: Request, response: Response, device_id: str, command: Command) -> CommandOut:
+    ctl = _controller(request)
+    _row(ctl, device_id)
+    if ctl.dispatcher is None:
+        raise ApiError(503, "not_ready", "the controller is still starting")
+    try:
+        row = await ctl.dispatcher.execute(device_id, command)
+    except UnknownDevice:
+        raise ApiError(404, "not_found", f"no device {device_id!r}") from None
+    response.headers["Location"] = f"/api/v1/devices/{device_id}/commands/{row.id}"
+    return _command_out(row)
+
+
+@router.get("/{device_id}/commands", response_model=Page[CommandOut], responses=_NOT_FOUND,
+            summary="Command history of one device, newest first")
+async def list_commands(
+    request: Request,
+    device_id: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[CommandOut]:
+    ctl = _controller(request)
+    _row(ctl, device_id)
+    rows, total = await ctl.registry.commands(device_id, limit, offset)
+    return Page[CommandOut](items=[_command_out(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+def _row(ctl: Controller, device_id: str) -> DeviceRow:
+    row = ctl.devices.get(device_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no device {device_id!r}")
+    return row
+
+
+def _summary(row: DeviceRow, st: DeviceStatus) -> DeviceSummary:
+    return DeviceSummary(
+        id=row.id, site=row.site_id, link=row.link_id, unit_id=row.unit_id, profile=row.profile,
+        kind=row.kind, group=row.group_path, latitude=row.latitude, longitude=row.longitude,
+        rated_power_w=row.rated_power_w, poll_interval_s=row.poll_interval_s,
+        state=st.state, last_seen=st.last_seen,
+    )
+
+
+def _command_out(row: CommandRow) -> CommandOut:
+    return CommandOut(
+        id=row.id, device_id=row.device_id, action=row.action, value=row.value.get("value"),
+        origin=row.origin, priority=row.priority, expires_at=_aware(row.expires_at), status=row.status,  # type: ignore[arg-type]
+        detail=row.detail, written=row.written, readback=row.readback,
+        created_at=_aware(row.created_at), completed_at=_aware(row.completed_at),  # type: ignore[arg-type]
+    )
+
+
+def _parse_every(every: str) -> float:
+    m = _DURATION.match(every.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise ApiError(400, "invalid_every", f"`every` must look like 30s, 5m, 1h or 1d, got {every!r}")
+    return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    if ts is not None and ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    return ts

@@ -1,0 +1,90 @@
+"""Response models of the HTTP API (the documented, stable shapes the IOC consumes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+DeviceStateName = Literal["unknown", "ok", "fault", "offline"]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int = Field(description="items matching the filters, across all pages")
+    limit: int
+    offset: int
+
+
+class ReadingOut(BaseModel):
+    ts: datetime
+    values: dict[str, float | int | bool | str]
+    status: dict[str, bool] = Field(description="status flags decoded from the status register")
+    raw_status: int | None = Field(description="the status register as read")
+    rejected: dict[str, str] = Field(description="fields that failed to decode, with the reason")
+
+
+class DeviceSummary(BaseModel):
+    id: str
+    site: str
+    link: str
+    unit_id: int
+    profile: str
+    kind: str
+    group: str
+    latitude: float
+    longitude: float
+    rated_power_w: float
+    poll_interval_s: float
+    state: DeviceStateName
+    last_seen: datetime | None
+
+
+class DeviceDetail(DeviceSummary):
+    last_reading: ReadingOut | None
+    last_error: str | None
+    consecutive_failures: int
+    counters: dict[str, int] = Field(
+        description="polls_ok, and failures by kind: timeout, exception, decode, unreachable"
+    )
+
+
+class TelemetryPointOut(BaseModel):
+    ts: datetime
+    values: dict[str, float | int | bool | str | None]
+
+
+class TelemetryOut(BaseModel):
+    device_id: str
+    start: datetime
+    end: datetime
+    every_s: float | None
+    aggregate: str | None
+    fields: list[str]
+    points: list[TelemetryPointOut]
+
+
+class CommandOut(BaseModel):
+    id: int
+    device_id: str
+    action: str
+    value: Any
+    origin: str
+    priority: int
+    expires_at: datetime | None
+    status: Literal["pending", "confirmed", "mismatch", "failed", "expired"]
+    detail: str
+    written: dict[str, Any]
+    readback: dict[str, Any] | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "starting", "degraded"]
+    started_at: datetime | None
+    links: dict[str, bool]
+    devices: dict[str, int]
+    queue_depth: int

@@ -1,0 +1,224 @@
+"""`lamplighter` — the command line: run the controller, run simulators, check a config, inject faults.
+
+This module is the composition root: it is the one place that puts the controller, the API and
+the simulators together in a process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from controller.config import ConfigError, ControllerSettings, load_config
+
+app = typer.Typer(help="Lamplighter: street-lighting and city IoT controller.", no_args_is_help=True)
+fault_app = typer.Typer(help="Inject and clear faults in running simulators.", no_args_is_help=True)
+app.add_typer(fault_app, name="fault")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="configuration file (TOML)")]
+log = logging.getLogger("lamplighter")
+
+
+@app.command()
+def run(
+    config: ConfigOpt,
+    simulate: Annotated[bool, typer.Option(help="also start the simulators for this config")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the controller and its API (optionally with the simulated city)."""
+    settings = _load(config)
+    _configure_logging(verbose)
+    asyncio.run(_run_controller(settings, config if simulate else None))
+
+
+@app.command("simulate")
+def simulate_cmd(
+    config: ConfigOpt,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run only the simulators for the links and devices of a config, plus their control API."""
+    settings = _load(config)
+    _configure_logging(verbose)
+    asyncio.run(_run_simulators(settings))
+
+
+@app.command("check-config")
+def check_config(config: ConfigOpt) -> None:
+    """Validate a configuration file and summarise it."""
+    settings = _load(config)
+    devices = settings.all_devices()
+    typer.echo(f"{config}: OK — {len(settings.sites)} sites, {len(settings.links)} links, {len(devices)} devices")
+
+
+@fault_app.command("inject")
+def fault_inject(
+    link: Annotated[str, typer.Option(help="simulated link (gateway or bus) id")],
+    unit: Annotated[int, typer.Option(help="unit id of the lamp controller")],
+    fault: Annotated[str, typer.Option(help="lamp_failure, driver_fault, relay_fault, no_response, voltage_sag, over_temperature")],
+    url: Annotated[str, typer.Option(help="simulator control API")] = "http://127.0.0.1:8766",
+) -> None:
+    """Inject a fault into one simulated lamp controller."""
+    _control(url, "POST", "/faults", json={"link": link, "unit_id": unit, "fault": fault, "active": True})
+
+
+@fault_app.command("clear")
+def fault_clear(
+    link: Annotated[str | None, typer.Option(help="only this link")] = None,
+    unit: Annotated[int | None, typer.Option(help="only this unit")] = None,
+    url: Annotated[str, typer.Option(help="simulator control API")] = "http://127.0.0.1:8766",
+) -> None:
+    """Clear faults (all, one link's, or one lamp's)."""
+    params = {k: v for k, v in {"link": link, "unit_id": unit}.items() if v is not None}
+    _control(url, "DELETE", "/faults", params=params)
+
+
+@fault_app.command("list")
+def fault_list(
+    url: Annotated[str, typer.Option(help="simulator control API")] = "http://127.0.0.1:8766",
+) -> None:
+    """List simulated lamps that have faults."""
+    _control(url, "GET", "/lamps", only_faulty=True)
+
+
+# -- processes ---------------------------------------------------------------------------------
+async def _run_controller(settings: ControllerSettings, simulate_config: Path | None) -> None:
+    from api.app import create_app
+    from api.server import ApiServer
+    from controller.runtime import Controller
+
+    stop = _stop_event()
+    child = await _spawn_simulators(simulate_config, settings) if simulate_config else None
+    controller = Controller(settings)
+    api = ApiServer(create_app(controller), settings.api.host, settings.api.port)
+    try:
+        await controller.start()
+        await _start_server(api, "API")
+        typer.echo(f"Lamplighter API on {api.url}  —  devices: {api.url}/api/v1/devices  docs: {api.url}/docs")
+        typer.echo("Press Ctrl-C to stop.")
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        with contextlib.suppress(Exception):
+            await api.stop()
+        await controller.stop()
+        if child is not None:
+            await _end_child(child)
+
+
+async def _run_simulators(settings: ControllerSettings) -> None:
+    from api.server import ApiServer
+    from controller.simulate import city_from_config
+    from simulators.control import create_control_app
+
+    stop = _stop_event()
+    city = city_from_config(settings)
+    sim = settings.simulator
+    control = ApiServer(create_control_app(city.segments), sim.control_host, sim.control_port)
+    try:
+        await city.start()
+        await _start_server(control, "simulator control API")
+        lamps = sum(len(s.lamps) for s in city.segments.segments.values())
+        typer.echo(f"Simulators: {len(city.gateways)} Modbus TCP gateways, {len(city.buses)} RS-485 buses, "
+                   f"{lamps} lamp controllers. Control API on {control.url} (faults: {control.url}/docs)")
+        sys.stdout.flush()
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await control.stop()
+        await city.stop()
+
+
+async def _spawn_simulators(config: Path, settings: ControllerSettings) -> asyncio.subprocess.Process:
+    """Simulators run in their own process so they get their own core, as real hardware would."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "controller.cli", "simulate", "-c", str(config)
+    )
+    url = f"http://{settings.simulator.control_host}:{settings.simulator.control_port}/links"
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            if child.returncode is not None:
+                raise SystemExit(f"simulators exited with code {child.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url, timeout=1)).status_code == 200:
+                    return child
+            await asyncio.sleep(0.1)
+    await _end_child(child)
+    raise SystemExit("simulators did not start within 30 s")
+
+
+async def _end_child(child: asyncio.subprocess.Process) -> None:
+    if child.returncode is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(child.wait(), 10)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+
+
+async def _start_server(server: object, what: str) -> None:
+    from api.server import ApiServer
+
+    assert isinstance(server, ApiServer)
+    try:
+        await server.start()
+    except (SystemExit, OSError) as exc:  # uvicorn exits when it cannot bind
+        raise SystemExit(f"cannot start the {what} (is the port in use?): {exc}") from None
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _load(config: Path) -> ControllerSettings:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"invalid configuration:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    # pymodbus logs every timeout and exception reply at ERROR with frame dumps; the drivers
+    # count and report each of those per device, so its own log is only noise here.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _control(url: str, method: str, path: str, *, only_faulty: bool = False, **kwargs: object) -> None:
+    try:
+        rsp = httpx.request(method, url.rstrip("/") + path, timeout=5, **kwargs)  # type: ignore[arg-type]
+    except httpx.HTTPError as exc:
+        typer.echo(f"cannot reach the simulators at {url}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if rsp.status_code >= 400:
+        typer.echo(f"refused ({rsp.status_code}): {rsp.text}", err=True)
+        raise typer.Exit(1)
+    body = rsp.json()
+    rows = body if isinstance(body, list) else [body]
+    for row in rows:
+        if only_faulty and not row.get("faults"):
+            continue
+        typer.echo(f"{row['link']} unit {row['unit_id']}: level {row['level_cmd']}% "
+                   f"{'on' if row['on_cmd'] else 'off'}, {row['power_w']} W, faults: {', '.join(row['faults']) or 'none'}")
+
+
+if __name__ == "__main__":
+    app()

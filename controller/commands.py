@@ -1,0 +1,120 @@
+"""The one command path: Command → dispatcher → driver → device → read back → recorded outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from controller.metrics import ControllerMetrics
+from controller.registry import CommandRow, Registry
+from drivers.base import DeviceRef, Driver, FieldValue
+from drivers.errors import DriverError
+
+log = logging.getLogger(__name__)
+
+Action = Literal["set_level", "switch"]
+Origin = Literal["operator", "schedule", "campaign", "failsafe"]
+CommandStatus = Literal["pending", "confirmed", "mismatch", "failed", "expired"]
+
+
+class Command(BaseModel):
+    """A request to change a device. `set_level` takes 0–100 (0 switches off); `switch` takes a bool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action
+    value: int | bool = Field(description="level 0–100 for set_level, true/false for switch")
+    origin: Origin = "operator"
+    priority: int = Field(default=50, ge=0, le=100, description="higher wins (schedules use it)")
+    expires_at: datetime | None = Field(default=None, description="not executed after this instant")
+
+    @model_validator(mode="after")
+    def _value_fits_action(self) -> Command:
+        if self.action == "set_level":
+            if isinstance(self.value, bool) or not 0 <= self.value <= 100:
+                raise ValueError(f"set_level needs an integer level 0–100, got {self.value!r}")
+        elif not isinstance(self.value, bool):
+            raise ValueError(f"switch needs true or false, got {self.value!r}")
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("expires_at must carry a timezone (e.g. 2026-11-25T18:00:00+07:00)")
+        return self
+
+    def setpoints(self) -> dict[str, FieldValue]:
+        if self.action == "set_level":
+            return {"dim_level_pct": int(self.value), "lamp_on": int(self.value) > 0}
+        return {"lamp_on": bool(self.value)}
+
+
+class UnknownDevice(KeyError):
+    """No device with that id is configured."""
+
+
+class CommandDispatcher:
+    """Writes commands through the link's driver and confirms them by reading the setpoints back."""
+
+    def __init__(
+        self,
+        refs: Mapping[str, tuple[DeviceRef, Driver]],
+        registry: Registry,
+        metrics: ControllerMetrics,
+        *,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.refs = refs
+        self.registry = registry
+        self.metrics = metrics
+        self.timeout_s = timeout_s
+
+    async def execute(self, device_id: str, command: Command) -> CommandRow:
+        try:
+            ref, driver = self.refs[device_id]
+        except KeyError:
+            raise UnknownDevice(device_id) from None
+        setpoints = command.setpoints()
+        now = datetime.now(UTC)
+        row = CommandRow(
+            device_id=device_id, action=command.action, value={"value": command.value},
+            origin=command.origin, priority=command.priority, expires_at=command.expires_at,
+            status="pending", detail="", written=dict(setpoints), readback=None, created_at=now,
+        )
+        await self.registry.add_command(row)
+        if command.expires_at is not None and command.expires_at <= now:
+            self._finish(row, "expired", "expired before it could be sent")
+        else:
+            await self._send(row, ref, driver, setpoints)
+        await self.registry.update_command(row)
+        return row
+
+    async def _send(
+        self, row: CommandRow, ref: DeviceRef, driver: Driver, setpoints: dict[str, FieldValue]
+    ) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await driver.write(ref, setpoints)
+                readback = await driver.read_setpoints(ref)
+        except DriverError as exc:
+            self._finish(row, "failed", f"{exc.kind}: {exc}")
+            return
+        except TimeoutError:
+            self._finish(row, "failed", f"no confirmation within {self.timeout_s:g} s")
+            return
+        row.readback = dict(readback)
+        differ = {k: (v, readback.get(k)) for k, v in setpoints.items() if readback.get(k) != v}
+        if differ:
+            detail = ", ".join(f"{k}: wrote {w!r}, read back {g!r}" for k, (w, g) in differ.items())
+            self._finish(row, "mismatch", detail)
+        else:
+            self._finish(row, "confirmed", "")
+
+    def _finish(self, row: CommandRow, status: CommandStatus, detail: str) -> None:
+        row.status = status
+        row.detail = detail
+        row.completed_at = datetime.now(UTC)
+        self.metrics.commands.labels(row.action, status).inc()
+        if status != "confirmed":
+            log.warning("command %s on %s %s: %s", row.action, row.device_id, status, detail)

@@ -1,0 +1,308 @@
+"""Controller configuration: one TOML file (kept in version control), overridable by environment.
+
+Sites, links and devices are declared here and mirrored into the registry at start; see
+docs/configuration.md. Environment variables `LAMPLIGHTER_<SECTION>__<KEY>` override the file
+(e.g. `LAMPLIGHTER_API__PORT=9000`). Every error names the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from drivers.errors import ProfileError
+from drivers.profile import DeviceProfile, load_profile
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+_GROUP = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+
+
+_LINK_KINDS = ("modbus_tcp", "modbus_rtu")
+
+
+class ConfigError(ValueError):
+    """The configuration file is invalid; the message lists every problem with file:line: key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
+class DatabaseSettings(_Strict):
+    url: str = "sqlite+aiosqlite:///./var/lamplighter.db"
+
+
+class TelemetrySettings(_Strict):
+    backend: Literal["sqlite"] = "sqlite"
+    url: str = "sqlite+aiosqlite:///./var/telemetry.db"
+
+
+class PollerSettings(_Strict):
+    queue_size: int = Field(default=10_000, ge=10)
+    batch_size: int = Field(default=1_000, ge=1)
+    offline_after_failures: int = Field(default=3, ge=1)
+    state_flush_interval_s: float = Field(default=5.0, gt=0)
+
+
+class SimulatorSettings(_Strict):
+    control_host: str = "127.0.0.1"
+    control_port: int = Field(default=8099, ge=1, le=65535)
+    seed: int = 1
+
+
+class Site(_Strict):
+    id: Annotated[str, Field(pattern=_ID)]
+    name: str = ""
+    timezone: str = "UTC"
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+class _LinkBase(_Strict):
+    id: Annotated[str, Field(pattern=_ID)]
+    site: str
+    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    retries: int = Field(default=1, ge=0, le=5)
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    backoff_cap_s: float = Field(default=30.0, gt=0)
+
+
+class ModbusTcpLink(_LinkBase):
+    kind: Literal["modbus_tcp"]
+    host: str
+    port: int = Field(default=502, ge=1, le=65535)
+
+
+class ModbusRtuLink(_LinkBase):
+    kind: Literal["modbus_rtu"]
+    port: str = Field(min_length=1, description="serial device path, e.g. /dev/ttyUSB0")
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+
+    @field_validator("baudrate")
+    @classmethod
+    def _standard_baud(cls, v: int) -> int:
+        if v not in BAUD_RATES:
+            raise ValueError(f"baud rate {v} is not one of {BAUD_RATES}")
+        return v
+
+
+LinkConfig = Annotated[ModbusTcpLink | ModbusRtuLink, Field(discriminator="kind")]
+
+
+class DeviceConfig(_Strict):
+    id: Annotated[str, Field(pattern=_ID)]
+    link: str
+    unit_id: int = Field(ge=1, le=247)
+    profile: str
+    group: Annotated[str, Field(pattern=_GROUP)] = "ungrouped"
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    rated_power_w: float | None = Field(default=None, gt=0, le=5000)
+    poll_interval_s: float = Field(default=10.0, ge=0)
+
+
+class DeviceRange(_Strict):
+    """Many similar devices on one link: ids `<id_prefix><unit id:03>`, poles evenly spaced."""
+
+    id_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,56}$")]
+    link: str
+    unit_ids: tuple[int, int] = Field(description="first and last unit id, inclusive")
+    profile: str
+    group: Annotated[str, Field(pattern=_GROUP)] = "ungrouped"
+    start: tuple[float, float] = Field(description="latitude, longitude of the first device")
+    end: tuple[float, float] = Field(description="latitude, longitude of the last device")
+    rated_power_w: float | None = Field(default=None, gt=0, le=5000)
+    poll_interval_s: float = Field(default=10.0, ge=0)
+
+    @field_validator("unit_ids")
+    @classmethod
+    def _ordered(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= v[0] <= v[1] <= 247:
+            raise ValueError("unit_ids must be [first, last] with 1 <= first <= last <= 247")
+        return v
+
+    def expand(self) -> Iterator[dict[str, Any]]:
+        first, last = self.unit_ids
+        span = max(1, last - first)
+        for unit in range(first, last + 1):
+            f = (unit - first) / span
+            yield {
+                "id": f"{self.id_prefix}{unit:03d}",
+                "link": self.link,
+                "unit_id": unit,
+                "profile": self.profile,
+                "group": self.group,
+                "latitude": round(self.start[0] + f * (self.end[0] - self.start[0]), 7),
+                "longitude": round(self.start[1] + f * (self.end[1] - self.start[1]), 7),
+                "rated_power_w": self.rated_power_w,
+                "poll_interval_s": self.poll_interval_s,
+            }
+
+
+class ControllerSettings(BaseSettings):
+    """The whole configuration. Build it with `load_config(path)`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LAMPLIGHTER_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    api: ApiSettings = ApiSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    poller: PollerSettings = PollerSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    profiles_dir: Path | None = None
+    sites: tuple[Site, ...] = ()
+    links: tuple[LinkConfig, ...] = ()
+    devices: tuple[DeviceConfig, ...] = ()
+    device_ranges: tuple[DeviceRange, ...] = ()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file: operators change a port without editing it.
+        return (env_settings, init_settings)
+
+    # -- derived views -----------------------------------------------------------------------
+    def all_devices(self) -> list[DeviceConfig]:
+        """Devices declared one by one plus those expanded from ranges, in file order."""
+        expanded = [DeviceConfig(**d) for r in self.device_ranges for d in r.expand()]
+        return [*self.devices, *expanded]
+
+    def profile(self, name: str) -> DeviceProfile:
+        return load_profile(name, self.profiles_dir)
+
+
+def load_config(path: str | Path) -> ControllerSettings:
+    """Read, validate and cross-check a configuration file; raise ConfigError naming each problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    locator = _Locator(path, text)
+    if isinstance(data.get("profiles_dir"), str):
+        data["profiles_dir"] = str((path.parent / data["profiles_dir"]).resolve())
+    try:
+        settings = ControllerSettings(**data)
+    except ValidationError as exc:
+        raise ConfigError(
+            "\n".join(locator.describe(e["loc"], e["msg"], e.get("input")) for e in exc.errors())
+        ) from exc
+    problems = list(_cross_check(settings))
+    if problems:
+        raise ConfigError("\n".join(locator.describe(loc, msg) for loc, msg in problems))
+    return settings
+
+
+def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """References between sections, and uniqueness, which pydantic cannot see field by field."""
+    site_ids: set[str] = set()
+    for i, site in enumerate(settings.sites):
+        if site.id in site_ids:
+            yield ("sites", i, "id"), f"duplicate site id {site.id!r}"
+        site_ids.add(site.id)
+    links: dict[str, LinkConfig] = {}
+    endpoints: dict[str, str] = {}
+    for i, link in enumerate(settings.links):
+        if link.id in links:
+            yield ("links", i, "id"), f"duplicate link id {link.id!r}"
+        if link.site not in site_ids:
+            yield ("links", i, "site"), f"unknown site {link.site!r}; declared: {sorted(site_ids)}"
+        where = f"{link.host}:{link.port}" if isinstance(link, ModbusTcpLink) else link.port
+        if where in endpoints:
+            yield ("links", i, "port"), f"{where} is already used by link {endpoints[where]!r}"
+        endpoints.setdefault(where, link.id)
+        links[link.id] = link
+    seen_ids: dict[str, str] = {}
+    units: dict[tuple[str, int], str] = {}
+    n_single = len(settings.devices)
+    ranges = [(j, r) for j, r in enumerate(settings.device_ranges) for _ in r.expand()]
+    for k, dev in enumerate(settings.all_devices()):
+        loc: tuple[str | int, ...] = (
+            ("devices", k) if k < n_single else ("device_ranges", ranges[k - n_single][0])
+        )
+        if dev.id in seen_ids:
+            yield (*loc, "id"), f"duplicate device id {dev.id!r}"
+        seen_ids[dev.id] = dev.id
+        if dev.link not in links:
+            yield (*loc, "link"), f"unknown link {dev.link!r}; declared: {sorted(links)}"
+        key = (dev.link, dev.unit_id)
+        if key in units:
+            yield (*loc, "unit_id"), (
+                f"unit id {dev.unit_id} is already used on link {dev.link!r} by {units[key]!r}"
+            )
+        units.setdefault(key, dev.id)
+        try:
+            settings.profile(dev.profile)
+        except ProfileError as exc:
+            yield (*loc, "profile"), str(exc)
+
+
+class _Locator:
+    """Maps a validation location like ('devices', 3, 'unit_id') to a line of the TOML text.
+
+    tomllib keeps no positions, so this finds the n-th `[[section]]` header and the key below it.
+    """
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def describe(self, loc: tuple[str | int, ...], msg: str, value: object = None) -> str:
+        loc = tuple(p for p in loc if p not in _LINK_KINDS)  # the union tag is noise to a reader
+        key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+        line = self._line_of(loc)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        shown = "" if value is None or isinstance(value, dict | list) else f" (got {value!r})"
+        return f"{where}: {key}: {msg}{shown}"
+
+    def _line_of(self, loc: tuple[str | int, ...]) -> int | None:
+        if not loc or not isinstance(loc[0], str):
+            return None
+        section = loc[0]
+        start = 0
+        if len(loc) > 1 and isinstance(loc[1], int):
+            headers = [
+                i for i, ln in enumerate(self.lines) if re.match(rf"^\s*\[\[{re.escape(section)}\]\]", ln)
+            ]
+            if loc[1] >= len(headers):
+                return None
+            start = headers[loc[1]]
+            key = next((p for p in reversed(loc[2:]) if isinstance(p, str)), None)
+        else:
+            headers = [i for i, ln in enumerate(self.lines) if re.match(rf"^\s*\[{re.escape(section)}\]", ln)]
+            start = headers[0] if headers else 0
+            key = next((p for p in loc[1:] if isinstance(p, str)), section if not headers else None)
+        if key is None:
+            return start + 1
+        for i in range(start, len(self.lines)):
+            if i > start and self.lines[i].lstrip().startswith("["):
+                break
+            if re.match(rf"^\s*{re.escape(key)}\s*=", self.lines[i]):
+                return i + 1
+        return start + 1

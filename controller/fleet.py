@@ -1,0 +1,128 @@
+"""Live state of every device, kept in memory and flushed to the registry periodically.
+
+Readings and poll failures update it; the API reads it. A device is `offline` after N
+consecutive failed polls, `fault` while its last reading carries a status flag, `ok` otherwise,
+and `unknown` until it has been polled once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from controller.registry import DeviceStateRow
+from drivers.base import Reading
+from drivers.errors import DriverError
+
+DeviceState = Literal["unknown", "ok", "fault", "offline"]
+DEVICE_STATES: tuple[DeviceState, ...] = ("unknown", "ok", "fault", "offline")
+#: per-device counters: successful polls, and failures by the driver error's kind.
+COUNTER_NAMES = ("polls_ok", "timeout", "exception", "decode", "unreachable", "driver_error")
+
+
+@dataclass(slots=True)
+class DeviceStatus:
+    device_id: str
+    state: DeviceState = "unknown"
+    last_seen: datetime | None = None
+    last_reading: dict[str, Any] | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES, 0))
+
+
+class Fleet:
+    """In-memory state of all devices (single event loop: no locking needed)."""
+
+    def __init__(self, device_ids: Iterable[str], *, offline_after_failures: int = 3) -> None:
+        self.offline_after = offline_after_failures
+        self.devices: dict[str, DeviceStatus] = {d: DeviceStatus(d) for d in device_ids}
+        self._dirty: set[str] = set()
+
+    def __getitem__(self, device_id: str) -> DeviceStatus:
+        return self.devices[device_id]
+
+    def __contains__(self, device_id: object) -> bool:
+        return device_id in self.devices
+
+    def record_reading(self, reading: Reading) -> None:
+        st = self.devices.get(reading.device_id)
+        if st is None:
+            return
+        st.counters["polls_ok"] += 1
+        st.consecutive_failures = 0
+        st.last_seen = reading.ts
+        st.last_reading = reading_document(reading)
+        if reading.rejected:
+            st.counters["decode"] += len(reading.rejected)
+            st.last_error = "; ".join(reading.rejected.values())
+        else:
+            st.last_error = None
+        st.state = "fault" if any(reading.status.values()) else "ok"
+        self._dirty.add(st.device_id)
+
+    def record_failure(self, device_id: str, error: DriverError) -> None:
+        st = self.devices.get(device_id)
+        if st is None:
+            return
+        kind = error.kind if error.kind in st.counters else "driver_error"
+        st.counters[kind] += 1
+        st.consecutive_failures += 1
+        st.last_error = str(error)
+        if st.consecutive_failures >= self.offline_after:
+            st.state = "offline"
+        self._dirty.add(device_id)
+
+    def counts_by_state(self) -> dict[str, int]:
+        counts = Counter(st.state for st in self.devices.values())
+        return {s: counts.get(s, 0) for s in DEVICE_STATES}
+
+    # -- persistence ---------------------------------------------------------------------------
+    def take_dirty_rows(self) -> list[DeviceStateRow]:
+        rows = [self._row(self.devices[d]) for d in self._dirty if d in self.devices]
+        self._dirty.clear()
+        return rows
+
+    def all_rows(self) -> Iterator[DeviceStateRow]:
+        return (self._row(st) for st in self.devices.values())
+
+    def restore(self, rows: Iterable[DeviceStateRow]) -> None:
+        """Bring back the last known state after a restart (state is re-derived on next poll)."""
+        for row in rows:
+            st = self.devices.get(row.device_id)
+            if st is None:
+                continue
+            st.state = row.state if row.state in DEVICE_STATES else "unknown"  # type: ignore[assignment]
+            st.last_seen = _aware(row.last_seen)
+            st.last_reading = row.last_reading
+            st.last_error = row.last_error
+            st.counters.update({k: int(v) for k, v in row.counters.items() if k in st.counters})
+
+    @staticmethod
+    def _row(st: DeviceStatus) -> DeviceStateRow:
+        return DeviceStateRow(
+            device_id=st.device_id, state=st.state, last_seen=st.last_seen,
+            last_reading=st.last_reading, last_error=st.last_error, counters=dict(st.counters),
+            updated_at=datetime.now(UTC),
+        )
+
+
+def reading_document(reading: Reading) -> dict[str, Any]:
+    """A reading as a JSON-ready document (what the API shows as `last_reading`)."""
+    return {
+        "ts": reading.ts.isoformat(),
+        "values": dict(reading.values),
+        "status": dict(reading.status),
+        "raw_status": reading.raw_status,
+        "rejected": dict(reading.rejected),
+    }
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes even for timezone-aware columns; they were stored as UTC.
+    if ts is not None and ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    return ts

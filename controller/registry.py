@@ -1,0 +1,163 @@
+"""The persisted registry: sites, links and devices mirrored from the config; state and commands.
+
+Source of truth (docs/sources-of-truth.md): the config file owns sites, links and devices; the
+database owns their live state, the command history and everything created through the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from controller.config import ControllerSettings, ModbusTcpLink
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class SiteRow(Base):
+    __tablename__ = "sites"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+
+
+class LinkRow(Base):
+    __tablename__ = "links"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(300))
+
+
+class DeviceRow(Base):
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
+    link_id: Mapped[str] = mapped_column(ForeignKey("links.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    group_path: Mapped[str] = mapped_column(String(300), index=True)
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    rated_power_w: Mapped[float] = mapped_column(Float)
+    poll_interval_s: Mapped[float] = mapped_column(Float)
+
+
+class DeviceStateRow(Base):
+    __tablename__ = "device_state"
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    last_seen: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_reading: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    counters: Mapped[dict[str, Any]] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class CommandRow(Base):
+    __tablename__ = "commands"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    value: Mapped[dict[str, Any]] = mapped_column()
+    origin: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    written: Mapped[dict[str, Any]] = mapped_column()
+    readback: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Registry:
+    """Async access to the registry tables."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.session: async_sessionmaker[AsyncSession] = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    async def mirror_config(self, settings: ControllerSettings) -> tuple[int, int]:
+        """Make sites, links and devices equal to the config; return (devices kept, removed).
+
+        Devices removed from the config lose their registry rows and state; their telemetry
+        history stays in the telemetry store.
+        """
+        devices = settings.all_devices()
+        wanted = {d.id for d in devices}
+        async with self.session.begin() as s:
+            for site in settings.sites:
+                await s.merge(SiteRow(id=site.id, name=site.name or site.id, timezone=site.timezone,
+                                      latitude=site.latitude, longitude=site.longitude))
+            link_site = {}
+            for link in settings.links:
+                addr = f"{link.host}:{link.port}" if isinstance(link, ModbusTcpLink) else (
+                    f"{link.port}@{link.baudrate}")
+                link_site[link.id] = link.site
+                await s.merge(LinkRow(id=link.id, site_id=link.site, kind=link.kind, address=addr))
+            existing = set((await s.scalars(select(DeviceRow.id))).all())
+            stale = existing - wanted
+            if stale:
+                await s.execute(delete(DeviceStateRow).where(DeviceStateRow.device_id.in_(stale)))
+                await s.execute(delete(DeviceRow).where(DeviceRow.id.in_(stale)))
+            for d in devices:
+                profile = settings.profile(d.profile)
+                await s.merge(DeviceRow(
+                    id=d.id, site_id=link_site[d.link], link_id=d.link, unit_id=d.unit_id,
+                    profile=d.profile, kind=profile.profile.kind, group_path=d.group,
+                    latitude=d.latitude, longitude=d.longitude,
+                    rated_power_w=d.rated_power_w or profile.profile.rated_power_w,
+                    poll_interval_s=d.poll_interval_s,
+                ))
+        return len(wanted), len(stale)
+
+    async def devices(self) -> Sequence[DeviceRow]:
+        async with self.session() as s:
+            return (await s.scalars(select(DeviceRow).order_by(DeviceRow.id))).all()
+
+    async def load_states(self) -> Sequence[DeviceStateRow]:
+        async with self.session() as s:
+            return (await s.scalars(select(DeviceStateRow))).all()
+
+    async def save_states(self, rows: Iterable[DeviceStateRow]) -> None:
+        async with self.session.begin() as s:
+            for row in rows:
+                await s.merge(row)
+
+    async def add_command(self, row: CommandRow) -> CommandRow:
+        async with self.session.begin() as s:
+            s.add(row)
+        return row
+
+    async def update_command(self, row: CommandRow) -> None:
+        async with self.session.begin() as s:
+            await s.merge(row)
+
+    async def commands(self, device_id: str, limit: int, offset: int) -> tuple[Sequence[CommandRow], int]:
+        from sqlalchemy import func
+
+        async with self.session() as s:
+            total = await s.scalar(select(func.count()).select_from(CommandRow)
+                                   .where(CommandRow.device_id == device_id))
+            rows = (await s.scalars(select(CommandRow).where(CommandRow.device_id == device_id)
+                                    .order_by(CommandRow.id.desc()).limit(limit).offset(offset))).all()
+        return rows, int(total or 0)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

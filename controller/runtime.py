@@ -1,0 +1,120 @@
+"""The controller process: builds every part from the settings, runs them, stops them cleanly.
+
+Shutdown order matters for "Ctrl-C leaves no half-written data": pollers stop first, the queue
+is drained into the store, live state is flushed to the registry, then links and databases close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from controller.commands import CommandDispatcher
+from controller.config import ControllerSettings, LinkConfig, ModbusTcpLink
+from controller.db import create_engine
+from controller.fleet import Fleet
+from controller.ingest import ReadingIngest
+from controller.metrics import ControllerMetrics
+from controller.poller import LinkPoller, PolledDevice
+from controller.registry import DeviceRow, Registry
+from controller.supervisor import Supervisor
+from controller.telemetry import TelemetryStore, create_store
+from drivers.base import DeviceRef, Driver, Reading
+from drivers.modbus import ModbusLink, ModbusOptions, ModbusRtu, ModbusTcp
+
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    """One Lamplighter controller instance."""
+
+    def __init__(self, settings: ControllerSettings) -> None:
+        self.settings = settings
+        self.metrics = ControllerMetrics()
+        self.supervisor = Supervisor()
+        self.queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=settings.poller.queue_size)
+        self.registry = Registry(create_engine(settings.database.url))
+        self.store: TelemetryStore = create_store(settings.telemetry.backend, settings.telemetry.url)
+        self.drivers: dict[str, Driver] = {link.id: make_driver(link) for link in settings.links}
+        self.devices: dict[str, DeviceRow] = {}
+        self.fleet = Fleet((), offline_after_failures=settings.poller.offline_after_failures)
+        self.dispatcher: CommandDispatcher | None = None
+        self.ingest: ReadingIngest | None = None
+        self.started_at: datetime | None = None
+
+    async def start(self) -> None:
+        await self.registry.create_schema()
+        kept, removed = await self.registry.mirror_config(self.settings)
+        log.info("registry mirrors the config: %d devices (%d removed)", kept, removed)
+        self.devices = {row.id: row for row in await self.registry.devices()}
+        self.fleet = Fleet(self.devices, offline_after_failures=self.settings.poller.offline_after_failures)
+        self.fleet.restore(await self.registry.load_states())
+        await self.store.open()
+
+        refs: dict[str, tuple[DeviceRef, Driver]] = {}
+        by_link: dict[str, list[PolledDevice]] = defaultdict(list)
+        for row in self.devices.values():
+            ref = DeviceRef(row.id, row.unit_id, self.settings.profile(row.profile))
+            refs[row.id] = (ref, self.drivers[row.link_id])
+            by_link[row.link_id].append(PolledDevice(ref, row.poll_interval_s))
+        self.dispatcher = CommandDispatcher(refs, self.registry, self.metrics)
+        self.ingest = ReadingIngest(
+            self.queue, self.store, self.fleet, self.metrics, batch_size=self.settings.poller.batch_size
+        )
+        self.supervisor.spawn("ingest", self.ingest.run, group="ingest")
+        self.supervisor.spawn("state-flush", self._flush_states_forever, group="housekeeping")
+        for link_id, polled in by_link.items():
+            poller = LinkPoller(self.drivers[link_id], polled, self.queue, self.fleet, self.metrics)
+            self.supervisor.spawn(f"poll:{link_id}", poller.run, group="pollers")
+        self.started_at = datetime.now(UTC)
+        log.info("controller started: %d links, %d devices", len(self.drivers), len(self.devices))
+
+    async def stop(self) -> None:
+        """Stop pollers, drain the queue into the store, flush state, close everything."""
+        await self.supervisor.stop("pollers")
+        await self.supervisor.stop("ingest")
+        if self.ingest is not None:
+            drained = await self.ingest.drain()
+            log.info("shutdown: %d queued readings written", drained)
+        await self.supervisor.stop()
+        if self.started_at is not None:
+            await self.registry.save_states(self.fleet.take_dirty_rows())
+        await asyncio.gather(*(d.close() for d in self.drivers.values()), return_exceptions=True)
+        await self.store.close()
+        await self.registry.engine.dispose()
+        self.started_at = None
+        log.info("controller stopped")
+
+    def refresh_metrics(self) -> None:
+        """Set the gauges that describe current state (called when /metrics is scraped)."""
+        m = self.metrics
+        for state, n in self.fleet.counts_by_state().items():
+            m.devices.labels(state).set(n)
+        for link_id, driver in self.drivers.items():
+            m.link_up.labels(link_id).set(1 if driver.stats.connected else 0)
+        m.queue_depth.set(self.queue.qsize())
+        for task, n in self.supervisor.restarts().items():
+            m.task_restarts.labels(task).set(n)
+
+    async def _flush_states_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poller.state_flush_interval_s)
+            rows = self.fleet.take_dirty_rows()
+            if rows:
+                await self.registry.save_states(rows)
+
+
+def make_driver(link: LinkConfig) -> Driver:
+    options = ModbusOptions(
+        timeout_s=link.timeout_s, retries=link.retries,
+        backoff_base_s=link.backoff_base_s, backoff_cap_s=link.backoff_cap_s,
+    )
+    if isinstance(link, ModbusTcpLink):
+        return ModbusLink(link.id, ModbusTcp(host=link.host, port=link.port), options)
+    return ModbusLink(
+        link.id,
+        ModbusRtu(port=link.port, baudrate=link.baudrate, parity=link.parity, stopbits=link.stopbits),
+        options,
+    )

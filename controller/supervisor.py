@@ -1,0 +1,61 @@
+"""Owns every long-running task: restarts one that crashes (with backoff), stops them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from drivers.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Supervised:
+    name: str
+    group: str
+    task: asyncio.Task[None]
+    restarts: int = 0
+
+
+class Supervisor:
+    """Nothing is fire-and-forget: every task has a name, a group and a restart policy."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, _Supervised] = {}
+
+    def spawn(self, name: str, factory: Callable[[], Awaitable[None]], *, group: str = "default") -> None:
+        if name in self._tasks:
+            raise ValueError(f"task {name!r} already running")
+        entry = _Supervised(name, group, asyncio.get_running_loop().create_task(self._run(name, factory), name=name))
+        self._tasks[name] = entry
+
+    def restarts(self) -> dict[str, int]:
+        return {n: t.restarts for n, t in self._tasks.items()}
+
+    async def stop(self, group: str | None = None) -> None:
+        """Cancel the tasks of one group (or all) and wait until they have finished."""
+        chosen = [t for t in self._tasks.values() if group is None or t.group == group]
+        for t in chosen:
+            t.task.cancel()
+        await asyncio.gather(*(t.task for t in chosen), return_exceptions=True)
+        for t in chosen:
+            self._tasks.pop(t.name, None)
+
+    async def _run(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        backoff = Backoff(base_s=0.5, cap_s=30.0)
+        while True:
+            try:
+                await factory()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                entry = self._tasks.get(name)
+                if entry is not None:
+                    entry.restarts += 1
+                delay = backoff.next_delay()
+                log.exception("task %s crashed; restarting in %.1f s", name, delay)
+                await asyncio.sleep(delay)

@@ -1,0 +1,167 @@
+"""Telemetry stores: write batches of readings, query a device's fields over a time range.
+
+`SqliteTelemetryStore` is the zero-set-up default. Values are kept as one JSON document per
+reading, so new device classes add fields without a schema migration; aggregation runs in SQL.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from controller.db import create_engine
+from drivers.base import FieldValue, Reading
+from drivers.fields import READING_FIELDS
+
+Aggregate = Literal["mean", "min", "max"]
+#: fields that are not numbers cannot be aggregated; they are returned only for raw queries.
+NON_NUMERIC = frozenset({"firmware_version"})
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryPoint:
+    ts: datetime
+    values: dict[str, FieldValue | None]
+
+
+class TelemetryStore(abc.ABC):
+    """Where readings go, and where history is read from."""
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def write(self, readings: Sequence[Reading]) -> None:
+        """Store a batch atomically: all of it or, on error, none of it (the caller retries)."""
+
+    @abc.abstractmethod
+    async def query(
+        self,
+        device_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        fields: Sequence[str] | None = None,
+        every_s: float | None = None,
+        aggregate: Aggregate = "mean",
+        limit: int = 10_000,
+    ) -> list[TelemetryPoint]:
+        """Points in [start, end), oldest first; with `every_s`, one aggregated point per window."""
+
+
+_metadata = MetaData()
+telemetry_table = Table(
+    "telemetry",
+    _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=False),
+    Column("ts", Float, nullable=False),  # seconds since the epoch, UTC
+    Column("doc", String, nullable=False),  # JSON object of field → value
+    Index("ix_telemetry_device_ts", "device_id", "ts"),
+)
+
+
+class SqliteTelemetryStore(TelemetryStore):
+    """Embedded telemetry store (SQLite through aiosqlite; any SQLAlchemy URL works)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: AsyncEngine | None = None
+
+    async def open(self) -> None:
+        self._engine = create_engine(self.url)
+        async with self._engine.begin() as conn:
+            await conn.run_sync(_metadata.create_all)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("telemetry store is not open")
+        return self._engine
+
+    async def write(self, readings: Sequence[Reading]) -> None:
+        if not readings:
+            return
+        rows = [
+            {"device_id": r.device_id, "ts": r.ts.timestamp(), "doc": _encode(r)} for r in readings
+        ]
+        async with self.engine.begin() as conn:
+            await conn.execute(telemetry_table.insert(), rows)
+
+    async def query(
+        self,
+        device_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        fields: Sequence[str] | None = None,
+        every_s: float | None = None,
+        aggregate: Aggregate = "mean",
+        limit: int = 10_000,
+    ) -> list[TelemetryPoint]:
+        wanted = list(fields) if fields else list(READING_FIELDS)
+        unknown = [f for f in wanted if f not in READING_FIELDS]
+        if unknown:  # also what keeps field names safe to splice into a JSON path below
+            raise ValueError(f"unknown fields {unknown}")
+        params = {"d": device_id, "a": start.timestamp(), "b": end.timestamp(), "n": limit}
+        async with self.engine.connect() as conn:
+            if every_s is None:
+                result = await conn.execute(
+                    text("SELECT ts, doc FROM telemetry WHERE device_id = :d AND ts >= :a AND ts < :b "
+                         "ORDER BY ts LIMIT :n"),
+                    params,
+                )
+                points = []
+                for ts, doc in result:
+                    values = json.loads(doc)
+                    points.append(TelemetryPoint(_dt(ts), {f: values.get(f) for f in wanted}))
+                return points
+            numeric = [f for f in wanted if f not in NON_NUMERIC]
+            fn = {"mean": "AVG", "min": "MIN", "max": "MAX"}[aggregate]
+            cols = ", ".join(f"{fn}(json_extract(doc, '$.{f}')) AS \"{f}\"" for f in numeric)
+            result = await conn.execute(
+                text(f"SELECT CAST(ts / :w AS INTEGER) * :w AS bucket{', ' + cols if cols else ''} "
+                     "FROM telemetry WHERE device_id = :d AND ts >= :a AND ts < :b "
+                     "GROUP BY bucket ORDER BY bucket LIMIT :n"),
+                {**params, "w": every_s},
+            )
+            return [
+                TelemetryPoint(_dt(row[0]), {f: _round(v) for f, v in zip(numeric, row[1:], strict=True)})
+                for row in result
+            ]
+
+
+def _encode(reading: Reading) -> str:
+    doc: dict[str, object] = dict(reading.values)
+    if reading.raw_status is not None:
+        doc["status_bits"] = reading.raw_status
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _round(v: object) -> FieldValue | None:
+    return round(v, 6) if isinstance(v, float) else v  # type: ignore[return-value]
+
+
+def create_store(backend: str, url: str) -> TelemetryStore:
+    if backend == "sqlite":
+        return SqliteTelemetryStore(url)
+    raise ValueError(f"unknown telemetry backend {backend!r}")

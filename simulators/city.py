@@ -1,0 +1,60 @@
+"""A whole simulated city: Modbus TCP gateways and RS-485 buses on pty pairs.
+
+The control API (simulators.control) is served by whoever composes the city — the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Sequence
+
+from simulators.modbus_server import BusSpec, GatewaySpec, ModbusSegment, SegmentSet
+from simulators.pty import PtyPair
+
+log = logging.getLogger(__name__)
+
+
+class SimulatedCity:
+    """Starts every segment; for a bus, `BusSpec.port` is the path the controller will open."""
+
+    def __init__(
+        self,
+        gateways: Sequence[GatewaySpec],
+        buses: Sequence[BusSpec],
+        *,
+        seed: int = 1,
+    ) -> None:
+        self.gateways = list(gateways)
+        self.buses = list(buses)
+        self.segments = SegmentSet()
+        self.seed = seed
+        self._pairs: list[PtyPair] = []
+
+    async def start(self) -> None:
+        try:
+            for i, bus in enumerate(self.buses):
+                pair = PtyPair(bus.port)
+                await pair.start()
+                self._pairs.append(pair)
+                spec = dataclasses.replace(bus, port=str(pair.device_end))
+                await self._add(ModbusSegment(spec, seed=self.seed * 1000 + i))
+            for i, gw in enumerate(self.gateways):
+                await self._add(ModbusSegment(gw, seed=self.seed * 1000 + 500 + i))
+        except BaseException:
+            await self.stop()
+            raise
+        lamps = sum(len(s.lamps) for s in self.segments.segments.values())
+        log.info("simulated city up: %d gateways, %d buses, %d lamps", len(self.gateways), len(self.buses), lamps)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(s.stop() for s in self.segments.segments.values()), return_exceptions=True)
+        self.segments.segments.clear()
+        for pair in self._pairs:
+            await pair.stop()
+        self._pairs.clear()
+
+    async def _add(self, segment: ModbusSegment) -> None:
+        await segment.start()
+        self.segments.segments[segment.name] = segment
