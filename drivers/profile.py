@@ -170,7 +170,7 @@ class RegisterCodec:
             assert reg.field is not None
             try:
                 values[reg.field] = decode_register(reg, words, order)
-            except ValueError as exc:
+            except (ValueError, struct.error) as exc:
                 rejected[reg.field] = f"register {reg.name} ({reg.table} {reg.address}): {exc}"
         return values, status, raw_status, rejected
 

@@ -1,0 +1,54 @@
+# Lamplighter — the two set-up commands are `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CONFIG ?= examples/city.toml
+
+.PHONY: run test install system-deps lint typecheck unit bench bench-polling bench-rs485 bench-rss clean
+
+## run: the simulated city, the controller polling it, and the API on localhost (Ctrl-C stops)
+run: install system-deps
+	$(BIN)/lamplighter run -c $(CONFIG) --simulate
+
+## test: install everything, lint, type-check, run the whole suite
+test: install system-deps lint typecheck unit
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## system-deps: Debian packages used at run and test time (socat makes the RS-485 pty pairs)
+system-deps:
+	@command -v socat >/dev/null 2>&1 || { \
+	  echo "installing socat (Debian package)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq socat; }
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install system-deps
+	$(BIN)/pytest -q
+
+## bench: performance figures (not tests): polling throughput, RS-485 efficiency, controller RSS
+bench: bench-polling bench-rs485 bench-rss
+
+bench-polling: install
+	$(BIN)/python bench/bench_polling.py --lamps 1000 --lamps 10000
+
+bench-rs485: install system-deps
+	$(BIN)/python bench/bench_rs485.py
+
+bench-rss: install
+	$(BIN)/python bench/bench_rss.py --lamps 10000
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,36 @@
+"""Shared fixtures: free loopback ports and small simulated cities on real sockets."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _socat_present() -> None:
+    if shutil.which("socat") is None:
+        pytest.fail("socat is required (make test installs it)")
+
+
+@pytest.fixture
+def pty_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "pty"
+    d.mkdir()
+    return d

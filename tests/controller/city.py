@@ -1,0 +1,97 @@
+"""A small city for controller and API tests: one TCP gateway and one RS-485 bus, real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from controller.config import ControllerSettings, load_config
+from controller.runtime import Controller
+from controller.simulate import city_from_config
+from simulators.city import SimulatedCity
+from tests.conftest import free_port
+
+
+def write_city(tmp_path: Path, *, gw_lamps: int = 6, bus_lamps: int = 3, interval: float = 0.2) -> Path:
+    text = f"""
+[database]
+url = "sqlite+aiosqlite:///{tmp_path}/registry.db"
+[telemetry]
+url = "sqlite+aiosqlite:///{tmp_path}/telemetry.db"
+[poller]
+offline_after_failures = 2
+state_flush_interval_s = 0.2
+
+[[sites]]
+id = "hn"
+latitude = 21.0
+longitude = 105.8
+
+[[links]]
+id = "gw1"
+site = "hn"
+kind = "modbus_tcp"
+host = "127.0.0.1"
+port = {free_port()}
+timeout_s = 0.3
+retries = 0
+
+[[links]]
+id = "bus1"
+site = "hn"
+kind = "modbus_rtu"
+port = "{tmp_path}/pty/bus1"
+baudrate = 19200
+timeout_s = 0.3
+retries = 0
+
+[[device_ranges]]
+id_prefix = "gw1-"
+link = "gw1"
+unit_ids = [1, {gw_lamps}]
+profile = "lamp_lcu"
+group = "hanoi/ba-dinh/kim-ma"
+rated_power_w = 100
+start = [21.03, 105.81]
+end = [21.03, 105.83]
+poll_interval_s = {interval}
+
+[[device_ranges]]
+id_prefix = "bus1-"
+link = "bus1"
+unit_ids = [1, {bus_lamps}]
+profile = "lamp_lcu"
+group = "hanoi/hoan-kiem/hang-dao"
+rated_power_w = 60
+start = [21.033, 105.851]
+end = [21.036, 105.850]
+poll_interval_s = {interval}
+"""
+    path = tmp_path / "city.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@asynccontextmanager
+async def running_city(settings: ControllerSettings) -> AsyncIterator[SimulatedCity]:
+    city = city_from_config(settings)
+    await city.start()
+    try:
+        yield city
+    finally:
+        await city.stop()
+
+
+@asynccontextmanager
+async def running_controller(settings: ControllerSettings) -> AsyncIterator[Controller]:
+    ctl = Controller(settings)
+    await ctl.start()
+    try:
+        yield ctl
+    finally:
+        await ctl.stop()
+
+
+def settings_for(tmp_path: Path, **kw: float) -> ControllerSettings:
+    return load_config(write_city(tmp_path, **kw))  # type: ignore[arg-type]

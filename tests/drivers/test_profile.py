@@ -1,0 +1,140 @@
+"""The profile codec: register words ⇄ physical values, read planning, validation messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from drivers.errors import ProfileError
+from drivers.profile import load_profile, parse_profile, plan_reads
+
+LAMP = load_profile("lamp_lcu")
+
+
+def _input_image(**overrides: list[int]) -> list[int]:
+    words = [0] * 14
+    words[0] = 60  # actual level
+    words[1] = 1  # relay
+    words[2] = 2301  # 230.1 V
+    words[3] = 262  # 0.262 A
+    words[4] = 600  # 60.0 W
+    words[5] = 950  # PF 0.95
+    words[6:8] = [0x0001, 0x86A0]  # 100000 Wh, high word first
+    words[8] = 0b00011  # lamp failure + driver fault
+    words[9] = 0xFF9C  # -10.0 °C as int16
+    words[10:12] = [0x0001, 0xE240]  # 123456 → 1234.56 h
+    words[12] = 0x0104  # version 1.4
+    words[13] = 100
+    for key, value in overrides.items():
+        idx = int(key[1:])
+        words[idx : idx + len(value)] = value
+    return words
+
+
+def test_lamp_profile_reads_all_measurements_in_one_request() -> None:
+    assert [(b.table, b.start, b.count) for b in LAMP.codec.poll_blocks] == [("input", 0, 14)]
+    assert [(b.table, b.start, b.count) for b in LAMP.codec.setpoint_blocks] == [("holding", 0, 2)]
+
+
+def test_decode_scales_signs_word_order_and_status_bits() -> None:
+    values, status, raw, rejected = LAMP.codec.decode_poll([_input_image()])
+    assert rejected == {}
+    assert values["dim_level_pct"] == 60
+    assert values["lamp_on"] is True
+    assert values["voltage_v"] == pytest.approx(230.1)
+    assert values["current_a"] == pytest.approx(0.262)
+    assert values["power_w"] == pytest.approx(60.0)
+    assert values["energy_wh"] == 100_000
+    assert values["temperature_c"] == pytest.approx(-10.0)
+    assert values["burning_hours_h"] == pytest.approx(1234.56)
+    assert values["firmware_version"] == "1.4"
+    assert raw == 0b11
+    assert status["lamp_failure"] and status["driver_fault"] and not status["relay_fault"]
+
+
+def test_out_of_range_value_is_rejected_and_the_rest_kept() -> None:
+    values, _, _, rejected = LAMP.codec.decode_poll([_input_image(w2=[9999], w0=[250])])
+    assert "voltage_v" not in values and "dim_level_pct" not in values
+    assert "supply_voltage (input 2)" in rejected["voltage_v"]
+    assert "999.9" in rejected["voltage_v"]
+    assert values["power_w"] == pytest.approx(60.0)  # the valid data around it is kept
+
+
+def test_setpoints_encode_to_one_contiguous_write_and_check_range() -> None:
+    assert LAMP.codec.encode_setpoints({"dim_level_pct": 40, "lamp_on": True}) == [(0, [40, 1])]
+    assert LAMP.codec.encode_setpoints({"lamp_on": False}) == [(1, [0])]
+    with pytest.raises(ValueError, match="outside 0.0..100.0"):
+        LAMP.codec.encode_setpoints({"dim_level_pct": 101})
+    with pytest.raises(ValueError, match="no setpoint"):
+        LAMP.codec.encode_setpoints({"colour": 3})
+
+
+def test_little_word_order_is_honoured() -> None:
+    profile = parse_profile(
+        """
+[profile]
+name = "t"
+model = "t"
+kind = "lamp"
+protocol = "modbus"
+word_order = "little"
+[[registers]]
+name = "energy"
+table = "input"
+address = 0
+type = "uint32"
+field = "energy_wh"
+""",
+        "t.toml",
+    )
+    values, *_ = profile.codec.decode_poll([[0x86A0, 0x0001]])
+    assert values["energy_wh"] == 100_000
+
+
+def test_reads_are_merged_across_small_gaps_and_split_past_the_size_limit() -> None:
+    regs = [
+        {"name": f"r{a}", "table": "input", "address": a, "type": "uint16", "field": "power_w"}
+        for a in (0, 5, 200)
+    ]
+    from drivers.profile import RegisterSpec
+
+    blocks = plan_reads([RegisterSpec(**r) for r in regs])
+    assert [(b.start, b.count) for b in blocks] == [(0, 6), (200, 1)]
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ('field = "volts"', "registers[0] (v).field"),
+        ('field = "voltage_v"\n[[registers]]\nname = "w"\ntable = "input"\naddress = 0\ntype = "uint16"\nfield = "power_w"',
+         "used by both 'v' and 'w'"),
+    ],
+)
+def test_invalid_profiles_name_file_and_key(snippet: str, message: str) -> None:
+    text = f"""
+[profile]
+name = "bad"
+model = "m"
+kind = "lamp"
+protocol = "modbus"
+[[registers]]
+name = "v"
+table = "input"
+address = 0
+type = "uint16"
+{snippet}
+"""
+    with pytest.raises(ProfileError) as err:
+        parse_profile(text, "profiles/bad.toml")
+    assert "profiles/bad.toml" in str(err.value)
+    assert message in str(err.value) or message.split(".")[0] in str(err.value)
+
+
+def test_unknown_profile_lists_available() -> None:
+    with pytest.raises(ProfileError, match="unknown profile 'nope'.*lamp_lcu"):
+        load_profile("nope")
+
+
+def test_words_wider_than_16_bits_are_a_decode_error_not_a_crash() -> None:
+    values, _, _, rejected = LAMP.codec.decode_poll([_input_image(w6=[0x1FFFF, 0])])
+    assert "energy_wh" in rejected
+    assert values["voltage_v"] == pytest.approx(230.1)
