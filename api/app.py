@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import FastAPI, Request, Response
 
 from api import devices
@@ -27,18 +29,27 @@ def create_app(controller: Controller) -> FastAPI:
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness and link health")
     async def healthz(response: Response) -> Health:
         links = {link_id: d.stats.connected for link_id, d in controller.drivers.items()}
+        status: Literal["ok", "starting", "degraded"]
         if controller.started_at is None:
             status = "starting"
             response.status_code = 503
         else:
             status = "ok" if all(links.values()) else "degraded"
         return Health(
-            status=status, started_at=controller.started_at, links=links,
-            devices=controller.fleet.counts_by_state(), queue_depth=controller.queue.qsize(),
+            status=status,
+            started_at=controller.started_at,
+            links=links,
+            devices=controller.fleet.counts_by_state(),
+            queue_depth=controller.queue.qsize(),
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
-             response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
     async def metrics(_: Request) -> Response:
         controller.refresh_metrics()
         return Response(controller.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -26,7 +26,7 @@ from controller.runtime import Controller
 from drivers.fields import READING_FIELDS
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
-_NOT_FOUND = {404: {"model": ErrorBody, "description": "no such device"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "no such device"}}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -83,7 +83,8 @@ async def get_telemetry(
     start: Annotated[datetime | None, Query(alias="from", description="default: 1 h before `to`")] = None,
     end: Annotated[datetime | None, Query(alias="to", description="default: now")] = None,
     every: Annotated[
-        str | None, Query(description="aggregation window, e.g. 30s, 5m, 1h, 1d; omit for raw points")
+        str | None,
+        Query(description="aggregation window, e.g. 30s, 5m, 1h, 1d; omit for raw points"),
     ] = None,
     fields: Annotated[str | None, Query(description="comma-separated field names; default all")] = None,
     aggregate: Literal["mean", "min", "max"] = "mean",
@@ -91,10 +92,14 @@ async def get_telemetry(
 ) -> TelemetryOut:
     ctl = _controller(request)
     _row(ctl, device_id)
-    end = _aware(end) if end else datetime.now(UTC)
-    start = _aware(start) if start else end - timedelta(hours=1)
+    end = _utc(end) if end else datetime.now(UTC)
+    start = _utc(start) if start else end - timedelta(hours=1)
     if start >= end:
-        raise ApiError(400, "invalid_range", f"`from` ({start.isoformat()}) must be before `to` ({end.isoformat()})")
+        raise ApiError(
+            400,
+            "invalid_range",
+            f"`from` ({start.isoformat()}) must be before `to` ({end.isoformat()})",
+        )
     every_s = _parse_every(every) if every else None
     wanted = [f.strip() for f in fields.split(",") if f.strip()] if fields else list(READING_FIELDS)
     unknown = [f for f in wanted if f not in READING_FIELDS]
@@ -104,8 +109,12 @@ async def get_telemetry(
         device_id, start, end, fields=wanted, every_s=every_s, aggregate=aggregate, limit=limit
     )
     return TelemetryOut(
-        device_id=device_id, start=start, end=end, every_s=every_s,
-        aggregate=aggregate if every_s else None, fields=wanted,
+        device_id=device_id,
+        start=start,
+        end=end,
+        every_s=every_s,
+        aggregate=aggregate if every_s else None,
+        fields=wanted,
         points=[TelemetryPointOut(ts=p.ts, values=p.values) for p in points],
     )
 
@@ -130,8 +139,12 @@ async def post_command(request: Request, response: Response, device_id: str, com
     return _command_out(row)
 
 
-@router.get("/{device_id}/commands", response_model=Page[CommandOut], responses=_NOT_FOUND,
-            summary="Command history of one device, newest first")
+@router.get(
+    "/{device_id}/commands",
+    response_model=Page[CommandOut],
+    responses=_NOT_FOUND,
+    summary="Command history of one device, newest first",
+)
 async def list_commands(
     request: Request,
     device_id: str,
@@ -153,19 +166,37 @@ def _row(ctl: Controller, device_id: str) -> DeviceRow:
 
 def _summary(row: DeviceRow, st: DeviceStatus) -> DeviceSummary:
     return DeviceSummary(
-        id=row.id, site=row.site_id, link=row.link_id, unit_id=row.unit_id, profile=row.profile,
-        kind=row.kind, group=row.group_path, latitude=row.latitude, longitude=row.longitude,
-        rated_power_w=row.rated_power_w, poll_interval_s=row.poll_interval_s,
-        state=st.state, last_seen=st.last_seen,
+        id=row.id,
+        site=row.site_id,
+        link=row.link_id,
+        unit_id=row.unit_id,
+        profile=row.profile,
+        kind=row.kind,
+        group=row.group_path,
+        latitude=row.latitude,
+        longitude=row.longitude,
+        rated_power_w=row.rated_power_w,
+        poll_interval_s=row.poll_interval_s,
+        state=st.state,
+        last_seen=st.last_seen,
     )
 
 
 def _command_out(row: CommandRow) -> CommandOut:
     return CommandOut(
-        id=row.id, device_id=row.device_id, action=row.action, value=row.value.get("value"),
-        origin=row.origin, priority=row.priority, expires_at=_aware(row.expires_at), status=row.status,  # type: ignore[arg-type]
-        detail=row.detail, written=row.written, readback=row.readback,
-        created_at=_aware(row.created_at), completed_at=_aware(row.completed_at),  # type: ignore[arg-type]
+        id=row.id,
+        device_id=row.device_id,
+        action=row.action,
+        value=row.value.get("value"),
+        origin=row.origin,
+        priority=row.priority,
+        expires_at=_aware(row.expires_at),
+        status=row.status,  # type: ignore[arg-type]  # the dispatcher only writes CommandStatus values
+        detail=row.detail,
+        written=row.written,
+        readback=row.readback,
+        created_at=_utc(row.created_at),
+        completed_at=_aware(row.completed_at),
     )
 
 
@@ -176,7 +207,10 @@ def _parse_every(every: str) -> float:
     return float(m.group(1)) * _UNIT_S[m.group(2)]
 
 
+def _utc(ts: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything is stored in UTC.
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+
+
 def _aware(ts: datetime | None) -> datetime | None:
-    if ts is not None and ts.tzinfo is None:
-        return ts.replace(tzinfo=UTC)
-    return ts
+    return None if ts is None else _utc(ts)

@@ -22,8 +22,9 @@ class ApiServer:
     """uvicorn as a task: `await start()`, read `.port` (useful with port 0), `await stop()`."""
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
-                                access_log=False)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+        )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
         self.host = host

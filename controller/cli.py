@@ -55,14 +55,21 @@ def check_config(config: ConfigOpt) -> None:
     """Validate a configuration file and summarise it."""
     settings = _load(config)
     devices = settings.all_devices()
-    typer.echo(f"{config}: OK — {len(settings.sites)} sites, {len(settings.links)} links, {len(devices)} devices")
+    typer.echo(
+        f"{config}: OK — {len(settings.sites)} sites, {len(settings.links)} links, {len(devices)} devices"
+    )
 
 
 @fault_app.command("inject")
 def fault_inject(
     link: Annotated[str, typer.Option(help="simulated link (gateway or bus) id")],
     unit: Annotated[int, typer.Option(help="unit id of the lamp controller")],
-    fault: Annotated[str, typer.Option(help="lamp_failure, driver_fault, relay_fault, no_response, voltage_sag, over_temperature")],
+    fault: Annotated[
+        str,
+        typer.Option(
+            help="lamp_failure, driver_fault, relay_fault, no_response, voltage_sag, over_temperature"
+        ),
+    ],
     url: Annotated[str, typer.Option(help="simulator control API")] = "http://127.0.0.1:8766",
 ) -> None:
     """Inject a fault into one simulated lamp controller."""
@@ -101,7 +108,9 @@ async def _run_controller(settings: ControllerSettings, simulate_config: Path | 
     try:
         await controller.start()
         await _start_server(api, "API")
-        typer.echo(f"Lamplighter API on {api.url}  —  devices: {api.url}/api/v1/devices  docs: {api.url}/docs")
+        typer.echo(
+            f"Lamplighter API on {api.url}  —  devices: {api.url}/api/v1/devices  docs: {api.url}/docs"
+        )
         typer.echo("Press Ctrl-C to stop.")
         await stop.wait()
         log.info("stopping")
@@ -126,8 +135,10 @@ async def _run_simulators(settings: ControllerSettings) -> None:
         await city.start()
         await _start_server(control, "simulator control API")
         lamps = sum(len(s.lamps) for s in city.segments.segments.values())
-        typer.echo(f"Simulators: {len(city.gateways)} Modbus TCP gateways, {len(city.buses)} RS-485 buses, "
-                   f"{lamps} lamp controllers. Control API on {control.url} (faults: {control.url}/docs)")
+        typer.echo(
+            f"Simulators: {len(city.gateways)} Modbus TCP gateways, {len(city.buses)} RS-485 buses, "
+            f"{lamps} lamp controllers. Control API on {control.url} (faults: {control.url}/docs)"
+        )
         sys.stdout.flush()
         await stop.wait()
     finally:
@@ -216,8 +227,12 @@ def _control(url: str, method: str, path: str, *, only_faulty: bool = False, **k
     for row in rows:
         if only_faulty and not row.get("faults"):
             continue
-        typer.echo(f"{row['link']} unit {row['unit_id']}: level {row['level_cmd']}% "
-                   f"{'on' if row['on_cmd'] else 'off'}, {row['power_w']} W, faults: {', '.join(row['faults']) or 'none'}")
+        state = "on" if row["on_cmd"] else "off"
+        faults = ", ".join(row["faults"]) or "none"
+        typer.echo(
+            f"{row['link']} unit {row['unit_id']}: level {row['level_cmd']}% {state}, "
+            f"{row['power_w']} W, faults: {faults}"
+        )
 
 
 if __name__ == "__main__":

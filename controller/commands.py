@@ -78,9 +78,17 @@ class CommandDispatcher:
         setpoints = command.setpoints()
         now = datetime.now(UTC)
         row = CommandRow(
-            device_id=device_id, action=command.action, value={"value": command.value},
-            origin=command.origin, priority=command.priority, expires_at=command.expires_at,
-            status="pending", detail="", written=dict(setpoints), readback=None, created_at=now,
+            device_id=device_id,
+            action=command.action,
+            value={"value": command.value},
+            origin=command.origin,
+            priority=command.priority,
+            expires_at=command.expires_at,
+            status="pending",
+            detail="",
+            written=dict(setpoints),
+            readback=None,
+            created_at=now,
         )
         await self.registry.add_command(row)
         if command.expires_at is not None and command.expires_at <= now:

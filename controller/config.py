@@ -253,8 +253,9 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
             yield (*loc, "link"), f"unknown link {dev.link!r}; declared: {sorted(links)}"
         key = (dev.link, dev.unit_id)
         if key in units:
-            yield (*loc, "unit_id"), (
-                f"unit id {dev.unit_id} is already used on link {dev.link!r} by {units[key]!r}"
+            yield (
+                (*loc, "unit_id"),
+                (f"unit id {dev.unit_id} is already used on link {dev.link!r} by {units[key]!r}"),
             )
         units.setdefault(key, dev.id)
         try:

@@ -95,7 +95,7 @@ class Fleet:
             st = self.devices.get(row.device_id)
             if st is None:
                 continue
-            st.state = row.state if row.state in DEVICE_STATES else "unknown"  # type: ignore[assignment]
+            st.state = row.state if row.state in DEVICE_STATES else "unknown"
             st.last_seen = _aware(row.last_seen)
             st.last_reading = row.last_reading
             st.last_error = row.last_error
@@ -104,8 +104,12 @@ class Fleet:
     @staticmethod
     def _row(st: DeviceStatus) -> DeviceStateRow:
         return DeviceStateRow(
-            device_id=st.device_id, state=st.state, last_seen=st.last_seen,
-            last_reading=st.last_reading, last_error=st.last_error, counters=dict(st.counters),
+            device_id=st.device_id,
+            state=st.state,
+            last_seen=st.last_seen,
+            last_reading=st.last_reading,
+            last_error=st.last_error,
+            counters=dict(st.counters),
             updated_at=datetime.now(UTC),
         )
 

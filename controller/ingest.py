@@ -76,6 +76,11 @@ class ReadingIngest:
             except Exception as exc:
                 self.metrics.store_errors.inc()
                 delay = backoff.next_delay()
-                log.error("telemetry write of %d readings failed (%s); retry in %.1f s", len(batch), exc, delay)
+                log.error(
+                    "telemetry write of %d readings failed (%s); retry in %.1f s",
+                    len(batch),
+                    exc,
+                    delay,
+                )
                 await asyncio.sleep(delay)
         self.metrics.readings_stored.inc(len(batch))

@@ -10,26 +10,39 @@ class ControllerMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.polls = Counter(
-            "lamplighter_polls_total", "Device polls by link and result", ["link", "result"], registry=r
+            "lamplighter_polls_total",
+            "Device polls by link and result",
+            ["link", "result"],
+            registry=r,
         )
         self.poll_seconds = Histogram(
-            "lamplighter_poll_duration_seconds", "Time to poll one device", ["link"], registry=r,
+            "lamplighter_poll_duration_seconds",
+            "Time to poll one device",
+            ["link"],
+            registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
         self.readings_stored = Counter(
-            "lamplighter_readings_stored_total", "Readings written to the telemetry store", registry=r
+            "lamplighter_readings_stored_total",
+            "Readings written to the telemetry store",
+            registry=r,
         )
         self.store_errors = Counter(
             "lamplighter_store_errors_total", "Failed telemetry batch writes (retried)", registry=r
         )
         self.decode_rejections = Counter(
-            "lamplighter_decode_rejections_total", "Register values rejected while decoding", registry=r
+            "lamplighter_decode_rejections_total",
+            "Register values rejected while decoding",
+            registry=r,
         )
         self.queue_depth = Gauge(
             "lamplighter_reading_queue_depth", "Readings waiting to be ingested", registry=r
         )
         self.commands = Counter(
-            "lamplighter_commands_total", "Commands by action and outcome", ["action", "status"], registry=r
+            "lamplighter_commands_total",
+            "Commands by action and outcome",
+            ["action", "status"],
+            registry=r,
         )
         self.devices = Gauge("lamplighter_devices", "Devices by state", ["state"], registry=r)
         self.link_up = Gauge("lamplighter_link_up", "1 while the link is connected", ["link"], registry=r)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, delete, select
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -18,7 +18,7 @@ from controller.config import ControllerSettings, ModbusTcpLink
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
 
 
 class SiteRow(Base):
@@ -102,12 +102,22 @@ class Registry:
         wanted = {d.id for d in devices}
         async with self.session.begin() as s:
             for site in settings.sites:
-                await s.merge(SiteRow(id=site.id, name=site.name or site.id, timezone=site.timezone,
-                                      latitude=site.latitude, longitude=site.longitude))
+                await s.merge(
+                    SiteRow(
+                        id=site.id,
+                        name=site.name or site.id,
+                        timezone=site.timezone,
+                        latitude=site.latitude,
+                        longitude=site.longitude,
+                    )
+                )
             link_site = {}
             for link in settings.links:
-                addr = f"{link.host}:{link.port}" if isinstance(link, ModbusTcpLink) else (
-                    f"{link.port}@{link.baudrate}")
+                addr = (
+                    f"{link.host}:{link.port}"
+                    if isinstance(link, ModbusTcpLink)
+                    else (f"{link.port}@{link.baudrate}")
+                )
                 link_site[link.id] = link.site
                 await s.merge(LinkRow(id=link.id, site_id=link.site, kind=link.kind, address=addr))
             existing = set((await s.scalars(select(DeviceRow.id))).all())
@@ -117,13 +127,21 @@ class Registry:
                 await s.execute(delete(DeviceRow).where(DeviceRow.id.in_(stale)))
             for d in devices:
                 profile = settings.profile(d.profile)
-                await s.merge(DeviceRow(
-                    id=d.id, site_id=link_site[d.link], link_id=d.link, unit_id=d.unit_id,
-                    profile=d.profile, kind=profile.profile.kind, group_path=d.group,
-                    latitude=d.latitude, longitude=d.longitude,
-                    rated_power_w=d.rated_power_w or profile.profile.rated_power_w,
-                    poll_interval_s=d.poll_interval_s,
-                ))
+                await s.merge(
+                    DeviceRow(
+                        id=d.id,
+                        site_id=link_site[d.link],
+                        link_id=d.link,
+                        unit_id=d.unit_id,
+                        profile=d.profile,
+                        kind=profile.profile.kind,
+                        group_path=d.group,
+                        latitude=d.latitude,
+                        longitude=d.longitude,
+                        rated_power_w=d.rated_power_w or profile.profile.rated_power_w,
+                        poll_interval_s=d.poll_interval_s,
+                    )
+                )
         return len(wanted), len(stale)
 
     async def devices(self) -> Sequence[DeviceRow]:
@@ -149,13 +167,19 @@ class Registry:
             await s.merge(row)
 
     async def commands(self, device_id: str, limit: int, offset: int) -> tuple[Sequence[CommandRow], int]:
-        from sqlalchemy import func
-
         async with self.session() as s:
-            total = await s.scalar(select(func.count()).select_from(CommandRow)
-                                   .where(CommandRow.device_id == device_id))
-            rows = (await s.scalars(select(CommandRow).where(CommandRow.device_id == device_id)
-                                    .order_by(CommandRow.id.desc()).limit(limit).offset(offset))).all()
+            total = await s.scalar(
+                select(func.count()).select_from(CommandRow).where(CommandRow.device_id == device_id)
+            )
+            rows = (
+                await s.scalars(
+                    select(CommandRow)
+                    .where(CommandRow.device_id == device_id)
+                    .order_by(CommandRow.id.desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ).all()
         return rows, int(total or 0)
 
 

@@ -61,7 +61,11 @@ class Controller:
             by_link[row.link_id].append(PolledDevice(ref, row.poll_interval_s))
         self.dispatcher = CommandDispatcher(refs, self.registry, self.metrics)
         self.ingest = ReadingIngest(
-            self.queue, self.store, self.fleet, self.metrics, batch_size=self.settings.poller.batch_size
+            self.queue,
+            self.store,
+            self.fleet,
+            self.metrics,
+            batch_size=self.settings.poller.batch_size,
         )
         self.supervisor.spawn("ingest", self.ingest.run, group="ingest")
         self.supervisor.spawn("state-flush", self._flush_states_forever, group="housekeeping")
@@ -108,8 +112,10 @@ class Controller:
 
 def make_driver(link: LinkConfig) -> Driver:
     options = ModbusOptions(
-        timeout_s=link.timeout_s, retries=link.retries,
-        backoff_base_s=link.backoff_base_s, backoff_cap_s=link.backoff_cap_s,
+        timeout_s=link.timeout_s,
+        retries=link.retries,
+        backoff_base_s=link.backoff_base_s,
+        backoff_cap_s=link.backoff_cap_s,
     )
     if isinstance(link, ModbusTcpLink):
         return ModbusLink(link.id, ModbusTcp(host=link.host, port=link.port), options)

@@ -14,10 +14,14 @@ def city_from_config(settings: ControllerSettings) -> SimulatedCity:
     lamps: dict[str, list[SimLamp]] = defaultdict(list)
     for dev in settings.all_devices():
         profile = settings.profile(dev.profile)
-        lamps[dev.link].append(SimLamp(
-            unit_id=dev.unit_id, device_id=dev.id, profile=dev.profile,
-            rated_power_w=dev.rated_power_w or profile.profile.rated_power_w,
-        ))
+        lamps[dev.link].append(
+            SimLamp(
+                unit_id=dev.unit_id,
+                device_id=dev.id,
+                profile=dev.profile,
+                rated_power_w=dev.rated_power_w or profile.profile.rated_power_w,
+            )
+        )
     gateways: list[GatewaySpec] = []
     buses: list[BusSpec] = []
     for link in settings.links:

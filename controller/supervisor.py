@@ -29,7 +29,9 @@ class Supervisor:
     def spawn(self, name: str, factory: Callable[[], Awaitable[None]], *, group: str = "default") -> None:
         if name in self._tasks:
             raise ValueError(f"task {name!r} already running")
-        entry = _Supervised(name, group, asyncio.get_running_loop().create_task(self._run(name, factory), name=name))
+        entry = _Supervised(
+            name, group, asyncio.get_running_loop().create_task(self._run(name, factory), name=name)
+        )
         self._tasks[name] = entry
 
     def restarts(self) -> dict[str, int]:

@@ -97,9 +97,7 @@ class SqliteTelemetryStore(TelemetryStore):
     async def write(self, readings: Sequence[Reading]) -> None:
         if not readings:
             return
-        rows = [
-            {"device_id": r.device_id, "ts": r.ts.timestamp(), "doc": _encode(r)} for r in readings
-        ]
+        rows = [{"device_id": r.device_id, "ts": r.ts.timestamp(), "doc": _encode(r)} for r in readings]
         async with self.engine.begin() as conn:
             await conn.execute(telemetry_table.insert(), rows)
 
@@ -122,8 +120,10 @@ class SqliteTelemetryStore(TelemetryStore):
         async with self.engine.connect() as conn:
             if every_s is None:
                 result = await conn.execute(
-                    text("SELECT ts, doc FROM telemetry WHERE device_id = :d AND ts >= :a AND ts < :b "
-                         "ORDER BY ts LIMIT :n"),
+                    text(
+                        "SELECT ts, doc FROM telemetry WHERE device_id = :d AND ts >= :a AND ts < :b "
+                        "ORDER BY ts LIMIT :n"
+                    ),
                     params,
                 )
                 points = []
@@ -135,9 +135,11 @@ class SqliteTelemetryStore(TelemetryStore):
             fn = {"mean": "AVG", "min": "MIN", "max": "MAX"}[aggregate]
             cols = ", ".join(f"{fn}(json_extract(doc, '$.{f}')) AS \"{f}\"" for f in numeric)
             result = await conn.execute(
-                text(f"SELECT CAST(ts / :w AS INTEGER) * :w AS bucket{', ' + cols if cols else ''} "
-                     "FROM telemetry WHERE device_id = :d AND ts >= :a AND ts < :b "
-                     "GROUP BY bucket ORDER BY bucket LIMIT :n"),
+                text(
+                    f"SELECT CAST(ts / :w AS INTEGER) * :w AS bucket{', ' + cols if cols else ''} "
+                    "FROM telemetry WHERE device_id = :d AND ts >= :a AND ts < :b "
+                    "GROUP BY bucket ORDER BY bucket LIMIT :n"
+                ),
                 {**params, "w": every_s},
             )
             return [

@@ -30,9 +30,7 @@ class ProtocolError(DriverError):
 
     kind = "exception"
 
-    def __init__(
-        self, message: str, *, device_id: str | None = None, code: int | None = None
-    ) -> None:
+    def __init__(self, message: str, *, device_id: str | None = None, code: int | None = None) -> None:
         super().__init__(message, device_id=device_id)
         self.code = code
 

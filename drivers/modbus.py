@@ -9,6 +9,7 @@ version: the link reconnects itself with capped, jittered backoff and never busy
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -122,10 +123,7 @@ class ModbusLink(Driver):
         unit = device.address
         async with self._lock:
             for start, words in writes:
-                await self._call(
-                    device,
-                    lambda c, s=start, w=words: c.write_registers(s, w, device_id=unit),
-                )
+                await self._call(device, functools.partial(_write_registers, start, words, unit))
 
     async def read_setpoints(self, device: DeviceRef) -> dict[str, FieldValue]:
         codec = device.profile.codec
@@ -141,7 +139,8 @@ class ModbusLink(Driver):
         unit = device.address
         if block.table == "input":
             rsp = await self._call(
-                device, lambda c: c.read_input_registers(block.start, count=block.count, device_id=unit)
+                device,
+                lambda c: c.read_input_registers(block.start, count=block.count, device_id=unit),
             )
         else:
             rsp = await self._call(
@@ -244,15 +243,30 @@ class ModbusLink(Driver):
         t = self.transport
         if isinstance(t, ModbusTcp):
             return AsyncModbusTcpClient(
-                t.host, port=t.port, timeout=o.timeout_s, retries=o.retries,
-                reconnect_delay=0, name=self.link_id,
+                t.host,
+                port=t.port,
+                timeout=o.timeout_s,
+                retries=o.retries,
+                reconnect_delay=0,
+                name=self.link_id,
             )
         return AsyncModbusSerialClient(
-            t.port, framer=FramerType.RTU, baudrate=t.baudrate, parity=t.parity,
-            stopbits=t.stopbits, bytesize=t.bytesize, timeout=o.timeout_s, retries=o.retries,
-            reconnect_delay=0, name=self.link_id,
+            t.port,
+            framer=FramerType.RTU,
+            baudrate=t.baudrate,
+            parity=t.parity,
+            stopbits=t.stopbits,
+            bytesize=t.bytesize,
+            timeout=o.timeout_s,
+            retries=o.retries,
+            reconnect_delay=0,
+            name=self.link_id,
         )
 
     def _describe(self) -> str:
         t = self.transport
         return f"tcp {t.host}:{t.port}" if isinstance(t, ModbusTcp) else f"rtu {t.port}@{t.baudrate}"
+
+
+def _write_registers(start: int, words: list[int], unit: int, client: Any) -> Awaitable[Any]:
+    return client.write_registers(start, words, device_id=unit)  # type: ignore[no-any-return]

@@ -106,9 +106,7 @@ class DeviceProfile(BaseModel):
                     continue
                 for a in range(reg.address, reg.address + reg.width):
                     if a in used:
-                        raise ValueError(
-                            f"{table} register {a} used by both {used[a]!r} and {reg.name!r}"
-                        )
+                        raise ValueError(f"{table} register {a} used by both {used[a]!r} and {reg.name!r}")
                     used[a] = reg.name
         return self
 
@@ -190,7 +188,7 @@ class RegisterCodec:
             raise ValueError(f"profile {self.profile.name} has no setpoint {sorted(unknown)}")
         words: dict[int, int] = {}
         for reg, _, order in self._setpoints:
-            if reg.setpoint in setpoints:
+            if reg.setpoint is not None and reg.setpoint in setpoints:
                 encoded = encode_register(reg, setpoints[reg.setpoint], order)
                 for i, w in enumerate(encoded):
                     words[reg.address + i] = w
@@ -220,9 +218,7 @@ def decode_register(
     else:
         raw = words[0]
     value = raw * reg.scale if reg.scale != 1 else raw
-    if raw != raw or (reg.min is not None and value < reg.min) or (
-        reg.max is not None and value > reg.max
-    ):
+    if raw != raw or (reg.min is not None and value < reg.min) or (reg.max is not None and value > reg.max):
         raise ValueError(f"value {value:g} outside {reg.min}..{reg.max}")
     if as_bool or (reg.field == "lamp_on"):
         return bool(value)
@@ -256,7 +252,8 @@ def encode_register(reg: RegisterSpec, value: FieldValue, order: WordOrder) -> l
 def plan_reads(regs: Iterable[RegisterSpec]) -> list[ReadBlock]:
     """Group registers into as few contiguous reads as the gap and size limits allow."""
     blocks: list[ReadBlock] = []
-    for table in ("holding", "input"):
+    tables: tuple[Table, ...] = ("holding", "input")
+    for table in tables:
         spans = sorted((r.address, r.address + r.width) for r in regs if r.table == table)
         start = end = -1
         for lo, hi in spans:
@@ -264,10 +261,10 @@ def plan_reads(regs: Iterable[RegisterSpec]) -> list[ReadBlock]:
                 end = max(end, hi)
                 continue
             if start >= 0:
-                blocks.append(ReadBlock(table, start, end - start))  # type: ignore[arg-type]
+                blocks.append(ReadBlock(table, start, end - start))
             start, end = lo, hi
         if start >= 0:
-            blocks.append(ReadBlock(table, start, end - start))  # type: ignore[arg-type]
+            blocks.append(ReadBlock(table, start, end - start))
     return blocks
 
 

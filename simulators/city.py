@@ -46,7 +46,12 @@ class SimulatedCity:
             await self.stop()
             raise
         lamps = sum(len(s.lamps) for s in self.segments.segments.values())
-        log.info("simulated city up: %d gateways, %d buses, %d lamps", len(self.gateways), len(self.buses), lamps)
+        log.info(
+            "simulated city up: %d gateways, %d buses, %d lamps",
+            len(self.gateways),
+            len(self.buses),
+            lamps,
+        )
 
     async def stop(self) -> None:
         await asyncio.gather(*(s.stop() for s in self.segments.segments.values()), return_exceptions=True)

@@ -46,9 +46,14 @@ def create_control_app(segments: SegmentSet) -> FastAPI:
     @app.get("/links", response_model=list[SegmentOut])
     async def links() -> list[SegmentOut]:
         return [
-            SegmentOut(link=name, lamps=len(seg.lamps), requests=seg.stats.requests,
-                       writes=seg.stats.writes, rejected_writes=seg.stats.rejected_writes,
-                       silent=seg.stats.silent)
+            SegmentOut(
+                link=name,
+                lamps=len(seg.lamps),
+                requests=seg.stats.requests,
+                writes=seg.stats.writes,
+                rejected_writes=seg.stats.rejected_writes,
+                silent=seg.stats.silent,
+            )
             for name, seg in segments.segments.items()
         ]
 
@@ -56,7 +61,8 @@ def create_control_app(segments: SegmentSet) -> FastAPI:
     async def lamps(link: Annotated[str | None, Query()] = None) -> list[LampOut]:
         return [
             _lamp_out(name, lamp)
-            for name, seg in segments.segments.items() if link in (None, name)
+            for name, seg in segments.segments.items()
+            if link in (None, name)
             for lamp in seg.lamps.values()
         ]
 
@@ -96,7 +102,12 @@ def _find(segments: SegmentSet, link: str, unit_id: int) -> LampModel:
 def _lamp_out(link: str, lamp: LampModel) -> LampOut:
     m = lamp.measurements()
     return LampOut(
-        link=link, unit_id=lamp.unit_id, level_cmd=lamp.level_cmd, on_cmd=lamp.on_cmd,
-        power_w=round(float(m["power_w"]), 2), voltage_v=round(float(m["voltage_v"]), 1),
-        temperature_c=round(lamp.temperature_c, 1), faults=sorted(lamp.faults),
+        link=link,
+        unit_id=lamp.unit_id,
+        level_cmd=lamp.level_cmd,
+        on_cmd=lamp.on_cmd,
+        power_w=round(float(m["power_w"]), 2),
+        voltage_v=round(float(m["voltage_v"]), 1),
+        temperature_c=round(lamp.temperature_c, 1),
+        faults=sorted(lamp.faults),
     )

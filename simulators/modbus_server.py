@@ -138,15 +138,18 @@ class ModbusSegment:
             )
         else:
             self._server = ModbusSerialServer(
-                devices, framer=FramerType.RTU, port=self.spec.port,
-                baudrate=self.spec.baudrate, ignore_missing_devices=True,
+                devices,
+                framer=FramerType.RTU,
+                port=self.spec.port,
+                baudrate=self.spec.baudrate,
+                ignore_missing_devices=True,
             )
         await self._server.serve_forever(background=True)
         log.info("simulated segment %s serving %d lamps", self.name, len(self.lamps))
 
     async def stop(self) -> None:
         if self._server is not None:
-            await self._server.shutdown()
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
 
     def lamp(self, unit_id: int) -> LampModel:
@@ -235,5 +238,6 @@ class SegmentSet:
         try:
             return self.segments[segment].lamp(unit_id)
         except KeyError as exc:
-            raise KeyError(str(exc).strip("'\"") if segment in self.segments else
-                           f"no simulated link {segment!r}") from None
+            raise KeyError(
+                str(exc).strip("'\"") if segment in self.segments else f"no simulated link {segment!r}"
+            ) from None

@@ -48,13 +48,17 @@ def test_example_city_is_valid_and_large_enough() -> None:
     devices = settings.all_devices()
     tcp = [link for link in settings.links if link.kind == "modbus_tcp"]
     rtu = [link for link in settings.links if link.kind == "modbus_rtu"]
-    assert len(tcp) == 4 and len(rtu) == 1
+    assert len(tcp) == 4
+    assert len(rtu) == 1
     assert sum(d.link in {lk.id for lk in tcp} for d in devices) >= 200
     assert sum(d.link == rtu[0].id for d in devices) == 16
 
 
 def test_device_range_expands_ids_and_positions(tmp_path: Path) -> None:
-    path = write(tmp_path, HEAD + """
+    path = write(
+        tmp_path,
+        HEAD
+        + """
 [[device_ranges]]
 id_prefix = "st-"
 link = "gw"
@@ -63,17 +67,23 @@ profile = "lamp_lcu"
 group = "city/street"
 start = [21.0, 105.0]
 end = [21.2, 105.2]
-""")
+""",
+    )
     devs = load_config(path).all_devices()
     assert [d.id for d in devs] == ["st-001", "st-002", "st-003"]
-    assert devs[1].latitude == pytest.approx(21.1) and devs[1].group == "city/street"
+    assert devs[1].latitude == pytest.approx(21.1)
+    assert devs[1].group == "city/street"
 
 
 @pytest.mark.parametrize(
     ("body", "line", "expected"),
     [
         (device(profile="lamp_xx"), 18, "devices[0].profile: unknown profile 'lamp_xx'"),
-        (device() + device(id="b", unit=1), 25, "devices[1].unit_id: unit id 1 is already used on link 'gw' by 'a'"),
+        (
+            device() + device(id="b", unit=1),
+            25,
+            "devices[1].unit_id: unit id 1 is already used on link 'gw' by 'a'",
+        ),
         (device(link="gw9"), 16, "devices[0].link: unknown link 'gw9'"),
         (device(unit=300), 17, "devices[0].unit_id: Input should be less than or equal to 247"),
         (device() + device(id="a", unit=2), 23, "devices[1].id: duplicate device id 'a'"),
@@ -87,14 +97,18 @@ def test_invalid_device_config_is_located(tmp_path: Path, body: str, line: int, 
 
 
 def test_bad_port_and_bad_baud_rate_are_located(tmp_path: Path) -> None:
-    path = write(tmp_path, HEAD.replace("port = 1502", "port = 70000") + """
+    path = write(
+        tmp_path,
+        HEAD.replace("port = 1502", "port = 70000")
+        + """
 [[links]]
 id = "bus"
 site = "s1"
 kind = "modbus_rtu"
 port = "/dev/ttyUSB0"
 baudrate = 9601
-""")
+""",
+    )
     with pytest.raises(ConfigError) as err:
         load_config(path)
     text = str(err.value)

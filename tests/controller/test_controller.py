@@ -15,9 +15,9 @@ from simulators.lamp import Fault
 from tests.controller.city import running_city, running_controller, settings_for
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+async def until(predicate: Callable[[], bool], within_s: float = 5.0) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within_s
     while not predicate():
         if loop.time() > deadline:
             pytest.fail("condition not reached in time")
@@ -35,9 +35,12 @@ async def test_every_device_on_tcp_and_rtu_is_polled_and_stored(tmp_path: Path) 
         assert len(ctl.fleet.devices) == 9
         await until(lambda: ctl.metrics.readings_stored._value.get() >= 18)
         points = await ctl.store.query(
-            "bus1-002", datetime.now(UTC) - timedelta(minutes=1), datetime.now(UTC) + timedelta(seconds=1)
+            "bus1-002",
+            datetime.now(UTC) - timedelta(minutes=1),
+            datetime.now(UTC) + timedelta(seconds=1),
         )
-        assert points and 220 < float(points[-1].values["voltage_v"] or 0) < 240
+        assert points
+        assert 220 < float(points[-1].values["voltage_v"] or 0) < 240
 
 
 async def test_a_failing_device_never_stops_the_others(tmp_path: Path) -> None:
@@ -49,7 +52,8 @@ async def test_a_failing_device_never_stops_the_others(tmp_path: Path) -> None:
         await until(lambda: states(ctl)["gw1-002"] == "offline" and states(ctl)["bus1-001"] == "offline")
         await until(lambda: states(ctl)["gw1-003"] == "fault")
         st = ctl.fleet["gw1-002"]
-        assert st.counters["timeout"] >= 2 and "gateway target failed to respond" in (st.last_error or "")
+        assert st.counters["timeout"] >= 2
+        assert "gateway target failed to respond" in (st.last_error or "")
         assert ctl.fleet["bus1-001"].counters["timeout"] >= 2
         before = ctl.fleet["bus1-002"].counters["polls_ok"]
         await until(lambda: ctl.fleet["bus1-002"].counters["polls_ok"] >= before + 3)
@@ -66,18 +70,24 @@ async def test_command_is_written_then_confirmed_by_read_back(tmp_path: Path) ->
         assert row.status == "confirmed"
         assert row.readback == {"dim_level_pct": 45, "lamp_on": True}
         assert city.segments.find("bus1", 3).level_cmd == 45
-        await until(lambda: (ctl.fleet["bus1-003"].last_reading or {}).get("values", {}).get("dim_level_pct") == 45)
+        await until(
+            lambda: (ctl.fleet["bus1-003"].last_reading or {}).get("values", {}).get("dim_level_pct") == 45
+        )
 
         city.segments.find("gw1", 4).faults.add(Fault.NO_RESPONSE)
         failed = await ctl.dispatcher.execute("gw1-004", Command(action="switch", value=True))
-        assert failed.status == "failed" and "timeout" in failed.detail
+        assert failed.status == "failed"
+        assert "timeout" in failed.detail
 
         past = datetime.now(UTC) - timedelta(seconds=1)
-        expired = await ctl.dispatcher.execute("gw1-005", Command(action="set_level", value=10, expires_at=past))
+        expired = await ctl.dispatcher.execute(
+            "gw1-005", Command(action="set_level", value=10, expires_at=past)
+        )
         assert expired.status == "expired"
         assert city.segments.find("gw1", 5).level_cmd == 0
         rows, total = await ctl.registry.commands("gw1-004", 10, 0)
-        assert total == 1 and rows[0].status == "failed"
+        assert total == 1
+        assert rows[0].status == "failed"
 
 
 async def test_shutdown_drains_the_queue_and_state_survives_a_restart(tmp_path: Path) -> None:
@@ -87,7 +97,10 @@ async def test_shutdown_drains_the_queue_and_state_survives_a_restart(tmp_path: 
         async with running_controller(settings) as ctl:
             await until(lambda: states(ctl)["gw1-001"] == "fault")
             # stop while readings may still be queued: all polled readings must reach the store
-        polled = ctl.metrics.polls.labels("gw1", "ok")._value.get() + ctl.metrics.polls.labels("bus1", "ok")._value.get()
+        polled = (
+            ctl.metrics.polls.labels("gw1", "ok")._value.get()
+            + ctl.metrics.polls.labels("bus1", "ok")._value.get()
+        )
         stored = ctl.metrics.readings_stored._value.get()
         assert stored == polled
         ctl2 = Controller(settings)
@@ -106,4 +119,4 @@ async def test_links_down_at_start_come_up_when_the_hardware_does(tmp_path: Path
         await until(lambda: states(ctl)["gw1-001"] == "offline")
         assert ctl.fleet["gw1-001"].counters["unreachable"] >= 2
         async with running_city(settings):
-            await until(lambda: all(s == "ok" for s in states(ctl).values()), timeout=10)
+            await until(lambda: all(s == "ok" for s in states(ctl).values()), within_s=10)

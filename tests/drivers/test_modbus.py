@@ -55,7 +55,9 @@ async def test_tcp_read_decodes_a_plausible_lamp(tcp_link: ModbusLink) -> None:
     assert tcp_link.stats.connected
 
 
-async def test_tcp_write_is_confirmed_by_read_back_and_changes_the_lamp(tcp_link: ModbusLink) -> None:
+async def test_tcp_write_is_confirmed_by_read_back_and_changes_the_lamp(
+    tcp_link: ModbusLink,
+) -> None:
     await tcp_link.write(ref(2), {"dim_level_pct": 60, "lamp_on": True})
     assert await tcp_link.read_setpoints(ref(2)) == {"dim_level_pct": 60, "lamp_on": True}
     reading = await tcp_link.read(ref(2))
@@ -67,7 +69,8 @@ async def test_injected_faults_show_in_status_bits(tcp_link: ModbusLink, gateway
     await tcp_link.write(ref(3), {"dim_level_pct": 100, "lamp_on": True})
     gateway.lamp(3).faults.update({Fault.LAMP_FAILURE, Fault.VOLTAGE_SAG})
     reading = await tcp_link.read(ref(3))
-    assert reading.status["lamp_failure"] and reading.status["voltage_sag"]
+    assert reading.status["lamp_failure"]
+    assert reading.status["voltage_sag"]
     assert float(reading.values["power_w"]) < 1
     assert float(reading.values["voltage_v"]) < 190
 
@@ -132,9 +135,13 @@ async def test_link_reconnects_after_the_gateway_restarts(port: int) -> None:
     link = ModbusLink("gw", ModbusTcp(host="127.0.0.1", port=port), FAST)
     await link.read(ref(1))
     await seg.stop()
-    with pytest.raises((LinkUnavailable, DeviceTimeout)):
-        for _ in range(3):
+    failures = 0
+    for _ in range(3):
+        try:
             await link.read(ref(1))
+        except (LinkUnavailable, DeviceTimeout):
+            failures += 1
+    assert failures == 3
     seg = ModbusSegment(spec)
     await seg.start()
     try:
@@ -156,7 +163,9 @@ async def test_link_reconnects_after_the_gateway_restarts(port: int) -> None:
 @pytest.fixture
 async def rtu(pty_dir: Path) -> AsyncIterator[tuple[ModbusLink, ModbusSegment]]:
     async with PtyPair(pty_dir / "bus") as pair:
-        seg = ModbusSegment(BusSpec(name="bus", port=str(pair.device_end), baudrate=19200, lamps=lamps(4, 60)))
+        seg = ModbusSegment(
+            BusSpec(name="bus", port=str(pair.device_end), baudrate=19200, lamps=lamps(4, 60))
+        )
         await seg.start()
         link = ModbusLink("bus", ModbusRtu(port=str(pair.controller_end), baudrate=19200), FAST)
         yield link, seg
@@ -175,7 +184,9 @@ async def test_rtu_read_write_and_silent_slave(rtu: tuple[ModbusLink, ModbusSegm
     assert (await link.read(ref(4))).device_id == "lamp-4"  # the bus recovers after a silent slave
 
 
-async def test_rtu_bus_serialises_concurrent_requests(rtu: tuple[ModbusLink, ModbusSegment]) -> None:
+async def test_rtu_bus_serialises_concurrent_requests(
+    rtu: tuple[ModbusLink, ModbusSegment],
+) -> None:
     link, seg = rtu
     readings = await asyncio.gather(*(link.read(ref(1 + i % 4)) for i in range(12)))
     assert [r.device_id for r in readings] == [f"lamp-{1 + i % 4}" for i in range(12)]

@@ -44,7 +44,7 @@ def test_temperature_follows_load_first_order() -> None:
     m.advance(0.0)
     m.advance(600.0)  # one time constant
     rise = m.temperature_c - AMBIENT_C
-    assert rise == pytest.approx(30 * (1 - 2.718281828 ** -1), rel=0.01)
+    assert rise == pytest.approx(30 * (1 - 2.718281828**-1), rel=0.01)
     m.advance(10_000.0)
     assert m.temperature_c == pytest.approx(AMBIENT_C + 30, abs=0.1)
 
@@ -56,7 +56,8 @@ def test_faults_change_what_the_lamp_reports() -> None:
     assert m.power_w() < 1
     assert "lamp_failure" in m.status_flags()
     m.faults = {Fault.RELAY_FAULT}
-    assert m.actual_level() == 0 and not m.relay_closed()
+    assert m.actual_level() == 0
+    assert not m.relay_closed()
     assert "relay_fault" in m.status_flags()
     m.faults = {Fault.VOLTAGE_SAG}
     assert m.voltage_v() < 0.82 * 230

@@ -24,11 +24,20 @@ def test_frame_sizes_follow_the_rtu_spec() -> None:
 async def test_polls_cannot_outrun_the_wire(pty_dir: Path) -> None:
     baud = 9600
     async with PtyPair(pty_dir / "bus") as pair:
-        seg = ModbusSegment(BusSpec(name="bus", port=str(pair.device_end), baudrate=baud,
-                                    lamps=(SimLamp(unit_id=1, rated_power_w=50),)))
+        seg = ModbusSegment(
+            BusSpec(
+                name="bus",
+                port=str(pair.device_end),
+                baudrate=baud,
+                lamps=(SimLamp(unit_id=1, rated_power_w=50),),
+            )
+        )
         await seg.start()
-        link = ModbusLink("bus", ModbusRtu(port=str(pair.controller_end), baudrate=baud),
-                          ModbusOptions(timeout_s=1, retries=0))
+        link = ModbusLink(
+            "bus",
+            ModbusRtu(port=str(pair.controller_end), baudrate=baud),
+            ModbusOptions(timeout_s=1, retries=0),
+        )
         ref = DeviceRef("l", 1, load_profile("lamp_lcu"))
         try:
             await link.read(ref)

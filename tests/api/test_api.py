@@ -1,0 +1,220 @@
+"""The HTTP API over a real socket (uvicorn on loopback), against a controller polling simulators."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.server import ApiServer
+from controller.runtime import Controller
+from simulators.city import SimulatedCity
+from simulators.lamp import Fault
+from tests.controller.city import running_city, running_controller, settings_for
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Controller, SimulatedCity]]:
+    settings = settings_for(tmp_path)
+    async with running_city(settings) as city, running_controller(settings) as ctl:
+        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        await server.start()
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            for _ in range(100):  # wait until every device has been polled once
+                if all(st.state != "unknown" for st in ctl.fleet.devices.values()):
+                    break
+                await asyncio.sleep(0.05)
+            yield client, ctl, city
+        await server.stop()
+
+
+async def test_device_list_is_paginated_and_filtered(
+    env: tuple[httpx.AsyncClient, Controller, SimulatedCity],
+) -> None:
+    client, _, _ = env
+    page = (await client.get("/api/v1/devices", params={"limit": 4, "offset": 2})).json()
+    assert page["total"] == 9
+    assert page["limit"] == 4
+    assert page["offset"] == 2
+    # sorted by id: bus1-001..003, then gw1-001..006
+    assert [d["id"] for d in page["items"]] == ["bus1-003", "gw1-001", "gw1-002", "gw1-003"]
+    by_group = (await client.get("/api/v1/devices", params={"group": "hanoi/hoan-kiem"})).json()
+    assert {d["id"] for d in by_group["items"]} == {"bus1-001", "bus1-002", "bus1-003"}
+    by_site = (await client.get("/api/v1/devices", params={"site": "hn", "state": "ok"})).json()
+    assert by_site["total"] == 9
+    none = (await client.get("/api/v1/devices", params={"site": "elsewhere"})).json()
+    assert none == {"items": [], "total": 0, "limit": 100, "offset": 0}
+
+
+async def test_device_detail_shows_last_reading_state_and_counters(
+    env: tuple[httpx.AsyncClient, Controller, SimulatedCity],
+) -> None:
+    client, _, _ = env
+    body = (await client.get("/api/v1/devices/bus1-002")).json()
+    assert body["state"] == "ok"
+    assert body["link"] == "bus1"
+    assert body["rated_power_w"] == 60
+    assert body["last_seen"] is not None
+    assert 220 < body["last_reading"]["values"]["voltage_v"] < 240
+    assert body["last_reading"]["status"]["lamp_failure"] is False
+    assert body["counters"]["polls_ok"] >= 1
+
+
+async def test_faulty_and_silent_devices_show_in_state(
+    env: tuple[httpx.AsyncClient, Controller, SimulatedCity],
+) -> None:
+    client, _, city = env
+    city.segments.find("gw1", 1).faults.add(Fault.LAMP_FAILURE)
+    city.segments.find("gw1", 2).faults.add(Fault.NO_RESPONSE)
+    for _ in range(100):
+        faults = (await client.get("/api/v1/devices", params={"state": "fault"})).json()
+        offline = (await client.get("/api/v1/devices", params={"state": "offline"})).json()
+        if faults["total"] == 1 and offline["total"] == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert [d["id"] for d in faults["items"]] == ["gw1-001"]
+    assert [d["id"] for d in offline["items"]] == ["gw1-002"]
+    detail = (await client.get("/api/v1/devices/gw1-002")).json()
+    assert detail["counters"]["timeout"] >= 2
+    assert "gateway target failed" in detail["last_error"]
+
+
+async def test_command_confirmed_by_read_back_through_the_api(
+    env: tuple[httpx.AsyncClient, Controller, SimulatedCity],
+) -> None:
+    client, _, city = env
+    rsp = await client.post("/api/v1/devices/gw1-003/commands", json={"action": "set_level", "value": 35})
+    assert rsp.status_code == 201, rsp.text
+    body = rsp.json()
+    assert body["status"] == "confirmed"
+    assert body["readback"] == {
+        "dim_level_pct": 35,
+        "lamp_on": True,
+    }
+    assert rsp.headers["location"] == f"/api/v1/devices/gw1-003/commands/{body['id']}"
+    assert city.segments.find("gw1", 3).level_cmd == 35
+    history = (await client.get("/api/v1/devices/gw1-003/commands")).json()
+    assert history["total"] == 1
+    assert history["items"][0]["status"] == "confirmed"
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "status", "code", "phrase"),
+    [
+        (
+            "/api/v1/devices/gw1-001/commands",
+            {"action": "set_level", "value": 101},
+            422,
+            "invalid_request",
+            "0–100",
+        ),
+        (
+            "/api/v1/devices/gw1-001/commands",
+            {"action": "set_level", "value": -1},
+            422,
+            "invalid_request",
+            "0–100",
+        ),
+        (
+            "/api/v1/devices/gw1-001/commands",
+            {"action": "switch", "value": 5},
+            422,
+            "invalid_request",
+            "true or false",
+        ),
+        (
+            "/api/v1/devices/gw1-001/commands",
+            {"action": "explode", "value": 1},
+            422,
+            "invalid_request",
+            "body.action",
+        ),
+        (
+            "/api/v1/devices/nope/commands",
+            {"action": "set_level", "value": 50},
+            404,
+            "not_found",
+            "no device 'nope'",
+        ),
+    ],
+)
+async def test_bad_commands_get_a_clear_4xx(
+    env: tuple[httpx.AsyncClient, Controller, SimulatedCity],
+    path: str,
+    payload: dict[str, object],
+    status: int,
+    code: str,
+    phrase: str,
+) -> None:
+    client, _, city = env
+    rsp = await client.post(path, json=payload)
+    assert rsp.status_code == status
+    error = rsp.json()["error"]
+    assert error["code"] == code
+    assert phrase in error["message"]
+    assert city.segments.find("gw1", 1).level_cmd == 0  # nothing reached the device
+
+
+async def test_telemetry_history_raw_and_aggregated(
+    env: tuple[httpx.AsyncClient, Controller, SimulatedCity],
+) -> None:
+    client, ctl, _ = env
+    for _ in range(100):
+        if ctl.fleet["gw1-001"].counters["polls_ok"] >= 3:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)
+    raw = (
+        await client.get("/api/v1/devices/gw1-001/telemetry", params={"fields": "voltage_v,power_w"})
+    ).json()
+    assert raw["fields"] == ["voltage_v", "power_w"]
+    assert len(raw["points"]) >= 2
+    assert set(raw["points"][0]["values"]) == {"voltage_v", "power_w"}
+    agg = (
+        await client.get("/api/v1/devices/gw1-001/telemetry", params={"every": "1h", "fields": "voltage_v"})
+    ).json()
+    assert agg["every_s"] == 3600
+    assert agg["aggregate"] == "mean"
+    assert 1 <= len(agg["points"]) <= 2
+    assert 220 < agg["points"][0]["values"]["voltage_v"] < 240
+    bad = await client.get("/api/v1/devices/gw1-001/telemetry", params={"every": "soon"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "invalid_every"
+    bad = await client.get("/api/v1/devices/gw1-001/telemetry", params={"fields": "volts"})
+    assert bad.status_code == 400
+    assert "volts" in bad.json()["error"]["message"]
+    bad = await client.get(
+        "/api/v1/devices/gw1-001/telemetry",
+        params={"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "invalid_range"
+    assert (await client.get("/api/v1/devices/nope/telemetry")).status_code == 404
+
+
+async def test_health_metrics_and_openapi(
+    env: tuple[httpx.AsyncClient, Controller, SimulatedCity],
+) -> None:
+    client, _, _ = env
+    health = (await client.get("/healthz")).json()
+    assert health["status"] == "ok"
+    assert health["links"] == {"gw1": True, "bus1": True}
+    assert sum(health["devices"].values()) == 9
+    metrics = (await client.get("/metrics")).text
+    assert 'lamplighter_polls_total{link="bus1",result="ok"}' in metrics
+    assert 'lamplighter_devices{state="ok"} 9.0' in metrics
+    assert "lamplighter_reading_queue_depth" in metrics
+    spec = (await client.get("/openapi.json")).json()
+    assert {
+        "/api/v1/devices",
+        "/api/v1/devices/{device_id}",
+        "/api/v1/devices/{device_id}/telemetry",
+        "/api/v1/devices/{device_id}/commands",
+        "/healthz",
+        "/metrics",
+    } <= set(spec["paths"])
+    assert (await client.get("/docs")).status_code == 200

@@ -1,0 +1,114 @@
+"""The `lamplighter` command as a user runs it: separate processes, real ports, Ctrl-C to stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+from tests.controller.city import write_city
+
+LAMPLIGHTER = [sys.executable, "-m", "controller.cli"]
+
+
+def test_check_config_reports_problems_with_exit_code_2(tmp_path: Path) -> None:
+    good = write_city(tmp_path)
+    ok = subprocess.run([*LAMPLIGHTER, "check-config", "-c", str(good)], capture_output=True, text=True)
+    assert ok.returncode == 0
+    assert "2 links, 9 devices" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text().replace('profile = "lamp_lcu"', 'profile = "lamp_9000"', 1))
+    result = subprocess.run([*LAMPLIGHTER, "run", "-c", str(bad)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"{bad}:" in result.stderr
+    assert "device_ranges[0].profile: unknown profile 'lamp_9000'" in result.stderr
+
+
+def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    config = write_city(tmp_path, interval=0.5)
+    api_port, control_port = free_port(), free_port()
+    config.write_text(
+        config.read_text() + f"\n[api]\nport = {api_port}\n[simulator]\ncontrol_port = {control_port}\n"
+    )
+    proc = subprocess.Popen(
+        [*LAMPLIGHTER, "run", "-c", str(config), "--simulate"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        base = f"http://127.0.0.1:{api_port}"
+        devices = _wait_for_ok(f"{base}/api/v1/devices?state=ok", expect_total=9)
+        assert devices["total"] == 9
+        inject = subprocess.run(
+            [
+                *LAMPLIGHTER,
+                "fault",
+                "inject",
+                "--link",
+                "gw1",
+                "--unit",
+                "4",
+                "--fault",
+                "lamp_failure",
+                "--url",
+                f"http://127.0.0.1:{control_port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert inject.returncode == 0
+        assert "faults: lamp_failure" in inject.stdout
+        faulty = _wait_for_ok(f"{base}/api/v1/devices?state=fault", expect_total=1)
+        assert faulty["items"][0]["id"] == "gw1-004"
+        unknown = subprocess.run(
+            [
+                *LAMPLIGHTER,
+                "fault",
+                "inject",
+                "--link",
+                "gw1",
+                "--unit",
+                "99",
+                "--fault",
+                "lamp_failure",
+                "--url",
+                f"http://127.0.0.1:{control_port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert unknown.returncode == 1
+        assert "gw1 has no unit 99" in unknown.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert f"Lamplighter API on http://127.0.0.1:{api_port}" in out
+    assert "controller stopped" in out
+    assert "Traceback" not in out
+    assert not (tmp_path / "pty" / "bus1").exists()  # the simulators' pty pair is gone too
+
+
+def _wait_for_ok(url: str, expect_total: int, timeout: float = 30) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    body: dict = {}  # type: ignore[type-arg]
+    while time.monotonic() < deadline:
+        try:
+            body = httpx.get(url, timeout=2).json()
+            if body.get("total") == expect_total:
+                return body
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} never reached total={expect_total}: {body}")
