@@ -42,13 +42,13 @@ unit: install system-deps
 bench: bench-polling bench-rs485 bench-rss
 
 bench-polling: install
-	$(BIN)/python bench/bench_polling.py --lamps 1000 --lamps 10000
+	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000
 
 bench-rs485: install system-deps
-	$(BIN)/python bench/bench_rs485.py
+	$(BIN)/python -m bench.bench_rs485
 
 bench-rss: install
-	$(BIN)/python bench/bench_rss.py --lamps 10000
+	$(BIN)/python -m bench.bench_rss --lamps 10000
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -64,7 +64,7 @@ async def get_device(request: Request, device_id: str) -> DeviceDetail:
     st = ctl.fleet[device_id]
     return DeviceDetail(
         **_summary(row, st).model_dump(),
-        last_reading=ReadingOut.model_validate(st.last_reading) if st.last_reading else None,
+        last_reading=ReadingOut.model_validate(doc) if (doc := st.last_reading_doc()) else None,
         last_error=st.last_error,
         consecutive_failures=st.consecutive_failures,
         counters=dict(st.counters),

@@ -52,6 +52,7 @@ class TelemetrySettings(_Strict):
 class PollerSettings(_Strict):
     queue_size: int = Field(default=10_000, ge=10)
     batch_size: int = Field(default=1_000, ge=1)
+    ingest_linger_s: float = Field(default=0.1, ge=0, le=5)
     offline_after_failures: int = Field(default=3, ge=1)
     state_flush_interval_s: float = Field(default=5.0, gt=0)
 

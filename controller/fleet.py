@@ -28,10 +28,17 @@ class DeviceStatus:
     device_id: str
     state: DeviceState = "unknown"
     last_seen: datetime | None = None
-    last_reading: dict[str, Any] | None = None
+    #: the last Reading, or its stored document after a restart (see `last_reading_doc`)
+    last_reading: Reading | dict[str, Any] | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES, 0))
+
+    def last_reading_doc(self) -> dict[str, Any] | None:
+        """The last reading as a JSON-ready document (built only when someone asks)."""
+        if isinstance(self.last_reading, Reading):
+            return reading_document(self.last_reading)
+        return self.last_reading
 
 
 class Fleet:
@@ -55,7 +62,7 @@ class Fleet:
         st.counters["polls_ok"] += 1
         st.consecutive_failures = 0
         st.last_seen = reading.ts
-        st.last_reading = reading_document(reading)
+        st.last_reading = reading
         if reading.rejected:
             st.counters["decode"] += len(reading.rejected)
             st.last_error = "; ".join(reading.rejected.values())
@@ -107,7 +114,7 @@ class Fleet:
             device_id=st.device_id,
             state=st.state,
             last_seen=st.last_seen,
-            last_reading=st.last_reading,
+            last_reading=st.last_reading_doc(),
             last_error=st.last_error,
             counters=dict(st.counters),
             updated_at=datetime.now(UTC),

@@ -7,6 +7,7 @@ import logging
 
 from controller.fleet import Fleet
 from controller.metrics import ControllerMetrics
+from controller.supervisor import CriticalSection
 from controller.telemetry import TelemetryStore
 from drivers.backoff import Backoff
 from drivers.base import Reading
@@ -29,21 +30,25 @@ class ReadingIngest:
         metrics: ControllerMetrics,
         *,
         batch_size: int = 1000,
+        linger_s: float = 0.1,
     ) -> None:
         self.queue = queue
         self.store = store
         self.fleet = fleet
         self.metrics = metrics
         self.batch_size = batch_size
+        self.linger_s = linger_s
+        self._writes = CriticalSection()
 
     async def run(self) -> None:
         while True:
             batch = [await self.queue.get()]
-            self._take_ready(batch)
-            await self._handle(batch)
+            # once taken off the queue, a batch is stored even if this task is being cancelled
+            await self._writes.run(self._fill_and_handle(batch))
 
     async def drain(self) -> int:
         """Ingest whatever is still queued (used at shutdown, after the pollers have stopped)."""
+        await self._writes.join()
         total = 0
         while not self.queue.empty():
             batch: list[Reading] = []
@@ -51,6 +56,14 @@ class ReadingIngest:
             await self._handle(batch)
             total += len(batch)
         return total
+
+    async def _fill_and_handle(self, batch: list[Reading]) -> None:
+        self._take_ready(batch)
+        if len(batch) < self.batch_size and self.linger_s > 0:
+            # A store transaction costs far more than a row: let a batch fill for a moment.
+            await asyncio.sleep(self.linger_s)
+            self._take_ready(batch)
+        await self._handle(batch)
 
     def _take_ready(self, batch: list[Reading]) -> None:
         while len(batch) < self.batch_size:

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -153,9 +155,18 @@ class Registry:
             return (await s.scalars(select(DeviceStateRow))).all()
 
     async def save_states(self, rows: Iterable[DeviceStateRow]) -> None:
-        async with self.session.begin() as s:
-            for row in rows:
-                await s.merge(row)
+        """Upsert state rows in one statement (SQLite and PostgreSQL both speak ON CONFLICT)."""
+        values = [{c: getattr(row, c) for c in _STATE_COLUMNS} for row in rows]
+        if not values:
+            return
+        insert = sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert
+        stmt = insert(DeviceStateRow).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[DeviceStateRow.device_id],
+            set_={c: stmt.excluded[c] for c in _STATE_COLUMNS if c != "device_id"},
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
 
     async def add_command(self, row: CommandRow) -> CommandRow:
         async with self.session.begin() as s:
@@ -181,6 +192,9 @@ class Registry:
                 )
             ).all()
         return rows, int(total or 0)
+
+
+_STATE_COLUMNS = ("device_id", "state", "last_seen", "last_reading", "last_error", "counters", "updated_at")
 
 
 def utcnow() -> datetime:

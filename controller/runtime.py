@@ -19,7 +19,7 @@ from controller.ingest import ReadingIngest
 from controller.metrics import ControllerMetrics
 from controller.poller import LinkPoller, PolledDevice
 from controller.registry import DeviceRow, Registry
-from controller.supervisor import Supervisor
+from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
 from drivers.base import DeviceRef, Driver, Reading
 from drivers.modbus import ModbusLink, ModbusOptions, ModbusRtu, ModbusTcp
@@ -43,6 +43,7 @@ class Controller:
         self.dispatcher: CommandDispatcher | None = None
         self.ingest: ReadingIngest | None = None
         self.started_at: datetime | None = None
+        self._state_writes = CriticalSection()
 
     async def start(self) -> None:
         await self.registry.create_schema()
@@ -66,6 +67,7 @@ class Controller:
             self.fleet,
             self.metrics,
             batch_size=self.settings.poller.batch_size,
+            linger_s=self.settings.poller.ingest_linger_s,
         )
         self.supervisor.spawn("ingest", self.ingest.run, group="ingest")
         self.supervisor.spawn("state-flush", self._flush_states_forever, group="housekeeping")
@@ -83,6 +85,7 @@ class Controller:
             drained = await self.ingest.drain()
             log.info("shutdown: %d queued readings written", drained)
         await self.supervisor.stop()
+        await self._state_writes.join()
         if self.started_at is not None:
             await self.registry.save_states(self.fleet.take_dirty_rows())
         await asyncio.gather(*(d.close() for d in self.drivers.values()), return_exceptions=True)
@@ -107,7 +110,7 @@ class Controller:
             await asyncio.sleep(self.settings.poller.state_flush_interval_s)
             rows = self.fleet.take_dirty_rows()
             if rows:
-                await self.registry.save_states(rows)
+                await self._state_writes.run(self.registry.save_states(rows))
 
 
 def make_driver(link: LinkConfig) -> Driver:

@@ -6,10 +6,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from drivers.backoff import Backoff
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -40,9 +42,13 @@ class Supervisor:
     async def stop(self, group: str | None = None) -> None:
         """Cancel the tasks of one group (or all) and wait until they have finished."""
         chosen = [t for t in self._tasks.values() if group is None or t.group == group]
-        for t in chosen:
-            t.task.cancel()
-        await asyncio.gather(*(t.task for t in chosen), return_exceptions=True)
+        pending: set[asyncio.Task[None]] = {t.task for t in chosen}
+        # Cancel again until each task has ended: on Python 3.11 asyncio.wait_for (used by
+        # pymodbus for every request) can swallow a cancellation that races a reply.
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
         for t in chosen:
             self._tasks.pop(t.name, None)
 
@@ -61,3 +67,23 @@ class Supervisor:
                 delay = backoff.next_delay()
                 log.exception("task %s crashed; restarting in %.1f s", name, delay)
                 await asyncio.sleep(delay)
+
+
+class CriticalSection:
+    """Runs writes that must finish even when their caller is cancelled; `join()` waits for them.
+
+    Cancelling a task in the middle of a database write would drop the batch it had already
+    taken and can leave a transaction open (SQLite then reports "database is locked").
+    """
+
+    def __init__(self) -> None:
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    async def run(self, work: Awaitable[T]) -> T:
+        future = asyncio.ensure_future(work)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return await asyncio.shield(future)
+
+    async def join(self) -> None:
+        await asyncio.gather(*self._pending, return_exceptions=True)

@@ -71,6 +71,9 @@ telemetry_table = Table(
 )
 
 
+_INSERT = "INSERT INTO telemetry (device_id, ts, doc) VALUES (?, ?, ?)"
+
+
 class SqliteTelemetryStore(TelemetryStore):
     """Embedded telemetry store (SQLite through aiosqlite; any SQLAlchemy URL works)."""
 
@@ -97,9 +100,11 @@ class SqliteTelemetryStore(TelemetryStore):
     async def write(self, readings: Sequence[Reading]) -> None:
         if not readings:
             return
-        rows = [{"device_id": r.device_id, "ts": r.ts.timestamp(), "doc": _encode(r)} for r in readings]
+        rows = [(r.device_id, r.ts.timestamp(), _encode(r)) for r in readings]
         async with self.engine.begin() as conn:
-            await conn.execute(telemetry_table.insert(), rows)
+            # straight to the driver's executemany: SQLAlchemy's per-row statement handling
+            # costs more than the insert itself at thousands of readings a second
+            await conn.exec_driver_sql(_INSERT, rows)
 
     async def query(
         self,

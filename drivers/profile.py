@@ -122,6 +122,12 @@ class DeviceProfile(BaseModel):
         return RegisterCodec(self)
 
 
+#: (field, block, offset, width, signed, scale or None for the general path, min, max, spec, word order)
+_FastField = tuple[
+    str, int, int, int, bool, float | None, float | None, float | None, "RegisterSpec", WordOrder
+]
+
+
 @dataclass(frozen=True, slots=True)
 class ReadBlock:
     """One contiguous read request: `count` registers from `start` in `table`."""
@@ -148,6 +154,30 @@ class RegisterCodec:
             (r, _locate(r, self.setpoint_blocks), r.word_order or order) for r in self.setpoint_regs
         ]
         self._order = order
+        # Polling decodes every register of every device many times a second: resolve each
+        # register once into plain values so the hot loop touches no pydantic attributes.
+        self._fast: list[_FastField] = []
+        self._status: tuple[int, int, tuple[tuple[str, int], ...]] | None = None
+        for reg, (block, offset), reg_order in self._measured:
+            if reg.bits:
+                self._status = (block, offset, tuple(reg.bits.items()))
+            else:
+                assert reg.field is not None
+                simple = reg.type in ("uint16", "int16") and reg.field != "lamp_on"
+                self._fast.append(
+                    (
+                        reg.field,
+                        block,
+                        offset,
+                        reg.width,
+                        simple and reg.type == "int16",
+                        reg.scale if simple else None,
+                        reg.min,
+                        reg.max,
+                        reg,
+                        reg_order,
+                    )
+                )
 
     # -- decoding ------------------------------------------------------------------------------
     def decode_poll(
@@ -158,18 +188,28 @@ class RegisterCodec:
         status: dict[str, bool] = {}
         raw_status: int | None = None
         rejected: dict[str, str] = {}
-        for reg, (block, offset), order in self._measured:
-            words = blocks[block][offset : offset + reg.width]
-            if reg.bits:
-                raw_status = words[0]
-                for flag, bit in reg.bits.items():
-                    status[flag] = bool(raw_status >> bit & 1)
+        if self._status is not None:
+            block, offset, bits = self._status
+            raw_status = blocks[block][offset]
+            for flag, bit in bits:
+                status[flag] = bool(raw_status >> bit & 1)
+        for field, block, offset, width, signed, scale, lo, hi, reg, order in self._fast:
+            if scale is not None:  # 16-bit fast path
+                raw = blocks[block][offset]
+                if signed and raw & 0x8000:
+                    raw -= 0x10000
+                value: float = raw * scale if scale != 1 else raw
+                if (lo is not None and value < lo) or (hi is not None and value > hi) or raw > 0xFFFF:
+                    rejected[field] = (
+                        f"register {reg.name} ({reg.table} {reg.address}): value {value:g} outside {lo}..{hi}"
+                    )
+                    continue
+                values[field] = round(value, 6) if scale != 1 else value
                 continue
-            assert reg.field is not None
             try:
-                values[reg.field] = decode_register(reg, words, order)
+                values[field] = decode_register(reg, blocks[block][offset : offset + width], order)
             except (ValueError, struct.error) as exc:
-                rejected[reg.field] = f"register {reg.name} ({reg.table} {reg.address}): {exc}"
+                rejected[field] = f"register {reg.name} ({reg.table} {reg.address}): {exc}"
         return values, status, raw_status, rejected
 
     def decode_setpoints(self, blocks: Sequence[Sequence[int]]) -> dict[str, FieldValue]:
