@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, delete, func, select
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Table, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from controller.config import ControllerSettings, ModbusTcpLink
@@ -102,49 +102,69 @@ class Registry:
         """
         devices = settings.all_devices()
         wanted = {d.id for d in devices}
-        async with self.session.begin() as s:
-            for site in settings.sites:
-                await s.merge(
-                    SiteRow(
-                        id=site.id,
-                        name=site.name or site.id,
-                        timezone=site.timezone,
-                        latitude=site.latitude,
-                        longitude=site.longitude,
-                    )
-                )
-            link_site = {}
-            for link in settings.links:
-                addr = (
-                    f"{link.host}:{link.port}"
-                    if isinstance(link, ModbusTcpLink)
-                    else (f"{link.port}@{link.baudrate}")
-                )
-                link_site[link.id] = link.site
-                await s.merge(LinkRow(id=link.id, site_id=link.site, kind=link.kind, address=addr))
-            existing = set((await s.scalars(select(DeviceRow.id))).all())
+        link_site = {link.id: link.site for link in settings.links}
+        sites = [
+            {
+                "id": x.id,
+                "name": x.name or x.id,
+                "timezone": x.timezone,
+                "latitude": x.latitude,
+                "longitude": x.longitude,
+            }
+            for x in settings.sites
+        ]
+        links = [
+            {
+                "id": x.id,
+                "site_id": x.site,
+                "kind": x.kind,
+                "address": f"{x.host}:{x.port}" if isinstance(x, ModbusTcpLink) else f"{x.port}@{x.baudrate}",
+            }
+            for x in settings.links
+        ]
+        rows = []
+        for d in devices:
+            header = settings.profile(d.profile).profile
+            rows.append(
+                {
+                    "id": d.id,
+                    "site_id": link_site[d.link],
+                    "link_id": d.link,
+                    "unit_id": d.unit_id,
+                    "profile": d.profile,
+                    "kind": header.kind,
+                    "group_path": d.group,
+                    "latitude": d.latitude,
+                    "longitude": d.longitude,
+                    "rated_power_w": d.rated_power_w or header.rated_power_w,
+                    "poll_interval_s": d.poll_interval_s,
+                }
+            )
+        async with self.engine.begin() as conn:
+            await self._upsert(conn, SiteRow, sites)
+            await self._upsert(conn, LinkRow, links)
+            existing = set((await conn.scalars(select(DeviceRow.id))).all())
             stale = existing - wanted
             if stale:
-                await s.execute(delete(DeviceStateRow).where(DeviceStateRow.device_id.in_(stale)))
-                await s.execute(delete(DeviceRow).where(DeviceRow.id.in_(stale)))
-            for d in devices:
-                profile = settings.profile(d.profile)
-                await s.merge(
-                    DeviceRow(
-                        id=d.id,
-                        site_id=link_site[d.link],
-                        link_id=d.link,
-                        unit_id=d.unit_id,
-                        profile=d.profile,
-                        kind=profile.profile.kind,
-                        group_path=d.group,
-                        latitude=d.latitude,
-                        longitude=d.longitude,
-                        rated_power_w=d.rated_power_w or profile.profile.rated_power_w,
-                        poll_interval_s=d.poll_interval_s,
-                    )
-                )
+                await conn.execute(delete(DeviceStateRow).where(DeviceStateRow.device_id.in_(stale)))
+                await conn.execute(delete(DeviceRow).where(DeviceRow.id.in_(stale)))
+            await self._upsert(conn, DeviceRow, rows)
         return len(wanted), len(stale)
+
+    async def _upsert(self, conn: AsyncConnection, model: type[Base], rows: list[dict[str, Any]]) -> None:
+        """INSERT … ON CONFLICT (primary key) DO UPDATE, in chunks (SQLite and PostgreSQL alike)."""
+        if not rows:
+            return
+        table = cast(Table, model.__table__)
+        key = [c.name for c in table.primary_key]
+        insert = sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert
+        chunk = max(1, 30_000 // len(rows[0]))  # stay under the bound-parameter limits
+        for i in range(0, len(rows), chunk):
+            stmt = insert(table).values(rows[i : i + chunk])
+            stmt = stmt.on_conflict_do_update(
+                index_elements=key, set_={c: stmt.excluded[c] for c in rows[0] if c not in key}
+            )
+            await conn.execute(stmt)
 
     async def devices(self) -> Sequence[DeviceRow]:
         async with self.session() as s:
@@ -155,18 +175,9 @@ class Registry:
             return (await s.scalars(select(DeviceStateRow))).all()
 
     async def save_states(self, rows: Iterable[DeviceStateRow]) -> None:
-        """Upsert state rows in one statement (SQLite and PostgreSQL both speak ON CONFLICT)."""
         values = [{c: getattr(row, c) for c in _STATE_COLUMNS} for row in rows]
-        if not values:
-            return
-        insert = sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert
-        stmt = insert(DeviceStateRow).values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[DeviceStateRow.device_id],
-            set_={c: stmt.excluded[c] for c in _STATE_COLUMNS if c != "device_id"},
-        )
         async with self.engine.begin() as conn:
-            await conn.execute(stmt)
+            await self._upsert(conn, DeviceStateRow, values)
 
     async def add_command(self, row: CommandRow) -> CommandRow:
         async with self.session.begin() as s:
