@@ -24,6 +24,12 @@ fault_app = typer.Typer(help="Inject and clear faults in running simulators.", n
 app.add_typer(fault_app, name="fault")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="configuration file (TOML)")]
+OptionalConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="take the control API address from this config")
+]
+UrlOpt = Annotated[
+    str | None, typer.Option(help="simulator control API [default: from the config, else :8099]")
+]
 log = logging.getLogger("lamplighter")
 
 
@@ -70,29 +76,37 @@ def fault_inject(
             help="lamp_failure, driver_fault, relay_fault, no_response, voltage_sag, over_temperature"
         ),
     ],
-    url: Annotated[str, typer.Option(help="simulator control API")] = "http://127.0.0.1:8766",
+    url: UrlOpt = None,
+    config: OptionalConfigOpt = None,
 ) -> None:
     """Inject a fault into one simulated lamp controller."""
-    _control(url, "POST", "/faults", json={"link": link, "unit_id": unit, "fault": fault, "active": True})
+    _control(
+        _control_url(url, config),
+        "POST",
+        "/faults",
+        json={"link": link, "unit_id": unit, "fault": fault, "active": True},
+    )
 
 
 @fault_app.command("clear")
 def fault_clear(
     link: Annotated[str | None, typer.Option(help="only this link")] = None,
     unit: Annotated[int | None, typer.Option(help="only this unit")] = None,
-    url: Annotated[str, typer.Option(help="simulator control API")] = "http://127.0.0.1:8766",
+    url: UrlOpt = None,
+    config: OptionalConfigOpt = None,
 ) -> None:
     """Clear faults (all, one link's, or one lamp's)."""
     params = {k: v for k, v in {"link": link, "unit_id": unit}.items() if v is not None}
-    _control(url, "DELETE", "/faults", params=params)
+    _control(_control_url(url, config), "DELETE", "/faults", params=params)
 
 
 @fault_app.command("list")
 def fault_list(
-    url: Annotated[str, typer.Option(help="simulator control API")] = "http://127.0.0.1:8766",
+    url: UrlOpt = None,
+    config: OptionalConfigOpt = None,
 ) -> None:
     """List simulated lamps that have faults."""
-    _control(url, "GET", "/lamps", only_faulty=True)
+    _control(_control_url(url, config), "GET", "/lamps", only_faulty=True)
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -200,6 +214,13 @@ def _load(config: Path) -> ControllerSettings:
     except ConfigError as exc:
         typer.echo(f"invalid configuration:\n{exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _control_url(url: str | None, config: Path | None) -> str:
+    if url:
+        return url
+    sim = _load(config).simulator if config else ControllerSettings().simulator
+    return f"http://{sim.control_host}:{sim.control_port}"
 
 
 def _configure_logging(verbose: bool) -> None:

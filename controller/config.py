@@ -54,7 +54,7 @@ class PollerSettings(_Strict):
     batch_size: int = Field(default=1_000, ge=1)
     ingest_linger_s: float = Field(default=0.1, ge=0, le=5)
     offline_after_failures: int = Field(default=3, ge=1)
-    state_flush_interval_s: float = Field(default=5.0, gt=0)
+    state_flush_interval_s: float = Field(default=15.0, gt=0)
 
 
 class SimulatorSettings(_Strict):

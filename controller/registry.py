@@ -6,7 +6,7 @@ database owns their live state, the command history and everything created throu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
@@ -174,10 +174,10 @@ class Registry:
         async with self.session() as s:
             return (await s.scalars(select(DeviceStateRow))).all()
 
-    async def save_states(self, rows: Iterable[DeviceStateRow]) -> None:
-        values = [{c: getattr(row, c) for c in _STATE_COLUMNS} for row in rows]
+    async def save_states(self, rows: list[dict[str, Any]]) -> None:
+        """Upsert device_state rows given as column → value dicts."""
         async with self.engine.begin() as conn:
-            await self._upsert(conn, DeviceStateRow, values)
+            await self._upsert(conn, DeviceStateRow, rows)
 
     async def add_command(self, row: CommandRow) -> CommandRow:
         async with self.session.begin() as s:
@@ -203,9 +203,6 @@ class Registry:
                 )
             ).all()
         return rows, int(total or 0)
-
-
-_STATE_COLUMNS = ("device_id", "state", "last_seen", "last_reading", "last_error", "counters", "updated_at")
 
 
 def utcnow() -> datetime:

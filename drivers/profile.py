@@ -122,10 +122,11 @@ class DeviceProfile(BaseModel):
         return RegisterCodec(self)
 
 
-#: (field, block, offset, width, signed, scale or None for the general path, min, max, spec, word order)
-_FastField = tuple[
-    str, int, int, int, bool, float | None, float | None, float | None, "RegisterSpec", WordOrder
-]
+# Decoder kinds for the polling fast path; float32 takes the general path.
+_U16, _I16, _BOOL, _VERSION, _U32, _I32, _GENERAL = range(7)
+_KIND = {"uint16": _U16, "int16": _I16, "version16": _VERSION, "uint32": _U32, "int32": _I32}
+#: (field, block, first word, second word, kind, scale, min, max, where, spec, word order)
+_FastField = tuple[str, int, int, int, int, float, float | None, float | None, str, "RegisterSpec", WordOrder]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,23 +162,16 @@ class RegisterCodec:
         for reg, (block, offset), reg_order in self._measured:
             if reg.bits:
                 self._status = (block, offset, tuple(reg.bits.items()))
-            else:
-                assert reg.field is not None
-                simple = reg.type in ("uint16", "int16") and reg.field != "lamp_on"
-                self._fast.append(
-                    (
-                        reg.field,
-                        block,
-                        offset,
-                        reg.width,
-                        simple and reg.type == "int16",
-                        reg.scale if simple else None,
-                        reg.min,
-                        reg.max,
-                        reg,
-                        reg_order,
-                    )
-                )
+                continue
+            assert reg.field is not None
+            kind = _KIND.get(reg.type, _GENERAL)
+            if kind == _U16 and reg.field == "lamp_on":
+                kind = _BOOL
+            first, second = (offset, offset + 1) if reg_order == "big" else (offset + 1, offset)
+            where = f"register {reg.name} ({reg.table} {reg.address})"
+            self._fast.append(
+                (reg.field, block, first, second, kind, reg.scale, reg.min, reg.max, where, reg, reg_order)
+            )
 
     # -- decoding ------------------------------------------------------------------------------
     def decode_poll(
@@ -193,23 +187,39 @@ class RegisterCodec:
             raw_status = blocks[block][offset]
             for flag, bit in bits:
                 status[flag] = bool(raw_status >> bit & 1)
-        for field, block, offset, width, signed, scale, lo, hi, reg, order in self._fast:
-            if scale is not None:  # 16-bit fast path
-                raw = blocks[block][offset]
-                if signed and raw & 0x8000:
-                    raw -= 0x10000
-                value: float = raw * scale if scale != 1 else raw
-                if (lo is not None and value < lo) or (hi is not None and value > hi) or raw > 0xFFFF:
-                    rejected[field] = (
-                        f"register {reg.name} ({reg.table} {reg.address}): value {value:g} outside {lo}..{hi}"
-                    )
-                    continue
-                values[field] = round(value, 6) if scale != 1 else value
+        for field, block, first, second, kind, scale, lo, hi, where, reg, order in self._fast:
+            words = blocks[block]
+            if kind == _GENERAL:
+                try:
+                    values[field] = decode_register(reg, words[first : first + reg.width], order)
+                except (ValueError, struct.error) as exc:
+                    rejected[field] = f"{where}: {exc}"
                 continue
-            try:
-                values[field] = decode_register(reg, blocks[block][offset : offset + width], order)
-            except (ValueError, struct.error) as exc:
-                rejected[field] = f"register {reg.name} ({reg.table} {reg.address}): {exc}"
+            raw = words[first]
+            if kind >= _U32:
+                low = words[second]
+                if raw > 0xFFFF or low > 0xFFFF:
+                    rejected[field] = f"{where}: words {raw:#x}, {low:#x} wider than 16 bits"
+                    continue
+                raw = raw << 16 | low
+                if kind == _I32 and raw & 0x80000000:
+                    raw -= 0x1_0000_0000
+            elif raw > 0xFFFF:
+                rejected[field] = f"{where}: word {raw:#x} wider than 16 bits"
+                continue
+            elif kind == _I16 and raw & 0x8000:
+                raw -= 0x10000
+            elif kind == _VERSION:
+                values[field] = f"{raw >> 8}.{raw & 0xFF}"
+                continue
+            value: float = raw * scale if scale != 1 else raw
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                rejected[field] = f"{where}: value {value:g} outside {lo}..{hi}"
+                continue
+            if kind == _BOOL:
+                values[field] = bool(value)
+            else:
+                values[field] = round(value, 6) if scale != 1 else value
         return values, status, raw_status, rejected
 
     def decode_setpoints(self, blocks: Sequence[Sequence[int]]) -> dict[str, FieldValue]:
