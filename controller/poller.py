@@ -69,8 +69,6 @@ class LinkPoller:
             if nxt < now - dev.interval_s:
                 nxt = now
             heapq.heapreplace(heap, (max(nxt, now + hold), next(seq), dev))
-            if dev.interval_s == 0 and hold == 0:
-                await asyncio.sleep(0)  # continuous polling must still let the loop breathe
 
     async def _poll(self, dev: PolledDevice) -> float:
         """Poll one device; return how long it must wait at least (link backoff), else 0."""
@@ -81,6 +79,7 @@ class LinkPoller:
             return max(self.driver.stats.next_attempt_in_s, 0.05)
         except DriverError as exc:
             self._fail(dev, exc)
+            await asyncio.sleep(0)  # a read can fail without I/O: never let a loop of them starve others
             return 0.0
         self._ok.inc()
         await self.queue.put(reading)  # bounded: a slow store slows polling rather than losing data
