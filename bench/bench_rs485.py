@@ -36,7 +36,8 @@ async def bench(baud: int, seconds: float) -> None:
             '[[sites]]\nid = "s"\nlatitude = 21.0\nlongitude = 105.8\n'
             f'[[links]]\nid = "bus"\nsite = "s"\nkind = "modbus_rtu"\nport = "{port}"\nbaudrate = {baud}\n'
             "timeout_s = 0.5\nretries = 0\n"
-            f'[[device_ranges]]\nid_prefix = "l"\nlink = "bus"\nunit_ids = [1, {LAMPS}]\nprofile = "lamp_lcu"\n'
+            f'[[device_ranges]]\nid_prefix = "l"\nlink = "bus"\nunit_ids = [1, {LAMPS}]\n'
+            'profile = "lamp_lcu"\n'
             "start = [21.0, 105.8]\nend = [21.0, 105.81]\npoll_interval_s = 0\n",
             encoding="utf-8",
         )

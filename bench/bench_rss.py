@@ -77,8 +77,8 @@ def main() -> None:
     print(
         f"RSS after start {figures['after_start_mb']:.0f} MB, steady {figures['steady_mb']:.0f} MB, "
         f"peak {figures['peak_mb']:.0f} MB; "
-        f"{(figures['steady_mb'] - figures['after_import_mb']) * 1024 / args.lamps:.1f} KB per lamp above the "
-        f"bare interpreter; start-up {figures['start_s']:.1f} s"
+        f"{(figures['steady_mb'] - figures['after_import_mb']) * 1024 / args.lamps:.1f} KB per lamp "
+        f"above the bare interpreter; start-up {figures['start_s']:.1f} s"
     )
 
 
