@@ -18,6 +18,7 @@ import httpx
 import typer
 
 from controller.config import ConfigError, ControllerSettings, load_config
+from simulators.lamp import Fault
 
 app = typer.Typer(help="Lamplighter: street-lighting and city IoT controller.", no_args_is_help=True)
 fault_app = typer.Typer(help="Inject and clear faults in running simulators.", no_args_is_help=True)
@@ -70,12 +71,7 @@ def check_config(config: ConfigOpt) -> None:
 def fault_inject(
     link: Annotated[str, typer.Option(help="simulated link (gateway or bus) id")],
     unit: Annotated[int, typer.Option(help="unit id of the lamp controller")],
-    fault: Annotated[
-        str,
-        typer.Option(
-            help="lamp_failure, driver_fault, relay_fault, no_response, voltage_sag, over_temperature"
-        ),
-    ],
+    fault: Annotated[Fault, typer.Option(help="the fault to inject", case_sensitive=False)],
     url: UrlOpt = None,
     config: OptionalConfigOpt = None,
 ) -> None:

@@ -28,6 +28,7 @@ class Fault(enum.StrEnum):
     NO_RESPONSE = "no_response"  # controller stops answering Modbus requests
     VOLTAGE_SAG = "voltage_sag"  # supply drops to ~80 % of nominal
     OVER_TEMPERATURE = "over_temperature"  # cooling blocked: temperature climbs past 90 °C
+    CORRUPT_REGISTER = "corrupt_register"  # metering chip glitch: supply voltage reads 0xFFFF
 
 
 AMBIENT_C = 27.0
@@ -113,7 +114,7 @@ class LampModel:
         }
 
     def status_flags(self) -> set[str]:
-        flags = {f.value for f in self.faults if f is not Fault.NO_RESPONSE}
+        flags = {f.value for f in self.faults if f not in (Fault.NO_RESPONSE, Fault.CORRUPT_REGISTER)}
         if self.temperature_c > 85.0:
             flags.add(Fault.OVER_TEMPERATURE.value)
         if Fault.RELAY_FAULT in self.faults and not self.on_cmd:
@@ -161,6 +162,10 @@ class RegisterImage:
                 value = min(float(value), reg.max)
             words = self.codec.encode_measurement(reg, value)
             registers[reg.address : reg.address + len(words)] = words
+        if table == "input" and Fault.CORRUPT_REGISTER in lamp.faults:
+            voltage = next((r for r in self.by_table["input"] if r.field == "voltage_v"), None)
+            if voltage is not None:
+                registers[voltage.address] = 0xFFFF
 
     def decode_write(self, address: int, words: list[int]) -> dict[str, float]:
         """Holding-register write → {setpoint: value}; ValueError if out of range or unknown."""

@@ -122,3 +122,19 @@ async def test_links_down_at_start_come_up_when_the_hardware_does(tmp_path: Path
         assert ctl.fleet["gw1-001"].counters["unreachable"] >= 2
         async with running_city(settings):
             await until(lambda: all(s == "ok" for s in states(ctl).values()), within_s=10)
+
+
+async def test_undecodable_value_is_counted_and_the_rest_of_the_reading_kept(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with running_city(settings) as city, running_controller(settings) as ctl:
+        city.segments.find("gw1", 6).faults.add(Fault.CORRUPT_REGISTER)
+        await until(lambda: ctl.fleet["gw1-006"].counters["decode"] >= 2)
+        st = ctl.fleet["gw1-006"]
+        doc = st.last_reading_doc() or {}
+        assert "voltage_v" not in doc["values"]
+        assert "6553.5 outside 0.0..400.0" in doc["rejected"]["voltage_v"]
+        assert doc["values"]["energy_wh"] > 0  # valid fields of the same reading are kept
+        assert "supply_voltage (input 2)" in (st.last_error or "")
+        assert ctl.metrics.decode_rejections._value.get() >= 2
+        city.segments.find("gw1", 6).faults.clear()
+        await until(lambda: ctl.fleet["gw1-006"].last_error is None)
