@@ -48,46 +48,12 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
         base = f"http://127.0.0.1:{api_port}"
         devices = _wait_for_ok(f"{base}/api/v1/devices?state=ok", expect_total=9)
         assert devices["total"] == 9
-        inject = subprocess.run(
-            [
-                *LAMPLIGHTER,
-                "fault",
-                "inject",
-                "--link",
-                "gw1",
-                "--unit",
-                "4",
-                "--fault",
-                "lamp_failure",
-                "--url",
-                f"http://127.0.0.1:{control_port}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        inject = _inject_fault(control_port, unit=4)
         assert inject.returncode == 0
         assert "faults: lamp_failure" in inject.stdout
         faulty = _wait_for_ok(f"{base}/api/v1/devices?state=fault", expect_total=1)
         assert faulty["items"][0]["id"] == "gw1-004"
-        unknown = subprocess.run(
-            [
-                *LAMPLIGHTER,
-                "fault",
-                "inject",
-                "--link",
-                "gw1",
-                "--unit",
-                "99",
-                "--fault",
-                "lamp_failure",
-                "--url",
-                f"http://127.0.0.1:{control_port}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        unknown = _inject_fault(control_port, unit=99)
         assert unknown.returncode == 1
         assert "gw1 has no unit 99" in unknown.stderr
     finally:
@@ -98,6 +64,12 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
     assert "controller stopped" in out
     assert "Traceback" not in out
     assert not (tmp_path / "pty" / "bus1").exists()  # the simulators' pty pair is gone too
+
+
+def _inject_fault(control_port: int, unit: int) -> subprocess.CompletedProcess[str]:
+    args = ["fault", "inject", "--link", "gw1", "--unit", str(unit), "--fault", "lamp_failure"]
+    url = ["--url", f"http://127.0.0.1:{control_port}"]
+    return subprocess.run([*LAMPLIGHTER, *args, *url], capture_output=True, text=True, timeout=30)
 
 
 def _wait_for_ok(url: str, expect_total: int, timeout: float = 30) -> dict:  # type: ignore[type-arg]
