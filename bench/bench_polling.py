@@ -81,6 +81,7 @@ async def bench(lamps: int, seconds: float) -> None:
         config = Path(tmp) / "city.toml"
         gateways, base = write_city(config, lamps, interval_s=0, data_dir=Path(tmp))
         with simulators(config, base + gateways + 1):
+            await bare_loop(gateways, base, lamps, 3)  # warm-up, discarded: the simulators settle
             bare1, bare_cpu1, lat = await bare_loop(gateways, base, lamps, seconds)
             ctl_rate, ctl_cpu, failures = await controller_run(config, seconds)
             bare2, bare_cpu2, _ = await bare_loop(gateways, base, lamps, seconds)
@@ -95,7 +96,10 @@ async def bench(lamps: int, seconds: float) -> None:
         f"controller         : {ctl_rate:8.0f} readings/s stored   "
         f"(client CPU {ctl_cpu * 1e6:.0f} µs/reading; poll failures {failures})"
     )
-    print(f"ratio controller/bare: {ctl_rate / bare:.2f}   (goal >= 0.80)")
+    print(
+        f"ratio controller/bare: {ctl_rate / bare:.2f} against the mean of both bare runs, "
+        f"{ctl_rate / max(bare1, bare2):.2f} against the faster   (goal >= 0.80)"
+    )
 
 
 def main() -> None:

@@ -95,8 +95,8 @@ def create_control_app(segments: SegmentSet) -> FastAPI:
 def _find(segments: SegmentSet, link: str, unit_id: int) -> LampModel:
     try:
         return segments.find(link, unit_id)
-    except KeyError as exc:
-        raise HTTPException(404, str(exc).strip("'\"")) from None
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from None
 
 
 def _lamp_out(link: str, lamp: LampModel) -> LampOut:

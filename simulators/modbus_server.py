@@ -152,12 +152,6 @@ class ModbusSegment:
             await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
 
-    def lamp(self, unit_id: int) -> LampModel:
-        try:
-            return self.lamps[unit_id]
-        except KeyError:
-            raise KeyError(f"{self.name} has no unit {unit_id}") from None
-
     def _sim_device(self, unit_id: int) -> SimDevice:
         image = self.images.get(unit_id) or next(iter(self.images.values()), None)
         size_h = image.size["holding"] if image else 2
@@ -209,8 +203,8 @@ class ModbusSegment:
                 return ExcCodes.ILLEGAL_VALUE
             self.stats.writes += 1
             return None
+        # blocks start at address 0, so the register index is the address (start_address unused)
         image.fill("input" if function_code == 4 else "holding", lamp, registers)
-        del start_address  # blocks start at 0, so register index == address
         return None
 
 
@@ -235,9 +229,10 @@ class SegmentSet:
     segments: dict[str, ModbusSegment] = field(default_factory=dict)
 
     def find(self, segment: str, unit_id: int) -> LampModel:
-        try:
-            return self.segments[segment].lamp(unit_id)
-        except KeyError as exc:
-            raise KeyError(
-                str(exc).strip("'\"") if segment in self.segments else f"no simulated link {segment!r}"
-            ) from None
+        """The lamp at `unit_id` on `segment`; LookupError says which of the two is unknown."""
+        if segment not in self.segments:
+            raise LookupError(f"no simulated link {segment!r}")
+        lamp = self.segments[segment].lamps.get(unit_id)
+        if lamp is None:
+            raise LookupError(f"{segment} has no unit {unit_id}")
+        return lamp

@@ -67,7 +67,7 @@ async def test_tcp_write_is_confirmed_by_read_back_and_changes_the_lamp(
 
 async def test_injected_faults_show_in_status_bits(tcp_link: ModbusLink, gateway: ModbusSegment) -> None:
     await tcp_link.write(ref(3), {"dim_level_pct": 100, "lamp_on": True})
-    gateway.lamp(3).faults.update({Fault.LAMP_FAILURE, Fault.VOLTAGE_SAG})
+    gateway.lamps[3].faults.update({Fault.LAMP_FAILURE, Fault.VOLTAGE_SAG})
     reading = await tcp_link.read(ref(3))
     assert reading.status["lamp_failure"]
     assert reading.status["voltage_sag"]
@@ -78,7 +78,7 @@ async def test_injected_faults_show_in_status_bits(tcp_link: ModbusLink, gateway
 async def test_silent_unit_behind_gateway_is_a_timeout_and_others_still_answer(
     tcp_link: ModbusLink, gateway: ModbusSegment
 ) -> None:
-    gateway.lamp(4).faults.add(Fault.NO_RESPONSE)
+    gateway.lamps[4].faults.add(Fault.NO_RESPONSE)
     with pytest.raises(DeviceTimeout, match="unit 4: gateway target failed to respond"):
         await tcp_link.read(ref(4))
     with pytest.raises(DeviceTimeout):
@@ -178,7 +178,7 @@ async def test_rtu_read_write_and_silent_slave(rtu: tuple[ModbusLink, ModbusSegm
     assert 220 < float((await link.read(ref(1))).values["voltage_v"]) < 240
     await link.write(ref(2), {"dim_level_pct": 30, "lamp_on": True})
     assert await link.read_setpoints(ref(2)) == {"dim_level_pct": 30, "lamp_on": True}
-    seg.lamp(3).faults.add(Fault.NO_RESPONSE)
+    seg.lamps[3].faults.add(Fault.NO_RESPONSE)
     with pytest.raises(DeviceTimeout, match="no response"):
         await link.read(ref(3))
     assert (await link.read(ref(4))).device_id == "lamp-4"  # the bus recovers after a silent slave
