@@ -157,6 +157,21 @@ async def list_commands(
     return Page[CommandOut](items=[_command_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
+@router.get(
+    "/{device_id}/commands/{command_id}",
+    response_model=CommandOut,
+    responses=_NOT_FOUND,
+    summary="One command and its outcome",
+)
+async def get_command(request: Request, device_id: str, command_id: int) -> CommandOut:
+    ctl = _controller(request)
+    _row(ctl, device_id)
+    row = await ctl.registry.command(device_id, command_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"device {device_id!r} has no command {command_id}")
+    return _command_out(row)
+
+
 def _row(ctl: Controller, device_id: str) -> DeviceRow:
     row = ctl.devices.get(device_id)
     if row is None:

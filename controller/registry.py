@@ -188,6 +188,11 @@ class Registry:
         async with self.session.begin() as s:
             await s.merge(row)
 
+    async def command(self, device_id: str, command_id: int) -> CommandRow | None:
+        async with self.session() as s:
+            row = await s.get(CommandRow, command_id)
+        return row if row is not None and row.device_id == device_id else None
+
     async def commands(self, device_id: str, limit: int, offset: int) -> tuple[Sequence[CommandRow], int]:
         async with self.session() as s:
             total = await s.scalar(

@@ -97,6 +97,11 @@ async def test_command_confirmed_by_read_back_through_the_api(
     }
     assert rsp.headers["location"] == f"/api/v1/devices/gw1-003/commands/{body['id']}"
     assert city.segments.find("gw1", 3).level_cmd == 35
+    again = (await client.get(rsp.headers["location"])).json()
+    assert again == body
+    missing = await client.get("/api/v1/devices/gw1-002/commands/" + str(body["id"]))
+    assert missing.status_code == 404
+    assert "has no command" in missing.json()["error"]["message"]
     history = (await client.get("/api/v1/devices/gw1-003/commands")).json()
     assert history["total"] == 1
     assert history["items"][0]["status"] == "confirmed"

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from controller.commands import Command
+from controller.config import load_config
 from controller.runtime import Controller
+from controller.telemetry import SqliteTelemetryStore
 from simulators.lamp import Fault
-from tests.controller.city import running_city, running_controller, settings_for
+from tests.controller.city import running_city, running_controller, settings_for, write_city
 
 
 async def until(predicate: Callable[[], bool], within_s: float = 5.0) -> None:
@@ -138,3 +140,68 @@ async def test_undecodable_value_is_counted_and_the_rest_of_the_reading_kept(tmp
         assert ctl.metrics.decode_rejections._value.get() >= 2
         city.segments.find("gw1", 6).faults.clear()
         await until(lambda: ctl.fleet["gw1-006"].last_error is None)
+
+
+async def test_each_device_is_polled_at_its_own_interval(tmp_path: Path) -> None:
+    path = write_city(tmp_path, gw_lamps=2, bus_lamps=1, interval=0.1)
+    # slow down one device: an engineer asks for a 2 s interval on gw1-002 only
+    text = path.read_text()
+    text += """
+[[devices]]
+id = "slow"
+link = "gw1"
+unit_id = 3
+profile = "lamp_lcu"
+latitude = 21.0
+longitude = 105.8
+poll_interval_s = 2.0
+"""
+    path.write_text(text)
+    settings = load_config(path)
+    async with running_city(settings), running_controller(settings) as ctl:
+        await asyncio.sleep(1.5)
+        fast = ctl.fleet["gw1-001"].counters["polls_ok"]
+        slow = ctl.fleet["slow"].counters["polls_ok"]
+    assert fast >= 8  # 0.1 s interval over 1.5 s
+    assert slow <= 1  # 2 s interval: at most the first poll
+
+
+async def test_failed_store_writes_are_retried_and_nothing_is_lost(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with running_city(settings):
+        ctl = Controller(settings)
+        real_write = ctl.store.write
+        failures = 0
+
+        async def flaky_write(batch):  # type: ignore[no-untyped-def]
+            # the store's boundary: a disk that refuses the first two transactions
+            nonlocal failures
+            if failures < 2:
+                failures += 1
+                raise OSError("disk I/O error")
+            await real_write(batch)
+
+        ctl.store.write = flaky_write  # type: ignore[method-assign]
+        await ctl.start()
+        try:
+            await until(lambda: ctl.metrics.readings_stored._value.get() >= 20, within_s=10)
+        finally:
+            await ctl.stop()
+        polled = sum(st.counters["polls_ok"] for st in ctl.fleet.devices.values())
+        assert ctl.metrics.store_errors._value.get() == 2
+        assert ctl.metrics.readings_stored._value.get() == polled
+        check = SqliteTelemetryStore(settings.telemetry.url)
+        await check.open()
+        try:
+            rows = 0
+            for device_id in ctl.fleet.devices:
+                rows += len(
+                    await check.query(
+                        device_id,
+                        datetime.now(UTC) - timedelta(minutes=5),
+                        datetime.now(UTC) + timedelta(seconds=1),
+                    )
+                )
+        finally:
+            await check.close()
+        assert rows == polled
