@@ -23,11 +23,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-## system-deps: Debian packages used at run and test time (socat makes the RS-485 pty pairs)
+## system-deps: Debian packages used at run and test time: socat makes the RS-485 pty pairs,
+## mosquitto is the real broker the MQTT tests start on a private port
 system-deps:
-	@command -v socat >/dev/null 2>&1 || { \
-	  echo "installing socat (Debian package)"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq socat; }
+	@missing=""; \
+	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .

@@ -7,7 +7,7 @@ connection). Requests on one link are serialised by the driver; different links 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -23,7 +23,8 @@ class DeviceRef:
     """What a driver needs to address one device on its link."""
 
     device_id: str
-    address: int
+    #: Modbus unit id, or the key that stands for the device in its MQTT topics
+    address: int | str
     profile: DeviceProfile
 
 
@@ -76,3 +77,29 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def read_setpoints(self, device: DeviceRef) -> dict[str, FieldValue]:
         """Read back the setpoints a device holds, to confirm a write."""
+
+
+ReadingSink = Callable[[Reading], Awaitable[None]]
+AvailabilitySink = Callable[[str, bool], None]
+RejectionSink = Callable[[str, str, str], None]
+
+
+class ListeningDriver(abc.ABC):
+    """A link whose devices report by themselves (an MQTT broker connection).
+
+    `run` connects, keeps the connection up (reconnecting with backoff) and hands every decoded
+    reading to `on_reading`; it returns only when cancelled.
+    """
+
+    link_id: str
+    stats: LinkStats
+
+    @abc.abstractmethod
+    async def run(
+        self,
+        on_reading: ReadingSink,
+        on_availability: AvailabilitySink,
+        on_rejected: RejectionSink,
+    ) -> None:
+        """Listen until cancelled. `on_availability(device_id, online)` follows last-will topics;
+        `on_rejected(device_id, reason, detail)` reports a message that could not be used."""

@@ -20,6 +20,19 @@ READING_FIELDS: Final[dict[str, tuple[str, str]]] = {
     "burning_hours_h": ("h", "cumulative lamp burning time"),
     "firmware_version": ("", "firmware version, major.minor"),
     "rated_power_w": ("W", "nameplate rating reported by the device"),
+    # environmental sensors
+    "pm2_5_ugm3": ("µg/m³", "fine particulate matter, PM2.5"),
+    "pm10_ugm3": ("µg/m³", "coarse particulate matter, PM10"),
+    "air_temperature_c": ("°C", "ambient air temperature"),
+    "humidity_pct": ("%", "relative humidity"),
+    "noise_dba": ("dB(A)", "A-weighted sound level"),
+    "illuminance_lx": ("lx", "ambient light"),
+    "pressure_hpa": ("hPa", "barometric pressure"),
+    # public Wi-Fi access points
+    "clients": ("", "associated Wi-Fi clients"),
+    "rx_kbps": ("kbit/s", "throughput received from clients"),
+    "tx_kbps": ("kbit/s", "throughput sent to clients"),
+    "uptime_s": ("s", "time since the access point booted"),
 }
 
 #: setpoints a command may write (the controller maps actions onto these).

@@ -120,7 +120,7 @@ class ModbusLink(Driver):
             writes = device.profile.codec.encode_setpoints(setpoints)
         except ValueError as exc:
             raise DecodeError(str(exc), device_id=device.device_id) from exc
-        unit = device.address
+        unit = int(device.address)
         async with self._lock:
             for start, words in writes:
                 await self._call(device, functools.partial(_write_registers, start, words, unit))
@@ -136,7 +136,7 @@ class ModbusLink(Driver):
 
     # -- internals (call with the lock held) ------------------------------------------------------
     async def _read_block(self, device: DeviceRef, block: ReadBlock) -> list[int]:
-        unit = device.address
+        unit = int(device.address)
         if block.table == "input":
             rsp = await self._call(
                 device,

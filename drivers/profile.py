@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from drivers.base import FieldValue
 from drivers.errors import ProfileError
 from drivers.fields import READING_FIELDS, SETPOINT_FIELDS, STATUS_FLAGS
+from drivers.payload import MqttLayout
 
 Table = Literal["holding", "input"]
 RegisterType = Literal["uint16", "int16", "uint32", "int32", "float32", "bits16", "version16"]
@@ -82,7 +83,7 @@ class ProfileHeader(BaseModel):
     name: str
     model: str
     kind: Literal["lamp", "sensor", "access_point"]
-    protocol: Literal["modbus"]
+    protocol: Literal["modbus", "mqtt"]
     word_order: WordOrder = "big"
     rated_power_w: float = Field(default=100.0, gt=0)
     nominal_voltage_v: float = Field(default=230.0, gt=0)
@@ -95,7 +96,16 @@ class DeviceProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     profile: ProfileHeader
-    registers: tuple[RegisterSpec, ...]
+    registers: tuple[RegisterSpec, ...] = ()
+    mqtt: MqttLayout | None = None
+
+    @model_validator(mode="after")
+    def _layout_fits_protocol(self) -> DeviceProfile:
+        if self.profile.protocol == "modbus" and not self.registers:
+            raise ValueError("a modbus profile needs [[registers]]")
+        if self.profile.protocol == "mqtt" and self.mqtt is None:
+            raise ValueError("an mqtt profile needs an [mqtt] table")
+        return self
 
     @model_validator(mode="after")
     def _no_overlaps(self) -> DeviceProfile:

@@ -34,3 +34,13 @@ def pty_dir(tmp_path: Path) -> Path:
     d = tmp_path / "pty"
     d.mkdir()
     return d
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from tests.mosquitto import Mosquitto
+
+    broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    yield broker
+    broker.stop()

@@ -1,0 +1,68 @@
+"""A private Mosquitto broker for tests: own port on 127.0.0.1, own persistence under a temp dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from tests.conftest import free_port
+
+
+class Mosquitto:
+    """Start, stop and restart a real Mosquitto (same port and persistence across restarts)."""
+
+    def __init__(self, workdir: Path, *, users: dict[str, str] | None = None) -> None:
+        exe = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
+        if exe is None:
+            raise RuntimeError("mosquitto is required (make test installs the Debian package)")
+        self.exe = exe
+        self.port = free_port()
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence true",
+            f"persistence_location {self.dir}/",
+            f"log_dest file {self.dir}/mosquitto.log",
+            "max_queued_messages 100000",
+        ]
+        if os.geteuid() == 0:
+            # as root, mosquitto switches to its own user, which cannot read a private temp dir
+            lines.append("user root")
+        if users:
+            pwfile = self.dir / "passwd"
+            pwfile.write_text("")
+            for user, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, password], check=True)
+            lines += ["allow_anonymous false", f"password_file {pwfile}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.conf = self.dir / "mosquitto.conf"
+        self.conf.write_text("\n".join(lines) + "\n")
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
+                logfile = self.dir / "mosquitto.log"
+                err += logfile.read_text() if logfile.exists() else ""
+                raise RuntimeError(f"mosquitto exited: {err}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()  # mosquitto saves its persistence file on a clean exit
+            self._proc.wait(timeout=10)
+            self._proc = None
