@@ -146,16 +146,33 @@ async def test_bad_messages_are_counted_per_reason_and_device_and_good_fields_ke
 async def test_last_will_and_online_messages_set_availability(mosquitto: Mosquitto) -> None:
     sinks = Sinks()
     async with listening(make_link(mosquitto), sinks):
-        # an access point whose connection dies: the broker publishes its last will
-        will = aiomqtt.Will("city/wifi/ap1/status", "offline", qos=1, retain=True)
-        ap = aiomqtt.Client("127.0.0.1", mosquitto.port, will=will, keepalive=1)
-        await ap.__aenter__()
-        await ap.publish("city/wifi/ap1/status", "online", qos=1, retain=True)
-        await until(lambda: ("ap-hoankiem-1", True) in sinks.availability)
-        ap._client._sock.close()  # a power cut, not a clean disconnect  # type: ignore[union-attr]
+        # an access point in its own process, whose power is then cut (kill -9): the broker
+        # publishes the last will it registered
+        ap = await asyncio.create_subprocess_exec(
+            *[
+                "mosquitto_sub",
+                "-p",
+                str(mosquitto.port),
+                "-t",
+                "city/wifi/ap1/cmd",
+                "-k",
+                "5",
+                "--will-topic",
+                "city/wifi/ap1/status",
+                "--will-payload",
+                "offline",
+                "--will-qos",
+                "1",
+            ]
+        )
+        try:
+            await asyncio.sleep(0.3)
+            await publish(mosquitto, ("city/wifi/ap1/status", "online"))
+            await until(lambda: ("ap-hoankiem-1", True) in sinks.availability)
+        finally:
+            ap.kill()
+            await ap.wait()
         await until(lambda: ("ap-hoankiem-1", False) in sinks.availability)
-        with contextlib.suppress(Exception):
-            await ap.__aexit__(None, None, None)
 
 
 async def test_persistent_session_keeps_messages_while_the_controller_is_away(mosquitto: Mosquitto) -> None:
