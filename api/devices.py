@@ -185,6 +185,7 @@ def _summary(row: DeviceRow, st: DeviceStatus) -> DeviceSummary:
         site=row.site_id,
         link=row.link_id,
         unit_id=row.unit_id,
+        address=row.address,
         profile=row.profile,
         kind=row.kind,
         group=row.group_path,

@@ -30,7 +30,8 @@ class DeviceSummary(BaseModel):
     id: str
     site: str
     link: str
-    unit_id: int
+    unit_id: int | None = Field(description="Modbus unit id (Modbus devices)")
+    address: str = Field(description="how the link addresses the device: unit id, or MQTT topic key")
     profile: str
     kind: str
     group: str
@@ -47,7 +48,8 @@ class DeviceDetail(DeviceSummary):
     last_error: str | None
     consecutive_failures: int
     counters: dict[str, int] = Field(
-        description="polls_ok, and failures by kind: timeout, exception, decode, unreachable"
+        description="polls_ok (readings received), and failures by kind: timeout, exception, decode, "
+        "unreachable, rejected (unusable messages)"
     )
 
 

@@ -24,7 +24,7 @@ _GROUP = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
-_LINK_KINDS = ("modbus_tcp", "modbus_rtu")
+_LINK_KINDS = ("modbus_tcp", "modbus_rtu", "mqtt")
 
 
 class ConfigError(ValueError):
@@ -101,13 +101,34 @@ class ModbusRtuLink(_LinkBase):
         return v
 
 
-LinkConfig = Annotated[ModbusTcpLink | ModbusRtuLink, Field(discriminator="kind")]
+class MqttLinkConfig(_LinkBase):
+    """A broker connection; devices on it are found by the `key` in their topics."""
+
+    kind: Literal["mqtt"]
+    host: str
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    client_id: str | None = None
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    persistent_session: bool = True
+    qos: Literal[0, 1] = 1
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    max_queued_messages: int = Field(default=10_000, ge=10)
+
+
+LinkConfig = Annotated[ModbusTcpLink | ModbusRtuLink | MqttLinkConfig, Field(discriminator="kind")]
+_PROTOCOL_OF_LINK = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "mqtt": "mqtt"}
 
 
 class DeviceConfig(_Strict):
     id: Annotated[str, Field(pattern=_ID)]
     link: str
-    unit_id: int = Field(ge=1, le=247)
+    unit_id: int | None = Field(default=None, ge=1, le=247, description="Modbus devices")
+    key: Annotated[str | None, Field(pattern=r"^[^/+#]{1,64}$", description="MQTT devices")] = None
     profile: str
     group: Annotated[str, Field(pattern=_GROUP)] = "ungrouped"
     latitude: float = Field(ge=-90, le=90)
@@ -193,6 +214,17 @@ class ControllerSettings(BaseSettings):
     def profile(self, name: str) -> DeviceProfile:
         return load_profile(name, self.profiles_dir)
 
+    def link(self, link_id: str) -> LinkConfig:
+        return next(link for link in self.links if link.id == link_id)
+
+
+def device_address(device: DeviceConfig, link: LinkConfig) -> int | str:
+    """How a device is addressed on its link: Modbus unit id, or the key in its MQTT topics."""
+    if isinstance(link, MqttLinkConfig):
+        return device.key or device.id
+    assert device.unit_id is not None  # checked by load_config
+    return device.unit_id
+
 
 def load_config(path: str | Path) -> ControllerSettings:
     """Read, validate and cross-check a configuration file; raise ConfigError naming each problem."""
@@ -234,13 +266,13 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
             yield ("links", i, "id"), f"duplicate link id {link.id!r}"
         if link.site not in site_ids:
             yield ("links", i, "site"), f"unknown site {link.site!r}; declared: {sorted(site_ids)}"
-        where = f"{link.host}:{link.port}" if isinstance(link, ModbusTcpLink) else link.port
+        where = link.port if isinstance(link, ModbusRtuLink) else f"{link.host}:{link.port}"
         if where in endpoints:
             yield ("links", i, "port"), f"{where} is already used by link {endpoints[where]!r}"
         endpoints.setdefault(where, link.id)
         links[link.id] = link
     seen_ids: dict[str, str] = {}
-    units: dict[tuple[str, int], str] = {}
+    units: dict[tuple[str, int | str], str] = {}
     n_single = len(settings.devices)
     ranges = [(j, r) for j, r in enumerate(settings.device_ranges) for _ in r.expand()]
     for k, dev in enumerate(settings.all_devices()):
@@ -250,19 +282,34 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
         if dev.id in seen_ids:
             yield (*loc, "id"), f"duplicate device id {dev.id!r}"
         seen_ids[dev.id] = dev.id
-        if dev.link not in links:
+        dev_link = links.get(dev.link)
+        if dev_link is None:
             yield (*loc, "link"), f"unknown link {dev.link!r}; declared: {sorted(links)}"
-        key = (dev.link, dev.unit_id)
-        if key in units:
+            continue
+        link = dev_link
+        if isinstance(link, MqttLinkConfig):
+            if dev.unit_id is not None:
+                yield (*loc, "unit_id"), f"unit_id is for Modbus devices; {dev.link!r} is MQTT: use key"
+        elif dev.unit_id is None:
+            yield (*loc, "unit_id"), f"a device on Modbus link {dev.link!r} needs a unit_id"
+            continue
+        address = device_address(dev, link)
+        what = "key" if isinstance(link, MqttLinkConfig) else "unit id"
+        if (dev.link, address) in units:
             yield (
-                (*loc, "unit_id"),
-                (f"unit id {dev.unit_id} is already used on link {dev.link!r} by {units[key]!r}"),
+                (*loc, "key" if what == "key" else "unit_id"),
+                f"{what} {address} is already used on link {dev.link!r} by {units[(dev.link, address)]!r}",
             )
-        units.setdefault(key, dev.id)
+        units.setdefault((dev.link, address), dev.id)
         try:
-            settings.profile(dev.profile)
+            profile = settings.profile(dev.profile)
         except ProfileError as exc:
             yield (*loc, "profile"), str(exc)
+            continue
+        speaks = profile.profile.protocol
+        if speaks != _PROTOCOL_OF_LINK[link.kind]:
+            problem = f"profile {dev.profile!r} speaks {speaks}, link {dev.link!r} is {link.kind}"
+            yield (*loc, "profile"), problem
 
 
 class _Locator:

@@ -20,7 +20,7 @@ from drivers.errors import DriverError
 DeviceState = Literal["unknown", "ok", "fault", "offline"]
 DEVICE_STATES: tuple[DeviceState, ...] = ("unknown", "ok", "fault", "offline")
 #: per-device counters: successful polls, and failures by the driver error's kind.
-COUNTER_NAMES = ("polls_ok", "timeout", "exception", "decode", "unreachable", "driver_error")
+COUNTER_NAMES = ("polls_ok", "timeout", "exception", "decode", "unreachable", "driver_error", "rejected")
 
 
 @dataclass(slots=True)
@@ -81,6 +81,29 @@ class Fleet:
         st.last_error = str(error)
         if st.consecutive_failures >= self.offline_after:
             st.state = "offline"
+        self._dirty.add(device_id)
+
+    def set_availability(self, device_id: str, online: bool) -> None:
+        """A device that reports by itself said it is online, or its last will said it is not."""
+        st = self.devices.get(device_id)
+        if st is None:
+            return
+        if online:
+            if st.state == "offline":
+                st.state = "unknown" if st.last_reading is None else "ok"
+                st.last_error = None
+        else:
+            st.state = "offline"
+            st.last_error = "offline: last will or offline message from the device"
+        self._dirty.add(device_id)
+
+    def record_rejection(self, device_id: str, reason: str, detail: str) -> None:
+        """A message from the device could not be used at all (not JSON, too large, …)."""
+        st = self.devices.get(device_id)
+        if st is None:
+            return
+        st.counters["rejected"] += 1
+        st.last_error = f"rejected message ({reason}): {detail}"
         self._dirty.add(device_id)
 
     def counts_by_state(self) -> dict[str, int]:

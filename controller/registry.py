@@ -10,13 +10,25 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Table, delete, func, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    delete,
+    func,
+    inspect,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from controller.config import ControllerSettings, ModbusTcpLink
+from controller.config import ControllerSettings, ModbusRtuLink, device_address
 
 
 class Base(DeclarativeBase):
@@ -45,7 +57,9 @@ class DeviceRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
     link_id: Mapped[str] = mapped_column(ForeignKey("links.id"), index=True)
-    unit_id: Mapped[int] = mapped_column(Integer)
+    unit_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: how the link addresses the device: the unit id for Modbus, the topic key for MQTT
+    address: Mapped[str] = mapped_column(String(64))
     profile: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
     group_path: Mapped[str] = mapped_column(String(300), index=True)
@@ -91,8 +105,16 @@ class Registry:
         self.session: async_sessionmaker[AsyncSession] = async_sessionmaker(engine, expire_on_commit=False)
 
     async def create_schema(self) -> None:
+        """Create missing tables; refuse, with a clear message, a database made by an older version."""
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
+            missing = await conn.run_sync(_missing_columns)
+        if missing:
+            raise RegistrySchemaError(
+                f"the registry database {self.engine.url!r} was made by an older Lamplighter: "
+                f"{'; '.join(missing)}. Delete it (sites, links and devices come back from the config) "
+                "or migrate it."
+            )
 
     async def mirror_config(self, settings: ControllerSettings) -> tuple[int, int]:
         """Make sites, links and devices equal to the config; return (devices kept, removed).
@@ -118,7 +140,7 @@ class Registry:
                 "id": x.id,
                 "site_id": x.site,
                 "kind": x.kind,
-                "address": f"{x.host}:{x.port}" if isinstance(x, ModbusTcpLink) else f"{x.port}@{x.baudrate}",
+                "address": f"{x.port}@{x.baudrate}" if isinstance(x, ModbusRtuLink) else f"{x.host}:{x.port}",
             }
             for x in settings.links
         ]
@@ -131,6 +153,7 @@ class Registry:
                     "site_id": link_site[d.link],
                     "link_id": d.link,
                     "unit_id": d.unit_id,
+                    "address": str(device_address(d, settings.link(d.link))),
                     "profile": d.profile,
                     "kind": header.kind,
                     "group_path": d.group,
@@ -208,6 +231,21 @@ class Registry:
                 )
             ).all()
         return rows, int(total or 0)
+
+
+class RegistrySchemaError(RuntimeError):
+    """The registry database does not have the tables this version needs."""
+
+
+def _missing_columns(sync_conn: Any) -> list[str]:
+    inspector = inspect(sync_conn)
+    problems = []
+    for table in Base.metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        lacking = [c.name for c in table.columns if c.name not in have]
+        if lacking:
+            problems.append(f"table {table.name} lacks {', '.join(lacking)}")
+    return problems
 
 
 def utcnow() -> datetime:

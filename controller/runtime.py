@@ -7,12 +7,13 @@ is drained into the store, live state is flushed to the registry, then links and
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
 from datetime import UTC, datetime
 
 from controller.commands import CommandDispatcher
-from controller.config import ControllerSettings, LinkConfig, ModbusTcpLink
+from controller.config import ControllerSettings, LinkConfig, ModbusTcpLink, MqttLinkConfig
 from controller.db import create_engine
 from controller.fleet import Fleet
 from controller.ingest import ReadingIngest
@@ -21,8 +22,9 @@ from controller.poller import LinkPoller, PolledDevice
 from controller.registry import DeviceRow, Registry
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
-from drivers.base import DeviceRef, Driver, Reading
+from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
 from drivers.modbus import ModbusLink, ModbusOptions, ModbusRtu, ModbusTcp
+from drivers.mqtt import MqttBroker, MqttLink
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class Controller:
         self.queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=settings.poller.queue_size)
         self.registry = Registry(create_engine(settings.database.url))
         self.store: TelemetryStore = create_store(settings.telemetry.backend, settings.telemetry.url)
-        self.drivers: dict[str, Driver] = {link.id: make_driver(link) for link in settings.links}
+        self.drivers: dict[str, Driver | ListeningDriver] = {}
         self.devices: dict[str, DeviceRow] = {}
         self.fleet = Fleet((), offline_after_failures=settings.poller.offline_after_failures)
         self.dispatcher: CommandDispatcher | None = None
@@ -54,12 +56,17 @@ class Controller:
         self.fleet.restore(await self.registry.load_states())
         await self.store.open()
 
-        refs: dict[str, tuple[DeviceRef, Driver]] = {}
-        by_link: dict[str, list[PolledDevice]] = defaultdict(list)
+        by_link: dict[str, list[DeviceRef]] = defaultdict(list)
+        intervals: dict[str, float] = {}
         for row in self.devices.values():
-            ref = DeviceRef(row.id, row.unit_id, self.settings.profile(row.profile))
-            refs[row.id] = (ref, self.drivers[row.link_id])
-            by_link[row.link_id].append(PolledDevice(ref, row.poll_interval_s))
+            address = row.unit_id if row.unit_id is not None else row.address
+            by_link[row.link_id].append(DeviceRef(row.id, address, self.settings.profile(row.profile)))
+            intervals[row.id] = row.poll_interval_s
+        self.drivers = {link.id: make_driver(link, by_link[link.id]) for link in self.settings.links}
+        refs: dict[str, tuple[DeviceRef, Driver]] = {}
+        for link_id, driver in self.drivers.items():
+            if isinstance(driver, Driver):
+                refs.update({ref.device_id: (ref, driver) for ref in by_link[link_id]})
         self.dispatcher = CommandDispatcher(refs, self.registry, self.metrics)
         self.ingest = ReadingIngest(
             self.queue,
@@ -71,9 +78,16 @@ class Controller:
         )
         self.supervisor.spawn("ingest", self.ingest.run, group="ingest")
         self.supervisor.spawn("state-flush", self._flush_states_forever, group="housekeeping")
-        for link_id, polled in by_link.items():
-            poller = LinkPoller(self.drivers[link_id], polled, self.queue, self.fleet, self.metrics)
-            self.supervisor.spawn(f"poll:{link_id}", poller.run, group="pollers")
+        for link_id, driver in self.drivers.items():
+            if isinstance(driver, ListeningDriver):
+                listen = functools.partial(
+                    driver.run, self.queue.put, self.fleet.set_availability, self.fleet.record_rejection
+                )
+                self.supervisor.spawn(f"listen:{link_id}", listen, group="pollers")
+            elif by_link[link_id]:
+                polled = [PolledDevice(ref, intervals[ref.device_id]) for ref in by_link[link_id]]
+                poller = LinkPoller(driver, polled, self.queue, self.fleet, self.metrics)
+                self.supervisor.spawn(f"poll:{link_id}", poller.run, group="pollers")
         self.started_at = datetime.now(UTC)
         log.info("controller started: %d links, %d devices", len(self.drivers), len(self.devices))
 
@@ -88,7 +102,9 @@ class Controller:
         await self._state_writes.join()
         if self.started_at is not None:
             await self.registry.save_states(self.fleet.take_dirty_rows())
-        await asyncio.gather(*(d.close() for d in self.drivers.values()), return_exceptions=True)
+        await asyncio.gather(
+            *(d.close() for d in self.drivers.values() if isinstance(d, Driver)), return_exceptions=True
+        )
         await self.store.close()
         await self.registry.engine.dispose()
         self.started_at = None
@@ -113,7 +129,26 @@ class Controller:
                 await self._state_writes.run(self.registry.save_states(rows))
 
 
-def make_driver(link: LinkConfig) -> Driver:
+def make_driver(link: LinkConfig, devices: list[DeviceRef]) -> Driver | ListeningDriver:
+    if isinstance(link, MqttLinkConfig):
+        broker = MqttBroker(
+            host=link.host,
+            port=link.port,
+            username=link.username,
+            password=link.password,
+            client_id=link.client_id,
+            protocol=link.protocol,
+            persistent_session=link.persistent_session,
+            qos=link.qos,
+            keepalive_s=link.keepalive_s,
+            tls_ca_file=link.tls_ca_file,
+            tls_cert_file=link.tls_cert_file,
+            tls_key_file=link.tls_key_file,
+            max_queued_messages=link.max_queued_messages,
+            backoff_base_s=link.backoff_base_s,
+            backoff_cap_s=link.backoff_cap_s,
+        )
+        return MqttLink(link.id, broker, devices)
     options = ModbusOptions(
         timeout_s=link.timeout_s,
         retries=link.retries,

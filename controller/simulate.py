@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from controller.config import ControllerSettings, ModbusTcpLink
+from controller.config import ControllerSettings, ModbusRtuLink, ModbusTcpLink
 from simulators.city import SimulatedCity
 from simulators.modbus_server import BusSpec, GatewaySpec, SimLamp
 
@@ -14,6 +14,8 @@ def city_from_config(settings: ControllerSettings) -> SimulatedCity:
     lamps: dict[str, list[SimLamp]] = defaultdict(list)
     for dev in settings.all_devices():
         profile = settings.profile(dev.profile)
+        if dev.unit_id is None:
+            continue  # not a Modbus device
         lamps[dev.link].append(
             SimLamp(
                 unit_id=dev.unit_id,
@@ -28,6 +30,6 @@ def city_from_config(settings: ControllerSettings) -> SimulatedCity:
         units = tuple(lamps.get(link.id, ()))
         if isinstance(link, ModbusTcpLink):
             gateways.append(GatewaySpec(name=link.id, host=link.host, port=link.port, lamps=units))
-        else:
+        elif isinstance(link, ModbusRtuLink):
             buses.append(BusSpec(name=link.id, port=link.port, baudrate=link.baudrate, lamps=units))
     return SimulatedCity(gateways, buses, seed=settings.simulator.seed)
