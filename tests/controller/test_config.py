@@ -128,3 +128,74 @@ def test_unknown_key_and_bad_toml_are_reported(tmp_path: Path) -> None:
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAMPLIGHTER_API__PORT", "9123")
     assert load_config(write(tmp_path, HEAD + device())).api.port == 9123
+
+
+MQTT_LINK = """
+[[links]]
+id = "broker"
+site = "s1"
+kind = "mqtt"
+host = "127.0.0.1"
+port = 18830
+"""
+
+MQTT_DEVICE = """
+[[devices]]
+id = "{id}"
+link = "{link}"
+{extra}
+profile = "{profile}"
+latitude = 21.0
+longitude = 105.8
+"""
+
+
+def mqtt_device(id: str = "env-1", link: str = "broker", extra: str = "", profile: str = "env_sensor") -> str:
+    return MQTT_DEVICE.format(id=id, link=link, extra=extra, profile=profile)
+
+
+def test_mqtt_devices_are_addressed_by_key_defaulting_to_their_id(tmp_path: Path) -> None:
+    from controller.config import device_address
+
+    settings = load_config(
+        write(
+            tmp_path,
+            HEAD + MQTT_LINK + mqtt_device() + mqtt_device("ap-1", extra='key = "ap1"', profile="wifi_ap"),
+        )
+    )
+    addresses = [device_address(d, settings.link(d.link)) for d in settings.all_devices()]
+    assert addresses == ["env-1", "ap1"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            mqtt_device(extra="unit_id = 3"),
+            "devices[0].unit_id: unit_id is for Modbus devices; 'broker' is MQTT: use key",
+        ),
+        (
+            mqtt_device(profile="lamp_lcu"),
+            "devices[0].profile: profile 'lamp_lcu' speaks modbus, link 'broker' is mqtt",
+        ),
+        (
+            device(profile="env_sensor"),
+            "devices[0].profile: profile 'env_sensor' speaks mqtt, link 'gw' is modbus_tcp",
+        ),
+        (
+            mqtt_device() + mqtt_device("env-2", extra='key = "env-1"'),
+            "devices[1].key: key env-1 is already used on link 'broker' by 'env-1'",
+        ),
+        (mqtt_device(extra='key = "a/b"'), "devices[0].key: String should match pattern"),
+        (
+            DEVICE.replace("unit_id = {unit}\n", "").format(id="x", link="gw", profile="lamp_lcu"),
+            "devices[0].unit_id: a device on Modbus link 'gw' needs a unit_id",
+        ),
+    ],
+)
+def test_invalid_mqtt_device_config_is_located(tmp_path: Path, body: str, expected: str) -> None:
+    path = write(tmp_path, HEAD + MQTT_LINK + body)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert expected in str(err.value)
+    assert f"{path}:" in str(err.value)

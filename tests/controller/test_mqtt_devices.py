@@ -1,0 +1,142 @@
+"""Sensors and access points over a real Mosquitto reach the same reading path and API as lamps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import aiomqtt
+import httpx
+import pytest
+
+from api.app import create_app
+from api.server import ApiServer
+from controller.config import load_config
+from tests.controller.city import running_controller
+from tests.mosquitto import Mosquitto
+
+
+def city_with_broker(tmp_path: Path, broker: Mosquitto) -> Path:
+    path = tmp_path / "city.toml"
+    path.write_text(f"""
+[database]
+url = "sqlite+aiosqlite:///{tmp_path}/registry.db"
+[telemetry]
+url = "sqlite+aiosqlite:///{tmp_path}/telemetry.db"
+[poller]
+ingest_linger_s = 0.05
+
+[[sites]]
+id = "hn"
+latitude = 21.0
+longitude = 105.8
+
+[[links]]
+id = "broker"
+site = "hn"
+kind = "mqtt"
+host = "127.0.0.1"
+port = {broker.port}
+backoff_base_s = 0.1
+backoff_cap_s = 0.5
+
+[[devices]]
+id = "env-hoankiem"
+link = "broker"
+key = "hk1"
+profile = "env_sensor"
+group = "hanoi/hoan-kiem"
+latitude = 21.0287
+longitude = 105.8524
+
+[[devices]]
+id = "ap-hoankiem"
+link = "broker"
+key = "ap1"
+profile = "wifi_ap"
+group = "hanoi/hoan-kiem"
+latitude = 21.0290
+longitude = 105.8530
+""")
+    return path
+
+
+async def until(predicate: Callable[[], bool], within_s: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not predicate():
+        if loop.time() > deadline:
+            pytest.fail("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_sensor_and_access_point_appear_in_the_api_like_lamps(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    settings = load_config(city_with_broker(tmp_path, mosquitto))
+    async with running_controller(settings) as ctl:
+        await until(lambda: ctl.drivers["broker"].stats.connected)
+        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        await server.start()
+        try:
+            async with aiomqtt.Client("127.0.0.1", mosquitto.port) as device:
+                await device.publish(
+                    "city/env/hk1/telemetry",
+                    json.dumps(
+                        {
+                            "pm": {"pm2_5": 55.5, "pm10": 80},
+                            "climate": {"temperature": 29, "humidity": 70},
+                            "noise_dba": 66,
+                            "lux": 30000,
+                        }
+                    ),
+                    qos=1,
+                )
+                await device.publish("city/wifi/ap1/status", "online", qos=1, retain=True)
+                await device.publish(
+                    "city/wifi/ap1/stats",
+                    json.dumps(
+                        {
+                            "radio": {"clients": 31, "rx_kbps": 1200, "tx_kbps": 8800},
+                            "uptime_s": 7200,
+                            "fw": "3.2",
+                        }
+                    ),
+                    qos=1,
+                )
+                await until(
+                    lambda: ctl.fleet["env-hoankiem"].state == "ok" and ctl.fleet["ap-hoankiem"].state == "ok"
+                )
+                async with httpx.AsyncClient(base_url=server.url) as api:
+                    listing = (await api.get("/api/v1/devices", params={"group": "hanoi/hoan-kiem"})).json()
+                    assert {(d["id"], d["kind"], d["address"]) for d in listing["items"]} == {
+                        ("env-hoankiem", "sensor", "hk1"),
+                        ("ap-hoankiem", "access_point", "ap1"),
+                    }
+                    env = (await api.get("/api/v1/devices/env-hoankiem")).json()
+                    assert env["last_reading"]["values"]["pm2_5_ugm3"] == 55.5
+                    assert env["unit_id"] is None
+                    await asyncio.sleep(0.2)  # let the ingest batch reach the store
+                    history = (
+                        await api.get(
+                            "/api/v1/devices/ap-hoankiem/telemetry", params={"fields": "clients,tx_kbps"}
+                        )
+                    ).json()
+                    assert history["points"][-1]["values"] == {"clients": 31, "tx_kbps": 8800}
+
+                    # the access point loses power: its last will (here sent as the broker would) → offline
+                    await device.publish("city/wifi/ap1/status", "offline", qos=1, retain=True)
+                    await until(lambda: ctl.fleet["ap-hoankiem"].state == "offline")
+                    offline = (await api.get("/api/v1/devices", params={"state": "offline"})).json()
+                    assert [d["id"] for d in offline["items"]] == ["ap-hoankiem"]
+
+                    # garbage from the sensor: rejected and counted; its last good reading stays
+                    await device.publish("city/env/hk1/telemetry", b"\x00\x01garbage", qos=1)
+                    await until(lambda: ctl.fleet["env-hoankiem"].counters["rejected"] == 1)
+                    env = (await api.get("/api/v1/devices/env-hoankiem")).json()
+                    assert "rejected message (not_json)" in env["last_error"]
+                    assert env["last_reading"]["values"]["pm2_5_ugm3"] == 55.5
+        finally:
+            await server.stop()
