@@ -25,6 +25,8 @@ BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
 _LINK_KINDS = ("modbus_tcp", "modbus_rtu", "mqtt")
+#: an MQTT link's host that means "the controller's embedded broker"
+EMBEDDED = "embedded"
 
 
 class ConfigError(ValueError):
@@ -61,6 +63,18 @@ class SimulatorSettings(_Strict):
     control_host: str = "127.0.0.1"
     control_port: int = Field(default=8099, ge=1, le=65535)
     seed: int = 1
+    mqtt_interval_s: float = Field(default=10.0, gt=0, description="how often simulated MQTT devices publish")
+
+
+class EmbeddedBrokerSettings(_Strict):
+    """An MQTT broker inside the controller process (amqtt), for set-ups without Mosquitto/EMQX.
+
+    MQTT links with `host = "embedded"` use it. `port = 0` picks a free port at start.
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
 
 
 class Site(_Strict):
@@ -187,6 +201,7 @@ class ControllerSettings(BaseSettings):
     telemetry: TelemetrySettings = TelemetrySettings()
     poller: PollerSettings = PollerSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    embedded_broker: EmbeddedBrokerSettings = EmbeddedBrokerSettings()
     profiles_dir: Path | None = None
     sites: tuple[Site, ...] = ()
     links: tuple[LinkConfig, ...] = ()
@@ -216,6 +231,12 @@ class ControllerSettings(BaseSettings):
 
     def link(self, link_id: str) -> LinkConfig:
         return next(link for link in self.links if link.id == link_id)
+
+    def broker_address(self, link: MqttLinkConfig) -> tuple[str, int]:
+        """Where an MQTT link connects: its own host and port, or the embedded broker's."""
+        if link.host == EMBEDDED:
+            return self.embedded_broker.host, self.embedded_broker.port
+        return link.host, link.port
 
 
 def device_address(device: DeviceConfig, link: LinkConfig) -> int | str:
@@ -266,6 +287,12 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
             yield ("links", i, "id"), f"duplicate link id {link.id!r}"
         if link.site not in site_ids:
             yield ("links", i, "site"), f"unknown site {link.site!r}; declared: {sorted(site_ids)}"
+        if (
+            isinstance(link, MqttLinkConfig)
+            and link.host == EMBEDDED
+            and not settings.embedded_broker.enabled
+        ):
+            yield ("links", i, "host"), "host 'embedded' needs [embedded_broker] enabled = true"
         where = link.port if isinstance(link, ModbusRtuLink) else f"{link.host}:{link.port}"
         if where in endpoints:
             yield ("links", i, "port"), f"{where} is already used by link {endpoints[where]!r}"

@@ -62,7 +62,9 @@ class Controller:
             address = row.unit_id if row.unit_id is not None else row.address
             by_link[row.link_id].append(DeviceRef(row.id, address, self.settings.profile(row.profile)))
             intervals[row.id] = row.poll_interval_s
-        self.drivers = {link.id: make_driver(link, by_link[link.id]) for link in self.settings.links}
+        self.drivers = {
+            link.id: make_driver(link, by_link[link.id], self.settings) for link in self.settings.links
+        }
         refs: dict[str, tuple[DeviceRef, Driver]] = {}
         for link_id, driver in self.drivers.items():
             if isinstance(driver, Driver):
@@ -129,11 +131,14 @@ class Controller:
                 await self._state_writes.run(self.registry.save_states(rows))
 
 
-def make_driver(link: LinkConfig, devices: list[DeviceRef]) -> Driver | ListeningDriver:
+def make_driver(
+    link: LinkConfig, devices: list[DeviceRef], settings: ControllerSettings
+) -> Driver | ListeningDriver:
     if isinstance(link, MqttLinkConfig):
+        host, port = settings.broker_address(link)
         broker = MqttBroker(
-            host=link.host,
-            port=link.port,
+            host=host,
+            port=port,
             username=link.username,
             password=link.password,
             client_id=link.client_id,

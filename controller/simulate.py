@@ -5,17 +5,27 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from controller.config import ControllerSettings, ModbusRtuLink, ModbusTcpLink
+from controller.config import ControllerSettings, ModbusRtuLink, ModbusTcpLink, MqttLinkConfig, device_address
 from simulators.city import SimulatedCity
 from simulators.modbus_server import BusSpec, GatewaySpec, SimLamp
+from simulators.mqtt_devices import BrokerSpec, SimMqttDevice
 
 
 def city_from_config(settings: ControllerSettings) -> SimulatedCity:
     lamps: dict[str, list[SimLamp]] = defaultdict(list)
+    mqtt_devices: dict[str, list[SimMqttDevice]] = defaultdict(list)
+    timezones = {site.id: site.timezone for site in settings.sites}
     for dev in settings.all_devices():
         profile = settings.profile(dev.profile)
+        link = settings.link(dev.link)
+        if isinstance(link, MqttLinkConfig):
+            key = str(device_address(dev, link))
+            mqtt_devices[dev.link].append(
+                SimMqttDevice(key=key, profile=dev.profile, timezone=timezones.get(link.site, "UTC"))
+            )
+            continue
         if dev.unit_id is None:
-            continue  # not a Modbus device
+            continue
         lamps[dev.link].append(
             SimLamp(
                 unit_id=dev.unit_id,
@@ -26,10 +36,22 @@ def city_from_config(settings: ControllerSettings) -> SimulatedCity:
         )
     gateways: list[GatewaySpec] = []
     buses: list[BusSpec] = []
+    brokers: list[BrokerSpec] = []
     for link in settings.links:
         units = tuple(lamps.get(link.id, ()))
         if isinstance(link, ModbusTcpLink):
             gateways.append(GatewaySpec(name=link.id, host=link.host, port=link.port, lamps=units))
         elif isinstance(link, ModbusRtuLink):
             buses.append(BusSpec(name=link.id, port=link.port, baudrate=link.baudrate, lamps=units))
-    return SimulatedCity(gateways, buses, seed=settings.simulator.seed)
+        elif mqtt_devices.get(link.id):
+            host, port = settings.broker_address(link)
+            brokers.append(
+                BrokerSpec(
+                    name=link.id,
+                    host=host,
+                    port=port,
+                    devices=tuple(mqtt_devices[link.id]),
+                    interval_s=settings.simulator.mqtt_interval_s,
+                )
+            )
+    return SimulatedCity(gateways, buses, brokers, seed=settings.simulator.seed)

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 
 from simulators.modbus_server import BusSpec, GatewaySpec, ModbusSegment, SegmentSet
+from simulators.mqtt_devices import BrokerSpec, MqttDeviceFleet
 from simulators.pty import PtyPair
 
 log = logging.getLogger(__name__)
@@ -23,11 +24,13 @@ class SimulatedCity:
         self,
         gateways: Sequence[GatewaySpec],
         buses: Sequence[BusSpec],
+        brokers: Sequence[BrokerSpec] = (),
         *,
         seed: int = 1,
     ) -> None:
         self.gateways = list(gateways)
         self.buses = list(buses)
+        self.brokers = list(brokers)
         self.segments = SegmentSet()
         self.seed = seed
         self._pairs: list[PtyPair] = []
@@ -42,6 +45,10 @@ class SimulatedCity:
                 await self._add(ModbusSegment(spec, seed=self.seed * 1000 + i))
             for i, gw in enumerate(self.gateways):
                 await self._add(ModbusSegment(gw, seed=self.seed * 1000 + 500 + i))
+            for i, broker in enumerate(self.brokers):
+                fleet = MqttDeviceFleet(broker, seed=self.seed * 1000 + 900 + i)
+                await fleet.start()
+                self.segments.mqtt[fleet.name] = fleet
         except BaseException:
             await self.stop()
             raise
@@ -54,8 +61,10 @@ class SimulatedCity:
         )
 
     async def stop(self) -> None:
+        await asyncio.gather(*(f.stop() for f in self.segments.mqtt.values()), return_exceptions=True)
         await asyncio.gather(*(s.stop() for s in self.segments.segments.values()), return_exceptions=True)
         self.segments.segments.clear()
+        self.segments.mqtt.clear()
         for pair in self._pairs:
             await pair.stop()
         self._pairs.clear()

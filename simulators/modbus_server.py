@@ -22,6 +22,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.profile import DeviceProfile, load_profile
 from simulators.lamp import Fault, LampModel, RegisterImage
+from simulators.mqtt_devices import MqttDeviceFleet
 
 log = logging.getLogger(__name__)
 
@@ -224,9 +225,10 @@ def _new_lamp(lamp: SimLamp, profile: DeviceProfile, rng: random.Random) -> Lamp
 
 @dataclass(slots=True)
 class SegmentSet:
-    """All segments of a simulated city, by name."""
+    """All simulated links of a city, by name: Modbus segments and MQTT device fleets."""
 
     segments: dict[str, ModbusSegment] = field(default_factory=dict)
+    mqtt: dict[str, MqttDeviceFleet] = field(default_factory=dict)
 
     def find(self, segment: str, unit_id: int) -> LampModel:
         """The lamp at `unit_id` on `segment`; LookupError says which of the two is unknown."""
