@@ -37,8 +37,10 @@ class DeviceSummary(BaseModel):
     group: str
     latitude: float
     longitude: float
-    rated_power_w: float
-    poll_interval_s: float
+    rated_power_w: float | None = Field(description="lamps: nameplate power, W")
+    poll_interval_s: float = Field(
+        description="Modbus: how often it is polled; MQTT: expected reporting interval"
+    )
     state: DeviceStateName
     last_seen: datetime | None
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
 
+from controller.broker import EmbeddedBroker
 from controller.config import ConfigError, ControllerSettings, load_config
 from simulators.lamp import Fault
+from simulators.mqtt_devices import MqttFault
 
 app = typer.Typer(help="Lamplighter: street-lighting and city IoT controller.", no_args_is_help=True)
 fault_app = typer.Typer(help="Inject and clear faults in running simulators.", no_args_is_help=True)
@@ -84,6 +87,21 @@ def fault_inject(
     )
 
 
+@fault_app.command("mqtt")
+def fault_mqtt(
+    link: Annotated[str, typer.Option(help="the MQTT link (broker) id")],
+    device: Annotated[str, typer.Option(help="the device's key in its topics")],
+    fault: Annotated[MqttFault, typer.Option(help="offline: power cut (last will); stale; garbage")],
+    clear: Annotated[bool, typer.Option("--clear", help="clear the fault instead")] = False,
+    url: UrlOpt = None,
+    config: OptionalConfigOpt = None,
+) -> None:
+    """Inject (or clear) a fault in one simulated MQTT device: sensor or access point."""
+    body = {"link": link, "key": device, "fault": fault.value, "active": not clear}
+    row = _request(_control_url(url, config), "POST", "/mqtt-faults", json=body)
+    typer.echo(f"{row['link']} {row['key']} ({row['kind']}): faults: {', '.join(row['faults']) or 'none'}")
+
+
 @fault_app.command("clear")
 def fault_clear(
     link: Annotated[str | None, typer.Option(help="only this link")] = None,
@@ -112,6 +130,7 @@ async def _run_controller(settings: ControllerSettings, simulate_config: Path | 
     from controller.runtime import Controller
 
     stop = _stop_event()
+    broker, settings = await _start_embedded_broker(settings)
     child = await _spawn_simulators(simulate_config, settings) if simulate_config else None
     controller = Controller(settings)
     api = ApiServer(create_app(controller), settings.api.host, settings.api.port)
@@ -130,6 +149,8 @@ async def _run_controller(settings: ControllerSettings, simulate_config: Path | 
         await controller.stop()
         if child is not None:
             await _end_child(child)
+        if broker is not None:
+            await broker.stop()
 
 
 async def _run_simulators(settings: ControllerSettings) -> None:
@@ -138,6 +159,13 @@ async def _run_simulators(settings: ControllerSettings) -> None:
     from simulators.control import create_control_app
 
     stop = _stop_event()
+    if settings.embedded_broker.enabled and settings.embedded_broker.port == 0:
+        typer.echo(
+            "note: the simulated MQTT devices need the controller's embedded broker, whose port is "
+            "chosen at start ([embedded_broker] port = 0). Run `lamplighter run --simulate`, or set a "
+            "fixed port to run simulators and controller separately.",
+            err=True,
+        )
     city = city_from_config(settings)
     sim = settings.simulator
     control = ApiServer(create_control_app(city.segments), sim.control_host, sim.control_port)
@@ -157,10 +185,23 @@ async def _run_simulators(settings: ControllerSettings) -> None:
         await city.stop()
 
 
+async def _start_embedded_broker(
+    settings: ControllerSettings,
+) -> tuple[EmbeddedBroker | None, ControllerSettings]:
+    """Start the in-process broker if the config asks for one; return settings with its real port."""
+    if not settings.embedded_broker.enabled:
+        return None, settings
+    broker = EmbeddedBroker(settings.embedded_broker.host, settings.embedded_broker.port)
+    port = await broker.start()
+    resolved = settings.embedded_broker.model_copy(update={"port": port})
+    return broker, settings.model_copy(update={"embedded_broker": resolved})
+
+
 async def _spawn_simulators(config: Path, settings: ControllerSettings) -> asyncio.subprocess.Process:
     """Simulators run in their own process so they get their own core, as real hardware would."""
+    env = {**os.environ, "LAMPLIGHTER_EMBEDDED_BROKER__PORT": str(settings.embedded_broker.port)}
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "controller.cli", "simulate", "-c", str(config)
+        sys.executable, "-m", "controller.cli", "simulate", "-c", str(config), env=env
     )
     url = f"http://{settings.simulator.control_host}:{settings.simulator.control_port}/links"
     async with httpx.AsyncClient() as client:
@@ -228,18 +269,24 @@ def _configure_logging(verbose: bool) -> None:
     # count and report each of those per device, so its own log is only noise here.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("amqtt", "transitions"):  # amqtt logs every client session at INFO
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _control(url: str, method: str, path: str, *, only_faulty: bool = False, **kwargs: object) -> None:
+def _request(url: str, method: str, path: str, **kwargs: Any) -> Any:
     try:
-        rsp = httpx.request(method, url.rstrip("/") + path, timeout=5, **kwargs)  # type: ignore[arg-type]
+        rsp = httpx.request(method, url.rstrip("/") + path, timeout=5, **kwargs)
     except httpx.HTTPError as exc:
         typer.echo(f"cannot reach the simulators at {url}: {exc}", err=True)
         raise typer.Exit(1) from None
     if rsp.status_code >= 400:
         typer.echo(f"refused ({rsp.status_code}): {rsp.text}", err=True)
         raise typer.Exit(1)
-    body = rsp.json()
+    return rsp.json()
+
+
+def _control(url: str, method: str, path: str, *, only_faulty: bool = False, **kwargs: Any) -> None:
+    body = _request(url, method, path, **kwargs)
     rows = body if isinstance(body, list) else [body]
     for row in rows:
         if only_faulty and not row.get("faults"):

@@ -65,7 +65,7 @@ class DeviceRow(Base):
     group_path: Mapped[str] = mapped_column(String(300), index=True)
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
-    rated_power_w: Mapped[float] = mapped_column(Float)
+    rated_power_w: Mapped[float | None] = mapped_column(Float, nullable=True)  # lamps only
     poll_interval_s: Mapped[float] = mapped_column(Float)
 
 
@@ -159,7 +159,8 @@ class Registry:
                     "group_path": d.group,
                     "latitude": d.latitude,
                     "longitude": d.longitude,
-                    "rated_power_w": d.rated_power_w or header.rated_power_w,
+                    "rated_power_w": d.rated_power_w
+                    or (header.rated_power_w if header.kind == "lamp" else None),
                     "poll_interval_s": d.poll_interval_s,
                 }
             )

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from simulators.lamp import Fault, LampModel
 from simulators.modbus_server import SegmentSet
+from simulators.mqtt_devices import MqttDeviceModel, MqttFault
 
 
 class LampOut(BaseModel):
@@ -28,6 +29,24 @@ class FaultRequest(BaseModel):
     link: str
     unit_id: int
     fault: Fault
+    active: bool = True
+
+
+class MqttDeviceOut(BaseModel):
+    link: str
+    key: str
+    profile: str
+    kind: str
+    published: int
+    faults: list[MqttFault]
+
+
+class MqttFaultRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    link: str
+    key: str
+    fault: MqttFault
     active: bool = True
 
 
@@ -89,7 +108,33 @@ def create_control_app(segments: SegmentSet) -> FastAPI:
                     cleared.append(_lamp_out(name, lamp))
         return cleared
 
+    @app.get("/mqtt-devices", response_model=list[MqttDeviceOut])
+    async def mqtt_devices() -> list[MqttDeviceOut]:
+        return [_mqtt_out(name, d) for name, fleet in segments.mqtt.items() for d in fleet.devices.values()]
+
+    @app.post("/mqtt-faults", response_model=MqttDeviceOut)
+    async def set_mqtt_fault(req: MqttFaultRequest) -> MqttDeviceOut:
+        fleet = segments.mqtt.get(req.link)
+        if fleet is None:
+            raise HTTPException(404, f"no simulated MQTT link {req.link!r}")
+        try:
+            device = fleet.set_fault(req.key, req.fault, req.active)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return _mqtt_out(req.link, device)
+
     return app
+
+
+def _mqtt_out(link: str, d: MqttDeviceModel) -> MqttDeviceOut:
+    return MqttDeviceOut(
+        link=link,
+        key=d.spec.key,
+        profile=d.spec.profile,
+        kind=d.kind,
+        published=d.published,
+        faults=sorted(d.faults),
+    )
 
 
 def _find(segments: SegmentSet, link: str, unit_id: int) -> LampModel:

@@ -15,6 +15,37 @@ from tests.conftest import free_port
 from tests.controller.city import write_city
 
 LAMPLIGHTER = [sys.executable, "-m", "controller.cli"]
+# what `make run` adds to the lamps: its own ports, the embedded broker, a sensor and an access point
+EXTRA = """
+[api]
+port = {api_port}
+[simulator]
+control_port = {control_port}
+mqtt_interval_s = 0.5
+[embedded_broker]
+enabled = true
+port = 0
+
+[[links]]
+id = "broker"
+site = "hn"
+kind = "mqtt"
+host = "embedded"
+
+[[devices]]
+id = "env-1"
+link = "broker"
+profile = "env_sensor"
+latitude = 21.0
+longitude = 105.8
+
+[[devices]]
+id = "ap-1"
+link = "broker"
+profile = "wifi_ap"
+latitude = 21.0
+longitude = 105.8
+"""
 
 
 def test_check_config_reports_problems_with_exit_code_2(tmp_path: Path) -> None:
@@ -33,9 +64,7 @@ def test_check_config_reports_problems_with_exit_code_2(tmp_path: Path) -> None:
 def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     config = write_city(tmp_path, interval=0.5)
     api_port, control_port = free_port(), free_port()
-    config.write_text(
-        config.read_text() + f"\n[api]\nport = {api_port}\n[simulator]\ncontrol_port = {control_port}\n"
-    )
+    config.write_text(config.read_text() + EXTRA.format(api_port=api_port, control_port=control_port))
     proc = subprocess.Popen(
         [*LAMPLIGHTER, "run", "-c", str(config), "--simulate"],
         stdout=subprocess.PIPE,
@@ -46,8 +75,11 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
     )
     try:
         base = f"http://127.0.0.1:{api_port}"
-        devices = _wait_for_ok(f"{base}/api/v1/devices?state=ok", expect_total=9)
-        assert devices["total"] == 9
+        devices = _wait_for_ok(f"{base}/api/v1/devices?state=ok", expect_total=11)
+        kinds = {d["id"]: d["kind"] for d in devices["items"]}
+        assert kinds["env-1"] == "sensor"
+        assert kinds["ap-1"] == "access_point"
+        assert list(kinds.values()).count("lamp") == 9
         inject = _inject_fault(control_port, unit=4)
         assert inject.returncode == 0
         assert "faults: lamp_failure" in inject.stdout
