@@ -77,6 +77,18 @@ class EmbeddedBrokerSettings(_Strict):
     port: int = Field(default=0, ge=0, le=65535)
 
 
+class OutboundSettings(_Strict):
+    """Publishing device state for the IOC: `<topic_prefix>/<site>/<device>/state`, retained."""
+
+    enabled: bool = False
+    host: str = Field(default="127.0.0.1", description='a broker host, or "embedded"')
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    topic_prefix: str = Field(default="lamplighter", pattern=r"^[^+#]+$")
+    state_interval_s: float = Field(default=1.0, gt=0, le=60)
+
+
 class Site(_Strict):
     id: Annotated[str, Field(pattern=_ID)]
     name: str = ""
@@ -202,6 +214,7 @@ class ControllerSettings(BaseSettings):
     poller: PollerSettings = PollerSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     embedded_broker: EmbeddedBrokerSettings = EmbeddedBrokerSettings()
+    outbound: OutboundSettings = OutboundSettings()
     profiles_dir: Path | None = None
     sites: tuple[Site, ...] = ()
     links: tuple[LinkConfig, ...] = ()
@@ -232,8 +245,8 @@ class ControllerSettings(BaseSettings):
     def link(self, link_id: str) -> LinkConfig:
         return next(link for link in self.links if link.id == link_id)
 
-    def broker_address(self, link: MqttLinkConfig) -> tuple[str, int]:
-        """Where an MQTT link connects: its own host and port, or the embedded broker's."""
+    def broker_address(self, link: MqttLinkConfig | OutboundSettings) -> tuple[str, int]:
+        """Where an MQTT connection goes: its own host and port, or the embedded broker's."""
         if link.host == EMBEDDED:
             return self.embedded_broker.host, self.embedded_broker.port
         return link.host, link.port
@@ -268,6 +281,12 @@ def load_config(path: str | Path) -> ControllerSettings:
             "\n".join(locator.describe(e["loc"], e["msg"], e.get("input")) for e in exc.errors())
         ) from exc
     problems = list(_cross_check(settings))
+    if (
+        settings.outbound.enabled
+        and settings.outbound.host == EMBEDDED
+        and not settings.embedded_broker.enabled
+    ):
+        problems.append((("outbound", "host"), "host 'embedded' needs [embedded_broker] enabled = true"))
     if problems:
         raise ConfigError("\n".join(locator.describe(loc, msg) for loc, msg in problems))
     return settings

@@ -18,6 +18,7 @@ from controller.db import create_engine
 from controller.fleet import Fleet
 from controller.ingest import ReadingIngest
 from controller.metrics import ControllerMetrics
+from controller.outbound import StatePublisher
 from controller.poller import LinkPoller, PolledDevice
 from controller.registry import DeviceRow, Registry
 from controller.supervisor import CriticalSection, Supervisor
@@ -46,6 +47,7 @@ class Controller:
         self.ingest: ReadingIngest | None = None
         self.started_at: datetime | None = None
         self._state_writes = CriticalSection()
+        self.publisher: StatePublisher | None = None
 
     async def start(self) -> None:
         await self.registry.create_schema()
@@ -80,6 +82,20 @@ class Controller:
         )
         self.supervisor.spawn("ingest", self.ingest.run, group="ingest")
         self.supervisor.spawn("state-flush", self._flush_states_forever, group="housekeeping")
+        out = self.settings.outbound
+        if out.enabled:
+            host, port = self.settings.broker_address(out)
+            self.publisher = StatePublisher(
+                self.fleet,
+                self.devices,
+                host=host,
+                port=port,
+                username=out.username,
+                password=out.password,
+                topic_prefix=out.topic_prefix,
+                state_interval_s=out.state_interval_s,
+            )
+            self.supervisor.spawn("outbound", self.publisher.run, group="housekeeping")
         for link_id, driver in self.drivers.items():
             if isinstance(driver, ListeningDriver):
                 listen = functools.partial(

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from controller.commands import Command
 from controller.config import load_config
@@ -15,15 +12,7 @@ from controller.runtime import Controller
 from controller.telemetry import SqliteTelemetryStore
 from simulators.lamp import Fault
 from tests.controller.city import running_city, running_controller, settings_for, write_city
-
-
-async def until(predicate: Callable[[], bool], within_s: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.05)
+from tests.waiting import until
 
 
 def states(ctl: Controller) -> dict[str, str]:

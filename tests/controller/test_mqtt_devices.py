@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
 import httpx
-import pytest
 
 from api.app import create_app
 from api.server import ApiServer
 from controller.config import load_config
 from tests.controller.city import running_controller
 from tests.mosquitto import Mosquitto
+from tests.waiting import until
 
 
 def city_with_broker(tmp_path: Path, broker: Mosquitto) -> Path:
@@ -61,15 +60,6 @@ latitude = 21.0290
 longitude = 105.8530
 """)
     return path
-
-
-async def until(predicate: Callable[[], bool], within_s: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_sensor_and_access_point_appear_in_the_api_like_lamps(

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
-import pytest
 
 from drivers.base import DeviceRef, Reading
 from drivers.mqtt import MqttBroker, MqttLink
 from drivers.profile import load_profile
 from tests.mosquitto import Mosquitto
+from tests.waiting import until
 
 SENSOR = load_profile("env_sensor")
 AP = load_profile("wifi_ap")
@@ -61,15 +61,6 @@ async def listening(link: MqttLink, sinks: Sinks) -> AsyncIterator[asyncio.Task[
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def until(predicate: Callable[[], bool], within_s: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def publish(broker: Mosquitto, *messages: tuple[str, bytes | str], qos: int = 1) -> None:

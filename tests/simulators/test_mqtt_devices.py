@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,6 +15,7 @@ from simulators.mqtt_devices import MqttFault, access_point_values, sensor_value
 from tests.controller.city import running_city, running_controller
 from tests.controller.test_mqtt_devices import city_with_broker
 from tests.mosquitto import Mosquitto
+from tests.waiting import until
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -33,15 +32,6 @@ def test_daily_patterns_are_plausible() -> None:
     evening = access_point_values(datetime(2026, 6, 21, 20, 0, tzinfo=HANOI), 100, rng)
     dawn = access_point_values(datetime(2026, 6, 21, 4, 0, tzinfo=HANOI), 100, rng)
     assert int(evening["clients"]) > 3 * int(dawn["clients"])
-
-
-async def until(predicate: Callable[[], bool], within_s: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_simulated_devices_report_and_their_faults_show(tmp_path: Path, mosquitto: Mosquitto) -> None:

@@ -1,0 +1,158 @@
+"""What the controller publishes for the IOC and other systems over MQTT.
+
+`lamplighter/<site>/<device>/state` (retained, QoS 1): the device's live state, published at most
+once per `state_interval_s` per device and only when something changed since the last message —
+so a change is out within one interval, and a quiet city sends nothing.
+`lamplighter/<site>/events`: controller events (`controller_started`; alerts and more arrive with
+the fault-detection issue). Payload shapes are the pydantic models below; their JSON Schemas are in
+docs/mqtt.md (printed by `python -m controller.outbound`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import aiomqtt
+from pydantic import BaseModel, Field
+
+from controller.fleet import DeviceStatus, Fleet
+from controller.registry import DeviceRow
+from drivers.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+
+class DeviceStateMessage(BaseModel):
+    """Retained on `lamplighter/<site>/<device>/state`."""
+
+    device_id: str
+    site: str
+    group: str
+    kind: Literal["lamp", "sensor", "access_point"]
+    state: Literal["unknown", "ok", "fault", "offline"]
+    last_seen: datetime | None = Field(description="time of the last reading, UTC")
+    values: dict[str, float | int | bool | str] = Field(description="last reading, unit-named fields")
+    status: dict[str, bool] = Field(description="status flags of the last reading")
+    last_error: str | None
+    published_at: datetime
+
+
+class ControllerEvent(BaseModel):
+    """On `lamplighter/<site>/events`."""
+
+    event: Literal["controller_started"]
+    site: str
+    at: datetime
+    devices: int
+
+
+class StatePublisher:
+    """Publishes changed device states (and controller events) to one broker, reconnecting as needed."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        devices: dict[str, DeviceRow],
+        *,
+        host: str,
+        port: int,
+        username: str | None = None,
+        password: str | None = None,
+        topic_prefix: str = "lamplighter",
+        state_interval_s: float = 1.0,
+    ) -> None:
+        self.fleet = fleet
+        self.devices = devices
+        self.host, self.port = host, port
+        self.username, self.password = username, password
+        self.prefix = topic_prefix.rstrip("/")
+        self.interval_s = state_interval_s
+        self.published = 0
+        self.connected = False
+        self._sent: dict[str, tuple[Any, ...]] = {}
+
+    def state_topic(self, row: DeviceRow) -> str:
+        return f"{self.prefix}/{row.site_id}/{row.id}/state"
+
+    async def run(self) -> None:
+        backoff = Backoff(base_s=0.5, cap_s=30.0)
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self.host,
+                    self.port,
+                    username=self.username,
+                    password=self.password,
+                    identifier=None,
+                    timeout=10,
+                ) as client:
+                    self.connected = True
+                    backoff.reset()
+                    await self._started(client)
+                    while True:
+                        await self._publish_changes(client)
+                        await asyncio.sleep(self.interval_s)
+            except aiomqtt.MqttError as exc:
+                self.connected = False
+                delay = backoff.next_delay()
+                log.warning(
+                    "outbound MQTT %s:%d: %s; reconnecting in %.1f s", self.host, self.port, exc, delay
+                )
+                await asyncio.sleep(delay)
+            finally:
+                self.connected = False
+
+    async def _publish_changes(self, client: aiomqtt.Client) -> None:
+        now = datetime.now(UTC)
+        for device_id, row in self.devices.items():
+            st = self.fleet.devices.get(device_id)
+            if st is None:
+                continue
+            fingerprint = (st.state, st.last_seen, st.last_error)
+            if self._sent.get(device_id) == fingerprint:
+                continue
+            message = state_message(row, st, now)
+            await client.publish(self.state_topic(row), message.model_dump_json(), qos=1, retain=True)
+            self._sent[device_id] = fingerprint
+            self.published += 1
+
+    async def _started(self, client: aiomqtt.Client) -> None:
+        sites = {row.site_id for row in self.devices.values()}
+        for site in sorted(sites):
+            count = sum(r.site_id == site for r in self.devices.values())
+            payload = ControllerEvent(
+                event="controller_started", site=site, at=datetime.now(UTC), devices=count
+            )
+            await client.publish(f"{self.prefix}/{site}/events", payload.model_dump_json(), qos=1)
+
+
+def state_message(row: DeviceRow, st: DeviceStatus, now: datetime) -> DeviceStateMessage:
+    doc = st.last_reading_doc() or {}
+    return DeviceStateMessage(
+        device_id=row.id,
+        site=row.site_id,
+        group=row.group_path,
+        kind=row.kind,  # type: ignore[arg-type]
+        state=st.state,
+        last_seen=st.last_seen,
+        values=doc.get("values", {}),
+        status=doc.get("status", {}),
+        last_error=st.last_error,
+        published_at=now,
+    )
+
+
+def json_schemas() -> dict[str, Any]:
+    """JSON Schemas of every outbound payload, for docs/mqtt.md."""
+    return {
+        "lamplighter/<site>/<device>/state": DeviceStateMessage.model_json_schema(),
+        "lamplighter/<site>/events": ControllerEvent.model_json_schema(),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schemas(), indent=2))

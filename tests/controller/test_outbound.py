@@ -1,0 +1,79 @@
+"""Outbound MQTT: device state reaches a real broker, retained, within one interval of a change."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiomqtt
+
+from controller.config import load_config
+from controller.outbound import DeviceStateMessage, json_schemas
+from simulators.lamp import Fault
+from tests.controller.city import running_city, running_controller, write_city
+from tests.mosquitto import Mosquitto
+from tests.waiting import until
+
+
+async def test_state_is_published_retained_and_changes_go_out_promptly(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    path = write_city(tmp_path, interval=0.2)
+    path.write_text(
+        path.read_text()
+        + f"""
+[outbound]
+enabled = true
+host = "127.0.0.1"
+port = {mosquitto.port}
+state_interval_s = 0.2
+"""
+    )
+    settings = load_config(path)
+    async with running_city(settings) as city, running_controller(settings) as ctl:
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as ioc:
+            await ioc.subscribe("lamplighter/#", qos=1)
+            latest: dict[str, DeviceStateMessage] = {}
+            events: list[dict[str, object]] = []
+
+            async def listen() -> None:
+                async for message in ioc.messages:
+                    assert isinstance(message.payload, bytes)
+                    if message.topic.matches("lamplighter/+/+/state"):
+                        state = DeviceStateMessage.model_validate_json(message.payload)
+                        assert message.topic.value == f"lamplighter/hn/{state.device_id}/state"
+                        latest[state.device_id] = state
+                    elif message.topic.matches("lamplighter/+/events"):
+                        events.append(json.loads(message.payload))
+
+            listener = asyncio.create_task(listen())
+            try:
+                await until(lambda: len(latest) == 9 and all(s.state == "ok" for s in latest.values()))
+                assert latest["gw1-002"].values["voltage_v"] > 200
+                city.segments.find("gw1", 2).faults.add(Fault.LAMP_FAILURE)
+                # one poll (0.2 s) plus one publish interval (0.2 s); generous on a loaded machine
+                await until(lambda: latest["gw1-002"].state == "fault", within_s=5)
+                assert latest["gw1-002"].status["lamp_failure"] is True
+            finally:
+                listener.cancel()
+        assert ctl.publisher is not None
+        published = ctl.publisher.published
+    # retained: a late subscriber (an IOC starting up) gets every device's state at once
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as late:
+        await late.subscribe("lamplighter/hn/+/state", qos=1)
+        seen = set()
+        async with asyncio.timeout(5):
+            async for message in late.messages:
+                seen.add(message.topic.value.split("/")[2])
+                if len(seen) == 9:
+                    break
+    assert published >= 10
+    assert {"gw1-002", "bus1-003"} <= seen
+
+
+def test_every_outbound_payload_has_a_json_schema() -> None:
+    schemas = json_schemas()
+    assert set(schemas) == {"lamplighter/<site>/<device>/state", "lamplighter/<site>/events"}
+    state = schemas["lamplighter/<site>/<device>/state"]
+    assert {"device_id", "state", "values", "last_seen"} <= set(state["required"])
