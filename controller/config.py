@@ -144,6 +144,7 @@ class MqttLinkConfig(_LinkBase):
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     max_queued_messages: int = Field(default=10_000, ge=10)
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
 LinkConfig = Annotated[ModbusTcpLink | ModbusRtuLink | MqttLinkConfig, Field(discriminator="kind")]

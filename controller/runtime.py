@@ -166,6 +166,7 @@ def make_driver(
             tls_cert_file=link.tls_cert_file,
             tls_key_file=link.tls_key_file,
             max_queued_messages=link.max_queued_messages,
+            connect_timeout_s=link.connect_timeout_s,
             backoff_base_s=link.backoff_base_s,
             backoff_cap_s=link.backoff_cap_s,
         )

@@ -55,6 +55,7 @@ class MqttBroker:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     max_queued_messages: int = 10_000
+    connect_timeout_s: float = 10.0
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
 
@@ -126,7 +127,9 @@ class MqttLink(ListeningDriver):
             except aiomqtt.MqttError as exc:
                 self.stats.connected = False
                 self.stats.connect_failures += 1
-                self.stats.last_error = _describe(exc)
+                self.stats.last_error = _describe(
+                    exc, tls=bool(self.broker.tls_ca_file or self.broker.tls_cert_file)
+                )
                 delay = backoff.next_delay()
                 self.stats.next_attempt_in_s = delay
                 log.warning("link %s: %s; reconnecting in %.1f s", self.link_id, self.stats.last_error, delay)
@@ -210,7 +213,7 @@ class MqttLink(ListeningDriver):
             tls_params=tls,
             queue_type=_shedding_queue(self.stats),
             max_queued_incoming_messages=b.max_queued_messages,
-            timeout=10,
+            timeout=b.connect_timeout_s,
             **kwargs,
         )
 
@@ -228,13 +231,17 @@ def _shedding_queue(stats: MqttStats) -> type[asyncio.Queue[aiomqtt.Message]]:
     return SheddingQueue
 
 
-def _describe(exc: aiomqtt.MqttError) -> str:
+def _describe(exc: aiomqtt.MqttError, *, tls: bool = False) -> str:
     if isinstance(exc, aiomqtt.MqttCodeError) and exc.rc is not None:
         text = str(exc)
         if "ot authori" in text or "credentials" in text.lower():
             return f"broker refused the connection: {text} (check username and password)"
         return f"broker refused the connection: {text}"
-    text = str(exc)
+    text = str(exc) or type(exc).__name__
     if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
-        return f"TLS failure: {text} (check the CA, client certificate and key)"
-    return text or type(exc).__name__
+        return f"TLS failure: {text} (check tls_ca_file, tls_cert_file and tls_key_file)"
+    if tls and ("timed out" in text or "lost" in text.lower()):
+        # TLS 1.3 brokers refuse a missing or unknown client certificate after the handshake:
+        # the client only sees the connection end, or no answer to CONNECT
+        return f"TLS: the broker did not accept the session ({text}); check tls_cert_file and tls_key_file"
+    return text

@@ -10,12 +10,15 @@ import time
 from pathlib import Path
 
 from tests.conftest import free_port
+from tests.tls_certs import TlsFiles
 
 
 class Mosquitto:
     """Start, stop and restart a real Mosquitto (same port and persistence across restarts)."""
 
-    def __init__(self, workdir: Path, *, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, users: dict[str, str] | None = None, tls: TlsFiles | None = None
+    ) -> None:
         exe = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
         if exe is None:
             raise RuntimeError("mosquitto is required (make test installs the Debian package)")
@@ -30,6 +33,13 @@ class Mosquitto:
             f"log_dest file {self.dir}/mosquitto.log",
             "max_queued_messages 100000",
         ]
+        if tls is not None:  # client certificates required, signed by the test CA
+            lines += [
+                f"cafile {tls.ca}",
+                f"certfile {tls.server_cert}",
+                f"keyfile {tls.server_key}",
+                "require_certificate true",
+            ]
         if os.geteuid() == 0:
             # as root, mosquitto switches to its own user, which cannot read a private temp dir
             lines.append("user root")

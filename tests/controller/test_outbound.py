@@ -77,3 +77,9 @@ def test_every_outbound_payload_has_a_json_schema() -> None:
     assert set(schemas) == {"lamplighter/<site>/<device>/state", "lamplighter/<site>/events"}
     state = schemas["lamplighter/<site>/<device>/state"]
     assert {"device_id", "state", "values", "last_seen"} <= set(state["required"])
+
+
+def test_docs_show_the_schemas_the_code_publishes() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "mqtt.md").read_text(encoding="utf-8")
+    for schema in json_schemas().values():
+        assert json.dumps(schema, indent=2) in text

@@ -237,3 +237,43 @@ async def test_messages_queued_for_the_session_survive_a_broker_restart(mosquitt
     async with listening(link, sinks):
         await until(lambda: len(sinks.readings) == 30)
     assert sorted(r.values["illuminance_lx"] for r in sinks.readings) == list(range(30))
+
+
+async def test_tls_with_client_certificates(tmp_path: Path) -> None:
+    from tests.tls_certs import make_tls_files
+
+    tls = make_tls_files(tmp_path)
+    broker = Mosquitto(tmp_path / "tls", tls=tls)
+    broker.start()
+    try:
+        no_client_cert = make_link(broker, tls_ca_file=str(tls.ca), connect_timeout_s=1.0)
+        sinks = Sinks()
+        task = asyncio.create_task(no_client_cert.run(sinks.reading, sinks.online, sinks.reject))
+        await until(lambda: no_client_cert.stats.connect_failures >= 1)
+        assert not no_client_cert.stats.connected
+        assert "check tls_cert_file and tls_key_file" in (no_client_cert.stats.last_error or "")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+        link = make_link(
+            broker,
+            tls_ca_file=str(tls.ca),
+            tls_cert_file=str(tls.client_cert),
+            tls_key_file=str(tls.client_key),
+        )
+        async with listening(link, sinks):
+            payload = json.dumps(READING)
+            # a device on the same TLS listener, with its own certificate
+            device = aiomqtt.Client(
+                "127.0.0.1",
+                broker.port,
+                tls_params=aiomqtt.TLSParameters(
+                    ca_certs=str(tls.ca), certfile=str(tls.client_cert), keyfile=str(tls.client_key)
+                ),
+            )
+            async with device:
+                await device.publish("city/env/hk1/telemetry", payload, qos=1)
+            await until(lambda: len(sinks.readings) == 1)
+    finally:
+        broker.stop()
