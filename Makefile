@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= examples/city.toml
 
-.PHONY: run test install system-deps lint typecheck unit bench bench-polling bench-rs485 bench-rss clean
+.PHONY: run test install system-deps lint typecheck unit bench bench-polling bench-rs485 bench-rss bench-mqtt clean
 
 ## run: the simulated city, the controller polling it, and the API on localhost (Ctrl-C stops)
 run: install system-deps
@@ -44,13 +44,16 @@ unit: install system-deps
 	$(BIN)/pytest -q
 
 ## bench: performance figures (not tests): polling throughput, RS-485 efficiency, controller RSS
-bench: bench-polling bench-rs485 bench-rss
+bench: bench-polling bench-rs485 bench-rss bench-mqtt
 
 bench-polling: install
 	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000
 
 bench-rs485: install system-deps
 	$(BIN)/python -m bench.bench_rs485
+
+bench-mqtt: install system-deps
+	$(BIN)/python -m bench.bench_mqtt --messages 50000
 
 bench-rss: install
 	$(BIN)/python -m bench.bench_rss --lamps 10000
