@@ -7,6 +7,7 @@ is drained into the store, live state is flushed to the registry, then links and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections import defaultdict
@@ -152,24 +153,11 @@ def make_driver(
 ) -> Driver | ListeningDriver:
     if isinstance(link, MqttLinkConfig):
         host, port = settings.broker_address(link)
-        broker = MqttBroker(
-            host=host,
-            port=port,
-            username=link.username,
-            password=link.password,
-            client_id=link.client_id,
-            protocol=link.protocol,
-            persistent_session=link.persistent_session,
-            qos=link.qos,
-            keepalive_s=link.keepalive_s,
-            tls_ca_file=link.tls_ca_file,
-            tls_cert_file=link.tls_cert_file,
-            tls_key_file=link.tls_key_file,
-            max_queued_messages=link.max_queued_messages,
-            connect_timeout_s=link.connect_timeout_s,
-            backoff_base_s=link.backoff_base_s,
-            backoff_cap_s=link.backoff_cap_s,
-        )
+        # the config validates and documents each option; the driver takes the same names
+        same = {
+            f.name: getattr(link, f.name) for f in dataclasses.fields(MqttBroker) if hasattr(link, f.name)
+        }
+        broker = MqttBroker(**{**same, "host": host, "port": port})
         return MqttLink(link.id, broker, devices)
     options = ModbusOptions(
         timeout_s=link.timeout_s,
