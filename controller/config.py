@@ -24,7 +24,7 @@ _GROUP = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
-_LINK_KINDS = ("modbus_tcp", "modbus_rtu", "mqtt")
+_LINK_KINDS = ("modbus_tcp", "modbus_rtu", "serial_line", "mqtt")
 #: an MQTT link's host that means "the controller's embedded broker"
 EMBEDDED = "embedded"
 
@@ -112,8 +112,7 @@ class ModbusTcpLink(_LinkBase):
     port: int = Field(default=502, ge=1, le=65535)
 
 
-class ModbusRtuLink(_LinkBase):
-    kind: Literal["modbus_rtu"]
+class _SerialLinkBase(_LinkBase):
     port: str = Field(min_length=1, description="serial device path, e.g. /dev/ttyUSB0")
     baudrate: int = 9600
     parity: Literal["N", "E", "O"] = "N"
@@ -125,6 +124,16 @@ class ModbusRtuLink(_LinkBase):
         if v not in BAUD_RATES:
             raise ValueError(f"baud rate {v} is not one of {BAUD_RATES}")
         return v
+
+
+class ModbusRtuLink(_SerialLinkBase):
+    kind: Literal["modbus_rtu"]
+
+
+class SerialLineLinkConfig(_SerialLinkBase):
+    """A serial line of legacy lamp nodes speaking the ASCII line protocol."""
+
+    kind: Literal["serial_line"]
 
 
 class MqttLinkConfig(_LinkBase):
@@ -147,8 +156,10 @@ class MqttLinkConfig(_LinkBase):
     connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
-LinkConfig = Annotated[ModbusTcpLink | ModbusRtuLink | MqttLinkConfig, Field(discriminator="kind")]
-_PROTOCOL_OF_LINK = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "mqtt": "mqtt"}
+LinkConfig = Annotated[
+    ModbusTcpLink | ModbusRtuLink | SerialLineLinkConfig | MqttLinkConfig, Field(discriminator="kind")
+]
+_PROTOCOL_OF_LINK = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "serial_line": "line", "mqtt": "mqtt"}
 
 
 class DeviceConfig(_Strict):
@@ -313,7 +324,7 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
             and not settings.embedded_broker.enabled
         ):
             yield ("links", i, "host"), "host 'embedded' needs [embedded_broker] enabled = true"
-        where = link.port if isinstance(link, ModbusRtuLink) else f"{link.host}:{link.port}"
+        where = link.port if isinstance(link, _SerialLinkBase) else f"{link.host}:{link.port}"
         if where in endpoints:
             yield ("links", i, "port"), f"{where} is already used by link {endpoints[where]!r}"
         endpoints.setdefault(where, link.id)
@@ -336,9 +347,12 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
         link = dev_link
         if isinstance(link, MqttLinkConfig):
             if dev.unit_id is not None:
-                yield (*loc, "unit_id"), f"unit_id is for Modbus devices; {dev.link!r} is MQTT: use key"
+                yield (
+                    (*loc, "unit_id"),
+                    f"unit_id is for Modbus and serial devices; {dev.link!r} is MQTT: use key",
+                )
         elif dev.unit_id is None:
-            yield (*loc, "unit_id"), f"a device on Modbus link {dev.link!r} needs a unit_id"
+            yield (*loc, "unit_id"), f"a device on {link.kind} link {dev.link!r} needs a unit_id"
             continue
         address = device_address(dev, link)
         what = "key" if isinstance(link, MqttLinkConfig) else "unit id"

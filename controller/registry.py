@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from controller.config import ControllerSettings, ModbusRtuLink, device_address
+from controller.config import ControllerSettings, ModbusTcpLink, MqttLinkConfig, device_address
 
 
 class Base(DeclarativeBase):
@@ -140,7 +140,9 @@ class Registry:
                 "id": x.id,
                 "site_id": x.site,
                 "kind": x.kind,
-                "address": f"{x.port}@{x.baudrate}" if isinstance(x, ModbusRtuLink) else f"{x.host}:{x.port}",
+                "address": f"{x.host}:{x.port}"
+                if isinstance(x, ModbusTcpLink | MqttLinkConfig)
+                else f"{x.port}@{x.baudrate}",
             }
             for x in settings.links
         ]

@@ -14,7 +14,13 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 from controller.commands import CommandDispatcher
-from controller.config import ControllerSettings, LinkConfig, ModbusTcpLink, MqttLinkConfig
+from controller.config import (
+    ControllerSettings,
+    LinkConfig,
+    ModbusTcpLink,
+    MqttLinkConfig,
+    SerialLineLinkConfig,
+)
 from controller.db import create_engine
 from controller.fleet import Fleet
 from controller.ingest import ReadingIngest
@@ -27,6 +33,7 @@ from controller.telemetry import TelemetryStore, create_store
 from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
 from drivers.modbus import ModbusLink, ModbusOptions, ModbusRtu, ModbusTcp
 from drivers.mqtt import MqttBroker, MqttLink
+from drivers.serial import SerialLineLink, SerialOptions, SerialPort
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +172,17 @@ def make_driver(
         backoff_base_s=link.backoff_base_s,
         backoff_cap_s=link.backoff_cap_s,
     )
+    if isinstance(link, SerialLineLinkConfig):
+        return SerialLineLink(
+            link.id,
+            SerialPort(port=link.port, baudrate=link.baudrate, parity=link.parity, stopbits=link.stopbits),
+            SerialOptions(
+                timeout_s=link.timeout_s,
+                retries=link.retries,
+                backoff_base_s=link.backoff_base_s,
+                backoff_cap_s=link.backoff_cap_s,
+            ),
+        )
     if isinstance(link, ModbusTcpLink):
         return ModbusLink(link.id, ModbusTcp(host=link.host, port=link.port), options)
     return ModbusLink(

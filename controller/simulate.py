@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from controller.config import ControllerSettings, ModbusRtuLink, ModbusTcpLink, MqttLinkConfig, device_address
+from controller.config import (
+    ControllerSettings,
+    ModbusRtuLink,
+    ModbusTcpLink,
+    MqttLinkConfig,
+    SerialLineLinkConfig,
+    device_address,
+)
 from simulators.city import SimulatedCity
 from simulators.modbus_server import BusSpec, GatewaySpec, SimLamp
 from simulators.mqtt_devices import BrokerSpec, SimMqttDevice
+from simulators.serial_nodes import SerialLineSpec
 
 
 def city_from_config(settings: ControllerSettings) -> SimulatedCity:
@@ -37,12 +45,15 @@ def city_from_config(settings: ControllerSettings) -> SimulatedCity:
     gateways: list[GatewaySpec] = []
     buses: list[BusSpec] = []
     brokers: list[BrokerSpec] = []
+    lines: list[SerialLineSpec] = []
     for link in settings.links:
         units = tuple(lamps.get(link.id, ()))
         if isinstance(link, ModbusTcpLink):
             gateways.append(GatewaySpec(name=link.id, host=link.host, port=link.port, lamps=units))
         elif isinstance(link, ModbusRtuLink):
             buses.append(BusSpec(name=link.id, port=link.port, baudrate=link.baudrate, lamps=units))
+        elif isinstance(link, SerialLineLinkConfig):
+            lines.append(SerialLineSpec(name=link.id, port=link.port, baudrate=link.baudrate, nodes=units))
         elif mqtt_devices.get(link.id):
             host, port = settings.broker_address(link)
             brokers.append(
@@ -54,4 +65,4 @@ def city_from_config(settings: ControllerSettings) -> SimulatedCity:
                     interval_s=settings.simulator.mqtt_interval_s,
                 )
             )
-    return SimulatedCity(gateways, buses, brokers, seed=settings.simulator.seed)
+    return SimulatedCity(gateways, buses, brokers, lines, seed=settings.simulator.seed)

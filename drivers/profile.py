@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from drivers.base import FieldValue
 from drivers.errors import ProfileError
 from drivers.fields import READING_FIELDS, SETPOINT_FIELDS, STATUS_FLAGS
+from drivers.line_protocol import LineLayout
 from drivers.payload import MqttLayout
 
 Table = Literal["holding", "input"]
@@ -83,7 +84,7 @@ class ProfileHeader(BaseModel):
     name: str
     model: str
     kind: Literal["lamp", "sensor", "access_point"]
-    protocol: Literal["modbus", "mqtt"]
+    protocol: Literal["modbus", "mqtt", "line"]
     word_order: WordOrder = "big"
     rated_power_w: float = Field(default=100.0, gt=0)
     nominal_voltage_v: float = Field(default=230.0, gt=0)
@@ -98,6 +99,7 @@ class DeviceProfile(BaseModel):
     profile: ProfileHeader
     registers: tuple[RegisterSpec, ...] = ()
     mqtt: MqttLayout | None = None
+    line: LineLayout | None = None
 
     @model_validator(mode="after")
     def _layout_fits_protocol(self) -> DeviceProfile:
@@ -105,6 +107,8 @@ class DeviceProfile(BaseModel):
             raise ValueError("a modbus profile needs [[registers]]")
         if self.profile.protocol == "mqtt" and self.mqtt is None:
             raise ValueError("an mqtt profile needs an [mqtt] table")
+        if self.profile.protocol == "line" and self.line is None:
+            raise ValueError("a line profile needs a [line] table")
         return self
 
     @model_validator(mode="after")

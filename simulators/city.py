@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from simulators.modbus_server import BusSpec, GatewaySpec, ModbusSegment, SegmentSet
 from simulators.mqtt_devices import BrokerSpec, MqttDeviceFleet
 from simulators.pty import PtyPair
+from simulators.serial_nodes import SerialLineSpec, SerialNodeLine
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,14 @@ class SimulatedCity:
         gateways: Sequence[GatewaySpec],
         buses: Sequence[BusSpec],
         brokers: Sequence[BrokerSpec] = (),
+        lines: Sequence[SerialLineSpec] = (),
         *,
         seed: int = 1,
     ) -> None:
         self.gateways = list(gateways)
         self.buses = list(buses)
         self.brokers = list(brokers)
+        self.lines = list(lines)
         self.segments = SegmentSet()
         self.seed = seed
         self._pairs: list[PtyPair] = []
@@ -43,6 +46,15 @@ class SimulatedCity:
                 self._pairs.append(pair)
                 spec = dataclasses.replace(bus, port=str(pair.device_end))
                 await self._add(ModbusSegment(spec, seed=self.seed * 1000 + i))
+            for i, line in enumerate(self.lines):
+                pair = PtyPair(line.port)
+                await pair.start()
+                self._pairs.append(pair)
+                nodes = SerialNodeLine(
+                    dataclasses.replace(line, port=str(pair.device_end)), seed=self.seed * 1000 + 700 + i
+                )
+                await nodes.start()
+                self.segments.lines[nodes.name] = nodes
             for i, gw in enumerate(self.gateways):
                 await self._add(ModbusSegment(gw, seed=self.seed * 1000 + 500 + i))
             for i, broker in enumerate(self.brokers):
@@ -62,6 +74,8 @@ class SimulatedCity:
 
     async def stop(self) -> None:
         await asyncio.gather(*(f.stop() for f in self.segments.mqtt.values()), return_exceptions=True)
+        await asyncio.gather(*(n.stop() for n in self.segments.lines.values()), return_exceptions=True)
+        self.segments.lines.clear()
         await asyncio.gather(*(s.stop() for s in self.segments.segments.values()), return_exceptions=True)
         self.segments.segments.clear()
         self.segments.mqtt.clear()

@@ -13,6 +13,7 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
@@ -23,6 +24,9 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from drivers.profile import DeviceProfile, load_profile
 from simulators.lamp import Fault, LampModel, RegisterImage
 from simulators.mqtt_devices import MqttDeviceFleet
+
+if TYPE_CHECKING:
+    from simulators.serial_nodes import SerialNodeLine
 
 log = logging.getLogger(__name__)
 
@@ -229,12 +233,14 @@ class SegmentSet:
 
     segments: dict[str, ModbusSegment] = field(default_factory=dict)
     mqtt: dict[str, MqttDeviceFleet] = field(default_factory=dict)
+    lines: dict[str, SerialNodeLine] = field(default_factory=dict)
 
     def find(self, segment: str, unit_id: int) -> LampModel:
-        """The lamp at `unit_id` on `segment`; LookupError says which of the two is unknown."""
-        if segment not in self.segments:
+        """The lamp at `unit_id` on a Modbus segment or serial line; LookupError says what is unknown."""
+        holder = self.segments.get(segment) or self.lines.get(segment)
+        if holder is None:
             raise LookupError(f"no simulated link {segment!r}")
-        lamp = self.segments[segment].lamps.get(unit_id)
+        lamp = holder.lamps.get(unit_id)
         if lamp is None:
             raise LookupError(f"{segment} has no unit {unit_id}")
         return lamp

@@ -172,7 +172,7 @@ def test_mqtt_devices_are_addressed_by_key_defaulting_to_their_id(tmp_path: Path
     [
         (
             mqtt_device(extra="unit_id = 3"),
-            "devices[0].unit_id: unit_id is for Modbus devices; 'broker' is MQTT: use key",
+            "devices[0].unit_id: unit_id is for Modbus and serial devices; 'broker' is MQTT: use key",
         ),
         (
             mqtt_device(profile="lamp_lcu"),
@@ -189,7 +189,7 @@ def test_mqtt_devices_are_addressed_by_key_defaulting_to_their_id(tmp_path: Path
         (mqtt_device(extra='key = "a/b"'), "devices[0].key: String should match pattern"),
         (
             DEVICE.replace("unit_id = {unit}\n", "").format(id="x", link="gw", profile="lamp_lcu"),
-            "devices[0].unit_id: a device on Modbus link 'gw' needs a unit_id",
+            "devices[0].unit_id: a device on modbus_tcp link 'gw' needs a unit_id",
         ),
     ],
 )
