@@ -2,10 +2,10 @@
 
 An ASCII request/reply protocol on a multi-drop serial line, NMEA-style:
 
-    >07 READ*5A\\r\\n
-    <07 OK LVL=60 ON=1 V=229.8 I=0.270 P=60.1 E=123456 T=41.2 H=1234.5 ST=00 FW=1.2*3C\\r\\n
-    >07 SET LVL=40 ON=1*1F\\r\\n
-    <07 ERR RANGE LVL*0B\\r\\n
+    >07 READ*35\\r\\n
+    <07 OK LVL=60 ON=1 V=229.8 I=0.27 P=60.1 E=123456 T=41.2 H=1234.5 ST=00 FW=1.2*42\\r\\n
+    >07 SET LVL=40 ON=1*07\\r\\n
+    <07 ERR RANGE LVL*6B\\r\\n
 
 `>` starts a request, `<` a reply; two hex digits address the node; `*` is followed by two hex digits,
 the XOR of every byte between the start character and the `*`. Pure functions; no I/O here.

@@ -68,3 +68,15 @@ def test_setpoints_encode_and_check_range() -> None:
     with pytest.raises(ValueError, match=r"outside 0\.\.100"):
         LAYOUT.encode_setpoints({"dim_level_pct": 120})
     assert LAYOUT.decode_setpoints({"LVL": "40", "ON": "0"}) == {"dim_level_pct": 40, "lamp_on": False}
+
+
+def test_the_examples_in_the_protocol_document_are_valid_frames() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "serial-protocol.md").read_text(encoding="utf-8")
+    examples = [
+        ln for ln in text.splitlines() if ln[:1] in "<>" and "*" in ln and not ln.startswith("<start>")
+    ]
+    assert len(examples) == 4
+    for example in examples:
+        decode_frame(example.encode())  # raises if the checksum in the document is wrong
