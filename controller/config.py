@@ -24,7 +24,7 @@ _GROUP = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
-_LINK_KINDS = ("modbus_tcp", "modbus_rtu", "serial_line", "mqtt")
+_LINK_KINDS = ("modbus_tcp", "modbus_rtu", "serial_line", "mqtt", "ble")
 #: an MQTT link's host that means "the controller's embedded broker"
 EMBEDDED = "embedded"
 
@@ -156,10 +156,27 @@ class MqttLinkConfig(_LinkBase):
     connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
+class BleLinkConfig(_LinkBase):
+    """A Bluetooth LE radio; devices on it are found by their MAC address (`key`)."""
+
+    kind: Literal["ble"]
+    adapter: str | None = Field(default=None, description='e.g. "hci0"; default: the system default')
+    radio: Literal["system", "simulated"] = Field(
+        default="system", description="simulated: sensors served by simulators.ble_radio in-process"
+    )
+
+
 LinkConfig = Annotated[
-    ModbusTcpLink | ModbusRtuLink | SerialLineLinkConfig | MqttLinkConfig, Field(discriminator="kind")
+    ModbusTcpLink | ModbusRtuLink | SerialLineLinkConfig | MqttLinkConfig | BleLinkConfig,
+    Field(discriminator="kind"),
 ]
-_PROTOCOL_OF_LINK = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "serial_line": "line", "mqtt": "mqtt"}
+_PROTOCOL_OF_LINK = {
+    "modbus_tcp": "modbus",
+    "modbus_rtu": "modbus",
+    "serial_line": "line",
+    "mqtt": "mqtt",
+    "ble": "ble",
+}
 
 
 class DeviceConfig(_Strict):
@@ -266,7 +283,7 @@ class ControllerSettings(BaseSettings):
 
 def device_address(device: DeviceConfig, link: LinkConfig) -> int | str:
     """How a device is addressed on its link: Modbus unit id, or the key in its MQTT topics."""
-    if isinstance(link, MqttLinkConfig):
+    if isinstance(link, MqttLinkConfig | BleLinkConfig):
         return device.key or device.id
     assert device.unit_id is not None  # checked by load_config
     return device.unit_id
@@ -324,7 +341,10 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
             and not settings.embedded_broker.enabled
         ):
             yield ("links", i, "host"), "host 'embedded' needs [embedded_broker] enabled = true"
-        where = link.port if isinstance(link, _SerialLinkBase) else f"{link.host}:{link.port}"
+        if isinstance(link, BleLinkConfig):
+            where = f"ble:{link.adapter or 'default'}"
+        else:
+            where = link.port if isinstance(link, _SerialLinkBase) else f"{link.host}:{link.port}"
         if where in endpoints:
             yield ("links", i, "port"), f"{where} is already used by link {endpoints[where]!r}"
         endpoints.setdefault(where, link.id)
@@ -345,11 +365,14 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
             yield (*loc, "link"), f"unknown link {dev.link!r}; declared: {sorted(links)}"
             continue
         link = dev_link
-        if isinstance(link, MqttLinkConfig):
+        if isinstance(link, BleLinkConfig) and dev.key is None:
+            yield (*loc, "key"), f"a device on BLE link {dev.link!r} needs key = its MAC address"
+            continue
+        if isinstance(link, MqttLinkConfig | BleLinkConfig):
             if dev.unit_id is not None:
                 yield (
                     (*loc, "unit_id"),
-                    f"unit_id is for Modbus and serial devices; {dev.link!r} is MQTT: use key",
+                    f"unit_id is for Modbus and serial devices; {dev.link!r} is {link.kind}: use key",
                 )
         elif dev.unit_id is None:
             yield (*loc, "unit_id"), f"a device on {link.kind} link {dev.link!r} needs a unit_id"

@@ -28,7 +28,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from controller.config import ControllerSettings, ModbusTcpLink, MqttLinkConfig, device_address
+from controller.config import (
+    BleLinkConfig,
+    ControllerSettings,
+    LinkConfig,
+    ModbusTcpLink,
+    MqttLinkConfig,
+    device_address,
+)
 
 
 class Base(DeclarativeBase):
@@ -140,9 +147,7 @@ class Registry:
                 "id": x.id,
                 "site_id": x.site,
                 "kind": x.kind,
-                "address": f"{x.host}:{x.port}"
-                if isinstance(x, ModbusTcpLink | MqttLinkConfig)
-                else f"{x.port}@{x.baudrate}",
+                "address": _link_address(x),
             }
             for x in settings.links
         ]
@@ -234,6 +239,14 @@ class Registry:
                 )
             ).all()
         return rows, int(total or 0)
+
+
+def _link_address(link: LinkConfig) -> str:
+    if isinstance(link, BleLinkConfig):
+        return f"ble:{link.adapter or 'default'}"
+    if isinstance(link, ModbusTcpLink | MqttLinkConfig):
+        return f"{link.host}:{link.port}"
+    return f"{link.port}@{link.baudrate}"
 
 
 class RegistrySchemaError(RuntimeError):

@@ -11,10 +11,14 @@ import dataclasses
 import functools
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime
+
+from bleak.backends.client import BaseBleakClient
 
 from controller.commands import CommandDispatcher
 from controller.config import (
+    BleLinkConfig,
     ControllerSettings,
     LinkConfig,
     ModbusTcpLink,
@@ -31,6 +35,7 @@ from controller.registry import DeviceRow, Registry
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
 from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
+from drivers.ble import BleLink, BleRadio
 from drivers.modbus import ModbusLink, ModbusOptions, ModbusRtu, ModbusTcp
 from drivers.mqtt import MqttBroker, MqttLink
 from drivers.serial import SerialLineLink, SerialOptions, SerialPort
@@ -41,8 +46,12 @@ log = logging.getLogger(__name__)
 class Controller:
     """One Lamplighter controller instance."""
 
-    def __init__(self, settings: ControllerSettings) -> None:
+    def __init__(
+        self, settings: ControllerSettings, *, ble_backends: Mapping[str, type[BaseBleakClient]] | None = None
+    ) -> None:
+        """`ble_backends`: link id → bleak client backend (the simulated radio); default: bleak's own."""
         self.settings = settings
+        self.ble_backends = dict(ble_backends or {})
         self.metrics = ControllerMetrics()
         self.supervisor = Supervisor()
         self.queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=settings.poller.queue_size)
@@ -73,7 +82,8 @@ class Controller:
             by_link[row.link_id].append(DeviceRef(row.id, address, self.settings.profile(row.profile)))
             intervals[row.id] = row.poll_interval_s
         self.drivers = {
-            link.id: make_driver(link, by_link[link.id], self.settings) for link in self.settings.links
+            link.id: make_driver(link, by_link[link.id], self.settings, self.ble_backends.get(link.id))
+            for link in self.settings.links
         }
         refs: dict[str, tuple[DeviceRef, Driver]] = {}
         for link_id, driver in self.drivers.items():
@@ -156,8 +166,19 @@ class Controller:
 
 
 def make_driver(
-    link: LinkConfig, devices: list[DeviceRef], settings: ControllerSettings
+    link: LinkConfig,
+    devices: list[DeviceRef],
+    settings: ControllerSettings,
+    ble_backend: type[BaseBleakClient] | None = None,
 ) -> Driver | ListeningDriver:
+    if isinstance(link, BleLinkConfig):
+        radio = BleRadio(
+            adapter=link.adapter,
+            timeout_s=max(link.timeout_s, 5.0),
+            backoff_base_s=link.backoff_base_s,
+            backoff_cap_s=link.backoff_cap_s,
+        )
+        return BleLink(link.id, radio, backend=ble_backend)
     if isinstance(link, MqttLinkConfig):
         host, port = settings.broker_address(link)
         # the config validates and documents each option; the driver takes the same names

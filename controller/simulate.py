@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from controller.config import (
+    BleLinkConfig,
     ControllerSettings,
     ModbusRtuLink,
     ModbusTcpLink,
@@ -13,6 +14,7 @@ from controller.config import (
     SerialLineLinkConfig,
     device_address,
 )
+from simulators.ble_radio import SimulatedRadio
 from simulators.city import SimulatedCity
 from simulators.modbus_server import BusSpec, GatewaySpec, SimLamp
 from simulators.mqtt_devices import BrokerSpec, SimMqttDevice
@@ -54,7 +56,7 @@ def city_from_config(settings: ControllerSettings) -> SimulatedCity:
             buses.append(BusSpec(name=link.id, port=link.port, baudrate=link.baudrate, lamps=units))
         elif isinstance(link, SerialLineLinkConfig):
             lines.append(SerialLineSpec(name=link.id, port=link.port, baudrate=link.baudrate, nodes=units))
-        elif mqtt_devices.get(link.id):
+        elif isinstance(link, MqttLinkConfig) and mqtt_devices.get(link.id):
             host, port = settings.broker_address(link)
             brokers.append(
                 BrokerSpec(
@@ -66,3 +68,21 @@ def city_from_config(settings: ControllerSettings) -> SimulatedCity:
                 )
             )
     return SimulatedCity(gateways, buses, brokers, lines, seed=settings.simulator.seed)
+
+
+def simulated_radios(settings: ControllerSettings) -> dict[str, SimulatedRadio]:
+    """A simulated BLE radio for each BLE link configured with `radio = "simulated"`.
+
+    The radio stands in for Bluetooth hardware, so it lives in the controller's process.
+    """
+    timezones = {site.id: site.timezone for site in settings.sites}
+    radios: dict[str, SimulatedRadio] = {}
+    for link in settings.links:
+        if isinstance(link, BleLinkConfig) and link.radio == "simulated":
+            sensors = {
+                str(d.key): (d.profile, timezones.get(link.site, "UTC"))
+                for d in settings.all_devices()
+                if d.link == link.id
+            }
+            radios[link.id] = SimulatedRadio(sensors, seed=settings.simulator.seed)
+    return radios

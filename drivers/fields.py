@@ -28,6 +28,7 @@ READING_FIELDS: Final[dict[str, tuple[str, str]]] = {
     "noise_dba": ("dB(A)", "A-weighted sound level"),
     "illuminance_lx": ("lx", "ambient light"),
     "pressure_hpa": ("hPa", "barometric pressure"),
+    "battery_pct": ("%", "battery charge of a battery-powered sensor"),
     # public Wi-Fi access points
     "clients": ("", "associated Wi-Fi clients"),
     "rx_kbps": ("kbit/s", "throughput received from clients"),

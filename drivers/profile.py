@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from drivers.base import FieldValue
 from drivers.errors import ProfileError
 from drivers.fields import READING_FIELDS, SETPOINT_FIELDS, STATUS_FLAGS
+from drivers.gatt import BleLayout
 from drivers.line_protocol import LineLayout
 from drivers.payload import MqttLayout
 
@@ -84,7 +85,7 @@ class ProfileHeader(BaseModel):
     name: str
     model: str
     kind: Literal["lamp", "sensor", "access_point"]
-    protocol: Literal["modbus", "mqtt", "line"]
+    protocol: Literal["modbus", "mqtt", "line", "ble"]
     word_order: WordOrder = "big"
     rated_power_w: float = Field(default=100.0, gt=0)
     nominal_voltage_v: float = Field(default=230.0, gt=0)
@@ -100,6 +101,7 @@ class DeviceProfile(BaseModel):
     registers: tuple[RegisterSpec, ...] = ()
     mqtt: MqttLayout | None = None
     line: LineLayout | None = None
+    ble: BleLayout | None = None
 
     @model_validator(mode="after")
     def _layout_fits_protocol(self) -> DeviceProfile:
@@ -109,6 +111,8 @@ class DeviceProfile(BaseModel):
             raise ValueError("an mqtt profile needs an [mqtt] table")
         if self.profile.protocol == "line" and self.line is None:
             raise ValueError("a line profile needs a [line] table")
+        if self.profile.protocol == "ble" and self.ble is None:
+            raise ValueError("a ble profile needs a [ble] table")
         return self
 
     @model_validator(mode="after")

@@ -172,7 +172,7 @@ def test_mqtt_devices_are_addressed_by_key_defaulting_to_their_id(tmp_path: Path
     [
         (
             mqtt_device(extra="unit_id = 3"),
-            "devices[0].unit_id: unit_id is for Modbus and serial devices; 'broker' is MQTT: use key",
+            "devices[0].unit_id: unit_id is for Modbus and serial devices; 'broker' is mqtt: use key",
         ),
         (
             mqtt_device(profile="lamp_lcu"),

@@ -1,0 +1,131 @@
+"""BLE driver on bleak: reads environmental sensors through their GATT characteristics.
+
+One object per radio (adapter). Reads are one at a time per radio (a connection each). A machine
+without Bluetooth — no adapter, no BlueZ, no D-Bus — is a link state (`LinkUnavailable`, retried with
+backoff), never a crash. `backend` is bleak's own hook for a client implementation: production leaves
+it to bleak's platform backend; tests and the simulated city pass a simulated radio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bleak import BleakClient
+from bleak.backends.client import BaseBleakClient
+from bleak.exc import BleakCharacteristicNotFoundError, BleakDeviceNotFoundError, BleakError
+
+from drivers.backoff import Backoff
+from drivers.base import DeviceRef, Driver, FieldValue, LinkStats, Reading
+from drivers.errors import DeviceTimeout, LinkUnavailable, ProtocolError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BleRadio:
+    adapter: str | None = None  # e.g. "hci0"; None lets bleak choose
+    timeout_s: float = 10.0
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 60.0
+
+
+class BleLink(Driver):
+    """A Bluetooth LE radio and the sensors read through it."""
+
+    def __init__(
+        self, link_id: str, radio: BleRadio | None = None, *, backend: type[BaseBleakClient] | None = None
+    ) -> None:
+        self.link_id = link_id
+        self.radio = radio or BleRadio()
+        self.backend = backend
+        self.stats = LinkStats()
+        self._lock = asyncio.Lock()
+        self._backoff = Backoff(base_s=self.radio.backoff_base_s, cap_s=self.radio.backoff_cap_s)
+        self._next_attempt = 0.0
+
+    async def open(self) -> None:
+        """Nothing to open: each read connects to its sensor."""
+
+    async def close(self) -> None:
+        self.stats.connected = False
+
+    async def read(self, device: DeviceRef) -> Reading:
+        layout = device.profile.ble
+        if layout is None:
+            raise ProtocolError(
+                f"profile {device.profile.name} is not a BLE profile", device_id=device.device_id
+            )
+        values: dict[str, FieldValue] = {}
+        rejected: dict[str, str] = {}
+        async with self._lock:
+            self._check_backoff()
+            try:
+                async with self._client(str(device.address)) as client:
+                    for ch in layout.characteristics:
+                        data = await client.read_gatt_char(ch.uuid)
+                        try:
+                            values[ch.field] = ch.decode(bytes(data))
+                        except ValueError as exc:
+                            rejected[ch.field] = f"characteristic {ch.uuid[4:8]}: {exc}"
+            except BleakDeviceNotFoundError as exc:
+                raise DeviceTimeout(
+                    f"{self.link_id}: {device.address} not in range", device_id=device.device_id
+                ) from exc
+            except BleakCharacteristicNotFoundError as exc:
+                raise ProtocolError(
+                    f"{self.link_id} {device.address}: {exc}", device_id=device.device_id
+                ) from exc
+            except TimeoutError as exc:
+                raise DeviceTimeout(
+                    f"{self.link_id} {device.address}: no answer", device_id=device.device_id
+                ) from exc
+            except (BleakError, OSError) as exc:
+                # no adapter, no BlueZ, no D-Bus: the radio is unavailable, not the device broken
+                self._radio_down(f"BLE unavailable: {type(exc).__name__}: {exc}")
+                raise LinkUnavailable(
+                    f"link {self.link_id}: {self.stats.last_error}", device_id=device.device_id
+                ) from exc
+            self._radio_up()
+        return Reading(device.device_id, datetime.now(UTC), values, rejected=rejected)
+
+    async def write(self, device: DeviceRef, setpoints: Mapping[str, FieldValue]) -> None:
+        raise ProtocolError(f"{device.device_id}: BLE sensors take no commands", device_id=device.device_id)
+
+    async def read_setpoints(self, device: DeviceRef) -> dict[str, FieldValue]:
+        raise ProtocolError(f"{device.device_id}: BLE sensors have no setpoints", device_id=device.device_id)
+
+    def _client(self, address: str) -> BleakClient:
+        kwargs: dict[str, Any] = {"timeout": self.radio.timeout_s}
+        if self.radio.adapter:
+            kwargs["bluez"] = {"adapter": self.radio.adapter}
+        return BleakClient(address, backend=self.backend, **kwargs)
+
+    def _check_backoff(self) -> None:
+        wait = self._next_attempt - asyncio.get_running_loop().time()
+        if wait > 0:
+            self.stats.next_attempt_in_s = wait
+            raise LinkUnavailable(
+                f"link {self.link_id}: {self.stats.last_error}; next attempt in {wait:.1f} s"
+            )
+
+    def _radio_down(self, reason: str) -> None:
+        if self.stats.connected or self.stats.last_error != reason:
+            log.warning("link %s: %s", self.link_id, reason)
+        self.stats.connected = False
+        self.stats.connect_failures += 1
+        self.stats.last_error = reason
+        delay = self._backoff.next_delay()
+        self._next_attempt = asyncio.get_running_loop().time() + delay
+        self.stats.next_attempt_in_s = delay
+
+    def _radio_up(self) -> None:
+        if not self.stats.connected:
+            self.stats.connects += 1
+        self.stats.connected = True
+        self.stats.last_error = None
+        self._backoff.reset()

@@ -1,0 +1,71 @@
+"""GATT layouts for BLE sensors (Environmental Sensing Service) and their pure decoder.
+
+Standard characteristics (Bluetooth SIG assigned numbers): temperature 0x2A6E (sint16, 0.01 °C),
+humidity 0x2A6F (uint16, 0.01 %), pressure 0x2A6D (uint32, 0.1 Pa), battery level 0x2A19 (uint8, %).
+Values are little-endian, as GATT requires.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Literal
+
+from bleak.uuids import normalize_uuid_str
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from drivers.base import FieldValue
+from drivers.fields import READING_FIELDS
+
+_FORMATS = {"uint8": "<B", "sint8": "<b", "uint16": "<H", "sint16": "<h", "uint32": "<I", "sint32": "<i"}
+
+
+class GattCharacteristic(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uuid: str
+    field: str
+    format: Literal["uint8", "sint8", "uint16", "sint16", "uint32", "sint32"]
+    scale: float = 1.0
+    min: float | None = None
+    max: float | None = None
+    description: str = ""
+
+    @field_validator("uuid")
+    @classmethod
+    def _normalize(cls, v: str) -> str:
+        return normalize_uuid_str(v)
+
+    @field_validator("field")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in READING_FIELDS:
+            raise ValueError(f"unknown field {v!r}")
+        return v
+
+    def decode(self, data: bytes) -> FieldValue:
+        fmt = _FORMATS[self.format]
+        if len(data) != struct.calcsize(fmt):
+            raise ValueError(f"{len(data)} bytes, expected {struct.calcsize(fmt)}")
+        (raw,) = struct.unpack(fmt, data)
+        value = float(raw) * self.scale
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            raise ValueError(f"value {value:g} outside {self.min}..{self.max}")
+        return round(value, 6)
+
+    def encode(self, value: float) -> bytes:
+        """Physical value → characteristic bytes (used by the simulated radio)."""
+        return struct.pack(_FORMATS[self.format], round(value / self.scale))
+
+
+class BleLayout(BaseModel):
+    """The characteristics a BLE sensor model is read through."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service: str = Field(default="181a", description="GATT service; 0x181A = Environmental Sensing")
+    characteristics: tuple[GattCharacteristic, ...] = Field(min_length=1)
+
+    @field_validator("service")
+    @classmethod
+    def _normalize(cls, v: str) -> str:
+        return normalize_uuid_str(v)
