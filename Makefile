@@ -54,6 +54,7 @@ bench-rs485: install system-deps
 
 bench-mqtt: install system-deps
 	$(BIN)/python -m bench.bench_mqtt --messages 50000
+	$(BIN)/python -m bench.bench_mqtt_resilience --overload-seconds 60
 
 bench-rss: install
 	$(BIN)/python -m bench.bench_rss --lamps 10000
