@@ -277,3 +277,16 @@ async def test_tls_with_client_certificates(tmp_path: Path) -> None:
             await until(lambda: len(sinks.readings) == 1)
     finally:
         broker.stop()
+
+
+async def test_mqtt_5_with_a_persistent_session(mosquitto: Mosquitto) -> None:
+    sinks = Sinks()
+    link = make_link(mosquitto, protocol="5")
+    async with listening(link, sinks):
+        pass  # the session (7-day expiry) is created with the first connection
+    await publish(
+        mosquitto, *[("city/env/hk1/telemetry", json.dumps(dict(READING, lux=i))) for i in range(10)]
+    )
+    async with listening(link, sinks):
+        await until(lambda: len(sinks.readings) == 10)
+    assert sorted(r.values["illuminance_lx"] for r in sinks.readings) == list(range(10))
