@@ -128,13 +128,13 @@ async def _run_controller(settings: ControllerSettings, simulate_config: Path | 
     from api.app import create_app
     from api.server import ApiServer
     from controller.runtime import Controller
-    from controller.simulate import simulated_radios
+    from controller.simulate import simulated_ble_backends, simulated_radios
 
     stop = _stop_event()
     broker, settings = await _start_embedded_broker(settings)
     child = await _spawn_simulators(simulate_config, settings) if simulate_config else None
     radios = simulated_radios(settings)
-    controller = Controller(settings, ble_backends={link: radio.backend for link, radio in radios.items()})
+    controller = Controller(settings, ble_backends=simulated_ble_backends(settings, radios))
     api = ApiServer(create_app(controller), settings.api.host, settings.api.port)
     try:
         await controller.start()

@@ -24,7 +24,7 @@ _GROUP = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
-_LINK_KINDS = ("modbus_tcp", "modbus_rtu", "serial_line", "mqtt", "ble")
+_LINK_KINDS = ("modbus_tcp", "modbus_rtu", "serial_line", "mqtt", "ble", "ble_scan")
 #: an MQTT link's host that means "the controller's embedded broker"
 EMBEDDED = "embedded"
 
@@ -157,9 +157,16 @@ class MqttLinkConfig(_LinkBase):
 
 
 class BleLinkConfig(_LinkBase):
-    """A Bluetooth LE radio; devices on it are found by their MAC address (`key`)."""
+    """A Bluetooth LE radio; devices on it are found by their MAC address (`key`).
 
-    kind: Literal["ble"]
+    `ble` connects to each sensor and reads its GATT characteristics; `ble_scan` listens to the
+    readings sensors broadcast in advertisements.
+    """
+
+    kind: Literal["ble", "ble_scan"]
+    min_interval_s: float = Field(
+        default=10.0, gt=0, description="ble_scan: at most one reading per device per"
+    )
     adapter: str | None = Field(default=None, description='e.g. "hci0"; default: the system default')
     radio: Literal["system", "simulated"] = Field(
         default="system", description="simulated: sensors served by simulators.ble_radio in-process"
@@ -176,6 +183,7 @@ _PROTOCOL_OF_LINK = {
     "serial_line": "line",
     "mqtt": "mqtt",
     "ble": "ble",
+    "ble_scan": "ble",
 }
 
 
@@ -342,7 +350,7 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
         ):
             yield ("links", i, "host"), "host 'embedded' needs [embedded_broker] enabled = true"
         if isinstance(link, BleLinkConfig):
-            where = f"ble:{link.adapter or 'default'}"
+            where = f"{link.kind}:{link.adapter or 'default'}"
         else:
             where = link.port if isinstance(link, _SerialLinkBase) else f"{link.host}:{link.port}"
         if where in endpoints:
@@ -394,6 +402,13 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
         if speaks != _PROTOCOL_OF_LINK[link.kind]:
             problem = f"profile {dev.profile!r} speaks {speaks}, link {dev.link!r} is {link.kind}"
             yield (*loc, "profile"), problem
+        elif link.kind == "ble_scan" and (profile.ble is None or profile.ble.advertisement is None):
+            yield (*loc, "profile"), f"profile {dev.profile!r} does not advertise readings (use a ble link)"
+        elif link.kind == "ble" and (profile.ble is None or not profile.ble.characteristics):
+            yield (
+                (*loc, "profile"),
+                f"profile {dev.profile!r} has no GATT characteristics (use a ble_scan link)",
+            )
 
 
 class _Locator:

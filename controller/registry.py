@@ -243,7 +243,7 @@ class Registry:
 
 def _link_address(link: LinkConfig) -> str:
     if isinstance(link, BleLinkConfig):
-        return f"ble:{link.adapter or 'default'}"
+        return f"{link.kind}:{link.adapter or 'default'}"
     if isinstance(link, ModbusTcpLink | MqttLinkConfig):
         return f"{link.host}:{link.port}"
     return f"{link.port}@{link.baudrate}"

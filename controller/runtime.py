@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from bleak.backends.client import BaseBleakClient
+from bleak.backends.scanner import BaseBleakScanner
 
 from controller.commands import CommandDispatcher
 from controller.config import (
@@ -35,7 +36,7 @@ from controller.registry import DeviceRow, Registry
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
 from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
-from drivers.ble import BleLink, BleRadio
+from drivers.ble import BleLink, BleRadio, BleScanLink
 from drivers.modbus import ModbusLink, ModbusOptions, ModbusRtu, ModbusTcp
 from drivers.mqtt import MqttBroker, MqttLink
 from drivers.serial import SerialLineLink, SerialOptions, SerialPort
@@ -47,9 +48,13 @@ class Controller:
     """One Lamplighter controller instance."""
 
     def __init__(
-        self, settings: ControllerSettings, *, ble_backends: Mapping[str, type[BaseBleakClient]] | None = None
+        self,
+        settings: ControllerSettings,
+        *,
+        ble_backends: Mapping[str, type[BaseBleakClient] | type[BaseBleakScanner]] | None = None,
     ) -> None:
-        """`ble_backends`: link id → bleak client backend (the simulated radio); default: bleak's own."""
+        """`ble_backends`: link id → bleak client or scanner backend (the simulated radio);
+        default: bleak's platform backend."""
         self.settings = settings
         self.ble_backends = dict(ble_backends or {})
         self.metrics = ControllerMetrics()
@@ -169,7 +174,7 @@ def make_driver(
     link: LinkConfig,
     devices: list[DeviceRef],
     settings: ControllerSettings,
-    ble_backend: type[BaseBleakClient] | None = None,
+    ble_backend: type[BaseBleakClient] | type[BaseBleakScanner] | None = None,
 ) -> Driver | ListeningDriver:
     if isinstance(link, BleLinkConfig):
         radio = BleRadio(
@@ -178,7 +183,13 @@ def make_driver(
             backoff_base_s=link.backoff_base_s,
             backoff_cap_s=link.backoff_cap_s,
         )
-        return BleLink(link.id, radio, backend=ble_backend)
+        if link.kind == "ble_scan":
+            scanner = (
+                ble_backend if ble_backend is None or issubclass(ble_backend, BaseBleakScanner) else None
+            )
+            return BleScanLink(link.id, devices, radio, backend=scanner, min_interval_s=link.min_interval_s)
+        client = ble_backend if ble_backend is None or issubclass(ble_backend, BaseBleakClient) else None
+        return BleLink(link.id, radio, backend=client)
     if isinstance(link, MqttLinkConfig):
         host, port = settings.broker_address(link)
         # the config validates and documents each option; the driver takes the same names

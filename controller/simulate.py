@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from bleak.backends.client import BaseBleakClient
+from bleak.backends.scanner import BaseBleakScanner
+
 from controller.config import (
     BleLinkConfig,
     ControllerSettings,
@@ -86,3 +89,14 @@ def simulated_radios(settings: ControllerSettings) -> dict[str, SimulatedRadio]:
             }
             radios[link.id] = SimulatedRadio(sensors, seed=settings.simulator.seed)
     return radios
+
+
+def simulated_ble_backends(
+    settings: ControllerSettings, radios: dict[str, SimulatedRadio]
+) -> dict[str, type[BaseBleakClient] | type[BaseBleakScanner]]:
+    """The bleak backend each simulated BLE link uses: a client to connect, a scanner to listen."""
+    kinds = {link.id: link.kind for link in settings.links}
+    return {
+        link_id: radio.scanner_backend if kinds[link_id] == "ble_scan" else radio.backend
+        for link_id, radio in radios.items()
+    }

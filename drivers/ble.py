@@ -15,12 +15,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bleak import BleakClient
+from bleak import BleakClient, BleakScanner
 from bleak.backends.client import BaseBleakClient
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakCharacteristicNotFoundError, BleakDeviceNotFoundError, BleakError
 
 from drivers.backoff import Backoff
-from drivers.base import DeviceRef, Driver, FieldValue, LinkStats, Reading
+from drivers.base import (
+    AvailabilitySink,
+    DeviceRef,
+    Driver,
+    FieldValue,
+    LinkStats,
+    ListeningDriver,
+    Reading,
+    ReadingSink,
+    RejectionSink,
+)
 from drivers.errors import DeviceTimeout, LinkUnavailable, ProtocolError
 
 log = logging.getLogger(__name__)
@@ -129,3 +141,83 @@ class BleLink(Driver):
         self.stats.connected = True
         self.stats.last_error = None
         self._backoff.reset()
+
+
+class BleScanLink(ListeningDriver):
+    """Sensors that broadcast readings in advertisements: one scanner per radio, no connections.
+
+    Advertisements arrive many times a minute; at most one reading per device per `min_interval_s`
+    is taken. The bleak callback is synchronous, so readings pass through a bounded queue (full:
+    shed and counted) to the async sink.
+    """
+
+    def __init__(
+        self,
+        link_id: str,
+        devices: list[DeviceRef],
+        radio: BleRadio | None = None,
+        *,
+        backend: type[BaseBleakScanner] | None = None,
+        min_interval_s: float = 10.0,
+    ) -> None:
+        self.link_id = link_id
+        self.radio = radio or BleRadio()
+        self.backend = backend
+        self.min_interval_s = min_interval_s
+        self.stats = LinkStats()
+        self.shed = 0
+        self._by_address = {str(d.address).upper(): d for d in devices}
+        self._last: dict[str, float] = {}
+        # readings, or (device id, reason, detail) for advertisements that could not be used
+        self._queue: asyncio.Queue[Reading | tuple[str, str, str]] = asyncio.Queue(maxsize=1000)
+
+    async def run(
+        self, on_reading: ReadingSink, on_availability: AvailabilitySink, on_rejected: RejectionSink
+    ) -> None:
+        backoff = Backoff(base_s=self.radio.backoff_base_s, cap_s=self.radio.backoff_cap_s)
+        while True:
+            try:
+                kwargs: dict[str, Any] = (
+                    {"bluez": {"adapter": self.radio.adapter}} if self.radio.adapter else {}
+                )
+                async with BleakScanner(detection_callback=self._seen, backend=self.backend, **kwargs):
+                    self.stats.connected = True
+                    self.stats.connects += 1
+                    self.stats.last_error = None
+                    backoff.reset()
+                    while True:
+                        item = await self._queue.get()
+                        if isinstance(item, Reading):
+                            await on_reading(item)
+                        else:
+                            on_rejected(*item)
+            except (BleakError, OSError) as exc:
+                self.stats.connected = False
+                self.stats.connect_failures += 1
+                self.stats.last_error = f"BLE unavailable: {type(exc).__name__}: {exc}"
+                delay = backoff.next_delay()
+                log.warning("link %s: %s; retrying in %.1f s", self.link_id, self.stats.last_error, delay)
+                await asyncio.sleep(delay)
+
+    def _seen(self, device: BLEDevice, adv: AdvertisementData) -> None:
+        ref = self._by_address.get(device.address.upper())
+        if ref is None or ref.profile.ble is None or ref.profile.ble.advertisement is None:
+            return
+        layout = ref.profile.ble.advertisement
+        data = adv.service_data.get(layout.service_data_uuid)
+        if data is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._last.get(ref.device_id, -1e9) < self.min_interval_s:
+            return
+        self._last[ref.device_id] = now
+        values, rejected = layout.decode(bytes(data))
+        item: Reading | tuple[str, str, str] = (
+            Reading(ref.device_id, datetime.now(UTC), values, rejected=rejected)
+            if values
+            else (ref.device_id, "undecodable", f"service data {bytes(data)[:16].hex()}: {rejected}")
+        )
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.shed += 1

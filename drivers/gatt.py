@@ -11,7 +11,7 @@ import struct
 from typing import Literal
 
 from bleak.uuids import normalize_uuid_str
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from drivers.base import FieldValue
 from drivers.fields import READING_FIELDS
@@ -57,15 +57,83 @@ class GattCharacteristic(BaseModel):
         return struct.pack(_FORMATS[self.format], round(value / self.scale))
 
 
+class AdvertisedField(BaseModel):
+    """A value at a byte offset of the advertisement's service data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str
+    offset: int = Field(ge=0, le=250)
+    format: Literal["uint8", "sint8", "uint16", "sint16", "uint32", "sint32"]
+    scale: float = 1.0
+    min: float | None = None
+    max: float | None = None
+
+    @field_validator("field")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in READING_FIELDS:
+            raise ValueError(f"unknown field {v!r}")
+        return v
+
+
+class AdvertisementLayout(BaseModel):
+    """Readings broadcast in advertisements (service data), read without connecting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service_data_uuid: str = "181a"
+    fields: tuple[AdvertisedField, ...] = Field(min_length=1)
+
+    @field_validator("service_data_uuid")
+    @classmethod
+    def _normalize(cls, v: str) -> str:
+        return normalize_uuid_str(v)
+
+    def decode(self, data: bytes) -> tuple[dict[str, FieldValue], dict[str, str]]:
+        values: dict[str, FieldValue] = {}
+        rejected: dict[str, str] = {}
+        for spec in self.fields:
+            fmt = _FORMATS[spec.format]
+            end = spec.offset + struct.calcsize(fmt)
+            if len(data) < end:
+                rejected[spec.field] = f"service data of {len(data)} bytes ends before byte {end}"
+                continue
+            (raw,) = struct.unpack(fmt, data[spec.offset : end])
+            value = float(raw) * spec.scale
+            if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
+                rejected[spec.field] = f"value {value:g} outside {spec.min}..{spec.max}"
+                continue
+            values[spec.field] = round(value, 6)
+        return values, rejected
+
+    def encode(self, values: dict[str, float], size: int = 15) -> bytes:
+        """Physical values → service data bytes (used by the simulated radio)."""
+        data = bytearray(size)
+        for spec in self.fields:
+            fmt = _FORMATS[spec.format]
+            data[spec.offset : spec.offset + struct.calcsize(fmt)] = struct.pack(
+                fmt, round(values[spec.field] / spec.scale)
+            )
+        return bytes(data)
+
+
 class BleLayout(BaseModel):
-    """The characteristics a BLE sensor model is read through."""
+    """How a BLE sensor model is read: GATT characteristics (connect) or advertisements (scan)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     service: str = Field(default="181a", description="GATT service; 0x181A = Environmental Sensing")
-    characteristics: tuple[GattCharacteristic, ...] = Field(min_length=1)
+    characteristics: tuple[GattCharacteristic, ...] = ()
+    advertisement: AdvertisementLayout | None = None
 
     @field_validator("service")
     @classmethod
     def _normalize(cls, v: str) -> str:
         return normalize_uuid_str(v)
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> BleLayout:
+        if not self.characteristics and self.advertisement is None:
+            raise ValueError("a BLE layout needs [[ble.characteristics]] or [ble.advertisement]")
+        return self

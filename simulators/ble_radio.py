@@ -9,6 +9,8 @@ runs for real. Sensors follow the same daily pattern as the MQTT ones; faults: `
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import random
 from collections.abc import Mapping
@@ -19,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient
+from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 
@@ -41,23 +44,38 @@ class BleSensorModel:
     faults: set[BleFault] = field(default_factory=set)
     rng: random.Random = field(default_factory=random.Random)
 
-    def characteristic_bytes(self, uuid: str) -> bytes:
-        if BleFault.GARBAGE in self.faults:
-            return b"\xff"
-        spec = next(c for c in self.layout.characteristics if c.uuid == uuid)
+    def values(self) -> dict[str, float]:
         now = datetime.now(UTC).astimezone(ZoneInfo(self.timezone))
         values: dict[str, float] = {k: float(v) for k, v in sensor_values(now, self.rng).items()}
         values["pressure_hpa"] = 1009.0 + self.rng.gauss(0, 0.5)
         self.battery_pct = max(0.0, self.battery_pct - 0.001)
         values["battery_pct"] = self.battery_pct
-        return spec.encode(values[spec.field])
+        return values
+
+    def service_data(self) -> bytes | None:
+        """The advertisement's service data, or None if this sensor does not advertise readings."""
+        adv = self.layout.advertisement
+        if adv is None:
+            return None
+        if BleFault.GARBAGE in self.faults:
+            return b"\x01"
+        return adv.encode(self.values())
+
+    def characteristic_bytes(self, uuid: str) -> bytes:
+        if BleFault.GARBAGE in self.faults:
+            return b"\xff"
+        spec = next(c for c in self.layout.characteristics if c.uuid == uuid)
+        return spec.encode(self.values()[spec.field])
 
 
 class SimulatedRadio:
     """The sensors in range of a simulated radio, and the bleak backend class that reaches them."""
 
-    def __init__(self, sensors: Mapping[str, tuple[str, str]], *, seed: int = 1) -> None:
+    def __init__(
+        self, sensors: Mapping[str, tuple[str, str]], *, seed: int = 1, advertise_interval_s: float = 1.0
+    ) -> None:
         """`sensors`: address → (profile name, time zone)."""
+        self.advertise_interval_s = advertise_interval_s
         rng = random.Random(seed)
         self.sensors: dict[str, BleSensorModel] = {}
         for address, (profile_name, tz) in sensors.items():
@@ -67,6 +85,7 @@ class SimulatedRadio:
                 address.upper(), layout, tz, rng=random.Random(rng.random())
             )
         self.backend = _backend_for(self)
+        self.scanner_backend = _scanner_for(self)
 
     def set_fault(self, address: str, fault: BleFault, active: bool) -> BleSensorModel:
         sensor = self.sensors.get(address.upper())
@@ -139,6 +158,52 @@ def _backend_for(radio: SimulatedRadio) -> type[BaseBleakClient]:
             raise BleakError("simulated sensors do not notify")
 
     return SimulatedRadioClient
+
+
+def _scanner_for(radio: SimulatedRadio) -> type[BaseBleakScanner]:
+    class SimulatedRadioScanner(BaseBleakScanner):
+        """bleak scanner backend over the simulated radio: advertises every sensor in range."""
+
+        def __init__(self, detection_callback: Any, service_uuids: Any, *args: Any, **kwargs: Any) -> None:
+            super().__init__(detection_callback, service_uuids)
+            self._task: asyncio.Task[None] | None = None
+
+        async def start(self) -> None:
+            self._task = asyncio.create_task(self._advertise(), name="simulated-ble-advertising")
+
+        async def stop(self) -> None:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+                self._task = None
+
+        def set_scanning_filter(self, **kwargs: Any) -> None:
+            return None
+
+        async def _advertise(self) -> None:
+            while True:
+                for sensor in radio.sensors.values():
+                    data = sensor.service_data()
+                    if data is None or BleFault.OUT_OF_RANGE in sensor.faults:
+                        continue
+                    assert sensor.layout.advertisement is not None
+                    adv = AdvertisementData(
+                        local_name=f"ENV_{sensor.address[-5:].replace(':', '')}",
+                        manufacturer_data={},
+                        service_data={sensor.layout.advertisement.service_data_uuid: data},
+                        service_uuids=[],
+                        tx_power=None,
+                        rssi=-60,
+                        platform_data=(),
+                    )
+                    device = self.create_or_update_device(
+                        sensor.address, sensor.address, adv.local_name, None, adv
+                    )
+                    self.call_detection_callbacks(device, adv)
+                await asyncio.sleep(radio.advertise_interval_s)
+
+    return SimulatedRadioScanner
 
 
 def _services(layout: BleLayout) -> BleakGATTServiceCollection:

@@ -71,3 +71,18 @@ def test_a_ble_device_needs_its_mac_address(tmp_path: Path) -> None:
         ConfigError, match=r"devices\[0\]\.key: a device on BLE link 'radio' needs key = its MAC"
     ):
         load_config(path)
+
+
+def test_advertising_and_gatt_profiles_need_the_matching_link(tmp_path: Path) -> None:
+    path = tmp_path / "city.toml"
+    text = CONFIG.format(tmp=tmp_path, key='key = "C4:7C:8D:6A:01:02"')
+    path.write_text(text.replace('profile = "ble_env_sensor"', 'profile = "ble_adv_sensor"'))
+    with pytest.raises(
+        ConfigError, match="'ble_adv_sensor' has no GATT characteristics \\(use a ble_scan link\\)"
+    ):
+        load_config(path)
+    path.write_text(text.replace('kind = "ble"', 'kind = "ble_scan"'))
+    with pytest.raises(
+        ConfigError, match="'ble_env_sensor' does not advertise readings \\(use a ble link\\)"
+    ):
+        load_config(path)

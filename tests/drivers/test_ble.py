@@ -57,3 +57,61 @@ async def test_a_machine_without_bluetooth_is_a_link_state_not_a_crash() -> None
     assert "BLE unavailable" in (link.stats.last_error or "")
     with pytest.raises(LinkUnavailable, match="next attempt in"):  # backs off; does not hammer
         await link.read(ref())
+
+
+async def test_advertising_sensors_are_read_by_scanning_without_connecting() -> None:
+    import asyncio
+    import contextlib
+
+    from drivers.base import Reading
+    from drivers.ble import BleScanLink
+    from tests.waiting import until
+
+    adv = load_profile("ble_adv_sensor")
+    radio = SimulatedRadio(
+        {"A4:C1:38:00:00:01": ("ble_adv_sensor", "UTC"), "A4:C1:38:00:00:02": ("ble_adv_sensor", "UTC")},
+        advertise_interval_s=0.05,
+    )
+    devices = [DeviceRef("th-1", "a4:c1:38:00:00:01", adv), DeviceRef("th-2", "A4:C1:38:00:00:02", adv)]
+    link = BleScanLink("scan", devices, backend=radio.scanner_backend, min_interval_s=0.2)
+    readings: list[Reading] = []
+    rejected: list[tuple[str, str, str]] = []
+
+    async def keep(r: Reading) -> None:
+        readings.append(r)
+
+    task = asyncio.create_task(link.run(keep, lambda *_: None, lambda *a: rejected.append(a)))
+    try:
+        await until(lambda: {r.device_id for r in readings} == {"th-1", "th-2"})
+        first = next(r for r in readings if r.device_id == "th-1")
+        assert 0 < float(first.values["humidity_pct"]) <= 100
+        assert set(first.values) == {"air_temperature_c", "humidity_pct", "battery_pct"}
+        # advertisements come every 50 ms; readings at most every 200 ms per device
+        count = len(readings)
+        await asyncio.sleep(0.5)
+        assert len(readings) - count <= 2 * 4
+        radio.set_fault("A4:C1:38:00:00:02", BleFault.GARBAGE, True)
+        await until(lambda: any(d == "th-2" and reason == "undecodable" for d, reason, _ in rejected))
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_scanning_without_bluetooth_is_a_link_state() -> None:
+    import asyncio
+    import contextlib
+
+    from drivers.ble import BleScanLink
+    from tests.waiting import until
+
+    link = BleScanLink("scan", [], BleRadio(backoff_base_s=5))  # bleak's real platform scanner
+    task = asyncio.create_task(link.run(lambda r: asyncio.sleep(0), lambda *_: None, lambda *_: None))
+    try:
+        await until(lambda: link.stats.connect_failures >= 1)
+        assert "BLE unavailable" in (link.stats.last_error or "")
+        assert not task.done()  # waiting to retry, not crashed
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
