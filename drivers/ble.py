@@ -21,7 +21,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakCharacteristicNotFoundError, BleakDeviceNotFoundError, BleakError
 
-from drivers.backoff import Backoff
+from drivers.backoff import Backoff, ReconnectSchedule
 from drivers.base import (
     AvailabilitySink,
     DeviceRef,
@@ -57,8 +57,9 @@ class BleLink(Driver):
         self.backend = backend
         self.stats = LinkStats()
         self._lock = asyncio.Lock()
-        self._backoff = Backoff(base_s=self.radio.backoff_base_s, cap_s=self.radio.backoff_cap_s)
-        self._next_attempt = 0.0
+        self._schedule = ReconnectSchedule(
+            link_id, self.stats, base_s=self.radio.backoff_base_s, cap_s=self.radio.backoff_cap_s
+        )
 
     async def open(self) -> None:
         """Nothing to open: each read connects to its sensor."""
@@ -75,7 +76,7 @@ class BleLink(Driver):
         values: dict[str, FieldValue] = {}
         rejected: dict[str, str] = {}
         async with self._lock:
-            self._check_backoff()
+            self._schedule.check()
             try:
                 async with self._client(str(device.address)) as client:
                     for ch in layout.characteristics:
@@ -98,11 +99,14 @@ class BleLink(Driver):
                 ) from exc
             except (BleakError, OSError) as exc:
                 # no adapter, no BlueZ, no D-Bus: the radio is unavailable, not the device broken
-                self._radio_down(f"BLE unavailable: {type(exc).__name__}: {exc}")
+                reason = f"BLE unavailable: {type(exc).__name__}: {exc}"
+                if self.stats.connected or self.stats.last_error != reason:
+                    log.warning("link %s: %s", self.link_id, reason)
+                self._schedule.failed(reason)
                 raise LinkUnavailable(
                     f"link {self.link_id}: {self.stats.last_error}", device_id=device.device_id
                 ) from exc
-            self._radio_up()
+            self._schedule.succeeded()
         return Reading(device.device_id, datetime.now(UTC), values, rejected=rejected)
 
     async def write(self, device: DeviceRef, setpoints: Mapping[str, FieldValue]) -> None:
@@ -116,31 +120,6 @@ class BleLink(Driver):
         if self.radio.adapter:
             kwargs["bluez"] = {"adapter": self.radio.adapter}
         return BleakClient(address, backend=self.backend, **kwargs)
-
-    def _check_backoff(self) -> None:
-        wait = self._next_attempt - asyncio.get_running_loop().time()
-        if wait > 0:
-            self.stats.next_attempt_in_s = wait
-            raise LinkUnavailable(
-                f"link {self.link_id}: {self.stats.last_error}; next attempt in {wait:.1f} s"
-            )
-
-    def _radio_down(self, reason: str) -> None:
-        if self.stats.connected or self.stats.last_error != reason:
-            log.warning("link %s: %s", self.link_id, reason)
-        self.stats.connected = False
-        self.stats.connect_failures += 1
-        self.stats.last_error = reason
-        delay = self._backoff.next_delay()
-        self._next_attempt = asyncio.get_running_loop().time() + delay
-        self.stats.next_attempt_in_s = delay
-
-    def _radio_up(self) -> None:
-        if not self.stats.connected:
-            self.stats.connects += 1
-        self.stats.connected = True
-        self.stats.last_error = None
-        self._backoff.reset()
 
 
 class BleScanLink(ListeningDriver):

@@ -5,7 +5,9 @@ Every field name carries its unit, so no scaled integer ever leaves this package
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
+
+from pydantic import AfterValidator
 
 #: field name → (unit, description). Profiles may only map registers onto these names.
 READING_FIELDS: Final[dict[str, tuple[str, str]]] = {
@@ -46,3 +48,13 @@ SETPOINT_FIELDS: Final[dict[str, tuple[str, str]]] = {
 STATUS_FLAGS: Final[frozenset[str]] = frozenset(
     {"lamp_failure", "driver_fault", "relay_fault", "over_temperature", "voltage_sag"}
 )
+
+
+def _reading_field(name: str) -> str:
+    if name not in READING_FIELDS:
+        raise ValueError(f"unknown field {name!r}; known: {sorted(READING_FIELDS)}")
+    return name
+
+
+#: a field name every profile layout (registers, JSON, line, GATT) must map onto
+ReadingFieldName = Annotated[str, AfterValidator(_reading_field)]

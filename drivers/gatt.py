@@ -14,7 +14,7 @@ from bleak.uuids import normalize_uuid_str
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from drivers.base import FieldValue
-from drivers.fields import READING_FIELDS
+from drivers.fields import ReadingFieldName
 
 _FORMATS = {"uint8": "<B", "sint8": "<b", "uint16": "<H", "sint16": "<h", "uint32": "<I", "sint32": "<i"}
 
@@ -23,7 +23,7 @@ class GattCharacteristic(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     uuid: str
-    field: str
+    field: ReadingFieldName
     format: Literal["uint8", "sint8", "uint16", "sint16", "uint32", "sint32"]
     scale: float = 1.0
     min: float | None = None
@@ -34,13 +34,6 @@ class GattCharacteristic(BaseModel):
     @classmethod
     def _normalize(cls, v: str) -> str:
         return normalize_uuid_str(v)
-
-    @field_validator("field")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in READING_FIELDS:
-            raise ValueError(f"unknown field {v!r}")
-        return v
 
     def decode(self, data: bytes) -> FieldValue:
         fmt = _FORMATS[self.format]
@@ -62,19 +55,12 @@ class AdvertisedField(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    field: str
+    field: ReadingFieldName
     offset: int = Field(ge=0, le=250)
     format: Literal["uint8", "sint8", "uint16", "sint16", "uint32", "sint32"]
     scale: float = 1.0
     min: float | None = None
     max: float | None = None
-
-    @field_validator("field")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in READING_FIELDS:
-            raise ValueError(f"unknown field {v!r}")
-        return v
 
 
 class AdvertisementLayout(BaseModel):

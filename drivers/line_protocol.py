@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from drivers.base import FieldValue
-from drivers.fields import READING_FIELDS, SETPOINT_FIELDS, STATUS_FLAGS
+from drivers.fields import SETPOINT_FIELDS, STATUS_FLAGS, ReadingFieldName
 
 MAX_LINE_BYTES = 256
 _FRAME = re.compile(r"^([<>])([0-9A-F]{2}) ([A-Z]+)((?: [^*\s]+)*)\*([0-9A-F]{2})$")
@@ -83,20 +83,13 @@ class LineField(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: str = Field(pattern=r"^[A-Z][A-Z0-9]{0,7}$")
-    field: str | None = None
+    field: ReadingFieldName | None = None
     type: Literal["number", "bool", "string", "status"] = "number"
     scale: float = 1.0
     min: float | None = None
     max: float | None = None
     bits: dict[str, int] | None = None
     description: str = ""
-
-    @field_validator("field")
-    @classmethod
-    def _known(cls, v: str | None) -> str | None:
-        if v is not None and v not in READING_FIELDS:
-            raise ValueError(f"unknown field {v!r}")
-        return v
 
     @field_validator("bits")
     @classmethod

@@ -20,7 +20,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
-from drivers.backoff import Backoff
+from drivers.backoff import ReconnectSchedule
 from drivers.base import DeviceRef, Driver, FieldValue, LinkStats, Reading
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
 from drivers.profile import ReadBlock
@@ -83,8 +83,9 @@ class ModbusLink(Driver):
         self.stats = LinkStats()
         self._lock = asyncio.Lock()
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
-        self._backoff = Backoff(base_s=self.options.backoff_base_s, cap_s=self.options.backoff_cap_s)
-        self._next_attempt = 0.0
+        self._schedule = ReconnectSchedule(
+            link_id, self.stats, base_s=self.options.backoff_base_s, cap_s=self.options.backoff_cap_s
+        )
 
     def __repr__(self) -> str:
         return f"ModbusLink({self.link_id!r}, {self.transport!r})"
@@ -192,35 +193,24 @@ class ModbusLink(Driver):
     ) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         if self._client is not None and self._client.connected:
             return self._client
-        loop = asyncio.get_running_loop()
-        wait = self._next_attempt - loop.time()
-        if wait > 0 and not force:
-            self.stats.next_attempt_in_s = wait
-            raise LinkUnavailable(
-                f"link {self.link_id} down ({self.stats.last_error}); next attempt in {wait:.1f} s"
-            )
+        if not force:
+            self._schedule.check()
         if self._client is not None:
             self._client.close()
         client = self._make_client()
+        reason = f"connect failed: {self._describe()}"
         try:
             ok = await asyncio.wait_for(client.connect(), self.options.connect_timeout_s)
         except (TimeoutError, OSError) as exc:
             ok = False
-            self.stats.last_error = f"connect failed: {exc or type(exc).__name__}"
+            reason = f"connect failed: {exc or type(exc).__name__}"
         if not ok or not client.connected:
             client.close()
             self._client = None
-            self.stats.connect_failures += 1
-            if not self.stats.last_error or not self.stats.last_error.startswith("connect failed"):
-                self.stats.last_error = f"connect failed: {self._describe()}"
-            self._schedule_retry()
-            raise LinkUnavailable(f"link {self.link_id}: {self.stats.last_error}")
+            self._schedule.failed(reason)
+            raise LinkUnavailable(f"link {self.link_id}: {reason}")
         self._client = client
-        self._backoff.reset()
-        self.stats.connected = True
-        self.stats.connects += 1
-        self.stats.last_error = None
-        self.stats.next_attempt_in_s = 0.0
+        self._schedule.succeeded()
         log.info("link %s connected (%s)", self.link_id, self._describe())
         return client
 
@@ -228,15 +218,8 @@ class ModbusLink(Driver):
         if self._client is not None:
             self._client.close()
             self._client = None
-        self.stats.connected = False
-        self.stats.last_error = reason
-        self._schedule_retry()
+        self._schedule.failed(reason, connecting=False)
         log.warning("link %s dropped: %s", self.link_id, reason)
-
-    def _schedule_retry(self) -> None:
-        delay = self._backoff.next_delay()
-        self._next_attempt = asyncio.get_running_loop().time() + delay
-        self.stats.next_attempt_in_s = delay
 
     def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         o = self.options

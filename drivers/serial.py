@@ -17,7 +17,7 @@ from typing import Literal
 
 import serial_asyncio_fast
 
-from drivers.backoff import Backoff
+from drivers.backoff import ReconnectSchedule
 from drivers.base import DeviceRef, Driver, FieldValue, LinkStats, Reading
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
 from drivers.line_protocol import MAX_LINE_BYTES, Frame, FrameError, LineLayout, decode_frame, encode_frame
@@ -53,8 +53,9 @@ class SerialLineLink(Driver):
         self.corrupt = 0  # lines that failed their checksum or framing
         self._lock = asyncio.Lock()
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        self._backoff = Backoff(base_s=self.options.backoff_base_s, cap_s=self.options.backoff_cap_s)
-        self._next_attempt = 0.0
+        self._schedule = ReconnectSchedule(
+            link_id, self.stats, base_s=self.options.backoff_base_s, cap_s=self.options.backoff_cap_s
+        )
 
     async def open(self) -> None:
         async with self._lock:
@@ -140,13 +141,8 @@ class SerialLineLink(Driver):
     async def _ensure_open(self, *, force: bool = False) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._streams is not None:
             return self._streams
-        loop = asyncio.get_running_loop()
-        wait = self._next_attempt - loop.time()
-        if wait > 0 and not force:
-            self.stats.next_attempt_in_s = wait
-            raise LinkUnavailable(
-                f"link {self.link_id} down ({self.stats.last_error}); next attempt in {wait:.1f} s"
-            )
+        if not force:
+            self._schedule.check()
         p = self.port
         try:
             self._streams = await serial_asyncio_fast.open_serial_connection(
@@ -157,14 +153,9 @@ class SerialLineLink(Driver):
                 limit=MAX_LINE_BYTES * 2,
             )
         except (OSError, ValueError) as exc:  # pyserial's SerialException is an OSError
-            self.stats.connect_failures += 1
-            self.stats.last_error = f"cannot open {p.port}: {exc}"
-            self._schedule_retry()
+            self._schedule.failed(f"cannot open {p.port}: {exc}")
             raise LinkUnavailable(f"link {self.link_id}: {self.stats.last_error}") from exc
-        self._backoff.reset()
-        self.stats.connected = True
-        self.stats.connects += 1
-        self.stats.last_error = None
+        self._schedule.succeeded()
         log.info("link %s opened %s at %d baud", self.link_id, p.port, p.baudrate)
         return self._streams
 
@@ -174,14 +165,8 @@ class SerialLineLink(Driver):
             self._streams = None
         self.stats.connected = False
         if reason:
-            self.stats.last_error = reason
-            self._schedule_retry()
+            self._schedule.failed(reason, connecting=False)
             log.warning("link %s dropped: %s", self.link_id, reason)
-
-    def _schedule_retry(self) -> None:
-        delay = self._backoff.next_delay()
-        self._next_attempt = asyncio.get_running_loop().time() + delay
-        self.stats.next_attempt_in_s = delay
 
 
 def _layout(device: DeviceRef) -> LineLayout:
