@@ -1,0 +1,120 @@
+"""Schedule objects in the TALQ vocabulary: programs of timed steps, calendars that choose a program
+per night, and overrides with a start and an expiry. Validated at the edge (pydantic); immutable."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schedules.astro import SunEvent
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(_Frozen):
+    """From this moment the level is `level` (reached over `ramp_min` minutes).
+
+    The moment is a clock time ("23:00"; times before noon belong to the morning after) or a sun
+    event with an offset ("sunset", -10 = ten minutes before sunset).
+    """
+
+    at: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM")
+    event: SunEvent | None = None
+    offset_min: int = Field(default=0, ge=-240, le=240)
+    level: int = Field(ge=0, le=100)
+    ramp_min: float = Field(default=0, ge=0, le=120)
+
+    @model_validator(mode="after")
+    def _one_moment(self) -> Step:
+        if (self.at is None) == (self.event is None):
+            raise ValueError("a step needs exactly one of `at` (HH:MM) or `event` (a sun event)")
+        if self.at is not None and self.offset_min:
+            raise ValueError("offset_min applies to sun events only")
+        return self
+
+    def describe(self) -> str:
+        if self.at is not None:
+            return self.at
+        sign = "+" if self.offset_min >= 0 else "−"
+        return f"{self.event} {sign}{abs(self.offset_min)} min" if self.offset_min else str(self.event)
+
+
+class Program(_Frozen):
+    """A night's dimming: steps in the order they happen, from the evening to the next morning."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: str = ""
+    steps: tuple[Step, ...] = Field(min_length=1)
+
+
+class CalendarRule(_Frozen):
+    """Use `program` on the nights this rule matches (exactly one kind of match per rule)."""
+
+    program: str
+    weekdays: tuple[Weekday, ...] | None = None
+    date: dt.date | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    holiday: str | None = Field(default=None, description='a holiday name, or "any" public holiday')
+    lunar_month: int | None = Field(default=None, ge=1, le=12)
+    lunar_day: int | None = Field(default=None, ge=1, le=30)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CalendarRule:
+        kinds = [
+            self.weekdays is not None,
+            self.date is not None,
+            self.date_from is not None or self.date_to is not None,
+            self.holiday is not None,
+            self.lunar_month is not None or self.lunar_day is not None,
+        ]
+        if sum(kinds) != 1:
+            raise ValueError(
+                "a rule matches by exactly one of: weekdays, date, date range, holiday, lunar date"
+            )
+        if (self.date_from is None) != (self.date_to is None):
+            raise ValueError("a date range needs both date_from and date_to")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError("date_from is after date_to")
+        if (self.lunar_month is None) != (self.lunar_day is None):
+            raise ValueError("a lunar date needs both lunar_month and lunar_day")
+        return self
+
+
+class Calendar(_Frozen):
+    """Chooses the program per night: the first matching rule in declared order, else the default."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    default_program: str
+    rules: tuple[CalendarRule, ...] = ()
+    holiday_country: str = "VN"
+
+
+class Override(_Frozen):
+    """A manual level on a lamp or group from `start` until `expiry`; the highest priority wins."""
+
+    id: str
+    device_id: str | None = None
+    group: str | None = None
+    level: int = Field(ge=0, le=100)
+    start: dt.datetime
+    expiry: dt.datetime
+    priority: int = Field(default=50, ge=0, le=100)
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _valid(self) -> Override:
+        if (self.device_id is None) == (self.group is None):
+            raise ValueError("an override targets exactly one of device_id or group")
+        if self.start.tzinfo is None or self.expiry.tzinfo is None:
+            raise ValueError("start and expiry need a time zone")
+        if self.expiry <= self.start:
+            raise ValueError("the override expires before it starts")
+        return self
