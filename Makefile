@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= examples/city.toml
 
-.PHONY: run test install system-deps lint typecheck unit bench bench-polling bench-rs485 bench-rss bench-mqtt clean
+.PHONY: run test install system-deps lint typecheck unit bench bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules clean
 
 ## run: the simulated city, the controller polling it, and the API on localhost (Ctrl-C stops)
 run: install system-deps
@@ -44,7 +44,7 @@ unit: install system-deps
 	$(BIN)/pytest -q
 
 ## bench: performance figures (not tests): polling throughput, RS-485 efficiency, controller RSS
-bench: bench-polling bench-rs485 bench-rss bench-mqtt
+bench: bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules
 
 bench-polling: install
 	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000
@@ -55,6 +55,9 @@ bench-rs485: install system-deps
 bench-mqtt: install system-deps
 	$(BIN)/python -m bench.bench_mqtt --messages 50000
 	$(BIN)/python -m bench.bench_mqtt_resilience --overload-seconds 60
+
+bench-schedules: install
+	$(BIN)/python -m bench.bench_schedules --groups 1000 --lamps 100000
 
 bench-rss: install
 	$(BIN)/python -m bench.bench_rss --lamps 10000
