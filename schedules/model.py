@@ -4,6 +4,7 @@ per night, and overrides with a start and an expiry. Validated at the edge (pyda
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -18,6 +19,29 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Photocell(_Frozen):
+    """Lux-triggered switching with hysteresis: on below `on_below_lx`, off above `off_above_lx`."""
+
+    on_below_lx: float = Field(ge=0)
+    off_above_lx: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> Photocell:
+        if self.on_below_lx >= self.off_above_lx:
+            raise ValueError("on_below_lx must be below off_above_lx (that gap is the hysteresis)")
+        return self
+
+    def switch(self, lux: float | None, was_on: bool) -> bool:
+        """On or off for this lux reading; between the thresholds nothing changes. No reading: on."""
+        if lux is None:
+            return True  # fail-safe: light rather than dark when the sensor is silent
+        if lux < self.on_below_lx:
+            return True
+        if lux > self.off_above_lx:
+            return False
+        return was_on
+
+
 class Step(_Frozen):
     """From this moment the level is `level` (reached over `ramp_min` minutes).
 
@@ -30,6 +54,9 @@ class Step(_Frozen):
     offset_min: int = Field(default=0, ge=-240, le=240)
     level: int = Field(ge=0, le=100)
     ramp_min: float = Field(default=0, ge=0, le=120)
+    photocell: Photocell | None = Field(
+        default=None, description="until the next step, follow the photocell: `level` when on, 0 when off"
+    )
 
     @model_validator(mode="after")
     def _one_moment(self) -> Step:
@@ -47,11 +74,36 @@ class Step(_Frozen):
 
 
 class Program(_Frozen):
-    """A night's dimming: steps in the order they happen, from the evening to the next morning."""
+    """A night's dimming: steps in the order they happen, from the evening to the next morning.
+
+    `constant_light_output`: (burning hours, output factor) points; LEDs dim as they age, so the
+    commanded level is raised by the interpolated factor (capped at 100 %) to keep the light constant.
+    """
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     name: str = ""
     steps: tuple[Step, ...] = Field(min_length=1)
+    constant_light_output: tuple[tuple[float, float], ...] = ()
+
+    @model_validator(mode="after")
+    def _clo_curve(self) -> Program:
+        hours = [h for h, _ in self.constant_light_output]
+        if hours != sorted(hours) or len(set(hours)) != len(hours):
+            raise ValueError("constant_light_output points must have increasing burning hours")
+        if any(not 0.5 <= f <= 2.0 for _, f in self.constant_light_output):
+            raise ValueError("constant_light_output factors must be between 0.5 and 2.0")
+        return self
+
+    def clo_factor(self, burning_hours: float | None) -> float:
+        points = self.constant_light_output
+        if not points or burning_hours is None:
+            return 1.0
+        if burning_hours <= points[0][0]:
+            return points[0][1]
+        for (h0, f0), (h1, f1) in itertools.pairwise(points):
+            if burning_hours <= h1:
+                return f0 + (f1 - f0) * (burning_hours - h0) / (h1 - h0)
+        return points[-1][1]
 
 
 class CalendarRule(_Frozen):

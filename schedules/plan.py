@@ -17,7 +17,7 @@ import holidays
 from lunardate import LunarDate
 
 from schedules.astro import EVENING_EVENTS, AstroClock
-from schedules.model import WEEKDAYS, Calendar, CalendarRule, Override, Program
+from schedules.model import WEEKDAYS, Calendar, CalendarRule, Override, Photocell, Program
 
 
 class ScheduleError(ValueError):
@@ -41,6 +41,8 @@ class Target:
 class Decision:
     level: int
     cause: str
+    #: during a photocell period, whether the photocell is on (pass it back as `photocell_was_on`)
+    photocell_on: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class TimedStep:
     level: int
     ramp_min: float
     cause: str
+    photocell: Photocell | None = None
 
 
 @dataclass(frozen=True)
@@ -61,15 +64,36 @@ class Plan:
     overrides: Sequence[Override] = ()
     _holidays: dict[tuple[str, int], holidays.HolidayBase] = field(default_factory=dict, compare=False)
 
-    def resolve(self, target: Target, instant: dt.datetime) -> Decision:
-        """The level `target` should have at `instant`, and why."""
+    def resolve(
+        self,
+        target: Target,
+        instant: dt.datetime,
+        *,
+        lux: float | None = None,
+        photocell_was_on: bool = False,
+        burning_hours: float | None = None,
+    ) -> Decision:
+        """The level `target` should have at `instant`, and why.
+
+        `lux` is the latest ambient light near the target (for photocell periods), `photocell_was_on`
+        the photocell state of the previous decision (hysteresis), `burning_hours` the lamp's age (for
+        constant light output). All optional: without them a program still decides.
+        """
         if instant.tzinfo is None:
             raise ValueError("instant needs a time zone")
         override = self.active_override(target, instant)
         if override is not None:
             reason = f": {override.reason}" if override.reason else ""
             return Decision(override.level, f"override {override.id}{reason}")
-        return self._scheduled(target, instant.astimezone(self.clock.tz))
+        local = instant.astimezone(self.clock.tz)
+        decision = self._scheduled(target, local, lux, photocell_was_on)
+        program, _ = self.program_for(target, (local - dt.timedelta(hours=12)).date())
+        factor = program.clo_factor(burning_hours)
+        if factor != 1.0 and decision.level > 0:
+            level = min(100, round(decision.level * factor))
+            cause = f"{decision.cause}; constant light output ×{factor:.3f} at {burning_hours:g} h"
+            return Decision(level, cause, decision.photocell_on)
+        return decision
 
     def active_override(self, target: Target, instant: dt.datetime) -> Override | None:
         active = [o for o in self._overrides_for(target) if o.start <= instant < o.expiry]
@@ -128,7 +152,7 @@ class Plan:
                 when = event + dt.timedelta(minutes=step.offset_min)
             when = min(max(when, window_start), window_end)
             cause = f"program {program.id}: {step.describe()}"
-            placed.append(TimedStep(when, step.level, step.ramp_min, cause))
+            placed.append(TimedStep(when, step.level, step.ramp_min, cause, step.photocell))
         for earlier, later in itertools.pairwise(placed):
             if later.at < earlier.at:
                 raise ScheduleError(
@@ -154,7 +178,9 @@ class Plan:
         yield from sorted((e for e in events if start <= e.at < end), key=lambda e: e.at)
 
     # -- internals -------------------------------------------------------------------------------
-    def _scheduled(self, target: Target, local: dt.datetime) -> Decision:
+    def _scheduled(
+        self, target: Target, local: dt.datetime, lux: float | None, photocell_was_on: bool
+    ) -> Decision:
         night = (local - dt.timedelta(hours=12)).date()
         program, why = self.program_for(target, night)
         steps = self.steps(program, night)
@@ -167,6 +193,14 @@ class Plan:
                 current = step
         if current is None:
             return Decision(previous, f"before the first step of {program.id} ({why})")
+        if current.photocell is not None:
+            cell = current.photocell
+            on = cell.switch(lux, photocell_was_on)
+            seen = "no lux reading (fail-safe on)" if lux is None else f"{lux:g} lx"
+            band = f"on below {cell.on_below_lx:g} lx, off above {cell.off_above_lx:g} lx"
+            return Decision(
+                current.level if on else 0, f"{current.cause}, photocell {seen}, {band} ({why})", on
+            )
         if current.ramp_min and local < current.at + dt.timedelta(minutes=current.ramp_min):
             done = (local - current.at) / dt.timedelta(minutes=current.ramp_min)
             level = round(previous + (current.level - previous) * done)

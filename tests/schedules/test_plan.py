@@ -171,3 +171,48 @@ def test_preview_shows_the_curve_the_transitions_and_the_energy_saved() -> None:
     assert 25 < night.saving_pct < 32
     with pytest.raises(ValueError, match="end after it starts"):
         preview(p, STREET, at(23, 12, 0), at(22, 12, 0))
+
+
+def test_a_photocell_period_switches_with_hysteresis_and_fails_safe() -> None:
+    from schedules.model import Photocell
+
+    cell = Photocell(on_below_lx=20, off_above_lx=50)
+    program = Program(
+        id="lux",
+        steps=(
+            Step(at="16:00", level=80, photocell=cell),  # from 16:00 the sensor decides
+            Step(event="sunset", offset_min=30, level=100),
+            Step(event="sunrise", level=0),
+        ),
+    )
+    p = Plan(HANOI, {"lux": program}, {"hanoi": Calendar(id="c", default_program="lux")})
+    storm = at(22, 16, 30)  # a dark afternoon storm
+    d = p.resolve(STREET, storm, lux=12)
+    assert d.level == 80
+    assert d.photocell_on is True
+    assert "photocell 12 lx" in d.cause
+    assert p.resolve(STREET, storm, lux=35, photocell_was_on=True).level == 80  # inside the band: stays on
+    assert p.resolve(STREET, storm, lux=35, photocell_was_on=False).level == 0  # inside the band: stays off
+    assert p.resolve(STREET, storm, lux=60, photocell_was_on=True).level == 0
+    silent = p.resolve(STREET, storm, lux=None)
+    assert silent.level == 80
+    assert "fail-safe" in silent.cause
+    assert p.resolve(STREET, at(22, 21, 0), lux=60).level == 100  # after sunset +30 the program rules
+    with pytest.raises(ValidationError, match="hysteresis"):
+        Photocell(on_below_lx=50, off_above_lx=20)
+
+
+def test_constant_light_output_raises_output_as_lamps_age() -> None:
+    program = Program(
+        id="clo", steps=NIGHTLY.steps, constant_light_output=((0, 0.8), (50_000, 1.0), (100_000, 1.2))
+    )
+    p = Plan(HANOI, {"clo": program}, {"hanoi": Calendar(id="c", default_program="clo")})
+    late = at(22, 23, 30)  # programmed 60 %
+    assert p.resolve(STREET, late, burning_hours=0).level == 48
+    assert p.resolve(STREET, late, burning_hours=25_000).level == 54
+    assert p.resolve(STREET, late, burning_hours=100_000).level == 72
+    assert p.resolve(STREET, at(22, 19, 0), burning_hours=100_000).level == 100  # capped at full output
+    assert p.resolve(STREET, late).level == 60  # age unknown: the program as written
+    assert "constant light output ×1.200" in p.resolve(STREET, late, burning_hours=200_000).cause
+    with pytest.raises(ValidationError, match="increasing burning hours"):
+        Program(id="bad", steps=NIGHTLY.steps, constant_light_output=((100, 1.0), (50, 1.1)))
