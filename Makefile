@@ -58,6 +58,7 @@ bench-mqtt: install system-deps
 
 bench-schedules: install
 	$(BIN)/python -m bench.bench_schedules --groups 1000 --lamps 100000
+	$(BIN)/python -m bench.bench_group_command --lamps 1000
 
 bench-rss: install
 	$(BIN)/python -m bench.bench_rss --lamps 10000

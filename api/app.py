@@ -25,6 +25,7 @@ def create_app(controller: Controller) -> FastAPI:
     app.state.controller = controller
     install_error_handlers(app)
     app.include_router(devices.router)
+    app.include_router(devices.groups_router)
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness and link health")
     async def healthz(response: Response) -> Health:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -14,6 +15,7 @@ from api.models import (
     DeviceDetail,
     DeviceStateName,
     DeviceSummary,
+    GroupCommandOut,
     Page,
     ReadingOut,
     TelemetryOut,
@@ -230,3 +232,34 @@ def _utc(ts: datetime) -> datetime:
 
 def _aware(ts: datetime | None) -> datetime | None:
     return None if ts is None else _utc(ts)
+
+
+groups_router = APIRouter(prefix="/api/v1/groups", tags=["groups"])
+
+
+@groups_router.post(
+    "/{group:path}/commands",
+    response_model=GroupCommandOut,
+    responses={
+        404: {"model": ErrorBody, "description": "no device in that group"},
+        422: {"model": ErrorBody},
+    },
+    summary="Send a command to every device of a group and its sub-groups; one result per lamp",
+)
+async def post_group_command(request: Request, group: str, command: Command) -> GroupCommandOut:
+    ctl = _controller(request)
+    if ctl.dispatcher is None:
+        raise ApiError(503, "not_ready", "the controller is still starting")
+    prefix = group.rstrip("/") + "/"
+    members = [
+        row.id
+        for row in ctl.devices.values()
+        if (row.group_path == group.rstrip("/") or row.group_path.startswith(prefix)) and row.kind == "lamp"
+    ]
+    if not members:
+        raise ApiError(404, "not_found", f"no lamps in group {group!r}")
+    rows = await ctl.dispatcher.execute_many(members, command)
+    by_status = Counter(row.status for row in rows)
+    return GroupCommandOut(
+        group=group, total=len(rows), by_status=dict(by_status), results=[_command_out(r) for r in rows]
+    )

@@ -92,3 +92,10 @@ class Health(BaseModel):
     links: dict[str, bool]
     devices: dict[str, int]
     queue_depth: int
+
+
+class GroupCommandOut(BaseModel):
+    group: str
+    total: int
+    by_status: dict[str, int] = Field(description="how many lamps ended confirmed, mismatch, failed, expired")
+    results: list[CommandOut] = Field(description="one result per lamp")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -71,32 +71,41 @@ class CommandDispatcher:
         self.timeout_s = timeout_s
 
     async def execute(self, device_id: str, command: Command) -> CommandRow:
-        try:
-            ref, driver = self.refs[device_id]
-        except KeyError:
-            raise UnknownDevice(device_id) from None
+        """Send one command to one device; the row says whether it was confirmed."""
+        return (await self.execute_many([device_id], command))[0]
+
+    async def execute_many(self, device_ids: Sequence[str], command: Command) -> list[CommandRow]:
+        """Send the same command to many devices at once: concurrently across links, one at a time
+        on each link (the link's lock), recorded in two transactions whatever the count."""
+        unknown = [d for d in device_ids if d not in self.refs]
+        if unknown:
+            raise UnknownDevice(", ".join(unknown[:5]))
         setpoints = command.setpoints()
         now = datetime.now(UTC)
-        row = CommandRow(
-            device_id=device_id,
-            action=command.action,
-            value={"value": command.value},
-            origin=command.origin,
-            priority=command.priority,
-            expires_at=command.expires_at,
-            status="pending",
-            detail="",
-            written=dict(setpoints),
-            readback=None,
-            created_at=now,
-        )
-        await self.registry.add_command(row)
+        rows = [
+            CommandRow(
+                device_id=device_id,
+                action=command.action,
+                value={"value": command.value},
+                origin=command.origin,
+                priority=command.priority,
+                expires_at=command.expires_at,
+                status="pending",
+                detail="",
+                written=dict(setpoints),
+                readback=None,
+                created_at=now,
+            )
+            for device_id in device_ids
+        ]
+        await self.registry.add_commands(rows)
         if command.expires_at is not None and command.expires_at <= now:
-            self._finish(row, "expired", "expired before it could be sent")
+            for row in rows:
+                self._finish(row, "expired", "expired before it could be sent")
         else:
-            await self._send(row, ref, driver, setpoints)
-        await self.registry.update_command(row)
-        return row
+            await asyncio.gather(*(self._send(row, *self.refs[row.device_id], setpoints) for row in rows))
+        await self.registry.update_commands(rows)
+        return rows
 
     async def _send(
         self, row: CommandRow, ref: DeviceRef, driver: Driver, setpoints: dict[str, FieldValue]

@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     inspect,
     select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -210,14 +211,17 @@ class Registry:
         async with self.engine.begin() as conn:
             await self._upsert(conn, DeviceStateRow, rows)
 
-    async def add_command(self, row: CommandRow) -> CommandRow:
+    async def add_commands(self, rows: list[CommandRow]) -> None:
         async with self.session.begin() as s:
-            s.add(row)
-        return row
+            s.add_all(rows)
 
-    async def update_command(self, row: CommandRow) -> None:
+    async def update_commands(self, rows: list[CommandRow]) -> None:
+        """Record outcomes in one bulk UPDATE by primary key."""
+        fields = ("status", "detail", "readback", "completed_at")
         async with self.session.begin() as s:
-            await s.merge(row)
+            await s.execute(
+                update(CommandRow), [{"id": r.id, **{f: getattr(r, f) for f in fields}} for r in rows]
+            )
 
     async def command(self, device_id: str, command_id: int) -> CommandRow | None:
         async with self.session() as s:

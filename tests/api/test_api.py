@@ -223,3 +223,24 @@ async def test_health_metrics_and_openapi(
         "/metrics",
     } <= set(spec["paths"])
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_a_group_command_reaches_every_lamp_of_the_subtree_with_a_result_each(
+    env: tuple[httpx.AsyncClient, Controller, SimulatedCity],
+) -> None:
+    client, _, city = env
+    city.segments.find("gw1", 5).faults.add(Fault.NO_RESPONSE)
+    rsp = await client.post(
+        "/api/v1/groups/hanoi/ba-dinh/commands", json={"action": "set_level", "value": 25}
+    )
+    assert rsp.status_code == 200, rsp.text
+    body = rsp.json()
+    assert body["total"] == 6
+    assert body["by_status"] == {"confirmed": 5, "failed": 1}
+    failed = [r for r in body["results"] if r["status"] == "failed"]
+    assert [r["device_id"] for r in failed] == ["gw1-005"]
+    assert all(city.segments.find("gw1", u).level_cmd == 25 for u in (1, 2, 3, 4, 6))
+    history = (await client.get("/api/v1/devices/gw1-001/commands")).json()
+    assert history["items"][0]["status"] == "confirmed"
+    missing = await client.post("/api/v1/groups/nowhere/commands", json={"action": "switch", "value": True})
+    assert missing.status_code == 404
