@@ -7,7 +7,6 @@ docs/configuration.md. Environment variables `LAMPLIGHTER_<SECTION>__<KEY>` over
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from controller.toml_locator import TomlLocator
 from drivers.errors import ProfileError
 from drivers.profile import DeviceProfile, load_profile
 
@@ -308,7 +308,7 @@ def load_config(path: str | Path) -> ControllerSettings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    locator = _Locator(path, text)
+    locator = TomlLocator(path, text, ignore=_LINK_KINDS)
     if isinstance(data.get("profiles_dir"), str):
         data["profiles_dir"] = str((path.parent / data["profiles_dir"]).resolve())
     try:
@@ -409,48 +409,3 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
                 (*loc, "profile"),
                 f"profile {dev.profile!r} has no GATT characteristics (use a ble_scan link)",
             )
-
-
-class _Locator:
-    """Maps a validation location like ('devices', 3, 'unit_id') to a line of the TOML text.
-
-    tomllib keeps no positions, so this finds the n-th `[[section]]` header and the key below it.
-    """
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-
-    def describe(self, loc: tuple[str | int, ...], msg: str, value: object = None) -> str:
-        loc = tuple(p for p in loc if p not in _LINK_KINDS)  # the union tag is noise to a reader
-        key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
-        line = self._line_of(loc)
-        where = f"{self.path}:{line}" if line else str(self.path)
-        shown = "" if value is None or isinstance(value, dict | list) else f" (got {value!r})"
-        return f"{where}: {key}: {msg}{shown}"
-
-    def _line_of(self, loc: tuple[str | int, ...]) -> int | None:
-        if not loc or not isinstance(loc[0], str):
-            return None
-        section = loc[0]
-        start = 0
-        if len(loc) > 1 and isinstance(loc[1], int):
-            headers = [
-                i for i, ln in enumerate(self.lines) if re.match(rf"^\s*\[\[{re.escape(section)}\]\]", ln)
-            ]
-            if loc[1] >= len(headers):
-                return None
-            start = headers[loc[1]]
-            key = next((p for p in reversed(loc[2:]) if isinstance(p, str)), None)
-        else:
-            headers = [i for i, ln in enumerate(self.lines) if re.match(rf"^\s*\[{re.escape(section)}\]", ln)]
-            start = headers[0] if headers else 0
-            key = next((p for p in loc[1:] if isinstance(p, str)), section if not headers else None)
-        if key is None:
-            return start + 1
-        for i in range(start, len(self.lines)):
-            if i > start and self.lines[i].lstrip().startswith("["):
-                break
-            if re.match(rf"^\s*{re.escape(key)}\s*=", self.lines[i]):
-                return i + 1
-        return start + 1

@@ -7,7 +7,7 @@ database owns their live state, the command history and everything created throu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
@@ -266,7 +266,3 @@ def _missing_columns(sync_conn: Any) -> list[str]:
         if lacking:
             problems.append(f"table {table.name} lacks {', '.join(lacking)}")
     return problems
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

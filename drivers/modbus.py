@@ -23,7 +23,7 @@ from pymodbus.framer import FramerType
 from drivers.backoff import ReconnectSchedule
 from drivers.base import DeviceRef, Driver, FieldValue, LinkStats, Reading
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
-from drivers.profile import ReadBlock
+from drivers.registers import ReadBlock
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from drivers.errors import ProfileError
-from drivers.profile import load_profile, parse_profile, plan_reads
+from drivers.profile import load_profile, parse_profile
+from drivers.registers import plan_reads
 
 LAMP = load_profile("lamp_lcu")
 
