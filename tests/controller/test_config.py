@@ -199,3 +199,11 @@ def test_invalid_mqtt_device_config_is_located(tmp_path: Path, body: str, expect
         load_config(path)
     assert expected in str(err.value)
     assert f"{path}:" in str(err.value)
+
+
+def test_an_unknown_time_zone_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD.replace('id = "s1"', 'id = "s1"\ntimezone = "Asia/Hanoi_City"') + device())
+    with pytest.raises(
+        ConfigError, match=r"sites\[0\]\.timezone: Value error, unknown time zone 'Asia/Hanoi_City'"
+    ):
+        load_config(path)
