@@ -33,6 +33,7 @@ from controller.metrics import ControllerMetrics
 from controller.outbound import StatePublisher
 from controller.poller import LinkPoller, PolledDevice
 from controller.registry import DeviceRow, Registry
+from controller.scheduling import Scheduling
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
 from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
@@ -40,6 +41,7 @@ from drivers.ble import BleLink, BleRadio, BleScanLink
 from drivers.modbus import ModbusLink, ModbusOptions, ModbusRtu, ModbusTcp
 from drivers.mqtt import MqttBroker, MqttLink
 from drivers.serial import SerialLineLink, SerialOptions, SerialPort
+from schedules.astro import AstroClock
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class Controller:
         self.started_at: datetime | None = None
         self._state_writes = CriticalSection()
         self.publisher: StatePublisher | None = None
+        self.scheduling: Scheduling | None = None
 
     async def start(self) -> None:
         await self.registry.create_schema()
@@ -129,11 +132,16 @@ class Controller:
                 polled = [PolledDevice(ref, intervals[ref.device_id]) for ref in by_link[link_id]]
                 poller = LinkPoller(driver, polled, self.queue, self.fleet, self.metrics)
                 self.supervisor.spawn(f"poll:{link_id}", poller.run, group="pollers")
+        clocks = {s.id: AstroClock(s.latitude, s.longitude, s.timezone) for s in self.settings.sites}
+        self.scheduling = Scheduling(self.registry.engine, self.devices, clocks, self.dispatcher, self.fleet)
+        await self.scheduling.start()
         self.started_at = datetime.now(UTC)
         log.info("controller started: %d links, %d devices", len(self.drivers), len(self.devices))
 
     async def stop(self) -> None:
         """Stop pollers, drain the queue into the store, flush state, close everything."""
+        if self.scheduling is not None:
+            await self.scheduling.stop()
         await self.supervisor.stop("pollers")
         await self.supervisor.stop("ingest")
         if self.ingest is not None:

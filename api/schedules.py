@@ -1,0 +1,171 @@
+"""Schedule routes: programs (`schedules`), calendars, a group's calendar, overrides, and the preview."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api.errors import ApiError, ErrorBody
+from controller.runtime import Controller
+from controller.scheduling import Kind, Scheduling
+from schedules.model import Calendar, Override, Program
+from schedules.plan import ScheduleError, Target
+from schedules.preview import preview
+
+router = APIRouter(prefix="/api/v1", tags=["schedules"])
+_INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorBody, "description": "the schedule cannot work"}
+}
+
+
+def _scheduling(request: Request) -> Scheduling:
+    ctl: Controller = request.app.state.controller
+    if ctl.scheduling is None:
+        raise ApiError(503, "not_ready", "the controller is still starting")
+    return ctl.scheduling
+
+
+async def _put(request: Request, kind: Kind, key: str, doc: dict[str, Any]) -> None:
+    try:
+        await _scheduling(request).put(kind, key, doc)
+    except ScheduleError as exc:
+        raise ApiError(422, "invalid_schedule", str(exc)) from None
+
+
+async def _remove(request: Request, kind: Kind, key: str) -> Response:
+    try:
+        removed = await _scheduling(request).remove(kind, key)
+    except ScheduleError as exc:
+        raise ApiError(422, "invalid_schedule", f"cannot remove {kind} {key!r}: {exc}") from None
+    if not removed:
+        raise ApiError(404, "not_found", f"no {kind.replace('_', ' ')} {key!r}")
+    return Response(status_code=204)
+
+
+def _same_id(path_id: str, body_id: str) -> None:
+    if path_id != body_id:
+        raise ApiError(422, "invalid_request", f"body.id {body_id!r} differs from the path's {path_id!r}")
+
+
+@router.get("/schedules/preview", summary="The level curve, transitions and energy of a group or lamp")
+async def get_preview(
+    request: Request,
+    group: Annotated[str, Query(description="group path")],
+    start: Annotated[dt.datetime | None, Query(alias="from")] = None,
+    end: Annotated[dt.datetime | None, Query(alias="to")] = None,
+    every_min: Annotated[float, Query(gt=0, le=60)] = 5,
+    device: Annotated[str | None, Query(description="one lamp of the group (its overrides count)")] = None,
+) -> dict[str, Any]:
+    ctl: Controller = request.app.state.controller
+    sched = _scheduling(request)
+    lamps = [
+        r
+        for r in ctl.devices.values()
+        if r.kind == "lamp" and (r.group_path == group or r.group_path.startswith(group.rstrip("/") + "/"))
+    ]
+    if not lamps:
+        raise ApiError(422, "unknown_group", f"group {group!r}: no lamps in it")
+    plan = sched.plan_for(lamps[0])
+    assert plan is not None
+    start = start or dt.datetime.now(dt.UTC)
+    end = end or start + dt.timedelta(hours=24)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ApiError(422, "invalid_request", "`from` and `to` need a time zone")
+    watts = sum(r.rated_power_w or 0 for r in lamps) / len(lamps)
+    try:
+        result = preview(
+            plan,
+            Target(group, device),
+            start,
+            end,
+            every=dt.timedelta(minutes=every_min),
+            rated_power_w=watts,
+            lamps=len(lamps),
+        )
+    except (ScheduleError, ValueError) as exc:
+        raise ApiError(422, "invalid_schedule", str(exc)) from None
+    return {
+        "group": group,
+        "lamps": len(lamps),
+        "from": start,
+        "to": end,
+        "points": [{"at": p.at, "level": p.level, "cause": p.cause} for p in result.points],
+        "transitions": [{"at": t.at, "level": t.level, "cause": t.cause} for t in result.transitions],
+        "energy_kwh": round(result.energy_kwh, 3),
+        "baseline_kwh": round(result.baseline_kwh, 3),
+        "saving_pct": round(result.saving_pct, 1),
+    }
+
+
+@router.get("/schedules", response_model=list[Program], summary="Dimming programs")
+async def list_programs(request: Request) -> list[Program]:
+    return list(_scheduling(request).programs.values())
+
+
+@router.put(
+    "/schedules/{program_id}",
+    response_model=Program,
+    responses=_INVALID,
+    summary="Create or replace a program",
+)
+async def put_program(request: Request, program_id: str, program: Program) -> Program:
+    _same_id(program_id, program.id)
+    await _put(request, "program", program.id, program.model_dump(mode="json"))
+    return program
+
+
+@router.delete("/schedules/{program_id}", status_code=204, responses=_INVALID)
+async def delete_program(request: Request, program_id: str) -> Response:
+    return await _remove(request, "program", program_id)
+
+
+@router.get("/calendars", response_model=list[Calendar])
+async def list_calendars(request: Request) -> list[Calendar]:
+    return list(_scheduling(request).calendars.values())
+
+
+@router.put("/calendars/{calendar_id}", response_model=Calendar, responses=_INVALID)
+async def put_calendar(request: Request, calendar_id: str, calendar: Calendar) -> Calendar:
+    _same_id(calendar_id, calendar.id)
+    await _put(request, "calendar", calendar.id, calendar.model_dump(mode="json"))
+    return calendar
+
+
+@router.delete("/calendars/{calendar_id}", status_code=204, responses=_INVALID)
+async def delete_calendar(request: Request, calendar_id: str) -> Response:
+    return await _remove(request, "calendar", calendar_id)
+
+
+@router.put(
+    "/groups/{group:path}/calendar",
+    responses=_INVALID,
+    summary="Give a group (and its sub-groups) a calendar",
+)
+async def put_group_calendar(
+    request: Request, group: str, body: dict[Literal["calendar"], str]
+) -> dict[str, str]:
+    await _put(request, "group_calendar", group.rstrip("/"), {"calendar": body["calendar"]})
+    return {"group": group.rstrip("/"), "calendar": body["calendar"]}
+
+
+@router.delete("/groups/{group:path}/calendar", status_code=204, responses=_INVALID)
+async def delete_group_calendar(request: Request, group: str) -> Response:
+    return await _remove(request, "group_calendar", group.rstrip("/"))
+
+
+@router.get("/overrides", response_model=list[Override])
+async def list_overrides(request: Request) -> list[Override]:
+    return list(_scheduling(request).overrides.values())
+
+
+@router.post("/overrides", response_model=Override, status_code=201, responses=_INVALID)
+async def post_override(request: Request, override: Override) -> Override:
+    await _put(request, "override", override.id, override.model_dump(mode="json"))
+    return override
+
+
+@router.delete("/overrides/{override_id}", status_code=204, responses=_INVALID)
+async def delete_override(request: Request, override_id: str) -> Response:
+    return await _remove(request, "override", override_id)

@@ -1,0 +1,253 @@
+"""Schedules in the running controller: persisted objects, one plan per site, and the runner.
+
+The database owns programs, calendars, group calendars and overrides (created through the API). The
+runner is APScheduler's AsyncIOScheduler with one job per group at its next transition (and one at
+each override start and expiry), never a minute-by-minute poll. Every change, and every start, brings
+each lamp to its current level at once (catch-up). Levels are decided by `schedules.Plan.resolve`
+and sent through the controller's one command path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from pydantic import BaseModel
+from sqlalchemy import JSON, DateTime, String, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Mapped, mapped_column
+
+from controller.commands import Command, CommandDispatcher
+from controller.fleet import Fleet
+from controller.registry import Base, DeviceRow
+from schedules.astro import AstroClock
+from schedules.model import Calendar, Override, Program
+from schedules.plan import Plan, ScheduleError, Target
+
+log = logging.getLogger(__name__)
+Kind = Literal["program", "calendar", "group_calendar", "override"]
+_MODELS: dict[str, type[BaseModel]] = {"program": Program, "calendar": Calendar, "override": Override}
+
+
+class ScheduleObjectRow(Base):
+    __tablename__ = "schedule_objects"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    doc: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Scheduling:
+    """Owns the schedule objects, the per-site plans built from them, and the runner."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        devices: dict[str, DeviceRow],
+        clocks: dict[str, AstroClock],
+        dispatcher: CommandDispatcher,
+        fleet: Fleet,
+    ) -> None:
+        self.engine = engine
+        self.devices = devices
+        self.clocks = clocks  # site id → its sun
+        self.dispatcher = dispatcher
+        self.fleet = fleet
+        self.programs: dict[str, Program] = {}
+        self.calendars: dict[str, Calendar] = {}
+        self.group_calendars: dict[str, str] = {}  # group path → calendar id
+        self.overrides: dict[str, Override] = {}
+        self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        self._apply_lock = asyncio.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(ScheduleObjectRow.kind, ScheduleObjectRow.id, ScheduleObjectRow.doc)
+                )
+            ).all()
+        for kind, key, doc in rows:
+            self._load(kind, key, doc)
+        self.scheduler.start()
+        await self.replan()
+
+    async def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    # -- changes (from the API) --------------------------------------------------------------------
+    async def put(self, kind: Kind, key: str, doc: dict[str, Any]) -> None:
+        """Store a validated object after checking that the whole plan still works with it."""
+        previous = self._snapshot()
+        self._load(kind, key, doc)
+        try:
+            self.check()
+        except ScheduleError:
+            self._restore(previous)
+            raise
+        await self._save(kind, key, doc)
+        await self.replan()
+
+    async def remove(self, kind: Kind, key: str) -> bool:
+        store = self._store(kind)
+        if key not in store:
+            return False
+        previous = self._snapshot()
+        del store[key]
+        try:
+            self.check()
+        except ScheduleError:
+            self._restore(previous)
+            raise
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(ScheduleObjectRow).where(ScheduleObjectRow.kind == kind, ScheduleObjectRow.id == key)
+            )
+        await self.replan()
+        return True
+
+    def check(self) -> None:
+        """Every assigned group can be resolved for the next two nights; else ScheduleError says why."""
+        for group, calendar_id in self.group_calendars.items():
+            if calendar_id not in self.calendars:
+                raise ScheduleError(f"group {group!r} uses unknown calendar {calendar_id!r}")
+            if not any(self._in_group(row, group) for row in self.devices.values()):
+                raise ScheduleError(f"unknown group {group!r}: no device is in it")
+        now = dt.datetime.now(dt.UTC)
+        for site, plan in self.plans().items():
+            for group in self._groups_of_site(site):
+                list(plan.transitions(Target(group), now, now + dt.timedelta(days=2)))
+
+    # -- plans and the runner ----------------------------------------------------------------------
+    def plans(self) -> dict[str, Plan]:
+        calendars = {g: self.calendars[c] for g, c in self.group_calendars.items() if c in self.calendars}
+        overrides = tuple(self.overrides.values())
+        return {site: Plan(clock, self.programs, calendars, overrides) for site, clock in self.clocks.items()}
+
+    def plan_for(self, row: DeviceRow) -> Plan | None:
+        return self.plans().get(row.site_id)
+
+    async def replan(self) -> None:
+        """Bring every scheduled lamp to its level now, then schedule the next transitions."""
+        await self.apply(self._scheduled_lamps())
+        self.scheduler.remove_all_jobs()
+        now = dt.datetime.now(dt.UTC)
+        for site, plan in self.plans().items():
+            for group in self._groups_of_site(site):
+                upcoming = next(
+                    iter(
+                        plan.transitions(
+                            Target(group), now + dt.timedelta(seconds=1), now + dt.timedelta(days=2)
+                        )
+                    ),
+                    None,
+                )
+                if upcoming is not None:
+                    self._job(f"group:{group}", upcoming.at)
+        for o in self.overrides.values():
+            for moment in (o.start, o.expiry):
+                if moment > now:
+                    self._job(f"override:{o.id}:{moment.isoformat()}", moment)
+
+    async def apply(self, lamps: Iterable[DeviceRow]) -> dict[str, int]:
+        """Send each lamp the level the plan decides now; returns lamp → level."""
+        now = dt.datetime.now(dt.UTC)
+        by_level: dict[int, list[str]] = defaultdict(list)
+        decided: dict[str, int] = {}
+        for row in lamps:
+            plan = self.plan_for(row)
+            if plan is None:
+                continue
+            try:
+                decision = plan.resolve(Target(row.group_path, row.id), now, burning_hours=self._age(row))
+            except ScheduleError as exc:
+                log.warning("cannot schedule %s: %s", row.id, exc)
+                continue
+            by_level[decision.level].append(row.id)
+            decided[row.id] = decision.level
+        async with self._apply_lock:
+            await asyncio.gather(
+                *(
+                    self.dispatcher.execute_many(
+                        ids, Command(action="set_level", value=level, origin="schedule")
+                    )
+                    for level, ids in by_level.items()
+                )
+            )
+        return decided
+
+    def _job(self, job_id: str, when: dt.datetime) -> None:
+        self.scheduler.add_job(self._fire, DateTrigger(run_date=when), id=job_id, replace_existing=True)
+
+    async def _fire(self) -> None:
+        await self.replan()  # cheap: resolve is pure and transitions are few
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _scheduled_lamps(self) -> list[DeviceRow]:
+        return [row for row in self.devices.values() if row.kind == "lamp" and self._calendar_group(row)]
+
+    def _calendar_group(self, row: DeviceRow) -> str | None:
+        for group in Target(row.group_path).groups():
+            if group in self.group_calendars:
+                return group
+        return None
+
+    def _groups_of_site(self, site: str) -> list[str]:
+        return sorted(
+            {
+                g
+                for row in self.devices.values()
+                if row.site_id == site
+                for g in [self._calendar_group(row)]
+                if g is not None
+            }
+        )
+
+    @staticmethod
+    def _in_group(row: DeviceRow, group: str) -> bool:
+        return row.group_path == group or row.group_path.startswith(group.rstrip("/") + "/")
+
+    def _age(self, row: DeviceRow) -> float | None:
+        doc = self.fleet[row.id].last_reading_doc() if row.id in self.fleet else None
+        value = (doc or {}).get("values", {}).get("burning_hours_h")
+        return float(value) if isinstance(value, int | float) else None
+
+    def _store(self, kind: str) -> dict[str, Any]:
+        stores: dict[str, dict[str, Any]] = {
+            "program": self.programs,
+            "calendar": self.calendars,
+            "group_calendar": self.group_calendars,
+            "override": self.overrides,
+        }
+        return stores[kind]
+
+    def _load(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        if kind == "group_calendar":
+            self.group_calendars[key] = str(doc["calendar"])
+        else:
+            self._store(kind)[key] = _MODELS[kind].model_validate(doc)
+
+    def _snapshot(self) -> tuple[dict[str, Any], ...]:
+        return dict(self.programs), dict(self.calendars), dict(self.group_calendars), dict(self.overrides)
+
+    def _restore(self, snap: tuple[dict[str, Any], ...]) -> None:
+        self.programs, self.calendars, self.group_calendars, self.overrides = (dict(s) for s in snap)
+
+    async def _save(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(ScheduleObjectRow).where(ScheduleObjectRow.kind == kind, ScheduleObjectRow.id == key)
+            )
+            await conn.execute(
+                insert(ScheduleObjectRow).values(
+                    kind=kind, id=key, doc=doc, updated_at=dt.datetime.now(dt.UTC)
+                )
+            )
