@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, Literal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel
 from sqlalchemy import JSON, DateTime, String, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,6 +67,12 @@ class Scheduling:
         self.overrides: dict[str, Override] = {}
         self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
         self._apply_lock = asyncio.Lock()
+        #: how often lamps in a photocell period are re-decided from fresh lux readings
+        self.photocell_interval_s = 30.0
+        #: lux readings older than this are ignored (a silent sensor means fail-safe on)
+        self.lux_max_age = dt.timedelta(minutes=10)
+        self._photocell_on: dict[str, bool] = {}
+        self._sent: dict[str, int] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -137,8 +145,16 @@ class Scheduling:
 
     async def replan(self) -> None:
         """Bring every scheduled lamp to its level now, then schedule the next transitions."""
+        self._sent.clear()  # a change or a start: catch up every lamp, changed or not
         await self.apply(self._scheduled_lamps())
         self.scheduler.remove_all_jobs()
+        if self._photocell_on:
+            self.scheduler.add_job(
+                self._photocell_tick,
+                IntervalTrigger(seconds=self.photocell_interval_s),
+                id="photocell",
+                replace_existing=True,
+            )
         now = dt.datetime.now(dt.UTC)
         for site, plan in self.plans().items():
             for group in self._groups_of_site(site):
@@ -162,17 +178,30 @@ class Scheduling:
         now = dt.datetime.now(dt.UTC)
         by_level: dict[int, list[str]] = defaultdict(list)
         decided: dict[str, int] = {}
+        lux = {site: self._site_lux(site, now) for site in self.clocks}
         for row in lamps:
             plan = self.plan_for(row)
             if plan is None:
                 continue
             try:
-                decision = plan.resolve(Target(row.group_path, row.id), now, burning_hours=self._age(row))
+                decision = plan.resolve(
+                    Target(row.group_path, row.id),
+                    now,
+                    lux=lux.get(row.site_id),
+                    photocell_was_on=self._photocell_on.get(row.id, False),
+                    burning_hours=self._age(row),
+                )
             except ScheduleError as exc:
                 log.warning("cannot schedule %s: %s", row.id, exc)
                 continue
-            by_level[decision.level].append(row.id)
+            if decision.photocell_on is None:
+                self._photocell_on.pop(row.id, None)
+            else:
+                self._photocell_on[row.id] = decision.photocell_on
             decided[row.id] = decision.level
+            if self._sent.get(row.id) != decision.level:
+                by_level[decision.level].append(row.id)
+                self._sent[row.id] = decision.level
         async with self._apply_lock:
             await asyncio.gather(
                 *(
@@ -183,6 +212,29 @@ class Scheduling:
                 )
             )
         return decided
+
+    async def _photocell_tick(self) -> None:
+        """Re-decide the lamps in photocell periods from the latest lux; only changes are sent."""
+        await self.apply(r for r in self._scheduled_lamps() if r.id in self._photocell_on)
+        if not self._photocell_on:
+            self.scheduler.remove_job("photocell")
+
+    def _site_lux(self, site: str, now: dt.datetime) -> float | None:
+        """Ambient light at a site: the median of its sensors' fresh `illuminance_lx` readings."""
+        values = []
+        for row in self.devices.values():
+            if row.site_id != site or row.kind != "sensor" or row.id not in self.fleet:
+                continue
+            st = self.fleet[row.id]
+            doc = st.last_reading_doc() or {}
+            value = doc.get("values", {}).get("illuminance_lx")
+            if (
+                isinstance(value, int | float)
+                and st.last_seen is not None
+                and now - st.last_seen <= self.lux_max_age
+            ):
+                values.append(float(value))
+        return statistics.median(values) if values else None
 
     def _job(self, job_id: str, when: dt.datetime) -> None:
         self.scheduler.add_job(self._fire, DateTrigger(run_date=when), id=job_id, replace_existing=True)
