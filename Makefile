@@ -10,7 +10,7 @@ CONFIG ?= examples/city.toml
 
 ## run: the simulated city, the controller polling it, and the API on localhost (Ctrl-C stops)
 run: install system-deps
-	$(BIN)/lamplighter run -c $(CONFIG) --simulate
+	$(BIN)/lamplighter run -c $(CONFIG) --simulate --schedules examples/schedules.toml
 
 ## test: install everything, lint, type-check, run the whole suite
 test: install system-deps lint typecheck unit

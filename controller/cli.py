@@ -20,12 +20,18 @@ import typer
 
 from controller.broker import EmbeddedBroker
 from controller.config import ConfigError, ControllerSettings, load_config
+from controller.schedule_file import ScheduleFile, load_schedule_file
 from simulators.lamp import Fault
 from simulators.mqtt_devices import MqttFault
 
 app = typer.Typer(help="Lamplighter: street-lighting and city IoT controller.", no_args_is_help=True)
 fault_app = typer.Typer(help="Inject and clear faults in running simulators.", no_args_is_help=True)
 app.add_typer(fault_app, name="fault")
+schedules_app = typer.Typer(
+    help="Programs, calendars and group calendars, through the API.", no_args_is_help=True
+)
+app.add_typer(schedules_app, name="schedules")
+ApiOpt = Annotated[str, typer.Option(help="the controller's API")]
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="configuration file (TOML)")]
 OptionalConfigOpt = Annotated[
@@ -41,12 +47,14 @@ log = logging.getLogger("lamplighter")
 def run(
     config: ConfigOpt,
     simulate: Annotated[bool, typer.Option(help="also start the simulators for this config")] = False,
+    schedules: Annotated[Path | None, typer.Option(help="apply this schedule file at start")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the controller and its API (optionally with the simulated city)."""
     settings = _load(config)
+    plan_file = _load_schedules(schedules) if schedules else None
     _configure_logging(verbose)
-    asyncio.run(_run_controller(settings, config if simulate else None))
+    asyncio.run(_run_controller(settings, config if simulate else None, plan_file))
 
 
 @app.command("simulate")
@@ -123,8 +131,56 @@ def fault_list(
     _control(_control_url(url, config), "GET", "/lamps", only_faulty=True)
 
 
+@schedules_app.command("apply")
+def schedules_apply(file: Path, api: ApiOpt = "http://127.0.0.1:8765") -> None:
+    """Create or replace the programs, calendars and group calendars of a schedule file."""
+    plan_file = _load_schedules(file)
+    paths = {
+        "program": "/api/v1/schedules/{}",
+        "calendar": "/api/v1/calendars/{}",
+        "group_calendar": "/api/v1/groups/{}/calendar",
+    }
+    for kind, key, doc in plan_file.objects():
+        _request(api, "PUT", paths[kind].format(key), json=doc)
+        typer.echo(f"{kind.replace('_', ' ')} {key}: applied")
+
+
+@schedules_app.command("list")
+def schedules_list(api: ApiOpt = "http://127.0.0.1:8765") -> None:
+    """List programs, calendars and overrides."""
+    for path, what in (
+        ("/api/v1/schedules", "program"),
+        ("/api/v1/calendars", "calendar"),
+        ("/api/v1/overrides", "override"),
+    ):
+        for item in _request(api, "GET", path):
+            typer.echo(f"{what} {item['id']}")
+
+
+@schedules_app.command("preview")
+def schedules_preview(
+    group: Annotated[str, typer.Option(help="group path")],
+    api: ApiOpt = "http://127.0.0.1:8765",
+    hours: Annotated[float, typer.Option(help="from now, for this many hours")] = 24,
+) -> None:
+    """Show what a group's lamps will do, and the energy against full power dusk to dawn."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    params = {"group": group, "from": now.isoformat(), "to": (now + dt.timedelta(hours=hours)).isoformat()}
+    body = _request(api, "GET", "/api/v1/schedules/preview", params=params)
+    for t in body["transitions"]:
+        typer.echo(f"{t['at']}  {t['level']:>4}%  {t['cause']}")
+    typer.echo(
+        f"{body['lamps']} lamps: {body['energy_kwh']} kWh against {body['baseline_kwh']} kWh "
+        f"at full power dusk to dawn ({body['saving_pct']} % saved)"
+    )
+
+
 # -- processes ---------------------------------------------------------------------------------
-async def _run_controller(settings: ControllerSettings, simulate_config: Path | None) -> None:
+async def _run_controller(
+    settings: ControllerSettings, simulate_config: Path | None, plan_file: ScheduleFile | None = None
+) -> None:
     from api.app import create_app
     from api.server import ApiServer
     from controller.runtime import Controller
@@ -138,6 +194,10 @@ async def _run_controller(settings: ControllerSettings, simulate_config: Path | 
     api = ApiServer(create_app(controller), settings.api.host, settings.api.port)
     try:
         await controller.start()
+        if plan_file is not None and controller.scheduling is not None:
+            for kind, key, doc in plan_file.objects():
+                await controller.scheduling.put(kind, key, doc)  # type: ignore[arg-type]
+            log.info("schedules applied: %d objects", len(plan_file.objects()))
         await _start_server(api, "API")
         typer.echo(
             f"Lamplighter API on {api.url}  —  devices: {api.url}/api/v1/devices  docs: {api.url}/docs"
@@ -260,6 +320,14 @@ def _control_url(url: str | None, config: Path | None) -> str:
         return url
     sim = _load(config).simulator if config else ControllerSettings().simulator
     return f"http://{sim.control_host}:{sim.control_port}"
+
+
+def _load_schedules(path: Path) -> ScheduleFile:
+    try:
+        return load_schedule_file(path)
+    except ValueError as exc:
+        typer.echo(f"invalid schedule file: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _configure_logging(verbose: bool) -> None:

@@ -85,6 +85,29 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
         assert "faults: lamp_failure" in inject.stdout
         faulty = _wait_for_ok(f"{base}/api/v1/devices?state=fault", expect_total=1)
         assert faulty["items"][0]["id"] == "gw1-004"
+        examples = Path(__file__).parents[2] / "examples" / "schedules.toml"
+        applied = subprocess.run(
+            [*LAMPLIGHTER, "schedules", "apply", str(examples), "--api", base],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert applied.returncode == 0, applied.stderr
+        assert "group calendar hanoi/hoan-kiem: applied" in applied.stdout
+        shown = subprocess.run(
+            [*LAMPLIGHTER, "schedules", "preview", "--group", "hanoi/hoan-kiem", "--api", base],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert "3 lamps:" in shown.stdout
+        assert "% saved" in shown.stdout
+        assert (
+            "program nightly" in shown.stdout
+            or "program festive" in shown.stdout
+            or "lanterns" in shown.stdout
+        )
         unknown = _inject_fault(control_port, unit=99)
         assert unknown.returncode == 1
         assert "gw1 has no unit 99" in unknown.stderr
@@ -116,3 +139,18 @@ def _wait_for_ok(url: str, expect_total: int, timeout: float = 30) -> dict:  # t
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} never reached total={expect_total}: {body}")
+
+
+def test_a_bad_schedule_file_is_refused_at_start(tmp_path: Path) -> None:
+    config = write_city(tmp_path)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[programs]]\nid = "p"\nsteps = [{ at = "25:00", level = 50 }]\n')
+    result = subprocess.run(
+        [*LAMPLIGHTER, "run", "-c", str(config), "--schedules", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "invalid schedule file" in result.stderr
+    assert "programs.0.steps.0.at" in result.stderr
