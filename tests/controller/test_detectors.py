@@ -1,0 +1,95 @@
+"""Fault detectors and the alert book, with plain values."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from controller.alert_book import AlertBook
+from controller.detectors import DeviceView, detect
+
+NOW = dt.datetime(2026, 11, 25, 22, 0, tzinfo=dt.UTC)
+
+
+def reading(
+    minutes_ago: float = 0,
+    status: dict[str, bool] | None = None,
+    rejected: dict[str, str] | None = None,
+    **values: Any,
+) -> dict[str, Any]:
+    base = {"lamp_on": True, "power_w": 60.0, "voltage_v": 230.0}
+    return {
+        "ts": (NOW - dt.timedelta(minutes=minutes_ago)).isoformat(),
+        "values": {**base, **values},
+        "status": status or {},
+        "rejected": rejected or {},
+    }
+
+
+def lamp(*readings: dict[str, Any], **kw: Any) -> DeviceView:
+    defaults: dict[str, Any] = {"rated_power_w": 100, "expected_level": 60, "last_seen": NOW}
+    return DeviceView("lamp-1", "lamp", NOW, list(readings) or [reading()], **{**defaults, **kw})
+
+
+def test_a_healthy_lamp_has_no_fault() -> None:
+    assert detect(lamp()) == {}
+
+
+def test_each_lamp_fault_is_found_with_evidence() -> None:
+    assert "status bit 0" in detect(lamp(reading(status={"lamp_failure": True})))["lampFailure"]
+    assert "draws 3 W where 60 W is expected" in detect(lamp(reading(power_w=3)))["lampFailure"]
+    assert "lampPowerTooLow" not in detect(lamp(reading(power_w=3)))  # out is failure, not low power
+    assert "more than 75 W" in detect(lamp(reading(power_w=90)))["lampPowerTooHigh"]
+    assert "less than 45 W" in detect(lamp(reading(power_w=30)))["lampPowerTooLow"]
+    assert "below 207 V" in detect(lamp(reading(voltage_v=185)))["supplyVoltageTooLow"]
+    assert "above 253 V" in detect(lamp(reading(voltage_v=260)))["supplyVoltageTooHigh"]
+    assert "relayFault" in detect(lamp(reading(status={"relay_fault": True})))
+    assert "driverFault" in detect(lamp(reading(status={"driver_fault": True})))
+    day = detect(lamp(reading(power_w=80), expected_level=0, sun_up=True))
+    assert "while the sun is up" in day["dayBurning"]
+    assert "dayBurning" not in detect(lamp(reading(power_w=80), expected_level=60, sun_up=True))  # asked for
+    flapping = [reading(minutes_ago=9 - i, lamp_on=i % 2 == 0) for i in range(6)]
+    assert "5 times" in detect(lamp(*flapping))["cyclingLamp"]
+    assert "3 polls in a row" in detect(lamp(consecutive_failures=3))["communicationFailure"]
+    assert "communicationFailure" not in detect(lamp(consecutive_failures=2))
+
+
+def test_sensor_and_access_point_faults() -> None:
+    sensor = DeviceView(
+        "env-1",
+        "sensor",
+        NOW,
+        [reading(rejected={"humidity_pct": "value 140 outside 0..100"})],
+        last_seen=NOW - dt.timedelta(minutes=20),
+    )
+    found = detect(sensor)
+    assert "last reading 20 min ago" in found["sensorStale"]
+    assert "humidity_pct" in found["sensorOutOfRange"]
+    ap = DeviceView("ap-1", "access_point", NOW, [], state="offline", consecutive_failures=5)
+    assert set(detect(ap)) == {"accessPointOffline"}
+
+
+def test_an_alert_is_raised_once_and_cleared_once() -> None:
+    book = AlertBook(raise_after=2, clear_after=3)
+    t = NOW
+    events = []
+    for i in range(6):
+        events += book.evaluate("lamp-1", {"lampFailure": "out"}, t + dt.timedelta(minutes=i))
+    assert [(e.change, e.alert.kind) for e in events] == [("raised", "lampFailure")]
+    assert book.active[("lamp-1", "lampFailure")].raised_at == t + dt.timedelta(minutes=1)
+    assert book.acknowledge("lamp-1", "lampFailure", t) is not None
+    for i in range(6, 12):
+        events += book.evaluate("lamp-1", {}, t + dt.timedelta(minutes=i))
+    assert [e.change for e in events] == ["raised", "cleared"]
+    assert events[1].alert.cleared_at == t + dt.timedelta(minutes=8)
+    assert book.active == {}
+
+
+def test_a_flapping_value_does_not_make_a_storm() -> None:
+    book = AlertBook(raise_after=2, clear_after=3)
+    events = []
+    pattern = [True, True, False, True, False, True, False, False, True, False] * 5
+    for i, firing in enumerate(pattern):
+        found = {"supplyVoltageTooLow": "supply 205 V"} if firing else {}
+        events += book.evaluate("lamp-1", found, NOW + dt.timedelta(minutes=i))
+    assert [e.change for e in events] == ["raised"]  # never quiet three times in a row: stays raised
