@@ -72,6 +72,7 @@ class Scheduling:
         #: lux readings older than this are ignored (a silent sensor means fail-safe on)
         self.lux_max_age = dt.timedelta(minutes=10)
         self._photocell_on: dict[str, bool] = {}
+        self._plans: dict[str, Plan] | None = None
         self._sent: dict[str, int] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -110,6 +111,7 @@ class Scheduling:
             return False
         previous = self._snapshot()
         del store[key]
+        self._plans = None
         try:
             self.check()
         except ScheduleError:
@@ -136,9 +138,15 @@ class Scheduling:
 
     # -- plans and the runner ----------------------------------------------------------------------
     def plans(self) -> dict[str, Plan]:
-        calendars = {g: self.calendars[c] for g, c in self.group_calendars.items() if c in self.calendars}
-        overrides = tuple(self.overrides.values())
-        return {site: Plan(clock, self.programs, calendars, overrides) for site, clock in self.clocks.items()}
+        """One plan per site, built once per change (plans cache holidays and override indexes)."""
+        if self._plans is None:
+            calendars = {g: self.calendars[c] for g, c in self.group_calendars.items() if c in self.calendars}
+            overrides = tuple(self.overrides.values())
+            self._plans = {
+                site: Plan(clock, dict(self.programs), calendars, overrides)
+                for site, clock in self.clocks.items()
+            }
+        return self._plans
 
     def plan_for(self, row: DeviceRow) -> Plan | None:
         return self.plans().get(row.site_id)
@@ -282,6 +290,7 @@ class Scheduling:
         return stores[kind]
 
     def _load(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        self._plans = None
         if kind == "group_calendar":
             self.group_calendars[key] = str(doc["calendar"])
         else:
@@ -292,6 +301,7 @@ class Scheduling:
 
     def _restore(self, snap: tuple[dict[str, Any], ...]) -> None:
         self.programs, self.calendars, self.group_calendars, self.overrides = (dict(s) for s in snap)
+        self._plans = None
 
     async def _save(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         async with self.engine.begin() as conn:
