@@ -151,9 +151,14 @@ class Scheduling:
     def plan_for(self, row: DeviceRow) -> Plan | None:
         return self.plans().get(row.site_id)
 
-    async def replan(self) -> None:
-        """Bring every scheduled lamp to its level now, then schedule the next transitions."""
-        self._sent.clear()  # a change or a start: catch up every lamp, changed or not
+    async def replan(self, *, catch_up: bool = True) -> None:
+        """Bring scheduled lamps to their level now, then schedule the next transitions.
+
+        `catch_up` (at start and after every change) sends every lamp its level; a timed transition
+        sends only the lamps whose level changed.
+        """
+        if catch_up:
+            self._sent.clear()
         await self.apply(self._scheduled_lamps())
         self.scheduler.remove_all_jobs()
         if self._photocell_on:
@@ -248,7 +253,7 @@ class Scheduling:
         self.scheduler.add_job(self._fire, DateTrigger(run_date=when), id=job_id, replace_existing=True)
 
     async def _fire(self) -> None:
-        await self.replan()  # cheap: resolve is pure and transitions are few
+        await self.replan(catch_up=False)  # resolve is pure and cheap; only changed levels are sent
 
     # -- helpers --------------------------------------------------------------------------------
     def _scheduled_lamps(self) -> list[DeviceRow]:
