@@ -22,6 +22,7 @@ from controller.config import (
     BleLinkConfig,
     ControllerSettings,
     LinkConfig,
+    ModbusRtuLink,
     ModbusTcpLink,
     MqttLinkConfig,
     SerialLineLinkConfig,
@@ -36,11 +37,11 @@ from controller.registry import DeviceRow, Registry
 from controller.scheduling import Scheduling
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
-from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
+from drivers.base import DeviceRef, Driver, ListeningDriver, Reading, SerialPort
 from drivers.ble import BleLink, BleRadio, BleScanLink
-from drivers.modbus import ModbusLink, ModbusOptions, ModbusRtu, ModbusTcp
+from drivers.modbus import ModbusLink, ModbusOptions, ModbusTcp
 from drivers.mqtt import MqttBroker, MqttLink
-from drivers.serial import SerialLineLink, SerialOptions, SerialPort
+from drivers.serial import SerialLineLink, SerialOptions
 from schedules.astro import AstroClock
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ def make_driver(
     if isinstance(link, SerialLineLinkConfig):
         return SerialLineLink(
             link.id,
-            SerialPort(port=link.port, baudrate=link.baudrate, parity=link.parity, stopbits=link.stopbits),
+            _serial_port(link),
             SerialOptions(
                 timeout_s=link.timeout_s,
                 retries=link.retries,
@@ -227,6 +228,10 @@ def make_driver(
         return ModbusLink(link.id, ModbusTcp(host=link.host, port=link.port), options)
     return ModbusLink(
         link.id,
-        ModbusRtu(port=link.port, baudrate=link.baudrate, parity=link.parity, stopbits=link.stopbits),
+        _serial_port(link),
         options,
     )
+
+
+def _serial_port(link: ModbusRtuLink | SerialLineLinkConfig) -> SerialPort:
+    return SerialPort(port=link.port, baudrate=link.baudrate, parity=link.parity, stopbits=link.stopbits)

@@ -10,12 +10,23 @@ import abc
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from drivers.profile import DeviceProfile
 
 FieldValue = float | int | bool | str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SerialPort:
+    """A serial port (an RS-485 bus, a USB cable, a pseudo-terminal) and its line settings."""
+
+    port: str
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: int = 1
+    bytesize: int = 8
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,14 +14,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
 from drivers.backoff import ReconnectSchedule
-from drivers.base import DeviceRef, Driver, FieldValue, LinkStats, Reading
+from drivers.base import DeviceRef, Driver, FieldValue, LinkStats, Reading, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
 from drivers.registers import ReadBlock
 
@@ -47,17 +47,6 @@ class ModbusTcp:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ModbusRtu:
-    """An RS-485 bus behind a serial port (or a pseudo-terminal)."""
-
-    port: str
-    baudrate: int = 9600
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: int = 1
-    bytesize: int = 8
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
 class ModbusOptions:
     """Timing for one link; `retries` are pymodbus' per-request retries after a timeout."""
 
@@ -74,7 +63,7 @@ class ModbusLink(Driver):
     def __init__(
         self,
         link_id: str,
-        transport: ModbusTcp | ModbusRtu,
+        transport: ModbusTcp | SerialPort,
         options: ModbusOptions | None = None,
     ) -> None:
         self.link_id = link_id

@@ -13,24 +13,15 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 import serial_asyncio_fast
 
 from drivers.backoff import ReconnectSchedule
-from drivers.base import DeviceRef, Driver, FieldValue, LinkStats, Reading
+from drivers.base import DeviceRef, Driver, FieldValue, LinkStats, Reading, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
 from drivers.line_protocol import MAX_LINE_BYTES, Frame, FrameError, LineLayout, decode_frame, encode_frame
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SerialPort:
-    port: str
-    baudrate: int = 9600
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: int = 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

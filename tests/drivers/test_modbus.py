@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import DeviceRef
+from drivers.base import DeviceRef, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
-from drivers.modbus import ModbusLink, ModbusOptions, ModbusRtu, ModbusTcp
+from drivers.modbus import ModbusLink, ModbusOptions, ModbusTcp
 from drivers.profile import load_profile, parse_profile
 from simulators.lamp import Fault
 from simulators.modbus_server import BusSpec, GatewaySpec, ModbusSegment, SimLamp
@@ -167,7 +167,7 @@ async def rtu(pty_dir: Path) -> AsyncIterator[tuple[ModbusLink, ModbusSegment]]:
             BusSpec(name="bus", port=str(pair.device_end), baudrate=19200, lamps=lamps(4, 60))
         )
         await seg.start()
-        link = ModbusLink("bus", ModbusRtu(port=str(pair.controller_end), baudrate=19200), FAST)
+        link = ModbusLink("bus", SerialPort(port=str(pair.controller_end), baudrate=19200), FAST)
         yield link, seg
         await link.close()
         await seg.stop()
@@ -194,7 +194,7 @@ async def test_rtu_bus_serialises_concurrent_requests(
 
 
 async def test_missing_serial_port_is_link_unavailable(pty_dir: Path) -> None:
-    link = ModbusLink("bus", ModbusRtu(port=str(pty_dir / "absent")), FAST)
+    link = ModbusLink("bus", SerialPort(port=str(pty_dir / "absent")), FAST)
     with pytest.raises(LinkUnavailable):
         await link.read(ref(1))
     await link.close()

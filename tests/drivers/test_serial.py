@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import DeviceRef
+from drivers.base import DeviceRef, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
 from drivers.profile import load_profile
-from drivers.serial import SerialLineLink, SerialOptions, SerialPort
+from drivers.serial import SerialLineLink, SerialOptions
 from simulators.lamp import Fault
 from simulators.modbus_server import SimLamp
 from simulators.pty import PtyPair

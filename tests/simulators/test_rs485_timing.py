@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from drivers.base import DeviceRef
-from drivers.modbus import ModbusLink, ModbusOptions, ModbusRtu
+from drivers.base import DeviceRef, SerialPort
+from drivers.modbus import ModbusLink, ModbusOptions
 from drivers.profile import load_profile
 from simulators.modbus_server import BusSpec, ModbusSegment, SimLamp, WireClock
 from simulators.pty import PtyPair
@@ -35,7 +35,7 @@ async def test_polls_cannot_outrun_the_wire(pty_dir: Path) -> None:
         await seg.start()
         link = ModbusLink(
             "bus",
-            ModbusRtu(port=str(pair.controller_end), baudrate=baud),
+            SerialPort(port=str(pair.controller_end), baudrate=baud),
             ModbusOptions(timeout_s=1, retries=0),
         )
         ref = DeviceRef("l", 1, load_profile("lamp_lcu"))
