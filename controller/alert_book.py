@@ -8,14 +8,14 @@ flaps around a threshold yields one alert, not a storm. Changes come back as eve
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Any, Literal
 
 from controller.detectors import FaultKind
 
 Severity = Literal["critical", "major", "minor", "warning"]
-SEVERITY: dict[str, Severity] = {
+SEVERITY: dict[FaultKind, Severity] = {
     "lampFailure": "major",
     "dayBurning": "minor",
     "cyclingLamp": "minor",
@@ -25,11 +25,13 @@ SEVERITY: dict[str, Severity] = {
     "supplyVoltageTooLow": "major",
     "relayFault": "major",
     "driverFault": "major",
+    "overTemperature": "major",
     "communicationFailure": "major",
     "sensorStale": "warning",
     "sensorOutOfRange": "warning",
     "accessPointOffline": "major",
 }
+SEVERITY_RANK: dict[Severity, int] = {"warning": 0, "minor": 1, "major": 2, "critical": 3}
 
 
 @dataclass
@@ -39,7 +41,13 @@ class Alert:
     severity: Severity
     raised_at: dt.datetime
     evidence: str
+    #: the reading that tripped it (a JSON-ready document), when a reading did
+    reading: dict[str, Any] | None = None
+    id: int | None = None  # given when stored
+    site: str = ""
+    group: str = ""
     acknowledged_at: dt.datetime | None = None
+    acknowledged_by: str | None = None
     cleared_at: dt.datetime | None = None
 
     @property
@@ -53,43 +61,70 @@ class Alert:
 
 @dataclass(frozen=True)
 class AlertEvent:
-    change: Literal["raised", "cleared"]
+    change: Literal["raised", "cleared", "acknowledged"]
     alert: Alert
 
 
 @dataclass
 class AlertBook:
-    raise_after: int = 2
+    raise_after: int = 1
     clear_after: int = 3
     active: dict[tuple[str, str], Alert] = field(default_factory=dict)
     _streak: dict[tuple[str, str], int] = field(default_factory=dict)  # + firing in a row, − quiet in a row
+    _kinds_of: dict[str, set[str]] = field(default_factory=dict)  # device → kinds with a streak
 
-    def evaluate(self, device_id: str, found: Mapping[FaultKind, str], now: dt.datetime) -> list[AlertEvent]:
+    def evaluate(
+        self,
+        device_id: str,
+        found: Mapping[FaultKind, str],
+        now: dt.datetime,
+        reading: dict[str, Any] | None = None,
+    ) -> list[AlertEvent]:
         """Feed one evaluation of a device (every fault present now); return what changed."""
+        tracked = self._kinds_of.get(device_id)
+        if not found and not tracked:
+            return []  # the common case: a healthy device with nothing pending
         events: list[AlertEvent] = []
-        kinds = set(found) | {k for (d, k) in self._streak if d == device_id}
-        for kind in sorted(kinds):
+        tracked = self._kinds_of.setdefault(device_id, set())
+        for kind in sorted(set(found) | tracked):
             key = (device_id, kind)
             streak = self._streak.get(key, 0)
             step = 1 if kind in found else -1  # a run continues, or a new run starts
             streak = streak + step if streak * step > 0 else step
             self._streak[key] = streak
+            tracked.add(kind)
             alert = self.active.get(key)
             if alert is None and streak >= self.raise_after:
-                fault = cast(FaultKind, kind)
-                alert = Alert(device_id, fault, SEVERITY[kind], now, found[fault])
+                fault: FaultKind = kind  # type: ignore[assignment]
+                alert = Alert(device_id, fault, SEVERITY[fault], now, found[fault], reading)
                 self.active[key] = alert
                 events.append(AlertEvent("raised", alert))
             elif alert is not None and streak <= -self.clear_after:
                 alert.cleared_at = now
                 del self.active[key]
                 events.append(AlertEvent("cleared", alert))
+                alert = None
             if alert is None and streak <= -self.clear_after:
                 self._streak.pop(key, None)  # quiet and nothing raised: forget it
+                tracked.discard(kind)
+        if not tracked:
+            self._kinds_of.pop(device_id, None)
         return events
 
-    def acknowledge(self, device_id: str, kind: str, now: dt.datetime) -> Alert | None:
+    def pending(self, device_id: str) -> bool:
+        """Whether the device has an alert open or a streak under way."""
+        return device_id in self._kinds_of
+
+    def restore(self, alerts: Iterable[Alert]) -> None:
+        """Active alerts from the store after a restart: they stay until quiet `clear_after` times."""
+        for alert in alerts:
+            self.active[alert.key] = alert
+            self._streak[alert.key] = self.raise_after
+            self._kinds_of.setdefault(alert.device_id, set()).add(alert.kind)
+
+    def acknowledge(self, device_id: str, kind: str, now: dt.datetime, by: str | None = None) -> Alert | None:
         alert = self.active.get((device_id, kind))
         if alert is not None and alert.acknowledged_at is None:
             alert.acknowledged_at = now
+            alert.acknowledged_by = by
         return alert

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from controller.detectors import Expected
 from controller.metrics import ControllerMetrics
 from controller.registry import CommandRow, Registry
 from drivers.base import DeviceRef, Driver, FieldValue
@@ -69,6 +70,23 @@ class CommandDispatcher:
         self.registry = registry
         self.metrics = metrics
         self.timeout_s = timeout_s
+        #: what each device was last asked to do (the fault detectors' expected state)
+        self.expected: dict[str, Expected] = {}
+
+    def remember(self, rows: Sequence[CommandRow]) -> None:
+        """Take each device's last request into `expected` (at start, from the command history)."""
+        for row in rows:
+            prev = self.expected.get(row.device_id, Expected())
+            level = row.written.get("dim_level_pct", prev.level)
+            on = row.written.get("lamp_on", prev.on)
+            since = row.completed_at or row.created_at
+            if since is not None and since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)  # SQLite gives back naive UTC
+            self.expected[row.device_id] = Expected(
+                on=None if on is None else bool(on),
+                level=None if level is None else int(level),
+                since=since,
+            )
 
     async def execute(self, device_id: str, command: Command) -> CommandRow:
         """Send one command to one device; the row says whether it was confirmed."""
@@ -104,6 +122,7 @@ class CommandDispatcher:
                 self._finish(row, "expired", "expired before it could be sent")
         else:
             await asyncio.gather(*(self._send(row, *self.refs[row.device_id], setpoints) for row in rows))
+            self.remember(rows)  # asked is asked: a failed command still says what the lamp should do
         await self.registry.update_commands(rows)
         return rows
 

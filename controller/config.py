@@ -11,11 +11,13 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from controller.detectors import FAULT_KINDS
 from controller.toml_locator import TomlLocator
 from drivers.errors import ProfileError
 from drivers.profile import DeviceProfile, load_profile
@@ -88,6 +90,77 @@ class OutboundSettings(_Strict):
     password: str | None = None
     topic_prefix: str = Field(default="lamplighter", pattern=r"^[^+#]+$")
     state_interval_s: float = Field(default=1.0, gt=0, le=60)
+
+
+class ThresholdOverrides(_Strict):
+    """Alert thresholds that differ from the defaults (see docs/alerts.md); unset means inherited."""
+
+    voltage_min_v: float | None = Field(default=None, gt=0)
+    voltage_max_v: float | None = Field(default=None, gt=0)
+    power_tolerance: float | None = Field(default=None, gt=0, lt=1)
+    lamp_failure_ratio: float | None = Field(default=None, gt=0, lt=1)
+    standby_w: float | None = Field(default=None, ge=0)
+    cycling_toggles: int | None = Field(default=None, ge=2)
+    cycling_window_s: float | None = Field(default=None, gt=0)
+    missed_polls: int | None = Field(default=None, ge=1)
+    stale_after_s: float | None = Field(default=None, gt=0)
+    settle_s: float | None = Field(default=None, ge=0)
+
+    def values(self) -> dict[str, float]:
+        """The thresholds this sets (not the group it applies to)."""
+        fields = ThresholdOverrides.model_fields
+        return {k: v for k, v in self.model_dump().items() if v is not None and k in fields}
+
+
+class GroupThresholds(ThresholdOverrides):
+    """`[[alert_thresholds]]`: overrides for one group and everything below it."""
+
+    group: Annotated[str, Field(pattern=_GROUP)]
+
+
+class AlertSettings(_Strict):
+    """Fault detection: debounce, hysteresis, and how often silent devices are checked."""
+
+    enabled: bool = True
+    raise_after: int = Field(default=1, ge=1, le=20, description="evaluations in a row that raise")
+    clear_after: int = Field(default=3, ge=1, le=100, description="quiet evaluations in a row that clear")
+    sweep_interval_s: float = Field(default=1.0, gt=0, le=60, description="staleness checks")
+    queue_size: int = Field(default=100_000, ge=100, description="per delivery channel")
+
+
+class WebhookSettings(_Strict):
+    """An HTTP endpoint that receives alert events, signed with HMAC-SHA256 (see docs/alerts.md)."""
+
+    id: Annotated[str, Field(pattern=_ID)]
+    url: str
+    secret: str = Field(min_length=16, description="shared secret for the X-Lamplighter-Signature header")
+    kinds: tuple[str, ...] = Field(default=(), description="fault kinds to send; empty: all")
+    min_severity: Literal["warning", "minor", "major", "critical"] = "warning"
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_base_s: float = Field(default=1.0, gt=0)
+    backoff_cap_s: float = Field(default=60.0, gt=0)
+    batch_size: int = Field(default=100, ge=1, le=1000, description="events per POST at most")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{v!r} is not an http:// or https:// URL with a host")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"{v!r}: {exc}") from None
+        return v
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(v) - set(FAULT_KINDS))
+        if unknown:
+            raise ValueError(f"unknown fault kinds {unknown}; known: {list(FAULT_KINDS)}")
+        return v
 
 
 class Site(_Strict):
@@ -262,6 +335,9 @@ class ControllerSettings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     embedded_broker: EmbeddedBrokerSettings = EmbeddedBrokerSettings()
     outbound: OutboundSettings = OutboundSettings()
+    alerts: AlertSettings = AlertSettings()
+    alert_thresholds: tuple[GroupThresholds, ...] = ()
+    webhooks: tuple[WebhookSettings, ...] = ()
     profiles_dir: Path | None = None
     sites: tuple[Site, ...] = ()
     links: tuple[LinkConfig, ...] = ()
@@ -367,6 +443,11 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
             yield ("links", i, "port"), f"{where} is already used by link {endpoints[where]!r}"
         endpoints.setdefault(where, link.id)
         links[link.id] = link
+    hook_ids: set[str] = set()
+    for i, hook in enumerate(settings.webhooks):
+        if hook.id in hook_ids:
+            yield ("webhooks", i, "id"), f"duplicate webhook id {hook.id!r}"
+        hook_ids.add(hook.id)
     seen_ids: dict[str, str] = {}
     units: dict[tuple[str, int | str], str] = {}
     n_single = len(settings.devices)
@@ -408,6 +489,11 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
         except ProfileError as exc:
             yield (*loc, "profile"), str(exc)
             continue
+        try:
+            ThresholdOverrides.model_validate(profile.alerts)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            yield (*loc, "profile"), f"profile {dev.profile!r} [alerts]: {problems}"
         speaks = profile.profile.protocol
         if speaks != _PROTOCOL_OF_LINK[link.kind]:
             problem = f"profile {dev.profile!r} speaks {speaks}, link {dev.link!r} is {link.kind}"

@@ -8,10 +8,11 @@ tests give them plain values. Thresholds are a `Thresholds` value (profiles and 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Literal, get_args
+
+from drivers.base import Reading
 
 FaultKind = Literal[
     "lampFailure",
@@ -23,24 +24,50 @@ FaultKind = Literal[
     "supplyVoltageTooLow",
     "relayFault",
     "driverFault",
+    "overTemperature",
     "communicationFailure",
     "sensorStale",
     "sensorOutOfRange",
     "accessPointOffline",
 ]
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
+DeviceKind = Literal["lamp", "sensor", "access_point"]
 
 
 @dataclass(frozen=True)
 class Thresholds:
+    """Limits the detectors apply; every field can be set in a device profile and per group."""
+
     voltage_min_v: float = 207.0  # 230 V −10 %
     voltage_max_v: float = 253.0  # 230 V +10 %
     power_tolerance: float = 0.25  # ±25 % of the power the level and rating predict
     lamp_failure_ratio: float = 0.2  # below 20 % of the predicted power: the lamp is out
-    standby_w: float = 2.0  # what a lit-but-idle controller may draw
-    cycling_toggles: int = 4  # on/off changes within the window …
-    cycling_window: dt.timedelta = dt.timedelta(minutes=10)
-    missed_polls: int = 3  # comms loss by the third missed poll
-    stale_after: dt.timedelta = dt.timedelta(minutes=15)
+    standby_w: float = 2.0  # what an unlit controller may draw
+    cycling_toggles: float = 4  # on/off changes within the window …
+    cycling_window_s: float = 600.0
+    missed_polls: float = 3  # comms loss by the third missed poll
+    stale_after_s: float = 900.0  # a sensor or access point silent this long is stale
+    settle_s: float = 2.0  # readings this soon after a command are not judged against it
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the schedule or the last command asked of a lamp, and when."""
+
+    on: bool | None = None  # None: nothing has asked anything
+    level: int | None = None  # 0–100 when known
+    since: dt.datetime | None = None
+
+    @property
+    def lit_level(self) -> int | None:
+        """The level the lamp should show: 0 when asked off, None when unknown."""
+        if self.on is False:
+            return 0
+        return self.level if self.on else None
 
 
 @dataclass(frozen=True)
@@ -48,66 +75,77 @@ class DeviceView:
     """What the detectors know about one device at one moment."""
 
     device_id: str
-    kind: Literal["lamp", "sensor", "access_point"]
+    kind: DeviceKind
     now: dt.datetime
-    readings: Sequence[Mapping[str, Any]]  # recent reading documents, oldest first ({"ts", "values", …})
+    reading: Reading | None  # the latest reading
+    switches: Sequence[tuple[dt.datetime, bool]] = ()  # recent lamp_on changes, oldest first
     state: str = "ok"
     consecutive_failures: int = 0
     last_seen: dt.datetime | None = None
     rated_power_w: float | None = None
-    expected_level: int | None = None  # what the schedule or the last command asked for
+    expected: Expected = Expected()
     sun_up: bool = False
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     @property
-    def last(self) -> Mapping[str, Any]:
-        return self.readings[-1] if self.readings else {}
+    def last(self) -> Reading | None:
+        return self.reading
 
-    def value(self, name: str) -> Any:
-        return self.last.get("values", {}).get(name)
+    def value(self, name: str) -> object:
+        return self.last.values.get(name) if self.last else None
 
     def flag(self, name: str) -> bool:
-        return bool(self.last.get("status", {}).get(name))
+        return bool(self.last.status.get(name)) if self.last else False
+
+    @property
+    def settled(self) -> bool:
+        """The last reading was taken long enough after the last command to be judged against it."""
+        since = self.expected.since
+        last = self.last
+        if since is None or last is None:
+            return True
+        return (last.ts - since).total_seconds() >= self.thresholds.settle_s
 
 
 Detector = Callable[[DeviceView], str | None]
 
 
 def lamp_failure(d: DeviceView) -> str | None:
-    if d.kind != "lamp" or not d.readings:
+    if d.kind != "lamp" or d.last is None:
         return None
     if d.flag("lamp_failure"):
         return "the controller reports lamp failure (status bit 0)"
+    if d.flag("driver_fault") or d.flag("relay_fault"):
+        return None  # a dead driver or an open relay explains the dark lamp: that is its own fault
     expected = _expected_power(d)
     power = d.value("power_w")
     if (
         expected
+        and d.settled
         and d.value("lamp_on")
         and isinstance(power, int | float)
         and power < d.thresholds.lamp_failure_ratio * expected
     ):
-        return f"draws {power:g} W where {expected:g} W is expected at {d.expected_level} %"
+        return f"draws {power:g} W where {expected:g} W is expected at {d.expected.level} %"
     return None
 
 
 def day_burning(d: DeviceView) -> str | None:
-    if d.kind != "lamp" or not d.sun_up or d.expected_level not in (0, None):
+    if d.kind != "lamp" or not d.sun_up or d.expected.on or not d.settled:
         return None
     power = d.value("power_w")
     if d.value("lamp_on") and isinstance(power, int | float) and power > d.thresholds.standby_w:
-        return f"lit ({power:g} W) while the sun is up and nothing asked for light"
+        return f"lit ({power:.0f} W) while the sun is up and nothing asked for light"
     return None
 
 
 def cycling_lamp(d: DeviceView) -> str | None:
     if d.kind != "lamp":
         return None
-    since = d.now - d.thresholds.cycling_window
-    states = [r.get("values", {}).get("lamp_on") for r in d.readings if _ts(r) >= since]
-    toggles = sum(1 for a, b in itertools.pairwise(states) if a is not None and b is not None and a != b)
+    since = d.now - dt.timedelta(seconds=d.thresholds.cycling_window_s)
+    toggles = sum(1 for ts, _ in d.switches if ts >= since)
     if toggles >= d.thresholds.cycling_toggles:
-        minutes = d.thresholds.cycling_window / dt.timedelta(minutes=1)
-        return f"switched on/off {toggles} times in {minutes:g} min"
+        return f"switched on/off {toggles} times in {d.thresholds.cycling_window_s:g} s"
     return None
 
 
@@ -115,19 +153,20 @@ def lamp_power(d: DeviceView) -> tuple[str | None, str | None]:
     """(too high, too low) evidence; a lamp that is out is lampFailure, not lampPowerTooLow."""
     expected = _expected_power(d)
     power = d.value("power_w")
-    if d.kind != "lamp" or not expected or not isinstance(power, int | float) or not d.value("lamp_on"):
+    if (
+        d.kind != "lamp"
+        or not expected
+        or not d.settled
+        or not isinstance(power, int | float)
+        or not d.value("lamp_on")
+    ):
         return None, None
     tol = d.thresholds.power_tolerance
+    level = d.expected.level
     if power > expected * (1 + tol):
-        return (
-            f"draws {power:g} W, more than {expected * (1 + tol):g} W allowed at {d.expected_level} %",
-            None,
-        )
+        return f"draws {power:.1f} W, more than {expected * (1 + tol):g} W allowed at {level} %", None
     if d.thresholds.lamp_failure_ratio * expected <= power < expected * (1 - tol):
-        return (
-            None,
-            f"draws {power:g} W, less than {expected * (1 - tol):g} W expected at {d.expected_level} %",
-        )
+        return None, f"draws {power:.1f} W, less than {expected * (1 - tol):g} W expected at {level} %"
     return None, None
 
 
@@ -137,9 +176,9 @@ def supply_voltage(d: DeviceView) -> tuple[str | None, str | None]:
         return None, None
     t = d.thresholds
     if volts > t.voltage_max_v:
-        return f"supply {volts:g} V above {t.voltage_max_v:g} V", None
+        return f"supply {volts:.1f} V above {t.voltage_max_v:g} V", None
     if volts < t.voltage_min_v:
-        return None, f"supply {volts:g} V below {t.voltage_min_v:g} V"
+        return None, f"supply {volts:.1f} V below {t.voltage_min_v:g} V"
     return None, None
 
 
@@ -151,38 +190,44 @@ def driver_fault(d: DeviceView) -> str | None:
     return "the controller reports a driver fault (status bit 1)" if d.flag("driver_fault") else None
 
 
+def over_temperature(d: DeviceView) -> str | None:
+    if not d.flag("over_temperature"):
+        return None
+    temp = d.value("temperature_c")
+    at = f" at {temp:.0f} °C" if isinstance(temp, int | float) else ""
+    return f"the controller reports over-temperature{at} (status bit 3)"
+
+
 def communication_failure(d: DeviceView) -> str | None:
     if d.kind == "access_point":
         return None  # access points have their own offline alert
     if d.consecutive_failures >= d.thresholds.missed_polls:
         return f"{d.consecutive_failures} polls in a row unanswered"
+    if d.kind == "sensor" and d.state == "offline":
+        return "offline: the broker delivered the sensor's last will"
     return None
 
 
 def sensor_stale(d: DeviceView) -> str | None:
-    if d.kind != "sensor":
-        return None
-    if d.last_seen is None or d.now - d.last_seen > d.thresholds.stale_after:
-        age = (
-            "never"
-            if d.last_seen is None
-            else f"{(d.now - d.last_seen) / dt.timedelta(minutes=1):.0f} min ago"
-        )
-        return f"last reading {age}"
-    return None
+    if d.kind != "sensor" or d.state == "offline":
+        return None  # an offline sensor is a communication failure
+    return _silent_for(d)
 
 
 def sensor_out_of_range(d: DeviceView) -> str | None:
-    rejected = d.last.get("rejected") or {}
-    if d.kind == "sensor" and rejected:
-        return "; ".join(f"{k}: {v}" for k, v in sorted(rejected.items()))
-    return None
+    """A measured value outside its physical range (a sensor's, or a lamp's metering chip)."""
+    if d.last is None or not d.last.rejected:
+        return None
+    return "; ".join(f"{k}: {v}" for k, v in sorted(d.last.rejected.items()))
 
 
 def access_point_offline(d: DeviceView) -> str | None:
-    if d.kind == "access_point" and d.state == "offline":
-        return "offline (last will received, or no report)"
-    return None
+    if d.kind != "access_point":
+        return None
+    if d.state == "offline":
+        return "offline: the broker delivered the access point's last will"
+    silent = _silent_for(d)
+    return f"no report: {silent}" if silent else None
 
 
 def detect(d: DeviceView) -> dict[FaultKind, str]:
@@ -193,6 +238,7 @@ def detect(d: DeviceView) -> dict[FaultKind, str]:
         "cyclingLamp": cycling_lamp(d),
         "relayFault": relay_fault(d),
         "driverFault": driver_fault(d),
+        "overTemperature": over_temperature(d),
         "communicationFailure": communication_failure(d),
         "sensorStale": sensor_stale(d),
         "sensorOutOfRange": sensor_out_of_range(d),
@@ -204,11 +250,15 @@ def detect(d: DeviceView) -> dict[FaultKind, str]:
 
 
 def _expected_power(d: DeviceView) -> float | None:
-    if d.rated_power_w is None or not d.expected_level:
+    level = d.expected.lit_level
+    if d.rated_power_w is None or not level:
         return None
-    return d.rated_power_w * d.expected_level / 100
+    return d.rated_power_w * level / 100
 
 
-def _ts(reading: Mapping[str, Any]) -> dt.datetime:
-    ts = reading.get("ts")
-    return dt.datetime.fromisoformat(ts) if isinstance(ts, str) else ts  # type: ignore[return-value]
+def _silent_for(d: DeviceView) -> str | None:
+    limit = d.thresholds.stale_after_s
+    if d.last_seen is None:
+        return None  # never heard from since start: not judged until it has spoken once
+    age = (d.now - d.last_seen).total_seconds()
+    return f"last reading {age:.0f} s ago (limit {limit:g} s)" if age > limit else None

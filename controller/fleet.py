@@ -7,7 +7,7 @@ and `unknown` until it has been polled once.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +20,8 @@ from drivers.errors import DriverError
 DeviceState = Literal["unknown", "ok", "fault", "offline"]
 DEVICE_STATES: tuple[DeviceState, ...] = ("unknown", "ok", "fault", "offline")
 #: per-device counters: successful polls, and failures by the driver error's kind.
+#: lamp_on changes kept per device: enough for any sensible cycling threshold
+SWITCHES_KEPT = 32
 COUNTER_NAMES = ("polls_ok", "timeout", "exception", "decode", "unreachable", "driver_error", "rejected")
 
 
@@ -32,6 +34,9 @@ class DeviceStatus:
     last_reading: Reading | dict[str, Any] | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
+    lamp_on: bool | None = None  # as last reported
+    #: recent lamp_on changes (time, new state), for the cycling-lamp detector; made on first change
+    switches: deque[tuple[datetime, bool]] | None = None
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES, 0))
 
     def last_reading_doc(self) -> dict[str, Any] | None:
@@ -48,6 +53,8 @@ class Fleet:
         self.offline_after = offline_after_failures
         self.devices: dict[str, DeviceStatus] = {d: DeviceStatus(d) for d in device_ids}
         self._dirty: set[str] = set()
+        #: devices whose state changed since the alert service last looked (see `take_touched`)
+        self._touched: set[str] = set()
 
     def __getitem__(self, device_id: str) -> DeviceStatus:
         return self.devices[device_id]
@@ -69,7 +76,15 @@ class Fleet:
         else:
             st.last_error = None
         st.state = "fault" if any(reading.status.values()) else "ok"
+        lamp_on = reading.values.get("lamp_on")
+        if isinstance(lamp_on, bool):
+            if st.lamp_on is not None and lamp_on != st.lamp_on:
+                if st.switches is None:
+                    st.switches = deque(maxlen=SWITCHES_KEPT)
+                st.switches.append((reading.ts, lamp_on))
+            st.lamp_on = lamp_on
         self._dirty.add(st.device_id)
+        self._touched.add(st.device_id)
 
     def record_failure(self, device_id: str, error: DriverError) -> None:
         st = self.devices.get(device_id)
@@ -82,6 +97,7 @@ class Fleet:
         if st.consecutive_failures >= self.offline_after:
             st.state = "offline"
         self._dirty.add(device_id)
+        self._touched.add(device_id)
 
     def set_availability(self, device_id: str, online: bool) -> None:
         """A device that reports by itself said it is online, or its last will said it is not."""
@@ -96,6 +112,7 @@ class Fleet:
             st.state = "offline"
             st.last_error = "offline: last will or offline message from the device"
         self._dirty.add(device_id)
+        self._touched.add(device_id)
 
     def record_rejection(self, device_id: str, reason: str, detail: str) -> None:
         """A message from the device could not be used at all (not JSON, too large, …)."""
@@ -109,6 +126,11 @@ class Fleet:
     def counts_by_state(self) -> dict[str, int]:
         counts = Counter(st.state for st in self.devices.values())
         return {s: counts.get(s, 0) for s in DEVICE_STATES}
+
+    def take_touched(self) -> set[str]:
+        """Devices with a new reading, failure or availability change since the last call."""
+        touched, self._touched = self._touched, set()
+        return touched
 
     # -- persistence ---------------------------------------------------------------------------
     def take_dirty_rows(self) -> list[dict[str, Any]]:

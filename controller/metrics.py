@@ -49,6 +49,16 @@ class ControllerMetrics:
         self.task_restarts = Gauge(
             "lamplighter_task_restarts", "Restarts of supervised tasks", ["task"], registry=r
         )
+        self.alerts = Counter(
+            "lamplighter_alerts_total", "Alert changes by kind and change", ["kind", "change"], registry=r
+        )
+        self.alerts_open = Gauge("lamplighter_alerts_open", "Alerts not yet cleared", registry=r)
+        self.alert_deliveries = Counter(
+            "lamplighter_alert_deliveries_total",
+            "Alert events by channel and outcome (sent, failed, dead_letter, dropped)",
+            ["channel", "outcome"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

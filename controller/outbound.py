@@ -3,9 +3,11 @@
 `lamplighter/<site>/<device>/state` (retained, QoS 1): the device's live state, published at most
 once per `state_interval_s` per device and only when something changed since the last message —
 so a change is out within one interval, and a quiet city sends nothing.
-`lamplighter/<site>/events`: controller events (`controller_started`; alerts and more arrive with
-the fault-detection issue). Payload shapes are the pydantic models below; their JSON Schemas are in
-docs/mqtt.md (printed by `python -m controller.outbound`).
+`lamplighter/<site>/<device>/alert` (QoS 1, not retained): every alert event, raised, acknowledged
+or cleared, as soon as it happens (the current set is `GET /api/v1/alerts`).
+`lamplighter/<site>/events`: controller events (`controller_started`).
+Payload shapes are the pydantic models below; their JSON Schemas are in docs/mqtt.md (printed by
+`python -m controller.outbound`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any, Literal
 import aiomqtt
 from pydantic import BaseModel, Field
 
+from controller.alert_messages import AlertMessage
 from controller.fleet import DeviceStatus, Fleet
+from controller.metrics import ControllerMetrics
 from controller.registry import DeviceRow
 from drivers.backoff import Backoff
 
@@ -64,6 +68,8 @@ class StatePublisher:
         password: str | None = None,
         topic_prefix: str = "lamplighter",
         state_interval_s: float = 1.0,
+        alert_queue_size: int = 100_000,
+        metrics: ControllerMetrics | None = None,
     ) -> None:
         self.fleet = fleet
         self.devices = devices
@@ -74,6 +80,24 @@ class StatePublisher:
         self.published = 0
         self.connected = False
         self._sent: dict[str, tuple[Any, ...]] = {}
+        self.metrics = metrics
+        self.alerts: asyncio.Queue[AlertMessage] = asyncio.Queue(alert_queue_size)
+        self.alerts_published = 0
+        self.alerts_dropped = 0
+        self._unsent: AlertMessage | None = None  # taken from the queue, not yet acknowledged
+
+    def offer(self, messages: list[AlertMessage]) -> None:
+        """The alert channel: queue without waiting; past the bound, drop and count (the API keeps all)."""
+        for msg in messages:
+            try:
+                self.alerts.put_nowait(msg)
+            except asyncio.QueueFull:
+                self.alerts_dropped += 1
+                if self.metrics is not None:
+                    self.metrics.alert_deliveries.labels("mqtt", "dropped").inc()
+
+    def alert_topic(self, msg: AlertMessage) -> str:
+        return f"{self.prefix}/{msg.site}/{msg.device_id}/alert"
 
     def state_topic(self, row: DeviceRow) -> str:
         return f"{self.prefix}/{row.site_id}/{row.id}/state"
@@ -95,7 +119,7 @@ class StatePublisher:
                     await self._started(client)
                     while True:
                         await self._publish_changes(client)
-                        await asyncio.sleep(self.interval_s)
+                        await self._publish_alerts(client, self.interval_s)
             except aiomqtt.MqttError as exc:
                 self.connected = False
                 delay = backoff.next_delay()
@@ -119,6 +143,27 @@ class StatePublisher:
             await client.publish(self.state_topic(row), message.model_dump_json(), qos=1, retain=True)
             self._sent[device_id] = fingerprint
             self.published += 1
+
+    async def _publish_alerts(self, client: aiomqtt.Client, wait_s: float) -> None:
+        """Publish alert events as they come, for up to `wait_s` (then device states get their turn)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            msg = self._unsent
+            if msg is None:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                try:
+                    msg = await asyncio.wait_for(self.alerts.get(), remaining)
+                except TimeoutError:
+                    return
+                self._unsent = msg  # kept until the broker has it, so a reconnect does not lose it
+            await client.publish(self.alert_topic(msg), msg.model_dump_json(), qos=1)
+            self._unsent = None
+            self.alerts_published += 1
+            if self.metrics is not None:
+                self.metrics.alert_deliveries.labels("mqtt", "sent").inc()
 
     async def _started(self, client: aiomqtt.Client) -> None:
         sites = {row.site_id for row in self.devices.values()}
@@ -150,6 +195,7 @@ def json_schemas() -> dict[str, Any]:
     """JSON Schemas of every outbound payload, for docs/mqtt.md."""
     return {
         "lamplighter/<site>/<device>/state": DeviceStateMessage.model_json_schema(),
+        "lamplighter/<site>/<device>/alert": AlertMessage.model_json_schema(),
         "lamplighter/<site>/events": ControllerEvent.model_json_schema(),
     }
 

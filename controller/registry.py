@@ -223,6 +223,12 @@ class Registry:
                 update(CommandRow), [{"id": r.id, **{f: getattr(r, f) for f in fields}} for r in rows]
             )
 
+    async def last_commands(self) -> Sequence[CommandRow]:
+        """Each device's most recent command (what it was last asked to do)."""
+        latest = select(func.max(CommandRow.id)).group_by(CommandRow.device_id).scalar_subquery()
+        async with self.session() as s:
+            return (await s.scalars(select(CommandRow).where(CommandRow.id.in_(latest)))).all()
+
     async def command(self, device_id: str, command_id: int) -> CommandRow | None:
         async with self.session() as s:
             row = await s.get(CommandRow, command_id)

@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.scanner import BaseBleakScanner
 
+from controller.alert_book import AlertBook
+from controller.alert_store import AlertStore
+from controller.alerts import AlertChannel, AlertService, thresholds_by_device
 from controller.commands import CommandDispatcher
 from controller.config import (
     BleLinkConfig,
@@ -28,6 +31,7 @@ from controller.config import (
     SerialLineLinkConfig,
 )
 from controller.db import create_engine
+from controller.event_hub import EventHub
 from controller.fleet import Fleet
 from controller.ingest import ReadingIngest
 from controller.metrics import ControllerMetrics
@@ -37,6 +41,7 @@ from controller.registry import DeviceRow, Registry
 from controller.scheduling import Scheduling
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
+from controller.webhooks import WebhookSender
 from drivers.base import DeviceRef, Driver, ListeningDriver, Reading, SerialPort
 from drivers.ble import BleLink, BleRadio, BleScanLink
 from drivers.modbus import ModbusLink, ModbusOptions, ModbusTcp
@@ -74,6 +79,10 @@ class Controller:
         self._state_writes = CriticalSection()
         self.publisher: StatePublisher | None = None
         self.scheduling: Scheduling | None = None
+        self.alert_store = AlertStore(self.registry.engine)
+        self.events = EventHub()
+        self.alerts: AlertService | None = None
+        self.webhooks: dict[str, WebhookSender] = {}
 
     async def start(self) -> None:
         await self.registry.create_schema()
@@ -99,6 +108,7 @@ class Controller:
             if isinstance(driver, Driver):
                 refs.update({ref.device_id: (ref, driver) for ref in by_link[link_id]})
         self.dispatcher = CommandDispatcher(refs, self.registry, self.metrics)
+        self.dispatcher.remember(await self.registry.last_commands())
         self.ingest = ReadingIngest(
             self.queue,
             self.store,
@@ -121,8 +131,13 @@ class Controller:
                 password=out.password,
                 topic_prefix=out.topic_prefix,
                 state_interval_s=out.state_interval_s,
+                alert_queue_size=self.settings.alerts.queue_size,
+                metrics=self.metrics,
             )
             self.supervisor.spawn("outbound", self.publisher.run, group="housekeeping")
+        clocks = {s.id: AstroClock(s.latitude, s.longitude, s.timezone) for s in self.settings.sites}
+        if self.settings.alerts.enabled:
+            await self._start_alerts(clocks)
         for link_id, driver in self.drivers.items():
             if isinstance(driver, ListeningDriver):
                 listen = functools.partial(
@@ -133,11 +148,37 @@ class Controller:
                 polled = [PolledDevice(ref, intervals[ref.device_id]) for ref in by_link[link_id]]
                 poller = LinkPoller(driver, polled, self.queue, self.fleet, self.metrics)
                 self.supervisor.spawn(f"poll:{link_id}", poller.run, group="pollers")
-        clocks = {s.id: AstroClock(s.latitude, s.longitude, s.timezone) for s in self.settings.sites}
         self.scheduling = Scheduling(self.registry.engine, self.devices, clocks, self.dispatcher, self.fleet)
         await self.scheduling.start()
         self.started_at = datetime.now(UTC)
         log.info("controller started: %d links, %d devices", len(self.drivers), len(self.devices))
+
+    async def _start_alerts(self, clocks: dict[str, AstroClock]) -> None:
+        cfg = self.settings.alerts
+        assert self.dispatcher is not None
+        self.webhooks = {
+            hook.id: WebhookSender(hook, self.alert_store, self.metrics, queue_size=cfg.queue_size)
+            for hook in self.settings.webhooks
+        }
+        channels: list[AlertChannel] = [self.events, *self.webhooks.values()]
+        if self.publisher is not None:
+            channels.append(self.publisher)
+        self.alerts = AlertService(
+            devices=self.devices,
+            fleet=self.fleet,
+            thresholds=thresholds_by_device(self.settings, self.devices.values()),
+            clocks=clocks,
+            expected=self.dispatcher.expected,
+            store=self.alert_store,
+            metrics=self.metrics,
+            book=AlertBook(raise_after=cfg.raise_after, clear_after=cfg.clear_after),
+            channels=channels,
+            sweep_interval_s=cfg.sweep_interval_s,
+        )
+        await self.alerts.start()
+        self.supervisor.spawn("alerts", self.alerts.run, group="housekeeping")
+        for hook_id, sender in self.webhooks.items():
+            self.supervisor.spawn(f"webhook:{hook_id}", sender.run, group="housekeeping")
 
     async def stop(self) -> None:
         """Stop pollers, drain the queue into the store, flush state, close everything."""

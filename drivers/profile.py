@@ -98,6 +98,8 @@ class DeviceProfile(BaseModel):
     mqtt: MqttLayout | None = None
     line: LineLayout | None = None
     ble: BleLayout | None = None
+    #: alert thresholds for this model (names in docs/alerts.md; checked by the controller's config)
+    alerts: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _layout_fits_protocol(self) -> DeviceProfile:

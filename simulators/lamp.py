@@ -29,12 +29,22 @@ class Fault(enum.StrEnum):
     VOLTAGE_SAG = "voltage_sag"  # supply drops to ~80 % of nominal
     OVER_TEMPERATURE = "over_temperature"  # cooling blocked: temperature climbs past 90 °C
     CORRUPT_REGISTER = "corrupt_register"  # metering chip glitch: supply voltage reads 0xFFFF
+    VOLTAGE_SURGE = "voltage_surge"  # supply rises to ~112 % of nominal
+    OVERDRIVE = "overdrive"  # driver misconfigured: draws ~150 % of what the level asks
+    DEGRADED = "degraded"  # half the LED strings dead: draws ~60 % of what the level asks
+    RELAY_WELDED = "relay_welded"  # relay stuck closed: lit (full power if asked off) whatever is asked
+    CYCLING = "cycling"  # end-of-life lamp: goes out and strikes again every CYCLE_S seconds
 
 
+#: faults the controller itself notices and reports in its status bits
+STATUS_FAULTS = frozenset(
+    {Fault.LAMP_FAILURE, Fault.DRIVER_FAULT, Fault.RELAY_FAULT, Fault.OVER_TEMPERATURE, Fault.VOLTAGE_SAG}
+)
 AMBIENT_C = 27.0
 THERMAL_TAU_S = 600.0
 FULL_LOAD_RISE_C = 30.0
 STANDBY_W = 0.3
+CYCLE_S = 1.0
 
 
 @dataclass(slots=True)
@@ -70,22 +80,31 @@ class LampModel:
         self.temperature_c = target + (self.temperature_c - target) * math.exp(-dt / THERMAL_TAU_S)
 
     def relay_closed(self) -> bool:
+        if Fault.RELAY_WELDED in self.faults:
+            return True
+        if Fault.CYCLING in self.faults and int(time.monotonic() / CYCLE_S) % 2:
+            return False
         return self.on_cmd and Fault.RELAY_FAULT not in self.faults
 
     def actual_level(self) -> int:
         if not self.relay_closed() or Fault.DRIVER_FAULT in self.faults:
             return 0
+        if Fault.RELAY_WELDED in self.faults and not (self.on_cmd and self.level_cmd):
+            return 100  # no dimming signal: the driver defaults to full output
         return self.level_cmd
 
     def voltage_v(self) -> float:
-        sag = 0.8 if Fault.VOLTAGE_SAG in self.faults else 1.0
-        return self.nominal_voltage_v * sag * (1 + self.rng.uniform(-0.01, 0.01))
+        scale = (
+            0.8 if Fault.VOLTAGE_SAG in self.faults else 1.12 if Fault.VOLTAGE_SURGE in self.faults else 1.0
+        )
+        return self.nominal_voltage_v * scale * (1 + self.rng.uniform(-0.01, 0.01))
 
     def power_w(self) -> float:
         level = self.actual_level()
         if level == 0 or Fault.LAMP_FAILURE in self.faults:
             return STANDBY_W if self.relay_closed() else 0.0
-        return self.rated_power_w * level / 100.0
+        draw = 1.5 if Fault.OVERDRIVE in self.faults else 0.6 if Fault.DEGRADED in self.faults else 1.0
+        return self.rated_power_w * level / 100.0 * draw
 
     def power_factor(self, power: float) -> float:
         if power <= STANDBY_W:
@@ -114,7 +133,7 @@ class LampModel:
         }
 
     def status_flags(self) -> set[str]:
-        flags = {f.value for f in self.faults if f not in (Fault.NO_RESPONSE, Fault.CORRUPT_REGISTER)}
+        flags = {f.value for f in self.faults if f in STATUS_FAULTS}
         if self.temperature_c > 85.0:
             flags.add(Fault.OVER_TEMPERATURE.value)
         if Fault.RELAY_FAULT in self.faults and not self.on_cmd:

@@ -3,7 +3,8 @@
 Each device keeps its own broker connection (so it can leave a last will, as real hardware does),
 publishes a JSON document laid out by its profile every `interval_s`, and follows a daily pattern in
 its site's time zone. Faults: `offline` (the connection drops without a goodbye: the broker sends
-the last will), `stale` (connected but silent), `garbage` (publishes bytes that are not JSON).
+the last will), `stale` (connected but silent), `garbage` (publishes bytes that are not JSON),
+`out_of_range` (a sensor reports humidity 140 %).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class MqttFault(enum.StrEnum):
     OFFLINE = "offline"
     STALE = "stale"
     GARBAGE = "garbage"
+    OUT_OF_RANGE = "out_of_range"  # a failing humidity element: reads 140 % (sensors only)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -124,6 +126,8 @@ class MqttDeviceModel:
             values = access_point_values(local, uptime_s, self.rng)
         else:
             values = sensor_values(local, self.rng)
+            if MqttFault.OUT_OF_RANGE in self.faults:
+                values["humidity_pct"] = 140.0
         return render(self.layout, values, now)
 
 

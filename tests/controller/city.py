@@ -13,7 +13,17 @@ from simulators.city import SimulatedCity
 from tests.conftest import free_port
 
 
-def write_city(tmp_path: Path, *, gw_lamps: int = 6, bus_lamps: int = 3, interval: float = 0.2) -> Path:
+def write_city(
+    tmp_path: Path,
+    *,
+    gw_lamps: int = 6,
+    bus_lamps: int = 3,
+    interval: float = 0.2,
+    latitude: float = 21.0,
+    longitude: float = 105.8,
+    extra: str = "",
+) -> Path:
+    """`extra`: more TOML appended to the file (alert thresholds, webhooks, outbound …)."""
     text = f"""
 [database]
 url = "sqlite+aiosqlite:///{tmp_path}/registry.db"
@@ -25,8 +35,8 @@ state_flush_interval_s = 0.2
 
 [[sites]]
 id = "hn"
-latitude = 21.0
-longitude = 105.8
+latitude = {latitude}
+longitude = {longitude}
 
 [[links]]
 id = "gw1"
@@ -67,6 +77,7 @@ rated_power_w = 60
 start = [21.033, 105.851]
 end = [21.036, 105.850]
 poll_interval_s = {interval}
+{extra}
 """
     path = tmp_path / "city.toml"
     path.write_text(text, encoding="utf-8")
@@ -93,5 +104,5 @@ async def running_controller(settings: ControllerSettings) -> AsyncIterator[Cont
         await ctl.stop()
 
 
-def settings_for(tmp_path: Path, **kw: float) -> ControllerSettings:
+def settings_for(tmp_path: Path, **kw: float | str) -> ControllerSettings:
     return load_config(write_city(tmp_path, **kw))  # type: ignore[arg-type]

@@ -6,7 +6,8 @@ import datetime as dt
 from typing import Any
 
 from controller.alert_book import AlertBook
-from controller.detectors import DeviceView, detect
+from controller.detectors import DeviceView, Expected, detect
+from drivers.base import Reading
 
 NOW = dt.datetime(2026, 11, 25, 22, 0, tzinfo=dt.UTC)
 
@@ -16,19 +17,23 @@ def reading(
     status: dict[str, bool] | None = None,
     rejected: dict[str, str] | None = None,
     **values: Any,
-) -> dict[str, Any]:
+) -> Reading:
     base = {"lamp_on": True, "power_w": 60.0, "voltage_v": 230.0}
-    return {
-        "ts": (NOW - dt.timedelta(minutes=minutes_ago)).isoformat(),
-        "values": {**base, **values},
-        "status": status or {},
-        "rejected": rejected or {},
-    }
+    return Reading(
+        "lamp-1",
+        NOW - dt.timedelta(minutes=minutes_ago),
+        {**base, **values},
+        status or {},
+        rejected=rejected or {},
+    )
 
 
-def lamp(*readings: dict[str, Any], **kw: Any) -> DeviceView:
-    defaults: dict[str, Any] = {"rated_power_w": 100, "expected_level": 60, "last_seen": NOW}
-    return DeviceView("lamp-1", "lamp", NOW, list(readings) or [reading()], **{**defaults, **kw})
+ASKED_60 = Expected(on=True, level=60, since=NOW - dt.timedelta(hours=1))
+
+
+def lamp(last: Reading | None = None, **kw: Any) -> DeviceView:
+    defaults: dict[str, Any] = {"rated_power_w": 100, "expected": ASKED_60, "last_seen": NOW}
+    return DeviceView("lamp-1", "lamp", NOW, last or reading(), **{**defaults, **kw})
 
 
 def test_a_healthy_lamp_has_no_fault() -> None:
@@ -45,11 +50,37 @@ def test_each_lamp_fault_is_found_with_evidence() -> None:
     assert "above 253 V" in detect(lamp(reading(voltage_v=260)))["supplyVoltageTooHigh"]
     assert "relayFault" in detect(lamp(reading(status={"relay_fault": True})))
     assert "driverFault" in detect(lamp(reading(status={"driver_fault": True})))
-    day = detect(lamp(reading(power_w=80), expected_level=0, sun_up=True))
+    asked_off = Expected(on=False, level=0, since=NOW - dt.timedelta(hours=1))
+    day = detect(lamp(reading(power_w=80), expected=asked_off, sun_up=True))
     assert "while the sun is up" in day["dayBurning"]
-    assert "dayBurning" not in detect(lamp(reading(power_w=80), expected_level=60, sun_up=True))  # asked for
-    flapping = [reading(minutes_ago=9 - i, lamp_on=i % 2 == 0) for i in range(6)]
-    assert "5 times" in detect(lamp(*flapping))["cyclingLamp"]
+    assert (
+        "while the sun is up"
+        in detect(lamp(reading(power_w=80), expected=Expected(), sun_up=True))["dayBurning"]
+    )  # nothing asked at all
+    assert "dayBurning" not in detect(lamp(reading(power_w=80), sun_up=True))  # asked for
+    switches = [(NOW - dt.timedelta(minutes=9 - i), i % 2 == 0) for i in range(5)]
+    assert "5 times in 600 s" in detect(lamp(switches=switches))["cyclingLamp"]
+    old = [(NOW - dt.timedelta(minutes=30 + i), i % 2 == 0) for i in range(5)]
+    assert "cyclingLamp" not in detect(lamp(switches=old))
+    assert (
+        "over-temperature at 95 °C"
+        in detect(lamp(reading(status={"over_temperature": True}, temperature_c=95.0)))["overTemperature"]
+    )
+    assert (
+        "voltage_v" in detect(lamp(reading(rejected={"voltage_v": "6553.5 V over 300"})))["sensorOutOfRange"]
+    )
+
+
+def test_a_dead_driver_is_a_driver_fault_not_also_a_lamp_failure() -> None:
+    found = detect(lamp(reading(power_w=0.3, status={"driver_fault": True})))
+    assert set(found) == {"driverFault"}
+
+
+def test_readings_taken_just_after_a_command_are_not_judged_against_it() -> None:
+    just_now = Expected(on=True, level=100, since=NOW - dt.timedelta(seconds=1))
+    assert detect(lamp(reading(power_w=60), expected=just_now)) == {}  # still at the old level
+    settled = Expected(on=True, level=100, since=NOW - dt.timedelta(seconds=5))
+    assert "lampPowerTooLow" in detect(lamp(reading(power_w=60), expected=settled))
     assert "3 polls in a row" in detect(lamp(consecutive_failures=3))["communicationFailure"]
     assert "communicationFailure" not in detect(lamp(consecutive_failures=2))
 
@@ -59,14 +90,18 @@ def test_sensor_and_access_point_faults() -> None:
         "env-1",
         "sensor",
         NOW,
-        [reading(rejected={"humidity_pct": "value 140 outside 0..100"})],
+        reading(rejected={"humidity_pct": "value 140 outside 0..100"}),
         last_seen=NOW - dt.timedelta(minutes=20),
     )
     found = detect(sensor)
-    assert "last reading 20 min ago" in found["sensorStale"]
+    assert "last reading 1200 s ago (limit 900 s)" in found["sensorStale"]
     assert "humidity_pct" in found["sensorOutOfRange"]
-    ap = DeviceView("ap-1", "access_point", NOW, [], state="offline", consecutive_failures=5)
+    offline = DeviceView("env-1", "sensor", NOW, None, state="offline", last_seen=NOW)
+    assert set(detect(offline)) == {"communicationFailure"}
+    ap = DeviceView("ap-1", "access_point", NOW, None, state="offline", consecutive_failures=5)
     assert set(detect(ap)) == {"accessPointOffline"}
+    silent = DeviceView("ap-1", "access_point", NOW, None, last_seen=NOW - dt.timedelta(minutes=16))
+    assert "no report" in detect(silent)["accessPointOffline"]
 
 
 def test_an_alert_is_raised_once_and_cleared_once() -> None:

@@ -74,7 +74,11 @@ state_interval_s = 0.2
 
 def test_every_outbound_payload_has_a_json_schema() -> None:
     schemas = json_schemas()
-    assert set(schemas) == {"lamplighter/<site>/<device>/state", "lamplighter/<site>/events"}
+    assert set(schemas) == {
+        "lamplighter/<site>/<device>/state",
+        "lamplighter/<site>/<device>/alert",
+        "lamplighter/<site>/events",
+    }
     state = schemas["lamplighter/<site>/<device>/state"]
     assert {"device_id", "state", "values", "last_seen"} <= set(state["required"])
 

@@ -1,0 +1,251 @@
+"""Alert routes: list and acknowledge alerts, the live event stream, citizen reports, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.errors import ApiError, ErrorBody
+from api.models import Page
+from controller.alert_messages import AlertOut, alert_out
+from controller.alert_store import AlertState, ReportRow
+from controller.detectors import FaultKind
+from controller.reports import ReportIn, ReportKind, Verdict, assess, nearest_lamps
+from controller.runtime import Controller
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "not found"}}
+
+
+class AckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: str | None = Field(default=None, max_length=100, description="who acknowledges (operator name)")
+
+
+class ReportOut(BaseModel):
+    id: int
+    kind: ReportKind
+    latitude: float
+    longitude: float
+    radius_m: float
+    reference: str | None
+    description: str
+    received_at: dt.datetime
+    verdict: Verdict
+    reason: str
+    lamps: list[dict[str, Any]] = Field(description="the nearest lamps checked, with what they reported")
+    alerts: list[AlertOut] = Field(description="alerts the report is linked to, as they are now")
+    resolved: bool = Field(description="every linked alert has cleared")
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    webhook_id: str
+    attempts: int
+    last_error: str
+    failed_at: dt.datetime
+    events: int
+
+
+def _controller(request: Request) -> Controller:
+    ctl: Controller = request.app.state.controller
+    return ctl
+
+
+@router.get("/alerts", response_model=Page[AlertOut], summary="List alerts")
+async def list_alerts(
+    request: Request,
+    state: Annotated[
+        AlertState,
+        Query(description="open (not cleared: active or acknowledged), active, acknowledged, cleared, all"),
+    ] = "open",
+    kind: Annotated[FaultKind | None, Query()] = None,
+    site: Annotated[str | None, Query()] = None,
+    group: Annotated[str | None, Query(description="group path; includes its sub-groups")] = None,
+    device: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[AlertOut]:
+    alerts, total = await _controller(request).alert_store.query(
+        state=state, kind=kind, site=site, group=group, device=device, limit=limit, offset=offset
+    )
+    return Page[AlertOut](items=[alert_out(a) for a in alerts], total=total, limit=limit, offset=offset)
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertOut, responses=_NOT_FOUND, summary="One alert")
+async def get_alert(request: Request, alert_id: int) -> AlertOut:
+    alert = await _controller(request).alert_store.get(alert_id)
+    if alert is None:
+        raise ApiError(404, "not_found", f"no alert {alert_id}")
+    return alert_out(alert)
+
+
+@router.post(
+    "/alerts/{alert_id}/ack",
+    response_model=AlertOut,
+    responses={**_NOT_FOUND, 409: {"model": ErrorBody, "description": "the alert has cleared"}},
+    summary="Acknowledge an alert",
+)
+async def acknowledge(
+    request: Request, alert_id: int, body: Annotated[AckIn | None, Body()] = None
+) -> AlertOut:
+    ctl = _controller(request)
+    if ctl.alerts is None:
+        raise ApiError(503, "alerts_disabled", "fault detection is disabled ([alerts] enabled = false)")
+    alert = await ctl.alerts.acknowledge(alert_id, body.by if body else None)
+    if alert is None:
+        raise ApiError(404, "not_found", f"no alert {alert_id}")
+    if alert.cleared_at is not None:
+        raise ApiError(409, "cleared", f"alert {alert_id} cleared at {alert.cleared_at.isoformat()}")
+    return alert_out(alert)
+
+
+@router.get(
+    "/events",
+    response_class=EventSourceResponse,
+    summary="Live events (server-sent events)",
+    description=(
+        "A `text/event-stream`. Event `alert` carries an alert message (the payload of MQTT "
+        "`…/alert`), `report` a citizen report's verdict, `lagged` how many events this client "
+        "missed because it read too slowly. Reconnect with `Last-Event-ID` to replay missed events."
+    ),
+)
+async def events(
+    request: Request, last_event_id: Annotated[int | None, Header()] = None
+) -> AsyncIterator[ServerSentEvent]:
+    hub = _controller(request).events
+    async with hub.listen(last_event_id) as listener:
+        while True:
+            try:
+                event = await asyncio.wait_for(listener.queue.get(), timeout=1.0)
+            except TimeoutError:
+                if await request.is_disconnected():
+                    return
+                continue
+            lagged = listener.lag_notice()
+            if lagged:
+                yield ServerSentEvent(event="lagged", data={"dropped": lagged})
+            yield ServerSentEvent(event=event.name, id=str(event.id), raw_data=event.data)
+
+
+@router.post(
+    "/reports",
+    response_model=ReportOut,
+    status_code=201,
+    summary="Forward a citizen report",
+    description="Finds the lamps nearest the point, checks their telemetry and open alerts, and answers "
+    "confirmed / not_confirmed / unknown with the evidence. A confirmed report is linked to its alerts.",
+)
+async def create_report(request: Request, response: Response, report: ReportIn) -> ReportOut:
+    ctl = _controller(request)
+    now = dt.datetime.now(dt.UTC)
+    near = nearest_lamps(report, ctl.devices.values())
+    open_alerts = ctl.alerts.book.active.values() if ctl.alerts else ()
+    result = assess(report, near, ctl.fleet.devices, open_alerts, now)
+    row = await ctl.alert_store.add_report(
+        ReportRow(
+            kind=report.kind,
+            latitude=report.latitude,
+            longitude=report.longitude,
+            radius_m=report.radius_m,
+            reference=report.reference,
+            description=report.description,
+            received_at=now,
+            verdict=result.verdict,
+            reason=result.reason,
+            lamps=result.lamps,
+            alert_ids=result.alert_ids,
+        )
+    )
+    out = await _report_out(ctl, row)
+    ctl.events.publish("report", out.model_dump_json())
+    response.headers["Location"] = f"/api/v1/reports/{row.id}"
+    return out
+
+
+@router.get("/reports", response_model=Page[ReportOut], summary="Citizen reports, newest first")
+async def list_reports(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[ReportOut]:
+    ctl = _controller(request)
+    rows, total = await ctl.alert_store.reports(limit, offset)
+    items = [await _report_out(ctl, r) for r in rows]
+    return Page[ReportOut](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/reports/{report_id}", response_model=ReportOut, responses=_NOT_FOUND, summary="One report")
+async def get_report(request: Request, report_id: int) -> ReportOut:
+    ctl = _controller(request)
+    row = await ctl.alert_store.report(report_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no report {report_id}")
+    return await _report_out(ctl, row)
+
+
+@router.get(
+    "/webhooks/dead-letters",
+    response_model=Page[DeadLetterOut],
+    summary="Webhook batches that could not be delivered",
+)
+async def dead_letters(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[DeadLetterOut]:
+    rows, total = await _controller(request).alert_store.dead_letters(limit, offset)
+    items = [
+        DeadLetterOut(
+            id=r.id,
+            webhook_id=r.webhook_id,
+            attempts=r.attempts,
+            last_error=r.last_error,
+            failed_at=r.failed_at,
+            events=len(r.body.get("events", [])),
+        )
+        for r in rows
+    ]
+    return Page[DeadLetterOut](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.post(
+    "/webhooks/dead-letters/{letter_id}/retry",
+    status_code=202,
+    responses=_NOT_FOUND,
+    summary="Send a dead letter's events again",
+)
+async def retry_dead_letter(request: Request, letter_id: int) -> dict[str, int]:
+    ctl = _controller(request)
+    row = await ctl.alert_store.take_dead_letter(letter_id, webhooks=set(ctl.webhooks))
+    if row is None:
+        raise ApiError(404, "not_found", f"no dead letter {letter_id} for a configured webhook")
+    await ctl.webhooks[row.webhook_id].resend(row.body)
+    return {"queued": len(row.body.get("events", []))}
+
+
+async def _report_out(ctl: Controller, row: ReportRow) -> ReportOut:
+    alerts = await ctl.alert_store.alerts_by_id(row.alert_ids)
+    received = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=dt.UTC)
+    return ReportOut(
+        id=row.id,
+        kind=row.kind,  # type: ignore[arg-type]
+        latitude=row.latitude,
+        longitude=row.longitude,
+        radius_m=row.radius_m,
+        reference=row.reference,
+        description=row.description,
+        received_at=received,
+        verdict=row.verdict,  # type: ignore[arg-type]
+        reason=row.reason,
+        lamps=row.lamps,
+        alerts=[alert_out(a) for a in alerts],
+        resolved=bool(alerts) and all(a.cleared_at is not None for a in alerts),
+    )

@@ -1,0 +1,240 @@
+"""Persisted alerts, citizen reports and undeliverable webhook batches (the registry's database).
+
+Alerts survive restarts: active ones are loaded back into the alert book at start. Every write is
+one transaction per batch of events, so a storm of 5,000 raised alerts is one INSERT, not 5,000.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from sqlalchemy import JSON, Float, Index, Integer, String, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from controller.alert_book import Alert, AlertEvent
+from controller.registry import Base
+
+AlertState = Literal["active", "open", "acknowledged", "cleared", "all"]
+
+
+class AlertRow(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_open", "cleared_at", "device_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    site_id: Mapped[str] = mapped_column(String(64))
+    group_path: Mapped[str] = mapped_column(String(300))
+    raised_at: Mapped[dt.datetime] = mapped_column()
+    evidence: Mapped[str] = mapped_column(String(1000))
+    reading: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    cleared_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class ReportRow(Base):
+    __tablename__ = "citizen_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    radius_m: Mapped[float] = mapped_column(Float)
+    reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    received_at: Mapped[dt.datetime] = mapped_column()
+    verdict: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500))
+    lamps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    alert_ids: Mapped[list[int]] = mapped_column(JSON)
+
+
+class DeadLetterRow(Base):
+    __tablename__ = "webhook_dead_letters"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(String(64), index=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(String(500))
+    failed_at: Mapped[dt.datetime] = mapped_column()
+
+
+class AlertStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.session: async_sessionmaker[AsyncSession] = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def record(self, events: Sequence[AlertEvent]) -> None:
+        """Store a batch of changes; raised alerts get their ids here."""
+        raised = [e.alert for e in events if e.change == "raised" and e.alert.id is None]
+        async with self.session.begin() as conn:
+            if raised:
+                ids = (
+                    await conn.execute(
+                        insert(AlertRow).returning(AlertRow.id, sort_by_parameter_order=True),
+                        [_row(a) for a in raised],
+                    )
+                ).scalars()
+                for alert, new_id in zip(raised, ids, strict=True):
+                    alert.id = new_id
+            changed = [e.alert for e in events if e.change != "raised" and e.alert.id is not None]
+            if changed:
+                await conn.execute(
+                    update(AlertRow),
+                    [
+                        {
+                            "id": a.id,
+                            "acknowledged_at": a.acknowledged_at,
+                            "acknowledged_by": a.acknowledged_by,
+                            "cleared_at": a.cleared_at,
+                        }
+                        for a in changed
+                    ],
+                )
+
+    async def active(self) -> list[Alert]:
+        async with self.session() as s:
+            rows = (await s.scalars(select(AlertRow).where(AlertRow.cleared_at.is_(None)))).all()
+        return [to_alert(r) for r in rows]
+
+    async def get(self, alert_id: int) -> Alert | None:
+        async with self.session() as s:
+            row = await s.get(AlertRow, alert_id)
+        return None if row is None else to_alert(row)
+
+    async def query(
+        self,
+        *,
+        state: AlertState = "open",
+        kind: str | None = None,
+        site: str | None = None,
+        group: str | None = None,
+        device: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[Alert], int]:
+        q = select(AlertRow)
+        if state == "open":
+            q = q.where(AlertRow.cleared_at.is_(None))
+        elif state == "active":
+            q = q.where(AlertRow.cleared_at.is_(None), AlertRow.acknowledged_at.is_(None))
+        elif state == "acknowledged":
+            q = q.where(AlertRow.cleared_at.is_(None), AlertRow.acknowledged_at.is_not(None))
+        elif state == "cleared":
+            q = q.where(AlertRow.cleared_at.is_not(None))
+        if kind:
+            q = q.where(AlertRow.kind == kind)
+        if site:
+            q = q.where(AlertRow.site_id == site)
+        if device:
+            q = q.where(AlertRow.device_id == device)
+        if group:
+            g = group.rstrip("/")
+            q = q.where(or_(AlertRow.group_path == g, AlertRow.group_path.startswith(g + "/")))
+        async with self.session() as s:
+            total = await s.scalar(select(func.count()).select_from(q.subquery()))
+            rows = (await s.scalars(q.order_by(AlertRow.id.desc()).limit(limit).offset(offset))).all()
+        return [to_alert(r) for r in rows], int(total or 0)
+
+    # -- citizen reports --------------------------------------------------------------------------
+    async def add_report(self, row: ReportRow) -> ReportRow:
+        async with self.session.begin() as s:
+            s.add(row)
+        return row
+
+    async def report(self, report_id: int) -> ReportRow | None:
+        async with self.session() as s:
+            return await s.get(ReportRow, report_id)
+
+    async def reports(self, limit: int, offset: int) -> tuple[Sequence[ReportRow], int]:
+        async with self.session() as s:
+            total = await s.scalar(select(func.count()).select_from(ReportRow))
+            rows = (
+                await s.scalars(select(ReportRow).order_by(ReportRow.id.desc()).limit(limit).offset(offset))
+            ).all()
+        return rows, int(total or 0)
+
+    async def alerts_by_id(self, ids: Sequence[int]) -> list[Alert]:
+        if not ids:
+            return []
+        async with self.session() as s:
+            rows = (await s.scalars(select(AlertRow).where(AlertRow.id.in_(ids)))).all()
+        return [to_alert(r) for r in rows]
+
+    # -- webhook dead letters ---------------------------------------------------------------------
+    async def dead_letter(self, webhook_id: str, body: dict[str, Any], attempts: int, error: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(DeadLetterRow).values(
+                    webhook_id=webhook_id,
+                    body=body,
+                    attempts=attempts,
+                    last_error=error[:500],
+                    failed_at=dt.datetime.now(dt.UTC),
+                )
+            )
+
+    async def dead_letters(self, limit: int, offset: int) -> tuple[Sequence[DeadLetterRow], int]:
+        async with self.session() as s:
+            total = await s.scalar(select(func.count()).select_from(DeadLetterRow))
+            rows = (
+                await s.scalars(
+                    select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit).offset(offset)
+                )
+            ).all()
+        return rows, int(total or 0)
+
+    async def take_dead_letter(self, letter_id: int, *, webhooks: set[str]) -> DeadLetterRow | None:
+        """Remove a dead letter to send it again; None if there is none with that id for these webhooks."""
+        async with self.session.begin() as s:
+            row = await s.get(DeadLetterRow, letter_id)
+            if row is None or row.webhook_id not in webhooks:
+                return None
+            await s.delete(row)
+        return row
+
+
+def _row(a: Alert) -> dict[str, Any]:
+    return {
+        "device_id": a.device_id,
+        "kind": a.kind,
+        "severity": a.severity,
+        "site_id": a.site,
+        "group_path": a.group,
+        "raised_at": a.raised_at,
+        "evidence": a.evidence[:1000],
+        "reading": a.reading,
+        "acknowledged_at": a.acknowledged_at,
+        "acknowledged_by": a.acknowledged_by,
+        "cleared_at": a.cleared_at,
+    }
+
+
+def to_alert(r: AlertRow) -> Alert:
+    return Alert(
+        device_id=r.device_id,
+        kind=r.kind,  # type: ignore[arg-type]
+        severity=r.severity,  # type: ignore[arg-type]
+        raised_at=_aware(r.raised_at),
+        evidence=r.evidence,
+        reading=r.reading,
+        id=r.id,
+        site=r.site_id,
+        group=r.group_path,
+        acknowledged_at=_aware_or_none(r.acknowledged_at),
+        acknowledged_by=r.acknowledged_by,
+        cleared_at=_aware_or_none(r.cleared_at),
+    )
+
+
+def _aware(ts: dt.datetime) -> dt.datetime:
+    # SQLite returns naive datetimes even for timezone-aware columns; they were stored as UTC.
+    return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts
+
+
+def _aware_or_none(ts: dt.datetime | None) -> dt.datetime | None:
+    return None if ts is None else _aware(ts)

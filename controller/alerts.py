@@ -1,0 +1,202 @@
+"""Fault detection in the running controller: the reading path feeds the detectors, alerts go out.
+
+Every device the fleet saw change (a reading, a failed poll, an availability message) is evaluated
+within `interval_s`; sensors and access points, which can fail by falling silent, are also checked
+every `sweep_interval_s`. Expected state comes from the command path (schedules and operators both
+send through it), the sun from the same AstroClock the schedules use. Changes are stored first, then
+offered to every channel (MQTT, webhooks, live events) without waiting on any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from controller.alert_book import Alert, AlertBook, AlertEvent
+from controller.alert_messages import AlertMessage, alert_message
+from controller.alert_store import AlertStore
+from controller.config import ControllerSettings, ThresholdOverrides
+from controller.detectors import DeviceView, Expected, Thresholds, detect
+from controller.fleet import Fleet, reading_document
+from controller.metrics import ControllerMetrics
+from controller.registry import DeviceRow
+from drivers.backoff import Backoff
+from drivers.base import Reading
+from schedules.astro import AstroClock
+
+log = logging.getLogger(__name__)
+
+
+class AlertChannel(Protocol):
+    def offer(self, messages: list[AlertMessage]) -> None:
+        """Take events for delivery without waiting (each channel bounds its own queue)."""
+
+
+def thresholds_by_device(settings: ControllerSettings, devices: Iterable[DeviceRow]) -> dict[str, Thresholds]:
+    """Defaults ← the device's profile `[alerts]` ← `[[alert_thresholds]]` of its groups, outer first."""
+    by_group = sorted(settings.alert_thresholds, key=lambda g: g.group.count("/"))
+    cache: dict[tuple[str, str], Thresholds] = {}
+    out: dict[str, Thresholds] = {}
+    for row in devices:
+        key = (row.profile, row.group_path)
+        if key not in cache:
+            values = ThresholdOverrides.model_validate(settings.profile(row.profile).alerts).values()
+            for g in by_group:
+                if row.group_path == g.group or row.group_path.startswith(g.group + "/"):
+                    values.update(g.values())
+            cache[key] = Thresholds(**values)
+        out[row.id] = cache[key]
+    return out
+
+
+class AlertService:
+    def __init__(
+        self,
+        *,
+        devices: Mapping[str, DeviceRow],
+        fleet: Fleet,
+        thresholds: Mapping[str, Thresholds],
+        clocks: Mapping[str, AstroClock],
+        expected: Mapping[str, Expected],
+        store: AlertStore,
+        metrics: ControllerMetrics,
+        book: AlertBook,
+        channels: Sequence[AlertChannel] = (),
+        interval_s: float = 0.2,
+        sweep_interval_s: float = 1.0,
+    ) -> None:
+        self.devices = devices
+        self.fleet = fleet
+        self.thresholds = thresholds
+        self.clocks = clocks
+        self.expected = expected  # the dispatcher's live map: device → what it was last asked
+        self.store = store
+        self.metrics = metrics
+        self.book = book
+        self.channels = list(channels)
+        self.interval_s = interval_s
+        self.sweep_interval_s = sweep_interval_s
+        self.started_at = dt.datetime.now(dt.UTC)
+        self.evaluations = 0
+        self._silent_kinds = [d for d, row in devices.items() if row.kind in ("sensor", "access_point")]
+        self._daylight: dict[str, tuple[dt.datetime, bool]] = {}
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        active = await self.store.active()
+        self.book.restore(a for a in active if a.device_id in self.devices)
+        self.metrics.alerts_open.set(len(self.book.active))
+        self.started_at = dt.datetime.now(dt.UTC)
+        log.info("alerts: %d open alerts restored", len(self.book.active))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
+        while True:
+            await asyncio.sleep(self.interval_s)
+            ids = self.fleet.take_touched()
+            if loop.time() >= next_sweep:
+                ids.update(self._silent_kinds)
+                next_sweep = loop.time() + self.sweep_interval_s
+            if ids:
+                await self.evaluate(ids)
+
+    async def evaluate(self, device_ids: Iterable[str], now: dt.datetime | None = None) -> list[AlertEvent]:
+        """Run the detectors over these devices now; store and deliver what changed."""
+        now = now or dt.datetime.now(dt.UTC)
+        events: list[AlertEvent] = []
+        for device_id in device_ids:
+            view = self.view(device_id, now)
+            if view is None:
+                continue
+            found = detect(view)
+            self.evaluations += 1
+            if not found and not self.book.pending(device_id):
+                continue  # healthy and nothing pending: skip building the evidence
+            reading = reading_document(view.reading) if view.reading is not None else None
+            new = self.book.evaluate(device_id, found, now, reading)
+            for e in new:
+                row = self.devices[device_id]
+                e.alert.site, e.alert.group = row.site_id, row.group_path
+            events += new
+        if events:
+            await self._publish(events)
+        return events
+
+    def view(self, device_id: str, now: dt.datetime) -> DeviceView | None:
+        row = self.devices.get(device_id)
+        if row is None or device_id not in self.fleet:
+            return None
+        st = self.fleet[device_id]
+        reading = st.last_reading if isinstance(st.last_reading, Reading) else None
+        rated = row.rated_power_w
+        if rated is None and reading is not None:
+            value = reading.values.get("rated_power_w")
+            rated = float(value) if isinstance(value, int | float) and value > 0 else None
+        return DeviceView(
+            device_id=device_id,
+            kind=row.kind,  # type: ignore[arg-type]
+            now=now,
+            reading=reading,
+            switches=tuple(st.switches or ()),
+            state=st.state,
+            consecutive_failures=st.consecutive_failures,
+            # a device never heard from counts as silent since the controller started
+            last_seen=st.last_seen or self.started_at,
+            rated_power_w=rated,
+            expected=self.expected.get(device_id, Expected()),
+            sun_up=self._sun_up(row.site_id, now) if row.kind == "lamp" else False,
+            thresholds=self.thresholds.get(device_id, Thresholds()),
+        )
+
+    async def acknowledge(self, alert_id: int, by: str | None) -> Alert | None:
+        """Acknowledge an open alert (idempotent); None if no such alert. Cleared alerts stay as they are."""
+        async with self._lock:
+            alert = next((a for a in self.book.active.values() if a.id == alert_id), None)
+            if alert is None:
+                return await self.store.get(alert_id)
+            if alert.acknowledged_at is None:
+                self.book.acknowledge(alert.device_id, alert.kind, dt.datetime.now(dt.UTC), by)
+                await self._publish([AlertEvent("acknowledged", alert)], locked=True)
+            return alert
+
+    async def _publish(self, events: list[AlertEvent], *, locked: bool = False) -> None:
+        if locked:
+            await self._record(events)
+        else:
+            async with self._lock:
+                await self._record(events)
+        for e in events:
+            self.metrics.alerts.labels(e.alert.kind, e.change).inc()
+            if e.change != "acknowledged":
+                log.info("alert %s: %s %s — %s", e.change, e.alert.device_id, e.alert.kind, e.alert.evidence)
+        self.metrics.alerts_open.set(len(self.book.active))
+        messages = [alert_message(e) for e in events]
+        for channel in self.channels:
+            channel.offer(messages)
+
+    async def _record(self, events: list[AlertEvent]) -> None:
+        """Store the changes, retrying: the book has already moved on, so they must not be lost."""
+        backoff = Backoff(base_s=0.2, cap_s=10.0)
+        while True:
+            try:
+                await self.store.record(events)
+                return
+            except SQLAlchemyError as exc:
+                delay = backoff.next_delay()
+                log.error("storing %d alert changes failed (%s); retry in %.1f s", len(events), exc, delay)
+                await asyncio.sleep(delay)
+
+    def _sun_up(self, site: str, now: dt.datetime) -> bool:
+        cached = self._daylight.get(site)
+        if cached is not None and abs((now - cached[0]).total_seconds()) < 60:
+            return cached[1]
+        clock = self.clocks.get(site)
+        up = clock.is_daylight(now) if clock is not None else False
+        self._daylight[site] = (now, up)
+        return up

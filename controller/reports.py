@@ -1,0 +1,130 @@
+"""Citizen reports ("lamp out near here"): find the nearest lamps and check them against telemetry.
+
+The verdict is `confirmed` (an open alert of the matching kind on a nearby lamp — the report is
+linked to it), `not_confirmed` (every nearby lamp reported recently and looks as the report says it
+should not), or `unknown` (no lamp nearby, or no fresh telemetry), always with the evidence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.alert_book import Alert
+from controller.fleet import DeviceStatus
+from controller.registry import DeviceRow
+
+ReportKind = Literal["lamp_out", "day_burning", "flickering"]
+Verdict = Literal["confirmed", "not_confirmed", "unknown"]
+#: open alerts that confirm each kind of report
+CONFIRMING: dict[str, frozenset[str]] = {
+    "lamp_out": frozenset(
+        {"lampFailure", "driverFault", "relayFault", "communicationFailure", "lampPowerTooLow"}
+    ),
+    "day_burning": frozenset({"dayBurning"}),
+    "flickering": frozenset({"cyclingLamp"}),
+}
+EARTH_RADIUS_M = 6_371_000.0
+NEAREST = 5
+
+
+class ReportIn(BaseModel):
+    """What the IOC forwards from a citizen."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ReportKind = "lamp_out"
+    latitude: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    longitude: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    radius_m: float = Field(default=50, gt=0, le=500, description="how far from the point to look")
+    reference: str | None = Field(default=None, max_length=200, description="the IOC's ticket id")
+    description: str = Field(default="", max_length=2000)
+
+
+@dataclass
+class Assessment:
+    verdict: Verdict
+    reason: str
+    lamps: list[dict[str, Any]] = field(default_factory=list)
+    alert_ids: list[int] = field(default_factory=list)
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine); street-scale accuracy is plenty."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
+
+
+def nearest_lamps(report: ReportIn, devices: Iterable[DeviceRow]) -> list[tuple[DeviceRow, float]]:
+    near = [
+        (row, d)
+        for row in devices
+        if row.kind == "lamp"
+        and (d := distance_m(report.latitude, report.longitude, row.latitude, row.longitude))
+        <= report.radius_m
+    ]
+    return sorted(near, key=lambda x: x[1])[:NEAREST]
+
+
+def assess(
+    report: ReportIn,
+    near: list[tuple[DeviceRow, float]],
+    states: Mapping[str, DeviceStatus],
+    open_alerts: Iterable[Alert],
+    now: dt.datetime,
+) -> Assessment:
+    if not near:
+        return Assessment("unknown", f"no lamp within {report.radius_m:g} m of the reported point")
+    wanted = CONFIRMING[report.kind]
+    alerts_by_lamp: dict[str, list[Alert]] = {}
+    for a in open_alerts:
+        alerts_by_lamp.setdefault(a.device_id, []).append(a)
+    lamps = []
+    confirming: list[Alert] = []
+    contradicting = 0
+    for row, dist in near:
+        st = states.get(row.id)
+        doc = (st.last_reading_doc() if st else None) or {}
+        values = doc.get("values", {})
+        fresh = (
+            st is not None
+            and st.last_seen is not None
+            and (now - st.last_seen).total_seconds() <= max(3 * row.poll_interval_s, 60)
+        )
+        alerts = alerts_by_lamp.get(row.id, [])
+        matching = [a for a in alerts if a.kind in wanted]
+        confirming += matching
+        lit = bool(values.get("lamp_on")) and float(values.get("power_w") or 0) > 2.0
+        # what a fresh reading shows that the report says is not so
+        contradicts = {"lamp_out": lit, "day_burning": not lit, "flickering": True}[report.kind]
+        if fresh and not matching and contradicts:
+            contradicting += 1
+        lamps.append(
+            {
+                "device_id": row.id,
+                "distance_m": round(dist, 1),
+                "state": st.state if st else "unknown",
+                "last_seen": st.last_seen.isoformat() if st and st.last_seen else None,
+                "fresh": fresh,
+                "lamp_on": values.get("lamp_on"),
+                "power_w": values.get("power_w"),
+                "dim_level_pct": values.get("dim_level_pct"),
+                "open_alerts": [a.kind for a in alerts],
+            }
+        )
+    if confirming:
+        which = ", ".join(sorted({f"{a.device_id} {a.kind}" for a in confirming}))
+        return Assessment("confirmed", f"open alert: {which}", lamps, [a.id for a in confirming if a.id])
+    if contradicting == len(near):
+        shows = {"lamp_out": "lit", "day_burning": "dark", "flickering": "steady"}[report.kind]
+        return Assessment("not_confirmed", f"all {len(near)} nearby lamps report {shows} just now", lamps)
+    stale = [lamp["device_id"] for lamp in lamps if not lamp["fresh"]]
+    reason = f"no fresh telemetry from {', '.join(stale)}" if stale else "nearby lamps disagree"
+    return Assessment("unknown", reason, lamps)

@@ -1,0 +1,149 @@
+"""Alert webhooks: batches of alert events POSTed with httpx, signed, retried, dead-lettered.
+
+Signature (docs/alerts.md): header `X-Lamplighter-Signature: t=<unix seconds>,v1=<hex>` where hex is
+HMAC-SHA256(secret, "<t>.<raw body>"). The timestamp lets a receiver refuse replays; `verify_signature`
+is the reference check. Delivery never blocks the alert pipeline: each endpoint has its own bounded
+queue and worker; a batch that still fails after `max_attempts` (or that the endpoint refuses with a
+4xx) goes to the dead-letter table, from where the API can send it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from controller.alert_book import SEVERITY_RANK
+from controller.alert_messages import AlertMessage
+from controller.alert_store import AlertStore
+from controller.config import WebhookSettings
+from controller.metrics import ControllerMetrics
+from drivers.backoff import Backoff
+
+log = logging.getLogger(__name__)
+SIGNATURE_HEADER = "X-Lamplighter-Signature"
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify_signature(
+    secret: str, header: str, body: bytes, *, tolerance_s: float = 300, now: float | None = None
+) -> bool:
+    """A receiver's check: the signature matches the body and is no older than `tolerance_s`."""
+    try:
+        parts = dict(p.split("=", 1) for p in header.split(","))
+        timestamp = int(parts["t"])
+        given = parts["v1"]
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
+        return False
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, given)
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        store: AlertStore,
+        metrics: ControllerMetrics,
+        *,
+        queue_size: int = 100_000,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.queue: asyncio.Queue[AlertMessage] = asyncio.Queue(queue_size)
+        self.kinds = set(settings.kinds)
+        self.min_rank = SEVERITY_RANK[settings.min_severity]
+        self.sent = 0
+        self.overflow: list[AlertMessage] = []
+        self.delivered_batches = 0
+
+    def wants(self, msg: AlertMessage) -> bool:
+        return (not self.kinds or msg.kind in self.kinds) and SEVERITY_RANK[msg.severity] >= self.min_rank
+
+    def offer(self, messages: list[AlertMessage]) -> None:
+        """Queue events for delivery without waiting; past the bound they go to the dead letters."""
+        for msg in messages:
+            if not self.wants(msg):
+                continue
+            try:
+                self.queue.put_nowait(msg)
+            except asyncio.QueueFull:
+                self.overflow.append(msg)
+                self.metrics.alert_deliveries.labels(f"webhook:{self.settings.id}", "dropped").inc()
+
+    async def run(self) -> None:
+        s = self.settings
+        async with httpx.AsyncClient(timeout=s.timeout_s, follow_redirects=False) as client:
+            while True:
+                if self.overflow:
+                    batch, self.overflow = self.overflow, []
+                    await self.store.dead_letter(s.id, self.body(batch), 0, "queue full: not attempted")
+                batch = [await self.queue.get()]
+                while len(batch) < s.batch_size and not self.queue.empty():
+                    batch.append(self.queue.get_nowait())
+                await self.deliver(client, batch)
+
+    def body(self, batch: list[AlertMessage]) -> dict[str, Any]:
+        return {
+            "webhook": self.settings.id,
+            "sent_at": dt.datetime.now(dt.UTC).isoformat(),
+            "events": [m.model_dump(mode="json") for m in batch],
+        }
+
+    async def deliver(self, client: httpx.AsyncClient, batch: list[AlertMessage]) -> bool:
+        """POST one batch, retrying with capped backoff; dead-letter it if it cannot be delivered."""
+        s = self.settings
+        channel = f"webhook:{s.id}"
+        body = self.body(batch)
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        backoff = Backoff(base_s=s.backoff_base_s, cap_s=s.backoff_cap_s)
+        error = ""
+        attempt = 0
+        while attempt < s.max_attempts:
+            attempt += 1
+            headers = {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(s.secret, raw, int(time.time())),
+                "X-Lamplighter-Delivery-Attempt": str(attempt),
+            }
+            try:
+                response = await client.post(s.url, content=raw, headers=headers)
+                if response.is_success:
+                    self.sent += len(batch)
+                    self.delivered_batches += 1
+                    self.metrics.alert_deliveries.labels(channel, "sent").inc(len(batch))
+                    return True
+                error = f"HTTP {response.status_code}: {response.text[:200]}"
+                if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+                    break  # the receiver refuses this body; sending it again will not change that
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            self.metrics.alert_deliveries.labels(channel, "failed").inc(len(batch))
+            if attempt < s.max_attempts:
+                delay = backoff.next_delay()
+                log.warning("webhook %s attempt %d failed (%s); retry in %.1f s", s.id, attempt, error, delay)
+                await asyncio.sleep(delay)
+        log.error(
+            "webhook %s: %d events dead-lettered after %d attempts: %s", s.id, len(batch), attempt, error
+        )
+        self.metrics.alert_deliveries.labels(channel, "dead_letter").inc(len(batch))
+        await self.store.dead_letter(s.id, body, attempt, error)
+        return False
+
+    async def resend(self, body: dict[str, Any]) -> None:
+        """Queue the events of a dead letter again."""
+        self.offer([AlertMessage.model_validate(e) for e in body.get("events", [])])

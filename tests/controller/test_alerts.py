@@ -1,0 +1,205 @@
+"""Fault detection end to end: faults injected in the simulators, alerts raised and cleared once each.
+
+The site is placed where it is local noon now, so the sun is up whenever the suite runs (day burning
+needs daylight); every other fault does not care.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from controller.alerts import thresholds_by_device
+from controller.commands import Command
+from controller.config import load_config
+from controller.detectors import Thresholds
+from controller.registry import DeviceRow
+from simulators.city import SimulatedCity
+from simulators.lamp import Fault
+from tests.controller.city import running_city, running_controller, write_city
+from tests.mosquitto import Mosquitto
+from tests.waiting import until
+
+THRESHOLDS = """
+[alerts]
+sweep_interval_s = 0.2
+
+[[alert_thresholds]]
+group = "hanoi"
+cycling_window_s = 4
+cycling_toggles = 3
+settle_s = 0.3
+"""
+
+# (lamp on the gateway, injected fault, level to command first or None, the alert it must raise)
+LAMP_CASES: list[tuple[int, Fault, int | None, str]] = [
+    (1, Fault.LAMP_FAILURE, 100, "lampFailure"),
+    (2, Fault.DRIVER_FAULT, 100, "driverFault"),
+    (3, Fault.RELAY_FAULT, 100, "relayFault"),
+    (4, Fault.VOLTAGE_SAG, None, "supplyVoltageTooLow"),
+    (5, Fault.VOLTAGE_SURGE, None, "supplyVoltageTooHigh"),
+    (6, Fault.OVER_TEMPERATURE, 100, "overTemperature"),
+    (7, Fault.CORRUPT_REGISTER, None, "sensorOutOfRange"),
+    (8, Fault.OVERDRIVE, 60, "lampPowerTooHigh"),
+    (9, Fault.DEGRADED, 100, "lampPowerTooLow"),
+    (10, Fault.RELAY_WELDED, 0, "dayBurning"),
+    (11, Fault.CYCLING, 100, "cyclingLamp"),
+]
+
+
+def noon_longitude() -> float:
+    """The longitude where the sun is highest right now."""
+    now = dt.datetime.now(dt.UTC)
+    hours = now.hour + now.minute / 60
+    return round(((12 - hours) * 15 + 180) % 360 - 180, 3)
+
+
+def outbound(mosquitto: Mosquitto) -> str:
+    return f"""
+[outbound]
+enabled = true
+port = {mosquitto.port}
+state_interval_s = 0.2
+"""
+
+
+async def collect_alerts(port: int, into: list[dict[str, Any]], ready: asyncio.Event) -> None:
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        await client.subscribe("lamplighter/+/+/alert", qos=1)
+        ready.set()
+        async for message in client.messages:
+            into.append(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
+
+
+async def test_every_lamp_fault_is_raised_once_and_cleared_once(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    path = write_city(
+        tmp_path,
+        gw_lamps=12,
+        bus_lamps=2,
+        latitude=0.0,
+        longitude=noon_longitude(),
+        extra=THRESHOLDS + outbound(mosquitto),
+    )
+    settings = load_config(path)
+    received: list[dict[str, Any]] = []
+    ready = asyncio.Event()
+    listener = asyncio.create_task(collect_alerts(mosquitto.port, received, ready))
+    await ready.wait()
+    async with running_city(settings) as city, running_controller(settings) as ctl:
+        assert ctl.alerts is not None
+        assert ctl.dispatcher is not None
+        await until(lambda: all(st.last_seen for st in ctl.fleet.devices.values()), what="first polls")
+        for unit, _, level, _ in LAMP_CASES:
+            if level is not None:
+                await ctl.dispatcher.execute(f"gw1-{unit:03d}", Command(action="set_level", value=level))
+        await asyncio.sleep(1.0)  # settled, and nothing raised on healthy lamps
+        assert ctl.alerts.book.active == {}
+        inject(city, True)
+        city.segments.find("bus1", 1).faults.add(Fault.NO_RESPONSE)
+        expected = {f"gw1-{unit:03d}": kind for unit, _, _, kind in LAMP_CASES}
+        expected["bus1-001"] = "communicationFailure"
+
+        def raised() -> dict[str, set[str]]:
+            out: dict[str, set[str]] = defaultdict(set)
+            for device, kind in ctl.alerts.book.active if ctl.alerts else ():
+                out[device].add(kind)
+            return out
+
+        await until(lambda: set(raised()) >= set(expected), within_s=15, what="every fault raised")
+        await asyncio.sleep(1.0)  # give any extra, wrong alert the time to appear
+        assert raised() == {device: {kind} for device, kind in expected.items()}
+        inject(city, False)
+        city.segments.find("bus1", 1).faults.clear()
+        await until(lambda: not ctl.alerts.book.active, within_s=20, what="every alert cleared")
+        page, total = await ctl.alert_store.query(state="all", limit=100)
+        await until(lambda: len(received) >= 2 * len(expected), within_s=5, what="MQTT alert messages")
+    listener.cancel()
+    # exactly one raised and one cleared per device, stored and published
+    assert total == len(expected)
+    assert {(a.device_id, a.kind) for a in page} == set(expected.items())
+    assert all(a.cleared_at is not None and a.cleared_at > a.raised_at for a in page)
+    by_device: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for msg in received:
+        by_device[msg["device_id"]].append((msg["event"], msg["kind"]))
+    assert by_device == {d: [("raised", k), ("cleared", k)] for d, k in expected.items()}
+    sample = next(m for m in received if m["kind"] == "lampPowerTooLow" and m["event"] == "raised")
+    assert "less than 75 W expected at 100 %" in sample["evidence"]
+    assert sample["reading"]["values"]["power_w"] == pytest.approx(60, rel=0.02)
+    assert sample["group"] == "hanoi/ba-dinh/kim-ma"
+
+
+def inject(city: SimulatedCity, active: bool) -> None:
+    for unit, fault, _, _ in LAMP_CASES:
+        faults = city.segments.find("gw1", unit).faults
+        if active:
+            faults.add(fault)
+        else:
+            faults.discard(fault)
+
+
+async def test_a_flapping_supply_makes_one_alert_not_a_storm(tmp_path: Path) -> None:
+    settings = load_config(write_city(tmp_path, gw_lamps=2, bus_lamps=1, extra="[alerts]\nclear_after = 5"))
+    async with running_city(settings) as city, running_controller(settings) as ctl:
+        assert ctl.alerts is not None
+        lamp = city.segments.find("gw1", 1)
+        for _ in range(12):  # the supply dips below the limit and recovers, again and again
+            lamp.faults.add(Fault.VOLTAGE_SAG)
+            await asyncio.sleep(0.3)
+            lamp.faults.discard(Fault.VOLTAGE_SAG)
+            await asyncio.sleep(0.3)
+        await until(lambda: not ctl.alerts.book.active, within_s=10, what="cleared once quiet")
+        alerts, total = await ctl.alert_store.query(state="all")
+    assert total == 1
+    assert alerts[0].kind == "supplyVoltageTooLow"
+    assert ctl.metrics.alerts.labels("supplyVoltageTooLow", "raised")._value.get() == 1
+
+
+async def test_open_alerts_survive_a_restart_and_clear_afterwards(tmp_path: Path) -> None:
+    settings = load_config(write_city(tmp_path, gw_lamps=2, bus_lamps=1))
+    async with running_city(settings) as city:
+        city.segments.find("gw1", 2).faults.add(Fault.VOLTAGE_SURGE)
+        async with running_controller(settings) as ctl:
+            assert ctl.alerts is not None
+            await until(lambda: bool(ctl.alerts and ctl.alerts.book.active), what="raised")
+            (first,) = ctl.alerts.book.active.values()
+        async with running_controller(settings) as ctl:
+            assert ctl.alerts is not None
+            assert [a.id for a in ctl.alerts.book.active.values()] == [
+                first.id
+            ]  # the same alert, not a new one
+            await asyncio.sleep(1.0)
+            city.segments.find("gw1", 2).faults.clear()
+            await until(lambda: not ctl.alerts or not ctl.alerts.book.active, what="cleared")
+            alerts, total = await ctl.alert_store.query(state="all")
+    assert total == 1
+    assert alerts[0].cleared_at is not None
+
+
+def test_thresholds_come_from_defaults_then_profile_then_groups_outer_first(tmp_path: Path) -> None:
+    extra = """
+[[alert_thresholds]]
+group = "hanoi/ba-dinh/kim-ma"
+voltage_max_v = 245
+
+[[alert_thresholds]]
+group = "hanoi"
+voltage_max_v = 250
+voltage_min_v = 200
+"""
+    settings = load_config(write_city(tmp_path, gw_lamps=1, bus_lamps=1, extra=extra))
+    rows = [
+        DeviceRow(id="gw1-001", profile="lamp_lcu", group_path="hanoi/ba-dinh/kim-ma"),
+        DeviceRow(id="bus1-001", profile="lamp_lcu", group_path="hanoi/hoan-kiem/hang-dao"),
+    ]
+    found = thresholds_by_device(settings, rows)
+    assert found["gw1-001"].voltage_max_v == 245  # the inner group wins
+    assert found["gw1-001"].voltage_min_v == 200
+    assert found["bus1-001"].voltage_max_v == 250
+    assert found["bus1-001"].stale_after_s == Thresholds().stale_after_s
