@@ -147,8 +147,9 @@ async def create_report(request: Request, response: Response, report: ReportIn) 
     ctl = _controller(request)
     now = dt.datetime.now(dt.UTC)
     near = nearest_lamps(report, ctl.devices.values())
-    open_alerts = ctl.alerts.book.active.values() if ctl.alerts else ()
-    result = assess(report, near, ctl.fleet.devices, open_alerts, now)
+    open_alerts = await ctl.alert_store.open_for([row.id for row, _ in near])
+    expected = ctl.dispatcher.expected if ctl.dispatcher else {}
+    result = assess(report, near, ctl.fleet.devices, open_alerts, expected, now)
     row = await ctl.alert_store.add_report(
         ReportRow(
             kind=report.kind,

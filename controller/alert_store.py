@@ -158,6 +158,12 @@ class AlertStore:
             ).all()
         return rows, int(total or 0)
 
+    async def open_for(self, device_ids: Sequence[str]) -> list[Alert]:
+        """Alerts not yet cleared on these devices."""
+        q = select(AlertRow).where(AlertRow.cleared_at.is_(None), AlertRow.device_id.in_(device_ids))
+        async with self.session() as s:
+            return [to_alert(r) for r in (await s.scalars(q)).all()]
+
     async def alerts_by_id(self, ids: Sequence[int]) -> list[Alert]:
         if not ids:
             return []

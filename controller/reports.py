@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.alert_book import Alert
+from controller.detectors import Expected
 from controller.fleet import DeviceStatus
 from controller.registry import DeviceRow
 
@@ -30,6 +31,7 @@ CONFIRMING: dict[str, frozenset[str]] = {
     "flickering": frozenset({"cyclingLamp"}),
 }
 EARTH_RADIUS_M = 6_371_000.0
+STANDBY_W = 2.0  # what an unlit controller may draw
 NEAREST = 5
 
 
@@ -78,53 +80,75 @@ def assess(
     near: list[tuple[DeviceRow, float]],
     states: Mapping[str, DeviceStatus],
     open_alerts: Iterable[Alert],
+    expected: Mapping[str, Expected],
     now: dt.datetime,
 ) -> Assessment:
     if not near:
         return Assessment("unknown", f"no lamp within {report.radius_m:g} m of the reported point")
-    wanted = CONFIRMING[report.kind]
     alerts_by_lamp: dict[str, list[Alert]] = {}
     for a in open_alerts:
         alerts_by_lamp.setdefault(a.device_id, []).append(a)
-    lamps = []
-    confirming: list[Alert] = []
-    contradicting = 0
+    lamps: list[dict[str, Any]] = []
+    linked: list[Alert] = []
+    notes: dict[str, list[str]] = {"confirms": [], "contradicts": [], "no data": []}
     for row, dist in near:
         st = states.get(row.id)
-        doc = (st.last_reading_doc() if st else None) or {}
-        values = doc.get("values", {})
-        fresh = (
-            st is not None
-            and st.last_seen is not None
-            and (now - st.last_seen).total_seconds() <= max(3 * row.poll_interval_s, 60)
-        )
         alerts = alerts_by_lamp.get(row.id, [])
-        matching = [a for a in alerts if a.kind in wanted]
-        confirming += matching
-        lit = bool(values.get("lamp_on")) and float(values.get("power_w") or 0) > 2.0
-        # what a fresh reading shows that the report says is not so
-        contradicts = {"lamp_out": lit, "day_burning": not lit, "flickering": True}[report.kind]
-        if fresh and not matching and contradicts:
-            contradicting += 1
+        matching = [a for a in alerts if a.kind in CONFIRMING[report.kind]]
+        linked += matching
+        finding, note = _check_lamp(report.kind, row, st, matching, expected.get(row.id, Expected()), now)
+        notes[finding].append(f"{row.id} {note}")
+        values = ((st.last_reading_doc() if st else None) or {}).get("values", {})
         lamps.append(
             {
                 "device_id": row.id,
                 "distance_m": round(dist, 1),
+                "finding": finding,
+                "note": note,
                 "state": st.state if st else "unknown",
                 "last_seen": st.last_seen.isoformat() if st and st.last_seen else None,
-                "fresh": fresh,
                 "lamp_on": values.get("lamp_on"),
                 "power_w": values.get("power_w"),
                 "dim_level_pct": values.get("dim_level_pct"),
                 "open_alerts": [a.kind for a in alerts],
             }
         )
-    if confirming:
-        which = ", ".join(sorted({f"{a.device_id} {a.kind}" for a in confirming}))
-        return Assessment("confirmed", f"open alert: {which}", lamps, [a.id for a in confirming if a.id])
-    if contradicting == len(near):
-        shows = {"lamp_out": "lit", "day_burning": "dark", "flickering": "steady"}[report.kind]
-        return Assessment("not_confirmed", f"all {len(near)} nearby lamps report {shows} just now", lamps)
-    stale = [lamp["device_id"] for lamp in lamps if not lamp["fresh"]]
-    reason = f"no fresh telemetry from {', '.join(stale)}" if stale else "nearby lamps disagree"
-    return Assessment("unknown", reason, lamps)
+    if notes["confirms"]:
+        return Assessment("confirmed", "; ".join(notes["confirms"]), lamps, [a.id for a in linked if a.id])
+    if len(notes["contradicts"]) == len(near):
+        return Assessment("not_confirmed", "; ".join(notes["contradicts"]), lamps)
+    return Assessment("unknown", "; ".join(notes["no data"] + notes["contradicts"]), lamps)
+
+
+def _check_lamp(
+    kind: ReportKind,
+    row: DeviceRow,
+    st: DeviceStatus | None,
+    matching: list[Alert],
+    asked: Expected,
+    now: dt.datetime,
+) -> tuple[Literal["confirms", "contradicts", "no data"], str]:
+    """What one lamp's alerts and latest reading say about the report, and why."""
+    if matching:
+        return "confirms", "has open alert " + ", ".join(a.kind for a in matching)
+    if st is None or st.last_seen is None:
+        return "no data", "has never reported"
+    age = (now - st.last_seen).total_seconds()
+    if age > max(3 * row.poll_interval_s, 60):
+        return "no data", f"last reported {age:.0f} s ago"
+    values = (st.last_reading_doc() or {}).get("values", {})
+    lit = bool(values.get("lamp_on")) and float(values.get("power_w") or 0) > STANDBY_W
+    asked_lit = bool(asked.on) and bool(asked.level if asked.level is not None else 100)
+    if kind == "flickering":
+        return "contradicts", "reports a steady state"
+    if kind == "lamp_out":
+        if lit:
+            return "contradicts", f"reports lit ({values.get('power_w', 0):.0f} W) just now"
+        if asked_lit:
+            return "confirms", f"reports dark though asked for {asked.level} %"
+        return "contradicts", "is off as asked (nothing asks for light now)"
+    if not lit:
+        return "contradicts", "reports dark just now"
+    if asked_lit:
+        return "contradicts", f"is lit as asked ({asked.level} %)"
+    return "confirms", "reports lit though nothing asks for light"

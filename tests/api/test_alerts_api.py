@@ -1,0 +1,176 @@
+"""Alerts, live events and citizen reports over the HTTP API (uvicorn on loopback, simulators)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.server import ApiServer
+from controller.commands import Command
+from controller.config import load_config
+from controller.runtime import Controller
+from simulators.city import SimulatedCity
+from simulators.lamp import Fault
+from tests.controller.city import running_city, running_controller, write_city
+from tests.waiting import until
+
+Env = tuple[httpx.AsyncClient, Controller, SimulatedCity]
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    settings = load_config(write_city(tmp_path, gw_lamps=6, bus_lamps=2))
+    async with running_city(settings) as city, running_controller(settings) as ctl:
+        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        await server.start()
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            await until(lambda: all(st.last_seen for st in ctl.fleet.devices.values()), what="first polls")
+            yield client, ctl, city
+        await server.stop()
+
+
+async def open_alerts(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
+    response = await client.get("/api/v1/alerts", params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_alerts_are_listed_filtered_and_acknowledged(env: Env) -> None:
+    client, ctl, city = env
+    city.segments.find("gw1", 2).faults.add(Fault.VOLTAGE_SAG)
+    city.segments.find("bus1", 1).faults.add(Fault.VOLTAGE_SURGE)
+    await until(lambda: ctl.alerts is not None and len(ctl.alerts.book.active) == 2, what="two alerts")
+    everything = await open_alerts(client)
+    assert everything["total"] == 2
+    low = await open_alerts(client, kind="supplyVoltageTooLow")
+    (alert,) = low["items"]
+    assert alert["device_id"] == "gw1-002"
+    assert alert["state"] == "active"
+    assert alert["severity"] == "major"
+    assert "below 207 V" in alert["evidence"]
+    assert alert["reading"]["values"]["voltage_v"] < 207
+    in_group = await open_alerts(client, group="hanoi/hoan-kiem")
+    assert [a["device_id"] for a in in_group["items"]] == ["bus1-001"]
+    assert (await open_alerts(client, site="elsewhere"))["total"] == 0
+
+    ack = await client.post(f"/api/v1/alerts/{alert['id']}/ack", json={"by": "night shift"})
+    assert ack.status_code == 200
+    assert ack.json()["state"] == "acknowledged"
+    assert ack.json()["acknowledged_by"] == "night shift"
+    again = await client.post(f"/api/v1/alerts/{alert['id']}/ack", json={"by": "someone else"})
+    assert again.json()["acknowledged_by"] == "night shift"  # idempotent: the first acknowledgement stands
+    assert (await open_alerts(client, state="active"))["total"] == 1
+    assert (await open_alerts(client, state="acknowledged"))["total"] == 1
+
+    missing = await client.post("/api/v1/alerts/999999/ack")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    bad_kind = await client.get("/api/v1/alerts", params={"kind": "lampOut"})
+    assert bad_kind.status_code == 422
+
+    city.segments.find("gw1", 2).faults.clear()
+    await until(lambda: ctl.alerts is not None and len(ctl.alerts.book.active) == 1, what="cleared")
+    cleared = (await open_alerts(client, state="cleared"))["items"]
+    assert [a["id"] for a in cleared] == [alert["id"]]
+    late = await client.post(f"/api/v1/alerts/{alert['id']}/ack")
+    assert late.status_code == 409
+    assert "cleared at" in late.json()["error"]["message"]
+
+
+async def test_the_event_stream_carries_alerts_as_they_happen(env: Env) -> None:
+    client, ctl, city = env
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    async def listen() -> None:
+        async with client.stream("GET", "/api/v1/events") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            name = ""
+            async for line in response.aiter_lines():
+                if line.startswith("event: "):
+                    name = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    events.append((name, json.loads(line.removeprefix("data: "))))
+
+    task = asyncio.create_task(listen())
+    await until(lambda: bool(ctl.events.listeners), what="listener connected")
+    city.segments.find("gw1", 4).faults.add(Fault.OVER_TEMPERATURE)
+    await until(lambda: bool(events), what="an alert event")
+    city.segments.find("gw1", 4).faults.clear()
+    await until(lambda: len(events) >= 2, within_s=15, what="the cleared event")
+    task.cancel()
+    assert [(n, e["event"], e["device_id"], e["kind"]) for n, e in events[:2]] == [
+        ("alert", "raised", "gw1-004", "overTemperature"),
+        ("alert", "cleared", "gw1-004", "overTemperature"),
+    ]
+
+
+async def test_a_citizen_report_is_checked_against_the_nearest_lamps(env: Env) -> None:
+    client, ctl, city = env
+    # gw1-001 stands at (21.03, 105.81); gw1-002 4 km east: far outside the radius
+    lit = await client.post("/api/v1/reports", json={"latitude": 21.03, "longitude": 105.8101})
+    assert lit.status_code == 201
+    body = lit.json()
+    assert body["verdict"] == "not_confirmed"
+    assert body["reason"] == "gw1-001 is off as asked (nothing asks for light now)"
+    assert body["lamps"][0]["device_id"] == "gw1-001"
+    assert body["lamps"][0]["distance_m"] == pytest.approx(10.4, abs=0.5)
+    assert lit.headers["location"] == f"/api/v1/reports/{body['id']}"
+
+    assert ctl.dispatcher is not None
+    await ctl.dispatcher.execute("gw1-001", Command(action="set_level", value=80))
+    await asyncio.sleep(0.5)
+    lit_now = (await client.post("/api/v1/reports", json={"latitude": 21.03, "longitude": 105.8101})).json()
+    assert lit_now["verdict"] == "not_confirmed"
+    assert "gw1-001 reports lit (80 W) just now" in lit_now["reason"]
+
+    city.segments.find("gw1", 1).faults.add(Fault.NO_RESPONSE)
+    for _ in range(100):
+        if (await open_alerts(client, device="gw1-001"))["total"]:
+            break
+        await asyncio.sleep(0.1)
+    out = await client.post(
+        "/api/v1/reports",
+        json={"latitude": 21.03, "longitude": 105.8101, "reference": "IOC-4711", "description": "tối om"},
+    )
+    report = out.json()
+    assert report["verdict"] == "confirmed"
+    assert report["reason"] == "gw1-001 has open alert communicationFailure"
+    assert [a["kind"] for a in report["alerts"]] == ["communicationFailure"]
+    assert report["resolved"] is False
+    city.segments.find("gw1", 1).faults.clear()
+    await until(lambda: ctl.alerts is not None and not ctl.alerts.book.active, what="alert cleared")
+    fetched = (await client.get(f"/api/v1/reports/{report['id']}")).json()
+    assert fetched["resolved"] is True  # the IOC can close its ticket
+    assert fetched["reference"] == "IOC-4711"
+
+    nowhere = (await client.post("/api/v1/reports", json={"latitude": 10.0, "longitude": 106.0})).json()
+    assert nowhere["verdict"] == "unknown"
+    assert "no lamp within 50 m" in nowhere["reason"]
+    listed = (await client.get("/api/v1/reports")).json()
+    assert listed["total"] == 4
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"latitude": 91, "longitude": 105.8}, "body.latitude"),
+        ({"latitude": 21, "longitude": -181}, "body.longitude"),
+        ({"latitude": "NaN", "longitude": 105.8}, "body.latitude"),
+        ({"latitude": 21, "longitude": 105.8, "radius_m": 5000}, "body.radius_m"),
+        ({"longitude": 105.8}, "body.latitude"),
+    ],
+)
+async def test_impossible_report_coordinates_are_refused(env: Env, body: dict[str, Any], where: str) -> None:
+    client, _, _ = env
+    response = await client.post("/api/v1/reports", json=body)
+    assert response.status_code == 422
+    assert where in response.json()["error"]["message"]
+    assert (await client.get("/api/v1/reports")).json()["total"] == 0

@@ -1,0 +1,211 @@
+"""Alert webhooks against a real HTTP receiver on loopback: signatures, retries, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
+
+from api.server import ApiServer
+from controller.alert_book import Alert, AlertEvent
+from controller.alert_messages import alert_message
+from controller.alert_store import AlertStore
+from controller.config import ConfigError, WebhookSettings, load_config
+from controller.db import create_engine
+from controller.metrics import ControllerMetrics
+from controller.registry import Registry
+from controller.webhooks import SIGNATURE_HEADER, WebhookSender, sign, verify_signature
+from simulators.lamp import Fault
+from tests.conftest import free_port
+from tests.controller.city import running_city, running_controller, write_city
+from tests.waiting import until
+
+SECRET = "correct horse battery staple"
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint: answers `plan` statuses in turn (then 200), or hangs while `hang` is set."""
+
+    plan: list[int] = field(default_factory=list)
+    hang: asyncio.Event | None = None
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    verified: list[bool] = field(default_factory=list)
+    attempts: int = 0
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> Response:
+            self.attempts += 1
+            raw = await request.body()
+            if self.hang is not None:
+                await self.hang.wait()
+            self.verified.append(verify_signature(SECRET, request.headers.get(SIGNATURE_HEADER, ""), raw))
+            status = self.plan.pop(0) if self.plan else 200
+            if status == 200:
+                self.bodies.append(json.loads(raw))
+            return Response(status_code=status)
+
+        return app
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    rec = Receiver()
+    server = ApiServer(rec.app(), "127.0.0.1", 0)
+    await server.start()
+    yield rec, f"{server.url}/hook"
+    if rec.hang is not None:
+        rec.hang.set()
+    await server.stop()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[AlertStore]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/alerts.db")
+    await Registry(engine).create_schema()
+    yield AlertStore(engine)
+    await engine.dispose()
+
+
+def event(device: str = "gw1-001") -> AlertEvent:
+    alert = Alert(device, "lampFailure", "major", dt.datetime.now(dt.UTC), "out", id=1, site="hn")
+    return AlertEvent("raised", alert)
+
+
+def sender(url: str, store: AlertStore, **kw: Any) -> WebhookSender:
+    settings = WebhookSettings(id="ioc", url=url, secret=SECRET, backoff_base_s=0.05, backoff_cap_s=0.1, **kw)
+    return WebhookSender(settings, store, ControllerMetrics())
+
+
+def test_signatures_verify_only_with_the_right_secret_body_and_time() -> None:
+    body = b'{"events": []}'
+    header = sign(SECRET, body, 1_800_000_000)
+    assert verify_signature(SECRET, header, body, now=1_800_000_010)
+    assert not verify_signature("another secret of some length", header, body, now=1_800_000_010)
+    assert not verify_signature(SECRET, header, body + b" ", now=1_800_000_010)
+    assert not verify_signature(SECRET, header, body, now=1_800_000_000 + 301)  # a replay, later
+    assert not verify_signature(SECRET, "garbage", body)
+
+
+async def test_a_failing_endpoint_is_retried_until_it_answers(
+    receiver: tuple[Receiver, str], store: AlertStore
+) -> None:
+    rec, url = receiver
+    rec.plan = [500, 503]
+    hook = sender(url, store, max_attempts=4)
+    async with httpx.AsyncClient(timeout=2) as client:
+        assert await hook.deliver(client, [alert_message(event())])
+    assert rec.attempts == 3
+    assert rec.verified == [True, True, True]  # signed afresh on every attempt
+    assert rec.bodies[0]["events"][0]["kind"] == "lampFailure"
+    assert (await store.dead_letters(10, 0))[1] == 0
+
+
+@pytest.mark.parametrize(
+    ("plan", "hang", "attempts", "reason"),
+    [
+        ([500] * 5, False, 3, "HTTP 500"),
+        ([400], False, 1, "HTTP 400"),  # refused: retrying would not help
+        ([], True, 3, "ReadTimeout"),
+    ],
+)
+async def test_an_endpoint_that_keeps_failing_ends_in_the_dead_letters(
+    receiver: tuple[Receiver, str],
+    store: AlertStore,
+    plan: list[int],
+    hang: bool,
+    attempts: int,
+    reason: str,
+) -> None:
+    rec, url = receiver
+    rec.plan = list(plan)
+    rec.hang = asyncio.Event() if hang else None
+    hook = sender(url, store, max_attempts=3, timeout_s=0.3)
+    async with httpx.AsyncClient(timeout=0.3) as client:
+        assert not await hook.deliver(client, [alert_message(event())])
+    rows, total = await store.dead_letters(10, 0)
+    assert total == 1
+    assert rows[0].attempts == attempts
+    assert reason in rows[0].last_error
+    assert rows[0].body["events"][0]["device_id"] == "gw1-001"
+
+
+async def test_a_refused_connection_ends_in_the_dead_letters(store: AlertStore) -> None:
+    hook = sender(f"http://127.0.0.1:{free_port()}/hook", store, max_attempts=2)
+    async with httpx.AsyncClient(timeout=1) as client:
+        assert not await hook.deliver(client, [alert_message(event())])
+    rows, _ = await store.dead_letters(10, 0)
+    assert "ConnectError" in rows[0].last_error
+
+
+def test_an_invalid_webhook_is_rejected_when_configured(tmp_path: Path) -> None:
+    bad = """
+[[webhooks]]
+id = "ioc"
+url = "ftp://ioc.example/hook"
+secret = "short"
+kinds = ["lampOut"]
+"""
+    with pytest.raises(ConfigError) as err:
+        load_config(write_city(tmp_path, extra=bad))
+    text = str(err.value)
+    assert "city.toml:" in text
+    assert "webhooks[0].url" in text
+    assert "is not an http:// or https:// URL" in text
+    assert "webhooks[0].secret" in text
+    assert "at least 16 characters" in text
+    assert "unknown fault kinds ['lampOut']" in text
+
+
+async def test_the_controller_signs_alerts_and_a_hanging_hook_blocks_nothing(
+    tmp_path: Path, receiver: tuple[Receiver, str]
+) -> None:
+    rec, url = receiver
+    stuck = Receiver(hang=asyncio.Event())
+    stuck_server = ApiServer(stuck.app(), "127.0.0.1", 0)
+    await stuck_server.start()
+    extra = f"""
+[[webhooks]]
+id = "ioc"
+url = "{url}"
+secret = "{SECRET}"
+
+[[webhooks]]
+id = "stuck"
+url = "{stuck_server.url}/hook"
+secret = "{SECRET}"
+timeout_s = 30
+"""
+    settings = load_config(write_city(tmp_path, gw_lamps=3, bus_lamps=1, extra=extra))
+    try:
+        async with running_city(settings) as city, running_controller(settings) as ctl:
+            assert ctl.alerts is not None
+            city.segments.find("gw1", 1).faults.add(Fault.VOLTAGE_SAG)
+            await until(lambda: bool(rec.bodies), what="webhook delivery")
+            await until(lambda: stuck.attempts == 1, what="the stuck hook's first attempt")
+            # the stuck endpoint holds its request open; alerts keep flowing everywhere else
+            city.segments.find("gw1", 2).faults.add(Fault.VOLTAGE_SURGE)
+            await until(lambda: sum(len(b["events"]) for b in rec.bodies) >= 2, what="second alert")
+            assert stuck.attempts == 1
+    finally:
+        if stuck.hang is not None:
+            stuck.hang.set()
+        await stuck_server.stop()
+    assert all(rec.verified)
+    events = [e for b in rec.bodies for e in b["events"]]
+    assert [(e["device_id"], e["kind"], e["event"]) for e in events[:2]] == [
+        ("gw1-001", "supplyVoltageTooLow", "raised"),
+        ("gw1-002", "supplyVoltageTooHigh", "raised"),
+    ]
+    assert rec.bodies[0]["webhook"] == "ioc"
