@@ -44,7 +44,7 @@ AMBIENT_C = 27.0
 THERMAL_TAU_S = 600.0
 FULL_LOAD_RISE_C = 30.0
 STANDBY_W = 0.3
-CYCLE_S = 1.0
+CYCLE_S = 0.5
 
 
 @dataclass(slots=True)
@@ -62,12 +62,14 @@ class LampModel:
     burning_h: float = 0.0
     temperature_c: float = AMBIENT_C
     faults: set[Fault] = field(default_factory=set)
+    cycle_off: bool = False  # in the dark half of a cycling fault (set in `advance`, once per sample)
     rng: random.Random = field(default_factory=random.Random)
     _last: float = field(default_factory=time.monotonic)
 
     # -- physics -----------------------------------------------------------------------------
     def advance(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        self.cycle_off = Fault.CYCLING in self.faults and int(now / CYCLE_S) % 2 == 1
         dt = max(0.0, now - self._last)
         self._last = now
         power = self.power_w()
@@ -82,7 +84,7 @@ class LampModel:
     def relay_closed(self) -> bool:
         if Fault.RELAY_WELDED in self.faults:
             return True
-        if Fault.CYCLING in self.faults and int(time.monotonic() / CYCLE_S) % 2:
+        if self.cycle_off and Fault.CYCLING in self.faults:
             return False
         return self.on_cmd and Fault.RELAY_FAULT not in self.faults
 

@@ -33,8 +33,8 @@ sweep_interval_s = 0.2
 
 [[alert_thresholds]]
 group = "hanoi"
-cycling_window_s = 4
-cycling_toggles = 3
+cycling_window_s = 5
+cycling_toggles = 5
 settle_s = 0.3
 """
 
@@ -122,8 +122,8 @@ async def test_every_lamp_fault_is_raised_once_and_cleared_once(tmp_path: Path, 
         await until(lambda: len(received) >= 2 * len(expected), within_s=5, what="MQTT alert messages")
     listener.cancel()
     # exactly one raised and one cleared per device, stored and published
+    assert sorted((a.device_id, a.kind) for a in page) == sorted(expected.items())
     assert total == len(expected)
-    assert {(a.device_id, a.kind) for a in page} == set(expected.items())
     assert all(a.cleared_at is not None and a.cleared_at > a.raised_at for a in page)
     by_device: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for msg in received:
@@ -156,7 +156,7 @@ async def test_a_flapping_supply_makes_one_alert_not_a_storm(tmp_path: Path) -> 
             await asyncio.sleep(0.3)
         await until(lambda: not ctl.alerts.book.active, within_s=10, what="cleared once quiet")
         alerts, total = await ctl.alert_store.query(state="all")
-    assert total == 1
+    assert total == 1, [(a.raised_at.time(), a.cleared_at) for a in alerts]
     assert alerts[0].kind == "supplyVoltageTooLow"
     assert ctl.metrics.alerts.labels("supplyVoltageTooLow", "raised")._value.get() == 1
 
