@@ -81,25 +81,29 @@ def check_config(config: ConfigOpt) -> None:
 @fault_app.command("inject")
 def fault_inject(
     link: Annotated[str, typer.Option(help="simulated link (gateway or bus) id")],
-    unit: Annotated[int, typer.Option(help="unit id of the lamp controller")],
     fault: Annotated[Fault, typer.Option(help="the fault to inject", case_sensitive=False)],
+    unit: Annotated[
+        int | None, typer.Option(help="unit id of the lamp controller [default: every lamp on the link]")
+    ] = None,
     url: UrlOpt = None,
     config: OptionalConfigOpt = None,
 ) -> None:
-    """Inject a fault into one simulated lamp controller."""
-    _control(
-        _control_url(url, config),
-        "POST",
-        "/faults",
-        json={"link": link, "unit_id": unit, "fault": fault, "active": True},
-    )
+    """Inject a fault into one simulated lamp controller, or into all on a link (a feeder trips)."""
+    base = _control_url(url, config)
+    if unit is None:
+        row = _request(base, "POST", f"/links/{link}/faults", json={"fault": fault, "active": True})
+        typer.echo(f"{row['link']}: {row['fault']} on all {row['lamps']} lamps")
+        return
+    _control(base, "POST", "/faults", json={"link": link, "unit_id": unit, "fault": fault, "active": True})
 
 
 @fault_app.command("mqtt")
 def fault_mqtt(
     link: Annotated[str, typer.Option(help="the MQTT link (broker) id")],
     device: Annotated[str, typer.Option(help="the device's key in its topics")],
-    fault: Annotated[MqttFault, typer.Option(help="offline: power cut (last will); stale; garbage")],
+    fault: Annotated[
+        MqttFault, typer.Option(help="offline: power cut (last will); stale; garbage; out_of_range")
+    ],
     clear: Annotated[bool, typer.Option("--clear", help="clear the fault instead")] = False,
     url: UrlOpt = None,
     config: OptionalConfigOpt = None,

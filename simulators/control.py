@@ -32,6 +32,20 @@ class FaultRequest(BaseModel):
     active: bool = True
 
 
+class LinkFaultRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fault: Fault
+    active: bool = True
+
+
+class LinkFaultOut(BaseModel):
+    link: str
+    fault: Fault
+    active: bool
+    lamps: int
+
+
 class MqttDeviceOut(BaseModel):
     link: str
     key: str
@@ -93,6 +107,19 @@ def create_control_app(segments: SegmentSet) -> FastAPI:
         else:
             lamp.faults.discard(req.fault)
         return _lamp_out(req.link, lamp)
+
+    @app.post("/links/{link}/faults", response_model=LinkFaultOut)
+    async def set_link_fault(link: str, req: LinkFaultRequest) -> LinkFaultOut:
+        """Every lamp on the link at once: a feeder or a cabinet trips."""
+        seg = segments.segments.get(link)
+        if seg is None:
+            raise HTTPException(404, f"no simulated link {link!r}")
+        for lamp in seg.lamps.values():
+            if req.active:
+                lamp.faults.add(req.fault)
+            else:
+                lamp.faults.discard(req.fault)
+        return LinkFaultOut(link=link, fault=req.fault, active=req.active, lamps=len(seg.lamps))
 
     @app.delete("/faults", response_model=list[LampOut])
     async def clear_faults(

@@ -149,9 +149,9 @@ async def test_a_flapping_supply_makes_one_alert_not_a_storm(tmp_path: Path) -> 
     async with running_city(settings) as city, running_controller(settings) as ctl:
         assert ctl.alerts is not None
         lamp = city.segments.find("gw1", 1)
-        for _ in range(12):  # the supply dips below the limit and recovers, again and again
+        for _ in range(10):  # the supply dips below the limit and recovers, again and again
             lamp.faults.add(Fault.VOLTAGE_SAG)
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.6)
             lamp.faults.discard(Fault.VOLTAGE_SAG)
             await asyncio.sleep(0.3)
         await until(lambda: not ctl.alerts.book.active, within_s=10, what="cleared once quiet")

@@ -85,6 +85,8 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
         assert "faults: lamp_failure" in inject.stdout
         faulty = _wait_for_ok(f"{base}/api/v1/devices?state=fault", expect_total=1)
         assert faulty["items"][0]["id"] == "gw1-004"
+        raised = _wait_for_ok(f"{base}/api/v1/alerts?device=gw1-004", expect_total=1)
+        assert raised["items"][0]["kind"] == "lampFailure"
         examples = Path(__file__).parents[2] / "examples" / "schedules.toml"
         applied = subprocess.run(
             [*LAMPLIGHTER, "schedules", "apply", str(examples), "--api", base],
@@ -111,6 +113,24 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
         unknown = _inject_fault(control_port, unit=99)
         assert unknown.returncode == 1
         assert "gw1 has no unit 99" in unknown.stderr
+        url = ["--url", f"http://127.0.0.1:{control_port}"]
+        cleared = subprocess.run(
+            [*LAMPLIGHTER, "fault", "clear", "--link", "gw1", "--unit", "4", *url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert cleared.returncode == 0, cleared.stderr
+        _wait_for_ok(f"{base}/api/v1/alerts?device=gw1-004&state=cleared", expect_total=1)
+        tripped = subprocess.run(
+            [*LAMPLIGHTER, "fault", "inject", "--link", "bus1", "--fault", "no_response", *url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert "bus1: no_response on all 3 lamps" in tripped.stdout
+        comms = _wait_for_ok(f"{base}/api/v1/alerts?kind=communicationFailure", expect_total=3)
+        assert {a["device_id"] for a in comms["items"]} == {"bus1-001", "bus1-002", "bus1-003"}
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
