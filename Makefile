@@ -44,7 +44,7 @@ unit: install system-deps
 	$(BIN)/pytest -q
 
 ## bench: performance figures (not tests): polling throughput, RS-485 efficiency, controller RSS
-bench: bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules
+bench: bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts
 
 bench-polling: install
 	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000
@@ -59,6 +59,9 @@ bench-mqtt: install system-deps
 bench-schedules: install
 	$(BIN)/python -m bench.bench_schedules --groups 1000 --lamps 100000
 	$(BIN)/python -m bench.bench_group_command --lamps 1000
+
+bench-alerts: install system-deps
+	$(BIN)/python -m bench.bench_alerts --interval 1 --rounds 3 --storm 5000
 
 bench-rss: install
 	$(BIN)/python -m bench.bench_rss --lamps 10000

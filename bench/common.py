@@ -37,9 +37,18 @@ def free_port_block(n: int) -> int:
 
 
 def write_city(
-    path: Path, lamps: int, *, interval_s: float, data_dir: Path, per_gateway: int = UNITS_PER_GATEWAY
+    path: Path,
+    lamps: int,
+    *,
+    interval_s: float,
+    data_dir: Path,
+    per_gateway: int = UNITS_PER_GATEWAY,
+    site: tuple[float, float] = (21.0, 105.8),
+    extra: str = "",
 ) -> tuple[int, int]:
-    """Write a config of `lamps` lamps behind Modbus TCP gateways; return (gateways, base port)."""
+    """Write a config of `lamps` lamps behind Modbus TCP gateways; return (gateways, base port).
+
+    `site`: latitude, longitude; `extra`: more TOML (alerts, outbound, webhooks …)."""
     gateways = -(-lamps // per_gateway)
     base = free_port_block(gateways + 2)
     parts = [
@@ -47,7 +56,8 @@ def write_city(
         f'[database]\nurl = "sqlite+aiosqlite:///{data_dir}/registry.db"\n',
         f'[telemetry]\nurl = "sqlite+aiosqlite:///{data_dir}/telemetry.db"\n',
         "[poller]\nqueue_size = 20000\n",
-        '[[sites]]\nid = "bench"\nlatitude = 21.0\nlongitude = 105.8\n',
+        f'[[sites]]\nid = "bench"\nlatitude = {site[0]}\nlongitude = {site[1]}\n',
+        extra,
     ]
     left = lamps
     for g in range(gateways):

@@ -44,7 +44,7 @@ AMBIENT_C = 27.0
 THERMAL_TAU_S = 600.0
 FULL_LOAD_RISE_C = 30.0
 STANDBY_W = 0.3
-CYCLE_S = 0.5
+CYCLE_S = 0.7
 
 
 @dataclass(slots=True)
