@@ -110,8 +110,9 @@ class AlertService:
         """Run the detectors over these devices now; store and deliver what changed."""
         now = now or dt.datetime.now(dt.UTC)
         events: list[AlertEvent] = []
+        sun = {site: self._sun_up(site, now) for site in self.clocks}
         for device_id in device_ids:
-            view = self.view(device_id, now)
+            view = self.view(device_id, now, sun)
             if view is None:
                 continue
             found = detect(view)
@@ -128,11 +129,13 @@ class AlertService:
             await self._publish(events)
         return events
 
-    def view(self, device_id: str, now: dt.datetime) -> DeviceView | None:
+    def view(
+        self, device_id: str, now: dt.datetime, sun: Mapping[str, bool] | None = None
+    ) -> DeviceView | None:
         row = self.devices.get(device_id)
-        if row is None or device_id not in self.fleet:
+        st = self.fleet.devices.get(device_id)
+        if row is None or st is None:
             return None
-        st = self.fleet[device_id]
         reading = st.last_reading if isinstance(st.last_reading, Reading) else None
         rated = row.rated_power_w
         if rated is None and reading is not None:
@@ -150,7 +153,9 @@ class AlertService:
             last_seen=st.last_seen or self.started_at,
             rated_power_w=rated,
             expected=self.expected.get(device_id, Expected()),
-            sun_up=self._sun_up(row.site_id, now) if row.kind == "lamp" else False,
+            sun_up=(sun[row.site_id] if sun else self._sun_up(row.site_id, now))
+            if row.kind == "lamp"
+            else False,
             thresholds=self.thresholds.get(device_id, Thresholds()),
         )
 

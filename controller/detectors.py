@@ -111,21 +111,19 @@ Detector = Callable[[DeviceView], str | None]
 
 
 def lamp_failure(d: DeviceView) -> str | None:
-    if d.kind != "lamp" or d.last is None:
+    last = d.reading
+    if d.kind != "lamp" or last is None:
         return None
-    if d.flag("lamp_failure"):
+    status = last.status
+    if status.get("lamp_failure"):
         return "the controller reports lamp failure (status bit 0)"
-    if d.flag("driver_fault") or d.flag("relay_fault"):
+    if status.get("driver_fault") or status.get("relay_fault"):
         return None  # a dead driver or an open relay explains the dark lamp: that is its own fault
+    power = last.values.get("power_w")
+    if not last.values.get("lamp_on") or not isinstance(power, int | float):
+        return None
     expected = _expected_power(d)
-    power = d.value("power_w")
-    if (
-        expected
-        and d.settled
-        and d.value("lamp_on")
-        and isinstance(power, int | float)
-        and power < d.thresholds.lamp_failure_ratio * expected
-    ):
+    if expected and power < d.thresholds.lamp_failure_ratio * expected and d.settled:
         return f"draws {power:g} W where {expected:g} W is expected at {d.expected.level} %"
     return None
 
@@ -140,7 +138,7 @@ def day_burning(d: DeviceView) -> str | None:
 
 
 def cycling_lamp(d: DeviceView) -> str | None:
-    if d.kind != "lamp":
+    if d.kind != "lamp" or len(d.switches) < d.thresholds.cycling_toggles:
         return None
     since = d.now - dt.timedelta(seconds=d.thresholds.cycling_window_s)
     toggles = sum(1 for ts, _ in d.switches if ts >= since)
@@ -230,23 +228,50 @@ def access_point_offline(d: DeviceView) -> str | None:
     return f"no report: {silent}" if silent else None
 
 
+SINGLE: dict[DeviceKind, tuple[tuple[FaultKind, Detector], ...]] = {
+    "lamp": (
+        ("lampFailure", lamp_failure),
+        ("dayBurning", day_burning),
+        ("cyclingLamp", cycling_lamp),
+        ("relayFault", relay_fault),
+        ("driverFault", driver_fault),
+        ("overTemperature", over_temperature),
+        ("communicationFailure", communication_failure),
+        ("sensorOutOfRange", sensor_out_of_range),
+    ),
+    "sensor": (
+        ("communicationFailure", communication_failure),
+        ("sensorStale", sensor_stale),
+        ("sensorOutOfRange", sensor_out_of_range),
+    ),
+    "access_point": (("accessPointOffline", access_point_offline), ("sensorOutOfRange", sensor_out_of_range)),
+}
+PAIRED: dict[
+    DeviceKind, tuple[tuple[FaultKind, FaultKind, Callable[[DeviceView], tuple[str | None, str | None]]], ...]
+] = {
+    "lamp": (
+        ("lampPowerTooHigh", "lampPowerTooLow", lamp_power),
+        ("supplyVoltageTooHigh", "supplyVoltageTooLow", supply_voltage),
+    ),
+    "sensor": (("supplyVoltageTooHigh", "supplyVoltageTooLow", supply_voltage),),
+    "access_point": (("supplyVoltageTooHigh", "supplyVoltageTooLow", supply_voltage),),
+}
+
+
 def detect(d: DeviceView) -> dict[FaultKind, str]:
-    """Every fault present on the device now, with its evidence."""
-    found: dict[FaultKind, str | None] = {
-        "lampFailure": lamp_failure(d),
-        "dayBurning": day_burning(d),
-        "cyclingLamp": cycling_lamp(d),
-        "relayFault": relay_fault(d),
-        "driverFault": driver_fault(d),
-        "overTemperature": over_temperature(d),
-        "communicationFailure": communication_failure(d),
-        "sensorStale": sensor_stale(d),
-        "sensorOutOfRange": sensor_out_of_range(d),
-        "accessPointOffline": access_point_offline(d),
-    }
-    found["lampPowerTooHigh"], found["lampPowerTooLow"] = lamp_power(d)
-    found["supplyVoltageTooHigh"], found["supplyVoltageTooLow"] = supply_voltage(d)
-    return {kind: evidence for kind, evidence in found.items() if evidence}
+    """Every fault present on the device now, with its evidence (only the detectors for its kind run)."""
+    found: dict[FaultKind, str] = {}
+    for kind, detector in SINGLE[d.kind]:
+        evidence = detector(d)
+        if evidence:
+            found[kind] = evidence
+    for high_kind, low_kind, pair in PAIRED[d.kind]:
+        high, low = pair(d)
+        if high:
+            found[high_kind] = high
+        if low:
+            found[low_kind] = low
+    return found
 
 
 def _expected_power(d: DeviceView) -> float | None:
