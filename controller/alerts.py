@@ -90,6 +90,13 @@ class AlertService:
     async def start(self) -> None:
         active = await self.store.active()
         self.book.restore(a for a in active if a.device_id in self.devices)
+        gone = [a for a in active if a.device_id not in self.devices]
+        if gone:  # devices removed from the config: nobody can clear their alerts any more
+            now = dt.datetime.now(dt.UTC)
+            for alert in gone:
+                alert.cleared_at = now
+            await self._publish([AlertEvent("cleared", a) for a in gone])
+            log.info("alerts: %d alerts of devices no longer configured cleared", len(gone))
         self.metrics.alerts_open.set(len(self.book.active))
         self.started_at = dt.datetime.now(dt.UTC)
         log.info("alerts: %d open alerts restored", len(self.book.active))

@@ -182,6 +182,18 @@ async def test_open_alerts_survive_a_restart_and_clear_afterwards(tmp_path: Path
     assert alerts[0].cleared_at is not None
 
 
+async def test_alerts_of_a_device_removed_from_the_config_are_cleared_at_start(tmp_path: Path) -> None:
+    settings = load_config(write_city(tmp_path, gw_lamps=3, bus_lamps=1))
+    async with running_city(settings) as city:
+        city.segments.find("gw1", 3).faults.add(Fault.VOLTAGE_SURGE)
+        async with running_controller(settings) as ctl:
+            await until(lambda: bool(ctl.alerts and ctl.alerts.book.active), what="raised")
+    smaller = load_config(write_city(tmp_path, gw_lamps=2, bus_lamps=1))
+    async with running_city(smaller), running_controller(smaller) as ctl:
+        alerts, _ = await ctl.alert_store.query(state="all")
+    assert [(a.device_id, a.cleared_at is not None) for a in alerts] == [("gw1-003", True)]
+
+
 def test_thresholds_come_from_defaults_then_profile_then_groups_outer_first(tmp_path: Path) -> None:
     extra = """
 [[alert_thresholds]]
