@@ -24,14 +24,18 @@ $(STAMP): pyproject.toml
 	touch $@
 
 ## system-deps: Debian packages used at run and test time: socat makes the RS-485 pty pairs,
-## mosquitto is the real broker the MQTT tests start on a private port
+## mosquitto is the real broker the MQTT tests start on a private port; influxdb (1.6, /write and
+## InfluxQL) and victoria-metrics (/api/v2/write) are the telemetry servers the tests start the same way
+## (their packages start nothing: the tests run them on loopback ports, data under a temp dir)
 system-deps:
 	@missing=""; \
 	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v influxd >/dev/null 2>&1 || missing="$$missing influxdb"; \
+	command -v victoria-metrics >/dev/null 2>&1 || missing="$$missing victoria-metrics"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 lint: install

@@ -49,9 +49,41 @@ class DatabaseSettings(_Strict):
     url: str = "sqlite+aiosqlite:///./var/lamplighter.db"
 
 
+class InfluxSettings(_Strict):
+    """`[telemetry.influxdb]`: where readings go when `backend = "influxdb"` (docs/telemetry.md)."""
+
+    url: str = Field(default="http://127.0.0.1:8086", description="the server's base URL")
+    write_endpoint: Literal["v2", "v1"] = Field(
+        default="v2", description="v2: /api/v2/write (InfluxDB 2.x, 3.x, 1.8+); v1: /write (InfluxDB 1.x)"
+    )
+    database: str = Field(default="lamplighter", min_length=1, description="v1 database; v2 bucket")
+    retention_policy: str | None = None
+    org: str = Field(default="-", description="v2 organisation (InfluxDB 1.8 and 3.x ignore it)")
+    token: str | None = Field(default=None, description="v2 API token; also sent on /query")
+    username: str | None = None
+    password: str | None = None
+    measurement: str = Field(default="lamplighter", pattern=r"^[A-Za-z0-9_.-]+$")
+    batch_size: int = Field(default=5000, ge=1, le=100_000, description="points per HTTP write")
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    gzip: bool = True
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    backoff_cap_s: float = Field(default=30.0, gt=0)
+    buffer_dir: str = Field(default="./var/influx-buffer", description="points kept while it is down")
+    buffer_max_mb: float = Field(default=512, gt=0, description="past this, the oldest points are dropped")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{v!r} is not an http:// or https:// URL with a host")
+        return v.rstrip("/")
+
+
 class TelemetrySettings(_Strict):
-    backend: Literal["sqlite"] = "sqlite"
-    url: str = "sqlite+aiosqlite:///./var/telemetry.db"
+    backend: Literal["sqlite", "influxdb"] = "sqlite"
+    url: str = Field(default="sqlite+aiosqlite:///./var/telemetry.db", description="sqlite backend")
+    influxdb: InfluxSettings = InfluxSettings()
 
 
 class PollerSettings(_Strict):

@@ -33,6 +33,7 @@ from controller.config import (
 from controller.db import create_engine
 from controller.event_hub import EventHub
 from controller.fleet import Fleet
+from controller.influx import InfluxStore
 from controller.ingest import ReadingIngest
 from controller.metrics import ControllerMetrics
 from controller.outbound import StatePublisher
@@ -69,7 +70,7 @@ class Controller:
         self.supervisor = Supervisor()
         self.queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=settings.poller.queue_size)
         self.registry = Registry(create_engine(settings.database.url))
-        self.store: TelemetryStore = create_store(settings.telemetry.backend, settings.telemetry.url)
+        self.store: TelemetryStore = create_store(settings.telemetry)
         self.drivers: dict[str, Driver | ListeningDriver] = {}
         self.devices: dict[str, DeviceRow] = {}
         self.fleet = Fleet((), offline_after_failures=settings.poller.offline_after_failures)
@@ -91,6 +92,19 @@ class Controller:
         self.devices = {row.id: row for row in await self.registry.devices()}
         self.fleet = Fleet(self.devices, offline_after_failures=self.settings.poller.offline_after_failures)
         self.fleet.restore(await self.registry.load_states())
+        if isinstance(self.store, InfluxStore):
+            self.store.set_tags(
+                {
+                    row.id: {
+                        "device": row.id,
+                        "site": row.site_id,
+                        "group": row.group_path,
+                        "profile": row.profile,
+                        "kind": row.kind,
+                    }
+                    for row in self.devices.values()
+                }
+            )
         await self.store.open()
 
         by_link: dict[str, list[DeviceRef]] = defaultdict(list)

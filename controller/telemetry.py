@@ -16,6 +16,7 @@ from typing import Literal
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from controller.config import TelemetrySettings
 from controller.db import create_engine
 from drivers.base import FieldValue, Reading
 from drivers.fields import READING_FIELDS
@@ -168,7 +169,9 @@ def _round(v: object) -> FieldValue | None:
     return round(v, 6) if isinstance(v, float) else v  # type: ignore[return-value]
 
 
-def create_store(backend: str, url: str) -> TelemetryStore:
-    if backend == "sqlite":
-        return SqliteTelemetryStore(url)
-    raise ValueError(f"unknown telemetry backend {backend!r}")
+def create_store(settings: TelemetrySettings) -> TelemetryStore:
+    if settings.backend == "influxdb":
+        from controller.influx import InfluxStore  # here: controller.influx imports this module
+
+        return InfluxStore(settings.influxdb)
+    return SqliteTelemetryStore(settings.url)

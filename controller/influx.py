@@ -1,0 +1,314 @@
+"""Telemetry in InfluxDB: batched line-protocol writes, InfluxQL reads, nothing lost while it is down.
+
+Writes: `write_endpoint = "v2"` goes through influxdb-client's async write API to `/api/v2/write`
+(InfluxDB 2.x, 3.x, 1.8+, and servers that speak it, such as VictoriaMetrics); `"v1"` posts to `/write`
+(InfluxDB 1.x) with httpx. Both gzip the body. Reads: InfluxQL on `/query`, which 1.x, 2.x (v1
+compatibility / DBRP) and 3.x all serve.
+
+One sender task sends batches in order. While the server is unreachable (refused, timeout, 5xx, 429,
+401/403 — credentials can be fixed without losing data), batches go to a bounded on-disk buffer
+(`DiskBuffer`) and are sent, oldest first, when it answers again; a restart keeps the buffer.
+Points the server refuses (400: a field type conflict, say) are counted and logged; a refused batch
+is split in halves until the bad points are isolated, so the good ones around them are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import re
+from collections import deque
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+from influxdb_client.client.write_api_async import WriteApiAsync
+from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
+
+from controller.config import InfluxSettings
+from controller.disk_buffer import DiskBuffer
+from controller.influx_lines import encode, series_keys
+from controller.telemetry import NON_NUMERIC, Aggregate, TelemetryPoint, TelemetryStore
+from drivers.backoff import Backoff
+from drivers.base import Reading
+from drivers.fields import READING_FIELDS
+
+log = logging.getLogger(__name__)
+#: batches kept in memory before new ones go to disk even while the server is up
+MAX_PENDING = 16
+_DROPPED = re.compile(r"dropped=(\d+)")
+_BOOLEAN = frozenset(name for name, (kind, _) in READING_FIELDS.items() if kind == "bool")
+
+
+class Unavailable(Exception):
+    """The server did not take the batch, and it may later: keep the batch and retry."""
+
+
+class InfluxStore(TelemetryStore):
+    def __init__(self, settings: InfluxSettings) -> None:
+        self.s = settings
+        self.keys: dict[str, str] = {}
+        self.buffer = DiskBuffer(settings.buffer_dir, int(settings.buffer_max_mb * 2**20))
+        self.pending: deque[tuple[bytes, int]] = deque()
+        self.written_points = 0
+        self.rejected_points = 0
+        self.errors: dict[str, int] = {}
+        self.last_error: str | None = None
+        self.down = False
+        self._wake = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._v2: InfluxDBClientAsync | None = None
+        self._v2_write: WriteApiAsync | None = None
+
+    def set_tags(self, tags: Mapping[str, Mapping[str, str]]) -> None:
+        """Tags of each device's points: device, site, group, profile, kind."""
+        self.keys = series_keys(self.s.measurement, tags)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def open(self) -> None:
+        headers = {"Authorization": f"Token {self.s.token}"} if self.s.token else {}
+        self._http = httpx.AsyncClient(base_url=self.s.url, timeout=self.s.timeout_s, headers=headers)
+        if self.s.write_endpoint == "v2":
+            self._v2 = InfluxDBClientAsync(
+                url=self.s.url,
+                token=self.s.token or (f"{self.s.username}:{self.s.password}" if self.s.username else ""),
+                org=self.s.org,
+                timeout=int(self.s.timeout_s * 1000),
+                enable_gzip=self.s.gzip,
+            )
+            self._v2_write = self._v2.write_api()
+        else:
+            await self._create_database()
+        await self.buffer.open()
+        self._sender = asyncio.create_task(self._send_forever(), name="influx-sender")
+
+    async def close(self) -> None:
+        """Stop sending; whatever is not yet acknowledged goes to the disk buffer for next time."""
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
+            self._sender = None
+        while self.pending:
+            lines, n = self.pending.popleft()
+            await self.buffer.append(lines, n)
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        if self._v2 is not None:
+            await self._v2.close()  # type: ignore[no-untyped-call]
+            self._v2 = None
+
+    # -- writing ----------------------------------------------------------------------------------
+    async def write(self, readings: Sequence[Reading]) -> None:
+        size = self.s.batch_size
+        for i in range(0, len(readings), size):
+            lines, n = encode(readings[i : i + size], self.keys, self.s.measurement)
+            if not n:
+                continue
+            if self.down or len(self.buffer) or len(self.pending) >= MAX_PENDING:
+                await self.buffer.append(lines, n)  # OSError (disk full) → ingest retries the batch
+            else:
+                self.pending.append((lines, n))
+        self._wake.set()
+
+    @property
+    def backlog_points(self) -> int:
+        return self.buffer.points + sum(n for _, n in self.pending)
+
+    async def flush(self, timeout_s: float = 30.0) -> bool:
+        """Wait until everything written so far has reached the server (for tests and shutdown)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.pending or len(self.buffer):
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    async def _send_forever(self) -> None:
+        backoff = Backoff(base_s=self.s.backoff_base_s, cap_s=self.s.backoff_cap_s)
+        while True:
+            segment = self.buffer.oldest()
+            if segment is not None:
+                lines, n = await self.buffer.read(segment), segment.points
+            elif self.pending:
+                lines, n = self.pending[0]
+            else:
+                self.down = False
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                await self._send(lines, n)
+            except Unavailable as exc:
+                if not self.down:
+                    log.error(
+                        "InfluxDB %s unavailable (%s): buffering on disk in %s",
+                        self.s.url,
+                        exc,
+                        self.buffer.dir,
+                    )
+                self.down = True
+                self.last_error = str(exc)
+                while self.pending:  # keep order: everything after the first unsent batch goes to disk
+                    held, count = self.pending.popleft()
+                    await self.buffer.append(held, count)
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            if self.down:
+                log.info(
+                    "InfluxDB %s answers again; %d points still buffered", self.s.url, self.backlog_points
+                )
+            backoff.reset()
+            if segment is not None:
+                await self.buffer.remove(segment)
+            else:
+                self.pending.popleft()
+
+    async def _send(self, lines: bytes, n: int) -> None:
+        """Deliver one batch; refused points are counted, and the rest of the batch is kept."""
+        status, text = await self._post(lines)
+        if 200 <= status < 300:
+            self.written_points += n
+            return
+        if status in (400, 413, 422):
+            dropped = _DROPPED.search(text)
+            if "partial write" in text and dropped:
+                self._reject(int(dropped.group(1)), text)
+                self.written_points += n - int(dropped.group(1))
+                return
+            if n > 1:  # split until the bad points are alone: the good ones still go in
+                parts = lines.rstrip(b"\n").split(b"\n")
+                half = len(parts) // 2
+                await self._send(b"\n".join(parts[:half]) + b"\n", half)
+                await self._send(b"\n".join(parts[half:]) + b"\n", len(parts) - half)
+                return
+            self._reject(1, f"{text} — point: {lines[:300].decode(errors='replace').strip()}")
+            return
+        reason = {401: "auth", 403: "auth", 404: "not_found"}.get(status, "server")
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+        hint = ""
+        if status == 404 and self.s.write_endpoint == "v2":
+            hint = ' (an InfluxDB 1.x before 1.8 has no /api/v2/write: set write_endpoint = "v1")'
+        elif status in (401, 403):
+            hint = " (check token / username / password in [telemetry.influxdb])"
+        raise Unavailable(f"HTTP {status}: {text[:200]}{hint}")
+
+    async def _post(self, lines: bytes) -> tuple[int, str]:
+        try:
+            if self._v2_write is not None:
+                try:
+                    await self._v2_write.write(
+                        bucket=self._bucket(),
+                        org=self.s.org,
+                        record=lines,
+                        write_precision=WritePrecision.MS,  # type: ignore[arg-type]  # a str constant
+                    )
+                except ApiException as exc:
+                    return int(exc.status or 0), str(exc.body or exc.reason)
+                return 204, ""
+            assert self._http is not None
+            body = gzip.compress(lines, compresslevel=1) if self.s.gzip else lines
+            headers = {"Content-Encoding": "gzip"} if self.s.gzip else {}
+            response = await self._http.post(
+                "/write", params=self._v1_params(precision="ms"), content=body, headers=headers
+            )
+            return response.status_code, response.text
+        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+            self.errors["unreachable"] = self.errors.get("unreachable", 0) + 1
+            raise Unavailable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
+        except Exception as exc:  # aiohttp's errors, under influxdb-client's v2 API
+            if type(exc).__module__.startswith("aiohttp"):
+                self.errors["unreachable"] = self.errors.get("unreachable", 0) + 1
+                raise Unavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise
+
+    def _reject(self, points: int, message: str) -> None:
+        self.rejected_points += points
+        self.errors["rejected"] = self.errors.get("rejected", 0) + 1
+        log.error("InfluxDB refused %d point(s): %s", points, message[:500])
+
+    def _bucket(self) -> str:
+        rp = self.s.retention_policy
+        return f"{self.s.database}/{rp}" if rp else self.s.database
+
+    def _v1_params(self, **extra: str) -> dict[str, str]:
+        params = {"db": self.s.database, **extra}
+        if self.s.retention_policy:
+            params["rp"] = self.s.retention_policy
+        if self.s.username and not self.s.token:
+            params |= {"u": self.s.username, "p": self.s.password or ""}
+        return params
+
+    async def _create_database(self) -> None:
+        """InfluxDB 1.x: create the database if it is missing (idempotent; fine to fail if not allowed)."""
+        assert self._http is not None
+        try:
+            q = f'CREATE DATABASE "{self.s.database}"'
+            params = {k: v for k, v in self._v1_params(q=q).items() if k != "db"}
+            await self._http.post("/query", params=params)
+        except httpx.HTTPError as exc:
+            log.warning("InfluxDB %s: cannot create database %r now (%s)", self.s.url, self.s.database, exc)
+
+    # -- reading ----------------------------------------------------------------------------------
+    async def query(
+        self,
+        device_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        fields: Sequence[str] | None = None,
+        every_s: float | None = None,
+        aggregate: Aggregate = "mean",
+        limit: int = 10_000,
+    ) -> list[TelemetryPoint]:
+        wanted = list(fields) if fields else list(READING_FIELDS)
+        unknown = [f for f in wanted if f not in READING_FIELDS]
+        if unknown:  # also what keeps field names safe inside the query
+            raise ValueError(f"unknown fields {unknown}")
+        where = (
+            f"\"device\" = '{_literal(device_id)}' AND time >= {int(start.timestamp() * 1000)}ms "
+            f"AND time < {int(end.timestamp() * 1000)}ms"
+        )
+        measurement = f'"{self.s.measurement}"'
+        if every_s is None:
+            cols = ", ".join(f'"{f}"' for f in wanted)
+            q = f"SELECT {cols} FROM {measurement} WHERE {where} ORDER BY time ASC LIMIT {int(limit)}"
+            names = wanted
+        else:
+            names = [f for f in wanted if f not in NON_NUMERIC and f not in _BOOLEAN]
+            if not names:
+                return []
+            cols = ", ".join(f'{aggregate}("{f}") AS "{f}"' for f in names)
+            q = (
+                f"SELECT {cols} FROM {measurement} WHERE {where} "
+                f"GROUP BY time({max(1, int(every_s))}s) fill(none) LIMIT {int(limit)}"
+            )
+        rows = await self.influxql(q)
+        return [
+            TelemetryPoint(
+                datetime.fromtimestamp(row[0] / 1000, UTC), dict(zip(names, row[1:], strict=False))
+            )
+            for row in rows
+        ]
+
+    async def influxql(self, q: str) -> list[list[Any]]:
+        """Rows of an InfluxQL query (all series concatenated; time in ms first)."""
+        assert self._http is not None
+        params = self._v1_params(q=q, epoch="ms")
+        response = await self._http.get("/query", params=params)
+        if response.status_code != 200:
+            raise RuntimeError(f"InfluxDB /query answered HTTP {response.status_code}: {response.text[:200]}")
+        result = response.json()["results"][0]
+        if "error" in result:
+            raise RuntimeError(f"InfluxDB /query: {result['error']}")
+        return [row for series in result.get("series", []) for row in series["values"]]
+
+
+def _literal(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")

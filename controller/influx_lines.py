@@ -1,0 +1,54 @@
+"""Readings as InfluxDB line protocol: one point per reading, tags for what a dashboard groups by.
+
+`<measurement>,device=…,site=…,group=…,profile=…,kind=… field=value,… <ms>`. Numbers are always
+written as floats (an integer level and a fractional power stay one type per field across devices,
+so no field type conflicts), booleans as booleans, strings quoted. Timestamps are milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from drivers.base import Reading
+
+
+def escape_tag(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def escape_string(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def series_keys(measurement: str, tags: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """device id → `<measurement>,<tags>` prefix, built once per device."""
+    return {
+        device: escape_tag(measurement)
+        + "".join(f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(t.items()) if v)
+        for device, t in tags.items()
+    }
+
+
+def encode(readings: Sequence[Reading], keys: Mapping[str, str], measurement: str) -> tuple[bytes, int]:
+    """(line protocol, number of points); readings with no usable field are left out."""
+    lines = []
+    for r in readings:
+        fields = []
+        for name, value in r.values.items():
+            if isinstance(value, bool):
+                fields.append(f"{name}={'true' if value else 'false'}")
+            elif isinstance(value, int | float):
+                if math.isfinite(value):
+                    fields.append(f"{name}={float(value)!r}")
+            elif isinstance(value, str):
+                fields.append(f'{name}="{escape_string(value)}"')
+        if r.raw_status is not None:
+            fields.append(f"status_bits={float(r.raw_status)!r}")
+        if not fields:
+            continue
+        key = keys.get(r.device_id) or f"{escape_tag(measurement)},device={escape_tag(r.device_id)}"
+        lines.append(f"{key} {','.join(fields)} {int(r.ts.timestamp() * 1000)}")
+    if not lines:
+        return b"", 0
+    return ("\n".join(lines) + "\n").encode(), len(lines)
