@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -21,6 +20,7 @@ from api.models import (
     TelemetryOut,
     TelemetryPointOut,
 )
+from api.params import parse_every, utc
 from controller.commands import Command, UnknownDevice
 from controller.fleet import DeviceStatus
 from controller.registry import CommandRow, DeviceRow
@@ -29,8 +29,6 @@ from drivers.fields import READING_FIELDS
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "no such device"}}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _controller(request: Request) -> Controller:
@@ -94,15 +92,15 @@ async def get_telemetry(
 ) -> TelemetryOut:
     ctl = _controller(request)
     _row(ctl, device_id)
-    end = _utc(end) if end else datetime.now(UTC)
-    start = _utc(start) if start else end - timedelta(hours=1)
+    end = utc(end) if end else datetime.now(UTC)
+    start = utc(start) if start else end - timedelta(hours=1)
     if start >= end:
         raise ApiError(
             400,
             "invalid_range",
             f"`from` ({start.isoformat()}) must be before `to` ({end.isoformat()})",
         )
-    every_s = _parse_every(every) if every else None
+    every_s = parse_every(every) if every else None
     wanted = [f.strip() for f in fields.split(",") if f.strip()] if fields else list(READING_FIELDS)
     unknown = [f for f in wanted if f not in READING_FIELDS]
     if unknown:
@@ -213,25 +211,13 @@ def _command_out(row: CommandRow) -> CommandOut:
         detail=row.detail,
         written=row.written,
         readback=row.readback,
-        created_at=_utc(row.created_at),
+        created_at=utc(row.created_at),
         completed_at=_aware(row.completed_at),
     )
 
 
-def _parse_every(every: str) -> float:
-    m = _DURATION.match(every.strip())
-    if not m or float(m.group(1)) <= 0:
-        raise ApiError(400, "invalid_every", f"`every` must look like 30s, 5m, 1h or 1d, got {every!r}")
-    return float(m.group(1)) * _UNIT_S[m.group(2)]
-
-
-def _utc(ts: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything is stored in UTC.
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
-
-
 def _aware(ts: datetime | None) -> datetime | None:
-    return None if ts is None else _utc(ts)
+    return None if ts is None else utc(ts)
 
 
 groups_router = APIRouter(prefix="/api/v1/groups", tags=["groups"])

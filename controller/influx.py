@@ -297,17 +297,45 @@ class InfluxStore(TelemetryStore):
             for row in rows
         ]
 
+    async def energy(
+        self, device_ids: Sequence[str], start: datetime, end: datetime, every_s: float, offset_s: float = 0
+    ) -> dict[str, dict[datetime, float]]:
+        out: dict[str, dict[datetime, float]] = {}
+        if not device_ids:
+            return out
+        wanted = set(device_ids)
+        names = "|".join(re.escape(d) for d in sorted(wanted)).replace("/", "\\/")
+        q = (
+            f'SELECT spread("energy_wh") FROM "{self.s.measurement}" WHERE "device" =~ /^({names})$/ '
+            f"AND time >= {int(start.timestamp() * 1000)}ms AND time < {int(end.timestamp() * 1000)}ms "
+            f'GROUP BY time({int(every_s)}s, {int(offset_s) % int(every_s)}s), "device" fill(none)'
+        )
+        for tags, rows in await self._series(q):
+            device = tags.get("device", "")
+            for ts, wh in rows:
+                if device in wanted and wh is not None:
+                    out.setdefault(device, {})[datetime.fromtimestamp(ts / 1000, UTC)] = float(wh)
+        return out
+
+    async def _series(self, q: str) -> list[tuple[dict[str, str], list[list[Any]]]]:
+        result = await self._run(q)
+        return [(series.get("tags", {}), series["values"]) for series in result.get("series", [])]
+
     async def influxql(self, q: str) -> list[list[Any]]:
         """Rows of an InfluxQL query (all series concatenated; time in ms first)."""
+        result = await self._run(q)
+        return [row for series in result.get("series", []) for row in series["values"]]
+
+    async def _run(self, q: str) -> dict[str, Any]:
         assert self._http is not None
         params = self._v1_params(q=q, epoch="ms")
         response = await self._http.get("/query", params=params)
         if response.status_code != 200:
             raise RuntimeError(f"InfluxDB /query answered HTTP {response.status_code}: {response.text[:200]}")
-        result = response.json()["results"][0]
+        result: dict[str, Any] = response.json()["results"][0]
         if "error" in result:
             raise RuntimeError(f"InfluxDB /query: {result['error']}")
-        return [row for series in result.get("series", []) for row in series["values"]]
+        return result
 
 
 def _literal(value: str) -> str:

@@ -59,6 +59,15 @@ class ControllerMetrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self.telemetry_points = Gauge(
+            "lamplighter_telemetry_points",
+            "InfluxDB store: points written, refused, waiting in the buffer, dropped past its cap",
+            ["state"],
+            registry=r,
+        )
+        self.telemetry_buffer_bytes = Gauge(
+            "lamplighter_telemetry_buffer_bytes", "InfluxDB store: size of the on-disk buffer", registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -225,6 +225,13 @@ class Controller:
         m.queue_depth.set(self.queue.qsize())
         for task, n in self.supervisor.restarts().items():
             m.task_restarts.labels(task).set(n)
+        if isinstance(self.store, InfluxStore):
+            s = self.store
+            m.telemetry_points.labels("written").set(s.written_points)
+            m.telemetry_points.labels("rejected").set(s.rejected_points)
+            m.telemetry_points.labels("buffered").set(s.backlog_points)
+            m.telemetry_points.labels("dropped").set(s.buffer.dropped_points)
+            m.telemetry_buffer_bytes.set(s.buffer.bytes)
 
     async def _flush_states_forever(self) -> None:
         while True:

@@ -59,6 +59,14 @@ class TelemetryStore(abc.ABC):
     ) -> list[TelemetryPoint]:
         """Points in [start, end), oldest first; with `every_s`, one aggregated point per window."""
 
+    @abc.abstractmethod
+    async def energy(
+        self, device_ids: Sequence[str], start: datetime, end: datetime, every_s: float, offset_s: float = 0
+    ) -> dict[str, dict[datetime, float]]:
+        """Wh used per device per window (the spread of its `energy_wh` counter in the window).
+
+        Windows start at `offset_s` past a multiple of `every_s` since the epoch (local midnight)."""
+
 
 _metadata = MetaData()
 telemetry_table = Table(
@@ -152,6 +160,30 @@ class SqliteTelemetryStore(TelemetryStore):
                 TelemetryPoint(_dt(row[0]), {f: _round(v) for f, v in zip(numeric, row[1:], strict=True)})
                 for row in result
             ]
+
+    async def energy(
+        self, device_ids: Sequence[str], start: datetime, end: datetime, every_s: float, offset_s: float = 0
+    ) -> dict[str, dict[datetime, float]]:
+        out: dict[str, dict[datetime, float]] = {}
+        if not device_ids:
+            return out
+        marks = ", ".join(f":d{i}" for i in range(len(device_ids)))
+        params: dict[str, object] = {f"d{i}": d for i, d in enumerate(device_ids)}
+        params |= {"a": start.timestamp(), "b": end.timestamp(), "w": every_s, "o": offset_s}
+        counter = "json_extract(doc, '$.energy_wh')"
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                text(
+                    "SELECT device_id, CAST((ts - :o) / :w AS INTEGER) * :w + :o AS bucket, "
+                    f"MAX({counter}) - MIN({counter}) FROM telemetry "
+                    f"WHERE device_id IN ({marks}) AND ts >= :a AND ts < :b AND {counter} IS NOT NULL "
+                    "GROUP BY device_id, bucket"
+                ),
+                params,
+            )
+            for device_id, bucket, wh in result:
+                out.setdefault(device_id, {})[_dt(bucket)] = float(wh or 0)
+        return out
 
 
 def _encode(reading: Reading) -> str:

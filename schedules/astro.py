@@ -57,6 +57,19 @@ class AstroClock:
                 return dt.datetime.combine(day, dt.time(0), tz)
             return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tz)
 
+    def dark_hours(
+        self, start: dt.datetime, end: dt.datetime, step: dt.timedelta = dt.timedelta(minutes=5)
+    ) -> float:
+        """Hours in [start, end) when the sun is down (sampled every `step`, as previews are)."""
+        hours = 0.0
+        t = start
+        while t < end:
+            nxt = min(t + step, end)
+            if not self.is_daylight(t):
+                hours += (nxt - t) / dt.timedelta(hours=1)
+            t = nxt
+        return hours
+
     def is_daylight(self, instant: dt.datetime) -> bool:
         observer = Observer(latitude=self.latitude, longitude=self.longitude)
         return bool(elevation(observer, instant) > -0.833)  # the sun's upper limb above the horizon

@@ -1,0 +1,98 @@
+"""`GET /api/v1/energy` over both telemetry stores: kWh from the lamps' counters, and the saving."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.server import ApiServer
+from controller.config import load_config
+from drivers.base import Reading
+from tests.controller.city import running_city, running_controller, write_city
+from tests.tsdb import InfluxDB1
+
+HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+@pytest.fixture(params=["sqlite", "influxdb"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield ""
+        return
+    server = InfluxDB1(tmp_path / "influx")
+    server.start()
+    yield f"""[telemetry]
+backend = "influxdb"
+[telemetry.influxdb]
+url = "{server.url}"
+write_endpoint = "v1"
+database = "city"
+buffer_dir = "{tmp_path}/buffer"
+"""
+    server.stop()
+
+
+def with_backend(text: str, section: str) -> str:
+    if not section:
+        return text
+    lines = text.splitlines()
+    i = lines.index("[telemetry]")
+    return "\n".join([*lines[:i], *section.strip().splitlines(), *lines[i + 2 :]]) + "\n"
+
+
+async def test_energy_per_lamp_and_day_against_the_dusk_to_dawn_baseline(
+    tmp_path: Path, backend: str
+) -> None:
+    path = write_city(tmp_path, gw_lamps=2, bus_lamps=1)
+    path.write_text(with_backend(path.read_text(), backend))
+    settings = load_config(path)
+    day1 = dt.datetime(2026, 11, 20, tzinfo=HANOI)  # local midnights
+    day2 = day1 + dt.timedelta(days=1)
+    async with running_city(settings), running_controller(settings) as ctl:
+        # each 100 W lamp burns all night at 50 %: its counter grows 650 Wh a day (13 dark hours)
+        history = []
+        for device, daily_wh in (("gw1-001", 650.0), ("gw1-002", 325.0)):
+            for hour in range(48):
+                ts = day1 + dt.timedelta(hours=hour, minutes=30)
+                history.append(
+                    Reading(device, ts.astimezone(dt.UTC), {"energy_wh": 10_000 + daily_wh * hour / 24})
+                )
+        await ctl.store.write(history)
+        if hasattr(ctl.store, "flush"):
+            assert await ctl.store.flush()
+        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        await server.start()
+        try:
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                params = {
+                    "group": "hanoi/ba-dinh",
+                    "from": day1.isoformat(),
+                    "to": (day2 + dt.timedelta(days=1)).isoformat(),
+                    "every": "1d",
+                }
+                body = (await client.get("/api/v1/energy", params=params)).json()
+                missing = await client.get("/api/v1/energy", params={"group": "nowhere"})
+                inverted = await client.get(
+                    "/api/v1/energy", params={**params, "from": params["to"], "to": params["from"]}
+                )
+        finally:
+            await server.stop()
+    assert body["lamps"] == 2
+    assert [w["start"] for w in body["windows"]] == [
+        day1.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        day2.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+    ]
+    lamp1 = next(p for p in body["per_lamp"] if p["device_id"] == "gw1-001")
+    # 23 of 24 hourly steps fall inside one day: 650 × 23/24 Wh
+    assert lamp1["windows"][0]["kwh"] == pytest.approx(0.650 * 23 / 24, abs=0.001)
+    assert 1.2 < lamp1["windows"][0]["baseline_kwh"] < 1.45  # 100 W × ~13 dark hours in late November
+    assert 45 < lamp1["saving_pct"] < 60
+    assert body["kwh"] == pytest.approx((0.650 + 0.325) * 2 * 23 / 24, abs=0.002)
+    assert missing.status_code == 404
+    assert inverted.status_code == 400
