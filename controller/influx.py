@@ -30,7 +30,7 @@ from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from controller.config import InfluxSettings
-from controller.disk_buffer import DiskBuffer
+from controller.disk_buffer import DiskBuffer, Segment
 from controller.influx_lines import encode, series_keys
 from controller.telemetry import NON_NUMERIC, Aggregate, TelemetryPoint, TelemetryStore
 from drivers.backoff import Backoff
@@ -39,7 +39,7 @@ from drivers.fields import READING_FIELDS
 
 log = logging.getLogger(__name__)
 #: batches kept in memory before new ones go to disk even while the server is up
-MAX_PENDING = 16
+MAX_PENDING = 64
 _DROPPED = re.compile(r"dropped=(\d+)")
 _BOOLEAN = frozenset(name for name, (kind, _) in READING_FIELDS.items() if kind == "bool")
 
@@ -133,11 +133,13 @@ class InfluxStore(TelemetryStore):
     async def _send_forever(self) -> None:
         backoff = Backoff(base_s=self.s.backoff_base_s, cap_s=self.s.backoff_cap_s)
         while True:
-            segment = self.buffer.oldest()
-            if segment is not None:
-                lines, n = await self.buffer.read(segment), segment.points
+            segments = self._take_segments()
+            if segments:
+                lines = b"".join([await self.buffer.read(seg) for seg in segments])
+                n = sum(seg.points for seg in segments)
+                taken = 0
             elif self.pending:
-                lines, n = self.pending[0]
+                lines, n, taken = self._take_pending()
             else:
                 self.down = False
                 self._wake.clear()
@@ -165,10 +167,32 @@ class InfluxStore(TelemetryStore):
                     "InfluxDB %s answers again; %d points still buffered", self.s.url, self.backlog_points
                 )
             backoff.reset()
-            if segment is not None:
-                await self.buffer.remove(segment)
-            else:
+            for seg in segments:
+                await self.buffer.remove(seg)
+            for _ in range(taken):
                 self.pending.popleft()
+
+    def _take_segments(self) -> list[Segment]:
+        """The oldest buffered batches, together up to `batch_size` points (at least one)."""
+        out: list[Segment] = []
+        points = 0
+        for seg in self.buffer.segments:
+            if out and points + seg.points > self.s.batch_size:
+                break
+            out.append(seg)
+            points += seg.points
+        return out
+
+    def _take_pending(self) -> tuple[bytes, int, int]:
+        """The oldest pending batches joined, up to `batch_size` points: (lines, points, batches)."""
+        parts: list[bytes] = []
+        points = 0
+        for lines, n in self.pending:
+            if parts and points + n > self.s.batch_size:
+                break
+            parts.append(lines)
+            points += n
+        return b"".join(parts), points, len(parts)
 
     async def _send(self, lines: bytes, n: int) -> None:
         """Deliver one batch; refused points are counted, and the rest of the batch is kept."""
