@@ -10,6 +10,7 @@ the disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import logging
 import os
@@ -17,6 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+
+class TelemetryBufferError(OSError):
+    """The buffer could not keep a batch (a full or read-only disk): the caller must keep it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +65,20 @@ class DiskBuffer:
     async def append(self, lines: bytes, points: int) -> None:
         """Keep a batch; OSError (a full disk, say) goes to the caller, which keeps the batch itself."""
         seq = self._next
+        try:
+            segment = await asyncio.to_thread(self._write, seq, points, lines)
+        except OSError as exc:
+            raise TelemetryBufferError(
+                f"cannot keep {points} points in the telemetry buffer {self.dir}: {exc.strerror or exc}"
+            ) from exc
         self._next += 1
-        segment = await asyncio.to_thread(self._write, seq, points, lines)
         self.segments.append(segment)
         self.bytes += segment.size
         while self.bytes > self.max_bytes and len(self.segments) > 1:
             oldest = self.segments.pop(0)
             self.bytes -= oldest.size
             self.dropped_points += oldest.points
-            await asyncio.to_thread(oldest.path.unlink, True)
+            await asyncio.to_thread(_unlink, oldest.path)
             log.error(
                 "telemetry buffer over %.0f MB: dropped the oldest %d points (%d dropped so far)",
                 self.max_bytes / 2**20,
@@ -87,7 +97,19 @@ class DiskBuffer:
         if self.segments and self.segments[0] == segment:
             self.segments.pop(0)
             self.bytes -= segment.size
-        await asyncio.to_thread(segment.path.unlink, True)
+        await asyncio.to_thread(_unlink, segment.path)
+
+    async def discard(self, segments: list[Segment]) -> int:
+        """Give up on batches that cannot be read back; their points count as dropped."""
+        lost = 0
+        for seg in segments:
+            if seg in self.segments:
+                self.segments.remove(seg)
+                self.bytes -= seg.size
+                lost += seg.points
+                await asyncio.to_thread(_unlink, seg.path)
+        self.dropped_points += lost
+        return lost
 
     def _scan(self) -> list[Segment]:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -114,3 +136,8 @@ class DiskBuffer:
             os.fsync(f.fileno())
         tmp.replace(path)
         return Segment(seq, points, len(data), path)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):  # already gone, or its directory is: nothing left to remove
+        path.unlink()

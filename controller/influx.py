@@ -131,11 +131,28 @@ class InfluxStore(TelemetryStore):
         return True
 
     async def _send_forever(self) -> None:
+        """The sender never dies: an unexpected error is logged and sending resumes (order kept)."""
+        while True:
+            try:
+                await self._send_loop()
+            except Exception:
+                log.exception("InfluxDB sender failed; resuming in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def _send_loop(self) -> None:
         backoff = Backoff(base_s=self.s.backoff_base_s, cap_s=self.s.backoff_cap_s)
         while True:
             segments = self._take_segments()
             if segments:
-                lines = b"".join([await self.buffer.read(seg) for seg in segments])
+                try:
+                    lines = b"".join([await self.buffer.read(seg) for seg in segments])
+                except OSError as exc:  # a batch file gone or unreadable: it cannot be sent, say so
+                    lost = await self.buffer.discard(segments)
+                    log.error(
+                        "telemetry buffer: %d points lost, their batch file is unreadable: %s", lost, exc
+                    )
+                    await asyncio.sleep(backoff.next_delay())
+                    continue
                 n = sum(seg.points for seg in segments)
                 taken = 0
             elif self.pending:

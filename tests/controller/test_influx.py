@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from api.app import create_app
 from api.server import ApiServer
 from controller.config import InfluxSettings, load_config
+from controller.disk_buffer import TelemetryBufferError
 from controller.influx import InfluxStore
 from drivers.base import Reading
 from tests.controller.city import running_city, running_controller, write_city
@@ -210,6 +212,19 @@ async def test_past_its_cap_the_buffer_drops_the_oldest_and_counts_them(
     assert store.buffer.dropped_points > 0
     assert store.buffer.bytes <= 0.002 * 2**20 or len(store.buffer) == 1
     assert store.buffer.points + store.buffer.dropped_points == 200
+
+
+async def test_a_buffer_that_cannot_be_written_fails_the_write_clearly(
+    influx: InfluxDB1, tmp_path: Path, store_factory: Any
+) -> None:
+    influx.stop()
+    store = await store_factory(settings(influx.url, tmp_path))
+    await store.write(readings("lamp-1", 5, NOW))
+    await until(lambda: store.down, what="outage noticed")
+    shutil.rmtree(tmp_path / "buffer")
+    (tmp_path / "buffer").write_text("the disk is gone")  # nothing can be created there any more
+    with pytest.raises(TelemetryBufferError, match=r"cannot keep 5 points in the telemetry buffer .*buffer"):
+        await store.write(readings("lamp-1", 5, NOW + dt.timedelta(minutes=1)))
 
 
 async def test_the_controller_and_api_use_influxdb(influx: InfluxDB1, tmp_path: Path) -> None:
