@@ -20,6 +20,7 @@ import typer
 
 from controller.broker import EmbeddedBroker
 from controller.config import ConfigError, ControllerSettings, load_config
+from controller.firmware_cli import firmware_app
 from controller.schedule_file import ScheduleFile, load_schedule_file
 from simulators.lamp import Fault
 from simulators.mqtt_devices import MqttFault
@@ -31,6 +32,7 @@ schedules_app = typer.Typer(
     help="Programs, calendars and group calendars, through the API.", no_args_is_help=True
 )
 app.add_typer(schedules_app, name="schedules")
+app.add_typer(firmware_app, name="firmware")
 ApiOpt = Annotated[str, typer.Option(help="the controller's API")]
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="configuration file (TOML)")]

@@ -1,0 +1,166 @@
+"""`lamplighter firmware …` — keys, signing, verifying, and pushing an image down a serial cable."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from drivers.base import SerialPort
+from drivers.firmware import (
+    FirmwareRejected,
+    SignedManifest,
+    check_image,
+    check_manifest,
+    parse_signed_manifest,
+)
+from firmware_bridge.serial_channel import SerialFirmwareChannel
+from firmware_bridge.signing import (
+    SigningKeyError,
+    generate_keypair,
+    load_private_key,
+    sign_image,
+    trusted_keys,
+)
+from firmware_bridge.transfer import TransferOptions, TransferStatus, transfer
+
+firmware_app = typer.Typer(help="Signed firmware: keys, signing, checking, pushing.", no_args_is_help=True)
+PassEnv = Annotated[
+    str | None, typer.Option(help="name of an environment variable holding the key's passphrase")
+]
+TrustedOpt = Annotated[list[Path], typer.Option("--trusted-key", help="public key(s) to trust (PEM)")]
+
+
+@firmware_app.command("keygen")
+def keygen(
+    out: Annotated[Path, typer.Option(help="directory for the key files")] = Path("keys"),
+    name: Annotated[str, typer.Option(help="file name stem")] = "release",
+    passphrase_env: PassEnv = None,
+) -> None:
+    """Make an Ed25519 key pair: NAME.pem (private, mode 0600) and NAME.pub.pem (to distribute)."""
+    private, public = out / f"{name}.pem", out / f"{name}.pub.pem"
+    try:
+        kid = generate_keypair(private, public, _passphrase(passphrase_env))
+    except FileExistsError:
+        _fail(f"{private} exists: refusing to overwrite a private key")
+    typer.echo(f"key {kid}: private {private} (0600), public {public}")
+
+
+@firmware_app.command("sign")
+def sign(
+    image: Path,
+    model: Annotated[str, typer.Option(help="device model (profile name)")],
+    version: Annotated[str, typer.Option(help="image version, e.g. 1.5.0")],
+    key: Annotated[Path, typer.Option(help="private key (PEM)")],
+    min_hw_rev: Annotated[int, typer.Option(help="oldest hardware revision it runs on")] = 0,
+    notes: Annotated[str, typer.Option(help="release notes")] = "",
+    passphrase_env: PassEnv = None,
+    out: Annotated[Path | None, typer.Option(help="manifest file [default: IMAGE.manifest.json]")] = None,
+) -> None:
+    """Write the signed manifest of an image."""
+    try:
+        private = load_private_key(key, _passphrase(passphrase_env))
+        signed = sign_image(
+            image.read_bytes(), private, model=model, version=version, min_hw_rev=min_hw_rev, notes=notes
+        )
+    except (SigningKeyError, OSError, ValueError) as exc:
+        _fail(str(exc))
+    target = out or image.with_name(image.name + ".manifest.json")
+    target.write_text(signed.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    m = signed.manifest
+    typer.echo(f"{target}: {m.model} {m.version}, {m.size} bytes, sha256 {m.sha256[:16]}…, key {m.key_id}")
+
+
+@firmware_app.command("verify")
+def verify(
+    image: Path,
+    trusted_key: TrustedOpt,
+    manifest: Annotated[Path | None, typer.Option(help="[default: IMAGE.manifest.json]")] = None,
+    model: Annotated[str | None, typer.Option(help="the device model it must be for")] = None,
+) -> None:
+    """Check an image against its manifest and the trusted keys; exit 1 with the reason if it fails."""
+    try:
+        signed = parse_signed_manifest(
+            (manifest or image.with_name(image.name + ".manifest.json")).read_bytes()
+        )
+        m = check_manifest(signed, trusted_keys(trusted_key), model=model)
+        check_image(image.read_bytes(), m)
+    except FirmwareRejected as exc:
+        _fail(f"REFUSED ({exc.reason}): {exc}")
+    except (SigningKeyError, OSError) as exc:
+        _fail(str(exc))
+    typer.echo(f"OK: {m.model} {m.version}, {m.size} bytes, signed by key {m.key_id}")
+
+
+@firmware_app.command("push")
+def push(
+    image: Path,
+    port: Annotated[str, typer.Option(help="serial port, e.g. /dev/ttyUSB0")],
+    trusted_key: TrustedOpt,
+    manifest: Annotated[Path | None, typer.Option(help="[default: IMAGE.manifest.json]")] = None,
+    baud: Annotated[int, typer.Option(help="baud rate")] = 115200,
+    address: Annotated[
+        int, typer.Option(help="device address on the line (0 on a point-to-point cable)")
+    ] = 0,
+    chunk_size: Annotated[int, typer.Option(min=16, max=8192)] = 512,
+    allow_downgrade: Annotated[
+        bool, typer.Option(help="allow an older version than the installed one")
+    ] = False,
+) -> None:
+    """Send an image to one device over a serial line (a technician's cable), with a progress bar."""
+    try:
+        signed = parse_signed_manifest(
+            (manifest or image.with_name(image.name + ".manifest.json")).read_bytes()
+        )
+        keys = trusted_keys(trusted_key)
+        data = image.read_bytes()
+    except (FirmwareRejected, SigningKeyError, OSError) as exc:
+        _fail(str(exc))
+    status = asyncio.run(_push(data, signed, keys, port, baud, address, chunk_size, allow_downgrade))
+    if status.state != "UPDATED":
+        _fail(f"FAILED: {status.reason}")
+    typer.echo(f"UPDATED: {status.version_before} → {status.version_after} ({status.resent} frames resent)")
+
+
+async def _push(
+    data: bytes,
+    signed: SignedManifest,
+    keys: dict[str, Ed25519PublicKey],
+    port: str,
+    baud: int,
+    address: int,
+    chunk_size: int,
+    allow_downgrade: bool,
+) -> TransferStatus:
+    channel = SerialFirmwareChannel(SerialPort(port=port, baudrate=baud))
+    options = TransferOptions(chunk_size=chunk_size, allow_downgrade=allow_downgrade)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns) as bar:
+        task = bar.add_task(f"{signed.manifest.version} → {port}", total=len(data))
+
+        def show(s: TransferStatus) -> None:
+            bar.update(task, completed=s.offset, description=f"{s.state.lower():11} {s.version}")
+
+        try:
+            return await transfer(channel, address, port, data, signed, keys, options, show)
+        finally:
+            await channel.close()
+
+
+def _passphrase(env: str | None) -> bytes | None:
+    if env is None:
+        return None
+    value = os.environ.get(env)
+    if not value:
+        _fail(f"environment variable {env} is not set")
+    return value.encode()
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(1)
