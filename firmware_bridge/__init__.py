@@ -1,4 +1,5 @@
-"""Signed firmware images, chunked resumable transfers over serial/BLE/MQTT, staged rollouts.
+"""Signed firmware images, chunked resumable transfers, staged rollouts (docs/firmware.md).
 
-Arrives with the firmware issue; nothing here yet.
+`signing`: keys and signed manifests. `transfer`: one image to one device over any channel.
+`serial_channel`: frames over a serial line. The image format and frames are in `drivers/firmware.py`.
 """
