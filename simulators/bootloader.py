@@ -19,6 +19,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import aiomqtt
 import serial_asyncio_fast
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -207,3 +208,55 @@ class SerialBootloaders:
                     await writer.drain()
         finally:
             writer.close()
+
+
+class MqttBootloaders:
+    """Bootloaders reached over MQTT: frames on `<prefix>/<device>/down`, replies on `…/up`."""
+
+    def __init__(
+        self, host: str, port: int, devices: dict[str, BootloaderModel], *, prefix: str = "lamplighter/fw"
+    ) -> None:
+        self.host, self.port = host, port
+        self.devices = devices
+        self.prefix = prefix
+        self.frames = 0
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._reboots: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._serve(), name="bootloader-sim:mqtt")
+        await asyncio.wait_for(self._ready.wait(), 10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await self._task
+            self._task = None
+
+    async def _serve(self) -> None:
+        async with aiomqtt.Client(self.host, self.port, timeout=10) as client:
+            await client.subscribe(f"{self.prefix}/+/down", qos=1)
+            self._ready.set()
+            async for message in client.messages:
+                key = message.topic.value.split("/")[-2]
+                device = self.devices.get(key)
+                if device is None or not isinstance(message.payload, bytes | bytearray):
+                    continue
+                try:
+                    frame = decode_frame(bytes(message.payload))
+                except FrameError:
+                    continue
+                self.frames += 1
+                up = f"{self.prefix}/{key}/up"
+                for reply in device.handle(frame):
+                    await client.publish(up, reply.encode(), qos=1)
+                if frame.verb == "ACTIVATE" and device.state == "updating":
+                    task = asyncio.create_task(self._reboot_later(client, device, up))
+                    self._reboots.add(task)
+                    task.add_done_callback(self._reboots.discard)
+
+    async def _reboot_later(self, client: aiomqtt.Client, device: BootloaderModel, up: str) -> None:
+        await asyncio.sleep(REBOOT_S)
+        await client.publish(up, device.reboot().encode(), qos=1)
