@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from types import TracebackType
 
 import aiomqtt
@@ -16,6 +17,9 @@ from drivers.firmware import Frame, FrameError, decode_frame
 from firmware_bridge.transfer import ChannelTimeout
 
 PREFIX = "lamplighter/fw"
+#: frames are small request/reply messages: without TCP_NODELAY each one waits out Nagle's algorithm
+#: against the peer's delayed ACK (≈ 40 ms a hop). The broker needs it too (`set_tcp_nodelay true`).
+NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 class MqttFirmwareLink:
@@ -33,7 +37,9 @@ class MqttFirmwareLink:
     ) -> None:
         self.prefix = prefix.rstrip("/")
         self.queue_size = queue_size
-        self._client = aiomqtt.Client(host, port, username=username, password=password, timeout=10)
+        self._client = aiomqtt.Client(
+            host, port, username=username, password=password, timeout=10, socket_options=NODELAY
+        )
         self._queues: dict[str, asyncio.Queue[bytes]] = {}
         self._reader: asyncio.Task[None] | None = None
 

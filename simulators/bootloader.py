@@ -16,6 +16,7 @@ import contextlib
 import enum
 import hashlib
 import logging
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -236,7 +237,8 @@ class MqttBootloaders:
             self._task = None
 
     async def _serve(self) -> None:
-        async with aiomqtt.Client(self.host, self.port, timeout=10) as client:
+        nodelay = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)  # as the controller's side, docs/firmware.md
+        async with aiomqtt.Client(self.host, self.port, timeout=10, socket_options=nodelay) as client:
             await client.subscribe(f"{self.prefix}/+/down", qos=1)
             self._ready.set()
             async for message in client.messages:

@@ -32,6 +32,8 @@ class Mosquitto:
             f"persistence_location {self.dir}/",
             f"log_dest file {self.dir}/mosquitto.log",
             "max_queued_messages 100000",
+            # request/reply traffic (firmware frames) would otherwise wait ~40 ms per hop (Nagle)
+            "set_tcp_nodelay true",
         ]
         if tls is not None:  # client certificates required, signed by the test CA
             lines += [
