@@ -195,6 +195,21 @@ class WebhookSettings(_Strict):
         return v
 
 
+class FirmwareSettings(_Strict):
+    """Signed firmware (docs/firmware.md): which keys to trust, where images live, how frames travel."""
+
+    trusted_keys: tuple[Path, ...] = Field(
+        default=(), description="public keys (PEM) images must be signed with"
+    )
+    images_dir: Path = Path("./var/firmware")
+    mqtt_host: str = Field(default="embedded", description='broker for MQTT devices\' frames, or "embedded"')
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    topic_prefix: str = Field(default="lamplighter/fw", pattern=r"^[^+#]+$")
+    chunk_size: int = Field(default=4096, ge=16, le=8192)
+    timeout_s: float = Field(default=5.0, gt=0, le=120)
+    max_image_mb: float = Field(default=32, gt=0, le=1024)
+
+
 class Site(_Strict):
     id: Annotated[str, Field(pattern=_ID)]
     name: str = ""
@@ -370,6 +385,7 @@ class ControllerSettings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     alert_thresholds: tuple[GroupThresholds, ...] = ()
     webhooks: tuple[WebhookSettings, ...] = ()
+    firmware: FirmwareSettings = FirmwareSettings()
     profiles_dir: Path | None = None
     sites: tuple[Site, ...] = ()
     links: tuple[LinkConfig, ...] = ()
@@ -429,6 +445,9 @@ def load_config(path: str | Path) -> ControllerSettings:
     locator = TomlLocator(path, text, ignore=_LINK_KINDS)
     if isinstance(data.get("profiles_dir"), str):
         data["profiles_dir"] = str((path.parent / data["profiles_dir"]).resolve())
+    firmware = data.get("firmware")
+    if isinstance(firmware, dict) and isinstance(firmware.get("trusted_keys"), list):
+        firmware["trusted_keys"] = [str((path.parent / k).resolve()) for k in firmware["trusted_keys"]]
     try:
         settings = ControllerSettings(**data)
     except ValidationError as exc:

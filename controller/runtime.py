@@ -32,6 +32,7 @@ from controller.config import (
 )
 from controller.db import create_engine
 from controller.event_hub import EventHub
+from controller.firmware import FirmwareService
 from controller.fleet import Fleet
 from controller.influx import InfluxStore
 from controller.ingest import ReadingIngest
@@ -84,6 +85,7 @@ class Controller:
         self.events = EventHub()
         self.alerts: AlertService | None = None
         self.webhooks: dict[str, WebhookSender] = {}
+        self.firmware: FirmwareService | None = None
 
     async def start(self) -> None:
         await self.registry.create_schema()
@@ -164,6 +166,8 @@ class Controller:
                 self.supervisor.spawn(f"poll:{link_id}", poller.run, group="pollers")
         self.scheduling = Scheduling(self.registry.engine, self.devices, clocks, self.dispatcher, self.fleet)
         await self.scheduling.start()
+        self.firmware = FirmwareService(self.settings, self.devices, self.fleet)
+        await self.firmware.start()
         self.started_at = datetime.now(UTC)
         log.info("controller started: %d links, %d devices", len(self.drivers), len(self.devices))
 
@@ -198,6 +202,8 @@ class Controller:
         """Stop pollers, drain the queue into the store, flush state, close everything."""
         if self.scheduling is not None:
             await self.scheduling.stop()
+        if self.firmware is not None:
+            await self.firmware.stop()
         await self.supervisor.stop("pollers")
         await self.supervisor.stop("ingest")
         if self.ingest is not None:

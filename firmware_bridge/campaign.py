@@ -191,6 +191,11 @@ class Campaign:
                 except asyncio.CancelledError:
                     status = TransferStatus(device, self.spec.version, state="FAILED", reason="cancelled")
                     self.statuses[device] = status
+                except Exception as exc:  # the channel itself failed (broker unreachable …): say so
+                    reason = f"{type(exc).__name__}: {exc}"
+                    self.statuses[device] = TransferStatus(
+                        device, self.spec.version, state="FAILED", reason=reason
+                    )
                 finally:
                     self._tasks.pop(device, None)
 

@@ -58,6 +58,11 @@ class MqttFirmwareLink:
                 await self._reader
         await self._client.__aexit__(et, e, tb)
 
+    @property
+    def alive(self) -> bool:
+        """False once the broker connection has dropped (make a new link)."""
+        return self._reader is not None and not self._reader.done()
+
     def channel(self, device: str) -> MqttFirmwareChannel:
         queue = self._queues.setdefault(device, asyncio.Queue(self.queue_size))
         return MqttFirmwareChannel(self._client, f"{self.prefix}/{device}/down", queue)

@@ -1,0 +1,129 @@
+"""Firmware through the API: upload (refused when tampered), a campaign to MQTT devices, its status."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from api.app import create_app
+from api.server import ApiServer
+from controller.config import load_config
+from drivers.firmware import key_id
+from firmware_bridge.signing import generate_keypair, load_private_key, load_public_key, sign_image
+from simulators.bootloader import BootloaderModel, MqttBootloaders
+from tests.controller.city import running_controller
+from tests.mosquitto import Mosquitto
+
+KEYS = ("hk1", "hk2", "hk3")
+
+
+def city(tmp_path: Path, broker: Mosquitto, public_key: Path) -> Path:
+    devices = "".join(
+        f"""
+[[devices]]
+id = "env-{key}"
+link = "broker"
+key = "{key}"
+profile = "env_sensor"
+group = "hanoi/hoan-kiem"
+latitude = 21.0287
+longitude = 105.8524
+"""
+        for key in KEYS
+    )
+    path = tmp_path / "city.toml"
+    path.write_text(
+        f"""
+[database]
+url = "sqlite+aiosqlite:///{tmp_path}/registry.db"
+[telemetry]
+url = "sqlite+aiosqlite:///{tmp_path}/telemetry.db"
+[firmware]
+trusted_keys = ["{public_key.name}"]
+images_dir = "{tmp_path}/firmware"
+mqtt_host = "127.0.0.1"
+mqtt_port = {broker.port}
+timeout_s = 2
+
+[[sites]]
+id = "hn"
+latitude = 21.0
+longitude = 105.8
+
+[[links]]
+id = "broker"
+site = "hn"
+kind = "mqtt"
+host = "127.0.0.1"
+port = {broker.port}
+{devices}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def test_upload_then_a_campaign_updates_the_group(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    generate_keypair(tmp_path / "release.pem", tmp_path / "release.pub.pem")
+    private, public = (
+        load_private_key(tmp_path / "release.pem"),
+        load_public_key(tmp_path / "release.pub.pem"),
+    )
+    trusted = {key_id(public): public}
+    bootloaders = {
+        k: BootloaderModel(address=0, model="env_sensor", trusted=trusted, version="2.0.0") for k in KEYS
+    }
+    sims = MqttBootloaders("127.0.0.1", mosquitto.port, bootloaders)
+    await sims.start()
+    image = bytes(range(256)) * 200
+    signed = sign_image(image, private, model="env_sensor", version="2.1.0")
+    settings = load_config(city(tmp_path, mosquitto, tmp_path / "release.pub.pem"))
+    try:
+        async with running_controller(settings) as ctl:
+            server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+            await server.start()
+            try:
+                async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+                    results = await _run(client, image, signed.model_dump_json().encode())
+            finally:
+                await server.stop()
+    finally:
+        await sims.stop()
+    tampered, uploaded, listed, created, duplicate, missing, final = results
+    assert tampered.status_code == 422
+    assert tampered.json()["error"]["details"] == [{"reason": "hash_mismatch"}]
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["manifest"]["version"] == "2.1.0"
+    assert [i["sha256"] for i in listed] == [signed.manifest.sha256]
+    assert created.status_code == 201, created.text
+    assert duplicate.status_code == 409
+    assert missing.status_code == 404
+    assert final["state"] == "finished", final
+    assert final["summary"] == {"UPDATED": 3}
+    assert {d["device_id"]: (d["version_before"], d["version_after"]) for d in final["devices"]} == {
+        f"env-{k}": ("2.0.0", "2.1.0") for k in KEYS
+    }
+    assert {b.version for b in bootloaders.values()} == {"2.1.0"}
+    assert (tmp_path / "firmware" / f"{signed.manifest.sha256}.bin").read_bytes() == image
+
+
+async def _run(client: httpx.AsyncClient, image: bytes, manifest: bytes) -> tuple[Any, ...]:
+    bad = bytearray(image)
+    bad[5] ^= 0xFF
+    tampered = await client.post("/api/v1/firmware", files={"image": bytes(bad), "manifest": manifest})
+    uploaded = await client.post("/api/v1/firmware", files={"image": image, "manifest": manifest})
+    listed = (await client.get("/api/v1/firmware")).json()
+    body = {"id": "env-2.1", "image": uploaded.json()["sha256"], "group": "hanoi", "waves": [34, 100]}
+    created = await client.post("/api/v1/campaigns", json=body)
+    duplicate = await client.post("/api/v1/campaigns", json=body)
+    missing = await client.post("/api/v1/campaigns", json={**body, "id": "x", "image": "0" * 64})
+    final: dict[str, Any] = {}
+    for _ in range(100):
+        final = (await client.get("/api/v1/campaigns/env-2.1")).json()
+        if final["state"] in ("finished", "stopped"):
+            break
+        await asyncio.sleep(0.1)
+    return tampered, uploaded, listed, created, duplicate, missing, final
