@@ -188,3 +188,10 @@ def unb64(text: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except binascii.Error as exc:
         raise FrameError(f"bad base64: {exc}") from None
+
+
+# -- BLE ------------------------------------------------------------------------------------------
+#: the firmware service a BLE bootloader exposes, and its one characteristic: frames are written to
+#: it (with response) and replies arrive as notifications of it
+BLE_FIRMWARE_SERVICE = "6c616d70-6677-4000-8000-000000000001"
+BLE_FIRMWARE_FRAMES = "6c616d70-6677-4000-8000-000000000002"

@@ -181,6 +181,11 @@ class SerialBootloaders:
                 await self._task
             self._task = None
 
+    @staticmethod
+    def _rebooted(device: BootloaderModel, writer: asyncio.StreamWriter) -> None:
+        if not writer.is_closing():
+            writer.write(device.reboot().encode())
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
         try:
@@ -204,9 +209,8 @@ class SerialBootloaders:
                     writer.write(out)
                     await writer.drain()
                 if frame.verb == "ACTIVATE" and device.state == "updating":
-                    await asyncio.sleep(REBOOT_S)
-                    writer.write(device.reboot().encode())
-                    await writer.drain()
+                    # the device reboots by itself; the line stays free for the others meanwhile
+                    asyncio.get_running_loop().call_later(REBOOT_S, self._rebooted, device, writer)
         finally:
             writer.close()
 
