@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
+import httpx
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
@@ -164,3 +166,91 @@ def _passphrase(env: str | None) -> bytes | None:
 def _fail(message: str) -> NoReturn:
     typer.echo(message, err=True)
     raise typer.Exit(1)
+
+
+# -- through a running controller's API ----------------------------------------------------------
+ApiOpt = Annotated[str, typer.Option(help="the controller's API")]
+API = "http://127.0.0.1:8765"
+
+
+@firmware_app.command("upload")
+def upload(
+    image: Path,
+    manifest: Annotated[Path | None, typer.Option(help="[default: IMAGE.manifest.json]")] = None,
+    api: ApiOpt = API,
+) -> None:
+    """Upload a signed image to the controller (it checks it before keeping it)."""
+    manifest = manifest or image.with_name(image.name + ".manifest.json")
+    files = {"image": image.read_bytes(), "manifest": manifest.read_bytes()}
+    body = _api(api, "POST", "/api/v1/firmware", files=files, timeout=120)
+    m = body["manifest"]
+    typer.echo(f"accepted: {m['model']} {m['version']} sha256 {body['sha256']}")
+
+
+@firmware_app.command("campaign")
+def campaign(
+    action: Annotated[str, typer.Argument(help="start | status | pause | resume | cancel | retry")],
+    campaign_id: Annotated[str, typer.Argument(help="campaign id")],
+    image: Annotated[str | None, typer.Option(help="start: sha256 of an uploaded image")] = None,
+    group: Annotated[str | None, typer.Option(help="start: target this group")] = None,
+    waves: Annotated[str, typer.Option(help="start: cumulative %, e.g. 1,10,100")] = "1,10,100",
+    error_threshold: Annotated[float, typer.Option(help="start: stop above this % failed in a wave")] = 10,
+    success_threshold: Annotated[float, typer.Option(help="start: pause below this % updated")] = 95,
+    approval: Annotated[bool, typer.Option(help="start: wait for approval between waves")] = False,
+    follow: Annotated[bool, typer.Option(help="show progress bars until it ends")] = True,
+    api: ApiOpt = API,
+) -> None:
+    """Start, watch and steer a rollout campaign on a running controller."""
+    if action == "start":
+        if image is None:
+            _fail("start needs --image SHA256")
+        body = {
+            "id": campaign_id,
+            "image": image,
+            "group": group,
+            "waves": [float(w) for w in waves.split(",")],
+            "error_threshold_pct": error_threshold,
+            "success_threshold_pct": success_threshold,
+            "approval": approval,
+        }
+        _api(api, "POST", "/api/v1/campaigns", json=body)
+    elif action in ("pause", "resume", "cancel", "retry"):
+        _api(api, "POST", f"/api/v1/campaigns/{campaign_id}/{action}")
+    elif action != "status":
+        _fail(f"unknown action {action!r}: start, status, pause, resume, cancel or retry")
+    state = _api(api, "GET", f"/api/v1/campaigns/{campaign_id}")
+    if follow and action in ("start", "resume", "retry", "status"):
+        state = _follow(api, campaign_id, state)
+    typer.echo(f"{state['id']}: {state['state']}{' — ' + state['reason'] if state['reason'] else ''}")
+    typer.echo(f"  {state['summary']}")
+    if state["state"] in ("stopped", "cancelled"):
+        raise typer.Exit(1)
+
+
+def _follow(api: str, campaign_id: str, state: dict[str, Any]) -> dict[str, Any]:
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+    with Progress(*columns) as bar:
+        tasks = [bar.add_task(f"wave {w['index'] + 1}", total=w["devices"]) for w in state["waves"]]
+        while True:
+            for task, wave in zip(tasks, state["waves"], strict=True):
+                done = sum(n for k, n in wave["counts"].items() if k in ("UPDATED", "FAILED"))
+                failed = wave["counts"].get("FAILED", 0)
+                bar.update(task, completed=done, description=f"wave {wave['index'] + 1} ({failed} failed)")
+            if state["state"] not in ("running", "created"):
+                return state
+            time.sleep(0.5)
+            state = _api(api, "GET", f"/api/v1/campaigns/{campaign_id}")
+
+
+def _api(api: str, method: str, path: str, *, timeout: float = 10, **kwargs: Any) -> Any:
+    try:
+        response = httpx.request(method, api.rstrip("/") + path, timeout=timeout, **kwargs)
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the controller at {api}: {exc}")
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:300]
+        _fail(f"refused ({response.status_code}): {message}")
+    return response.json()

@@ -127,3 +127,57 @@ async def _run(client: httpx.AsyncClient, image: bytes, manifest: bytes) -> tupl
             break
         await asyncio.sleep(0.1)
     return tampered, uploaded, listed, created, duplicate, missing, final
+
+
+async def test_the_cli_uploads_and_runs_a_campaign_with_progress(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    import sys
+
+    generate_keypair(tmp_path / "release.pem", tmp_path / "release.pub.pem")
+    private, public = (
+        load_private_key(tmp_path / "release.pem"),
+        load_public_key(tmp_path / "release.pub.pem"),
+    )
+    trusted = {key_id(public): public}
+    bootloaders = {
+        k: BootloaderModel(address=0, model="env_sensor", trusted=trusted, version="2.0.0") for k in KEYS
+    }
+    sims = MqttBootloaders("127.0.0.1", mosquitto.port, bootloaders)
+    await sims.start()
+    image = tmp_path / "env-2.2.0.bin"
+    image.write_bytes(bytes(range(256)) * 100)
+    signed = sign_image(image.read_bytes(), private, model="env_sensor", version="2.2.0")
+    (tmp_path / "env-2.2.0.bin.manifest.json").write_text(signed.model_dump_json())
+    settings = load_config(city(tmp_path, mosquitto, tmp_path / "release.pub.pem"))
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "controller.cli", "firmware", *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    try:
+        async with running_controller(settings) as ctl:
+            server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+            await server.start()
+            try:
+                uploaded = await cli("upload", str(image), "--api", server.url)
+                started = await cli(
+                    "campaign", "start", "env-2.2", "--image", signed.manifest.sha256, "--group", "hanoi",
+                    "--waves", "34,100", "--api", server.url,
+                )  # fmt: skip
+                unknown = await cli("campaign", "status", "nope", "--api", server.url)
+            finally:
+                await server.stop()
+    finally:
+        await sims.stop()
+    assert uploaded[0] == 0, uploaded[2]
+    assert f"accepted: env_sensor 2.2.0 sha256 {signed.manifest.sha256}" in uploaded[1]
+    assert started[0] == 0, started[2]
+    assert "env-2.2: finished" in started[1]
+    assert "{'UPDATED': 3}" in started[1]
+    assert unknown[0] == 1
+    assert "refused (404): no campaign 'nope'" in unknown[2]
