@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -30,6 +31,8 @@ from firmware_bridge.signing import (
     trusted_keys,
 )
 from firmware_bridge.transfer import TransferOptions, TransferStatus, transfer
+from simulators.bootloader import BootFault, BootloaderModel, SerialBootloaders
+from simulators.pty import PtyPair
 
 firmware_app = typer.Typer(help="Signed firmware: keys, signing, checking, pushing.", no_args_is_help=True)
 PassEnv = Annotated[
@@ -254,3 +257,44 @@ def _api(api: str, method: str, path: str, *, timeout: float = 10, **kwargs: Any
             message = response.text[:300]
         _fail(f"refused ({response.status_code}): {message}")
     return response.json()
+
+
+@firmware_app.command("simulate-bootloader")
+def simulate_bootloader(
+    port: Annotated[Path, typer.Option(help="serial port path to create (the controller's end)")],
+    trusted_key: TrustedOpt,
+    model: Annotated[str, typer.Option(help="the device model it reports")] = "legacy_node",
+    version: Annotated[str, typer.Option(help="the version it runs now")] = "1.0.0",
+    address: Annotated[int, typer.Option(help="its address on the line")] = 0,
+    baud: Annotated[int, typer.Option(help="baud rate (wire time is simulated)")] = 115200,
+    fault: Annotated[list[BootFault] | None, typer.Option(help="crc_errors, silent, boot_fail")] = None,
+) -> None:
+    """A simulated bootloader on a pseudo-terminal, for trying `firmware push` without hardware."""
+    try:
+        keys = trusted_keys(trusted_key)
+    except SigningKeyError as exc:
+        _fail(str(exc))
+    device = BootloaderModel(
+        address=address, model=model, trusted=keys, version=version, faults=set(fault or ())
+    )
+    asyncio.run(_serve_bootloader(port, device, baud))
+
+
+async def _serve_bootloader(port: Path, device: BootloaderModel, baud: int) -> None:
+    pty = PtyPair(port)
+    await pty.start()
+    sim = SerialBootloaders(str(pty.device_end), [device], baudrate=baud)
+    await sim.start()
+    typer.echo(
+        f"bootloader {device.model} {device.version} on {port} (address {device.address:02X}); Ctrl-C stops"
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+        await pty.stop()
+        typer.echo(f"stopped: now running {device.version} (slot {device.active})")

@@ -96,3 +96,37 @@ async def test_a_technician_pushes_an_image_down_a_serial_cable(tmp_path: Path) 
     assert proc.returncode == 0, err.decode()
     assert "UPDATED: 1.2.0 → 2.0.0" in out.decode()
     assert device.version == "2.0.0"
+
+
+async def test_a_technician_tries_push_against_the_simulated_bootloader_command(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    assert cli("keygen", "--out", str(keys)).returncode == 0
+    image = tmp_path / "fw.bin"
+    image.write_bytes(image_of(3000))
+    signed = cli(
+        "sign", str(image), "--model", "legacy_node", "--version", "1.1.0", "--key", str(keys / "release.pem")
+    )
+    assert signed.returncode == 0
+    port = tmp_path / "ttySIM"
+    pub = keys / "release.pub.pem"
+    sim = await asyncio.create_subprocess_exec(
+        *LAMPLIGHTER, "simulate-bootloader", "--port", str(port), "--trusted-key", str(pub),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            if port.exists():
+                break
+            await asyncio.sleep(0.1)
+        push = await asyncio.create_subprocess_exec(
+            *LAMPLIGHTER, "push", str(image), "--port", str(port), "--trusted-key", str(pub),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(push.communicate(), 60)
+    finally:
+        sim.send_signal(2)
+        sim_out, _ = await asyncio.wait_for(sim.communicate(), 20)
+    assert push.returncode == 0, err.decode()
+    assert "UPDATED: 1.0.0 → 1.1.0" in out.decode()
+    assert "stopped: now running 1.1.0 (slot B)" in sim_out.decode()
+    assert not port.exists()
