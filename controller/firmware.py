@@ -2,21 +2,30 @@
 
 Images are verified off the event loop against `[firmware] trusted_keys` and kept under
 `images_dir/<sha256>.bin` with their signed manifest beside them, so they survive a restart.
-Campaigns reach devices on MQTT links through one `MqttFirmwareLink` (docs/firmware.md).
+Campaigns reach devices on MQTT links through one `MqttFirmwareLink` (docs/firmware.md). Each
+campaign — its spec, state and every device's status — is saved in the registry database once a
+second while it changes and at shutdown; after a restart a campaign that was under way comes back
+paused ("resume to go on"), and resuming skips the devices already UPDATED.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import JSON, DateTime, String, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.config import EMBEDDED, ControllerSettings
 from controller.fleet import Fleet
-from controller.registry import DeviceRow
+from controller.registry import Base, DeviceRow
 from drivers.firmware import SignedManifest, check_image, check_manifest, parse_signed_manifest
 from firmware_bridge.campaign import Campaign, CampaignSpec
 from firmware_bridge.mqtt_channel import MqttFirmwareLink
@@ -24,6 +33,13 @@ from firmware_bridge.signing import trusted_keys
 from firmware_bridge.transfer import TransferOptions, TransferStatus, transfer
 
 log = logging.getLogger(__name__)
+
+
+class CampaignRow(Base):
+    __tablename__ = "firmware_campaigns"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    doc: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 @dataclass(frozen=True)
@@ -37,7 +53,10 @@ class StoredImage:
 
 
 class FirmwareService:
-    def __init__(self, settings: ControllerSettings, devices: dict[str, DeviceRow], fleet: Fleet) -> None:
+    def __init__(
+        self, settings: ControllerSettings, devices: dict[str, DeviceRow], fleet: Fleet, engine: AsyncEngine
+    ) -> None:
+        self.engine = engine
         self.settings = settings
         self.fw = settings.firmware
         self.devices = devices
@@ -48,15 +67,24 @@ class FirmwareService:
         self._link: MqttFirmwareLink | None = None
         self._lock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
+        self._saved: dict[str, tuple[Any, ...]] = {}
+        self._saver: asyncio.Task[None] | None = None
+        self._extra: dict[str, dict[str, Any]] = {}  # campaign id → image sha and options
 
     async def start(self) -> None:
         self.trusted = await asyncio.to_thread(trusted_keys, list(self.fw.trusted_keys))
         self.images = await asyncio.to_thread(self._scan)
+        await self._load_campaigns()
+        self._saver = asyncio.create_task(self._save_forever(), name="firmware-campaign-saver")
 
     async def stop(self) -> None:
+        """Stop sending; campaigns under way are saved as they are (they come back paused)."""
+        if self._saver is not None:
+            self._saver.cancel()
+            await asyncio.gather(self._saver, return_exceptions=True)
         for campaign in self.campaigns.values():
-            campaign.cancel()
-        await asyncio.gather(*(c.wait() for c in self.campaigns.values()), return_exceptions=True)
+            await campaign.halt("the controller stopped: resume to go on")
+        await self._save_changed(force=True)
         if self._link is not None:
             await self._link.__aexit__(None, None, None)
             self._link = None
@@ -133,23 +161,83 @@ class FirmwareService:
         async with self._lock:
             if spec.id in self.campaigns:
                 raise ValueError(f"campaign {spec.id!r} exists")
-            stored = self.images[image_sha]
-            image = await asyncio.to_thread(stored.path.read_bytes)
-            options = TransferOptions(
-                chunk_size=self.fw.chunk_size, timeout_s=self.fw.timeout_s, allow_downgrade=allow_downgrade
+            campaign = self._campaign_for(spec, self.images[image_sha], allow_downgrade)
+            self.campaigns[spec.id] = campaign
+            self._extra[spec.id] = {"image": image_sha, "allow_downgrade": allow_downgrade}
+            campaign.start()
+            await self._save_changed(force=True)
+            return campaign
+
+    def _campaign_for(self, spec: CampaignSpec, stored: StoredImage, allow_downgrade: bool) -> Campaign:
+        options = TransferOptions(
+            chunk_size=self.fw.chunk_size, timeout_s=self.fw.timeout_s, allow_downgrade=allow_downgrade
+        )
+        image: list[bytes] = []  # read once, off the event loop, when the first device needs it
+
+        async def update(device_id: str) -> TransferStatus:
+            if not image:
+                image.append(await asyncio.to_thread(stored.path.read_bytes))
+            link = await self._mqtt()  # made again here if the broker connection dropped
+            key = self.devices[device_id].address
+            return await transfer(
+                link.channel(key), 0, device_id, image[0], stored.signed, self.trusted, options
             )
 
-            async def update(device_id: str) -> TransferStatus:
-                link = await self._mqtt()  # made again here if the broker connection dropped
-                key = self.devices[device_id].address
-                return await transfer(
-                    link.channel(key), 0, device_id, image, stored.signed, self.trusted, options
-                )
+        return Campaign(spec, update)
 
-            campaign = Campaign(spec, update)
-            self.campaigns[spec.id] = campaign
-            campaign.start()
-            return campaign
+    # -- persistence ------------------------------------------------------------------------------
+    async def _save_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self._save_changed()
+            except Exception:
+                log.exception("saving firmware campaigns failed; next try in 1 s")
+
+    async def _save_changed(self, *, force: bool = False) -> None:
+        rows = []
+        for cid, c in self.campaigns.items():
+            fingerprint = (c.state, c.reason, c.current, tuple(sorted(c.summary().items())), len(c.statuses))
+            if force or self._saved.get(cid) != fingerprint:
+                rows.append((cid, _campaign_doc(c, self._extra.get(cid, {})), fingerprint))
+        if not rows:
+            return
+        now = dt.datetime.now(dt.UTC)
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(CampaignRow).where(CampaignRow.id.in_([r[0] for r in rows])))
+            await conn.execute(
+                insert(CampaignRow), [{"id": cid, "doc": doc, "updated_at": now} for cid, doc, _ in rows]
+            )
+        for cid, _, fingerprint in rows:
+            self._saved[cid] = fingerprint
+
+    async def _load_campaigns(self) -> None:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(CampaignRow.id, CampaignRow.doc))).all()
+        for cid, doc in rows:
+            try:
+                spec = CampaignSpec.model_validate(doc["spec"])
+                stored = self.images[doc["image"]]
+            except (KeyError, ValueError) as exc:
+                log.warning("firmware campaign %s cannot be restored: %s", cid, exc)
+                continue
+            campaign = self._campaign_for(spec, stored, bool(doc.get("allow_downgrade")))
+            campaign.statuses = {d: _status(s) for d, s in doc.get("statuses", {}).items()}
+            campaign.current = int(doc.get("current", 0))
+            for wave in campaign.waves:
+                if wave.index in doc.get("waves_done", []):
+                    wave.state = "done"
+            campaign.state = doc.get("state", "paused")
+            campaign.reason = doc.get("reason")
+            campaign.started_at = _when(doc.get("started_at"))
+            campaign.finished_at = _when(doc.get("finished_at"))
+            if campaign.state in ("running", "created", "waiting_approval"):
+                campaign.state, campaign.reason = "paused", "the controller restarted: resume to go on"
+            campaign._go.clear()
+            self.campaigns[cid] = campaign
+            self._extra[cid] = {"image": doc["image"], "allow_downgrade": bool(doc.get("allow_downgrade"))}
+        if self.campaigns:
+            log.info("firmware: %d campaigns restored", len(self.campaigns))
 
     async def _mqtt(self) -> MqttFirmwareLink:
         async with self._connect_lock:
@@ -167,3 +255,37 @@ class FirmwareService:
         link = MqttFirmwareLink(host, port, prefix=self.fw.topic_prefix)
         await link.__aenter__()  # MqttError: the devices of the campaign fail, saying why
         return link
+
+
+def _campaign_doc(c: Campaign, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **extra,
+        "spec": c.spec.model_dump(mode="json"),
+        "state": c.state,
+        "reason": c.reason,
+        "current": c.current,
+        "waves_done": [w.index for w in c.waves if w.state == "done"],
+        "started_at": c.started_at.isoformat() if c.started_at else None,
+        "finished_at": c.finished_at.isoformat() if c.finished_at else None,
+        "statuses": {
+            d: {
+                k: (v.isoformat() if isinstance(v, dt.datetime) else v)
+                for k, v in dataclasses.asdict(st).items()
+            }
+            for d, st in c.statuses.items()
+        },
+    }
+
+
+def _status(doc: dict[str, Any]) -> TransferStatus:
+    fields = {f.name for f in dataclasses.fields(TransferStatus)}
+    values = {k: v for k, v in doc.items() if k in fields}
+    for key in ("started_at", "finished_at"):
+        values[key] = _when(values.get(key))
+    if values.get("started_at") is None:
+        values.pop("started_at", None)
+    return TransferStatus(**values)
+
+
+def _when(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None

@@ -89,6 +89,7 @@ class Campaign:
 
     # -- control ----------------------------------------------------------------------------------
     def start(self) -> asyncio.Task[None]:
+        """Run the waves; devices already UPDATED (before a restart, say) are not sent again."""
         self._go.set()
         self._runner = asyncio.create_task(self._run(), name=f"campaign:{self.spec.id}")
         return self._runner
@@ -103,10 +104,12 @@ class Campaign:
             self._go.clear()
 
     def resume(self) -> None:
-        """Continue after a pause, or approve the next wave."""
-        if self.state in ("paused", "waiting_approval"):
+        """Continue after a pause, or approve the next wave (or go on after a controller restart)."""
+        if self.state in ("paused", "waiting_approval", "created"):
             self.state, self.reason = "running", None
             self._go.set()
+            if self._runner is None:
+                self.start()
 
     def cancel(self) -> None:
         if self.state in ("finished", "stopped", "cancelled"):
@@ -115,6 +118,20 @@ class Campaign:
         for task in self._tasks.values():
             task.cancel()
         self._go.set()
+
+    async def halt(self, reason: str) -> None:
+        """Shutdown: stop at once, as paused with `reason` if it was under way (resume() goes on later;
+        the devices cut short are sent again then, from where they stopped)."""
+        under_way = self.state in ("running", "created", "waiting_approval", "paused")
+        self._go.clear()
+        for task in list(self._tasks.values()):
+            task.cancel()
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+            self._runner = None
+        if under_way:
+            self.state, self.reason = "paused", reason
 
     async def retry_failed(self) -> int:
         """Run the failed devices of the waves so far again; returns how many."""
@@ -134,8 +151,10 @@ class Campaign:
     # -- running ----------------------------------------------------------------------------------
     async def _run(self) -> None:
         self.state = "running"
-        self.started_at = dt.datetime.now(dt.UTC)
+        self.started_at = self.started_at or dt.datetime.now(dt.UTC)
         for wave in self.waves:
+            if wave.state == "done":
+                continue  # finished before a restart (its approval, if any, was given or pending)
             self.current = wave.index
             await self._go.wait()
             if self.cancelled:
@@ -183,6 +202,9 @@ class Campaign:
                 if hold_on_pause:
                     await self._go.wait()  # a pause holds back the devices not yet started
                 if self.cancelled:
+                    return
+                done = self.statuses.get(device)
+                if done is not None and done.state == "UPDATED":
                     return
                 task: asyncio.Task[TransferStatus] = asyncio.create_task(self.updater(device))
                 self._tasks[device] = task

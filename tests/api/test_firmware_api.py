@@ -181,3 +181,65 @@ async def test_the_cli_uploads_and_runs_a_campaign_with_progress(
     assert "{'UPDATED': 3}" in started[1]
     assert unknown[0] == 1
     assert "refused (404): no campaign 'nope'" in unknown[2]
+
+
+async def test_a_campaign_survives_a_controller_restart_and_resumes(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    generate_keypair(tmp_path / "release.pem", tmp_path / "release.pub.pem")
+    private, public = (
+        load_private_key(tmp_path / "release.pem"),
+        load_public_key(tmp_path / "release.pub.pem"),
+    )
+    trusted = {key_id(public): public}
+    bootloaders = {
+        k: BootloaderModel(address=0, model="env_sensor", trusted=trusted, version="2.0.0") for k in KEYS
+    }
+    sims = MqttBootloaders("127.0.0.1", mosquitto.port, bootloaders)
+    await sims.start()
+    image = bytes(range(256)) * 50
+    signed = sign_image(image, private, model="env_sensor", version="2.3.0")
+    settings = load_config(city(tmp_path, mosquitto, tmp_path / "release.pub.pem"))
+
+    async def api(ctl: Any, method: str, path: str, **kw: Any) -> httpx.Response:
+        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        await server.start()
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+                return await client.request(method, path, **kw)
+        finally:
+            await server.stop()
+
+    try:
+        async with running_controller(settings) as ctl:
+            sha = (
+                await api(
+                    ctl,
+                    "POST",
+                    "/api/v1/firmware",
+                    files={"image": image, "manifest": signed.model_dump_json()},
+                )
+            ).json()["sha256"]
+            body = {"id": "c", "image": sha, "group": "hanoi", "waves": [34, 100], "approval": True}
+            assert (await api(ctl, "POST", "/api/v1/campaigns", json=body)).status_code == 201
+            for _ in range(100):
+                if ctl.firmware and ctl.firmware.campaigns["c"].state == "waiting_approval":
+                    break
+                await asyncio.sleep(0.05)
+        async with running_controller(settings) as ctl:  # the same database: the campaign comes back
+            restored = (await api(ctl, "GET", "/api/v1/campaigns/c")).json()
+            await api(ctl, "POST", "/api/v1/campaigns/c/resume")
+            final: dict[str, Any] = {}
+            for _ in range(100):
+                final = (await api(ctl, "GET", "/api/v1/campaigns/c")).json()
+                if final["state"] == "finished":
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        await sims.stop()
+    assert restored["state"] == "paused"
+    assert restored["reason"] == "the controller stopped: resume to go on"
+    assert restored["summary"] == {"UPDATED": 2, "PENDING": 1}
+    assert final["state"] == "finished", final
+    assert final["summary"] == {"UPDATED": 3}
+    assert sorted(b.boots for b in bootloaders.values()) == [1, 1, 1]  # the first device was not sent again
