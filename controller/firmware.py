@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,16 @@ from controller.config import EMBEDDED, ControllerSettings
 from controller.fleet import Fleet
 from controller.registry import Base, DeviceRow
 from drivers.firmware import SignedManifest, check_image, check_manifest, parse_signed_manifest
+from drivers.serial import SerialLineLink
 from firmware_bridge.campaign import Campaign, CampaignSpec
 from firmware_bridge.mqtt_channel import MqttFirmwareLink
+from firmware_bridge.serial_channel import SerialFirmwareChannel
 from firmware_bridge.signing import trusted_keys
-from firmware_bridge.transfer import TransferOptions, TransferStatus, transfer
+from firmware_bridge.transfer import FirmwareChannel, TransferOptions, TransferStatus, transfer
 
 log = logging.getLogger(__name__)
+#: link kinds a campaign reaches devices on
+REACHABLE = frozenset({"mqtt", "serial_line"})
 
 
 class CampaignRow(Base):
@@ -54,9 +59,16 @@ class StoredImage:
 
 class FirmwareService:
     def __init__(
-        self, settings: ControllerSettings, devices: dict[str, DeviceRow], fleet: Fleet, engine: AsyncEngine
+        self,
+        settings: ControllerSettings,
+        devices: dict[str, DeviceRow],
+        fleet: Fleet,
+        engine: AsyncEngine,
+        drivers: Mapping[str, object] | None = None,
     ) -> None:
         self.engine = engine
+        self.drivers = dict(drivers or {})
+        self._serial: dict[str, SerialFirmwareChannel] = {}
         self.settings = settings
         self.fw = settings.firmware
         self.devices = devices
@@ -137,7 +149,7 @@ class FirmwareService:
         """Devices reachable for firmware (MQTT links) of this model, by group, list and current version."""
         out = []
         for row in self.devices.values():
-            if row.profile != model or self.settings.link(row.link_id).kind != "mqtt":
+            if row.profile != model or self.settings.link(row.link_id).kind not in REACHABLE:
                 continue
             if devices is not None and row.id not in devices:
                 continue
@@ -177,11 +189,8 @@ class FirmwareService:
         async def update(device_id: str) -> TransferStatus:
             if not image:
                 image.append(await asyncio.to_thread(stored.path.read_bytes))
-            link = await self._mqtt()  # made again here if the broker connection dropped
-            key = self.devices[device_id].address
-            return await transfer(
-                link.channel(key), 0, device_id, image[0], stored.signed, self.trusted, options
-            )
+            channel, address = await self._channel(self.devices[device_id])
+            return await transfer(channel, address, device_id, image[0], stored.signed, self.trusted, options)
 
         return Campaign(spec, update)
 
@@ -238,6 +247,17 @@ class FirmwareService:
             self._extra[cid] = {"image": doc["image"], "allow_downgrade": bool(doc.get("allow_downgrade"))}
         if self.campaigns:
             log.info("firmware: %d campaigns restored", len(self.campaigns))
+
+    async def _channel(self, row: DeviceRow) -> tuple[FirmwareChannel, int]:
+        """How frames reach this device: its serial line (borrowed between polls), or MQTT."""
+        driver = self.drivers.get(row.link_id)
+        if isinstance(driver, SerialLineLink):
+            channel = self._serial.get(row.link_id)
+            if channel is None:
+                channel = self._serial[row.link_id] = SerialFirmwareChannel(line=driver)
+            return channel, int(row.unit_id or 0)
+        link = await self._mqtt()  # made again here if the broker connection dropped
+        return link.channel(row.address), 0
 
     async def _mqtt(self) -> MqttFirmwareLink:
         async with self._connect_lock:

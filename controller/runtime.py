@@ -166,7 +166,9 @@ class Controller:
                 self.supervisor.spawn(f"poll:{link_id}", poller.run, group="pollers")
         self.scheduling = Scheduling(self.registry.engine, self.devices, clocks, self.dispatcher, self.fleet)
         await self.scheduling.start()
-        self.firmware = FirmwareService(self.settings, self.devices, self.fleet, self.registry.engine)
+        self.firmware = FirmwareService(
+            self.settings, self.devices, self.fleet, self.registry.engine, self.drivers
+        )
         await self.firmware.start()
         self.started_at = datetime.now(UTC)
         log.info("controller started: %d links, %d devices", len(self.drivers), len(self.devices))

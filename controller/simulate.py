@@ -17,6 +17,7 @@ from controller.config import (
     SerialLineLinkConfig,
     device_address,
 )
+from firmware_bridge.signing import trusted_keys
 from simulators.ble_radio import SimulatedRadio
 from simulators.city import SimulatedCity
 from simulators.modbus_server import BusSpec, GatewaySpec, SimLamp
@@ -70,7 +71,8 @@ def city_from_config(settings: ControllerSettings) -> SimulatedCity:
                     interval_s=settings.simulator.mqtt_interval_s,
                 )
             )
-    return SimulatedCity(gateways, buses, brokers, lines, seed=settings.simulator.seed)
+    keys = trusted_keys(list(settings.firmware.trusted_keys)) if settings.firmware.trusted_keys else None
+    return SimulatedCity(gateways, buses, brokers, lines, seed=settings.simulator.seed, trusted_keys=keys)
 
 
 def simulated_radios(settings: ControllerSettings) -> dict[str, SimulatedRadio]:

@@ -9,8 +9,9 @@ the answer. The port reconnects with capped, jittered backoff when it disappears
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -77,6 +78,12 @@ class SerialLineLink(Driver):
             return layout.decode_setpoints(reply.pairs)
         except ValueError as exc:
             raise DecodeError(str(exc), device_id=device.device_id) from exc
+
+    @contextlib.asynccontextmanager
+    async def borrow(self) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+        """The open line, to oneself, between polls (firmware transfers take turns with polling)."""
+        async with self._lock:
+            yield await self._ensure_open()
 
     # -- internals -------------------------------------------------------------------------------
     async def _transact(self, device: DeviceRef, verb: str, args: tuple[str, ...]) -> Frame:

@@ -167,12 +167,7 @@ async def transfer(
         updating = await _request(channel, Frame(address, "ACTIVATE"), opts, status)
         _expect(updating, "UPDATING")
         progress("UPDATING")
-        try:
-            booted = await channel.receive(address, opts.boot_timeout_s)
-        except ChannelTimeout:
-            raise TransferFailed(
-                f"no word from the device {opts.boot_timeout_s:g} s after it rebooted"
-            ) from None
+        booted = await _await_boot(channel, address, opts)
         if booted.verb == "ROLLBACK":
             status.version_after = booted.arg(0)
             raise TransferFailed(f"the device rolled back to {booted.arg(0)}: {booted.arg(1)}")
@@ -217,6 +212,28 @@ async def _request(
             return Frame(reply.address, "ACK", (reply.arg(0),))  # the device says where to continue
         return reply
     raise TransferFailed(f"{frame.verb}: refused {opts.retries + 1} times (CRC errors on the line)")
+
+
+async def _await_boot(channel: FirmwareChannel, address: int, opts: TransferOptions) -> Frame:
+    """BOOTED or ROLLBACK, as the device announces it; if that announcement is lost (a poll on a
+    shared line read it, a broker dropped it), ask with HELLO until `boot_timeout_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + opts.boot_timeout_s
+    wait = min(2.0, opts.boot_timeout_s)
+    while True:
+        try:
+            return await channel.receive(address, min(wait, max(0.05, deadline - loop.time())))
+        except ChannelTimeout:
+            pass
+        try:
+            status = await channel.request(Frame(address, "HELLO"), opts.timeout_s)
+            if status.verb == "STATUS" and status.args[4:5] == ("idle",):
+                return Frame(address, "BOOTED", (status.arg(1), status.arg(2)))  # the version it runs now
+        except (ChannelTimeout, FrameError):
+            pass
+        if loop.time() >= deadline:
+            raise TransferFailed(f"no word from the device {opts.boot_timeout_s:g} s after it rebooted")
+        wait = 1.0
 
 
 def _expect(reply: Frame, verb: str) -> None:

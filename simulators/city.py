@@ -8,8 +8,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from simulators.bootloader import BootloaderModel
 from simulators.modbus_server import BusSpec, GatewaySpec, ModbusSegment, SegmentSet
 from simulators.mqtt_devices import BrokerSpec, MqttDeviceFleet
 from simulators.pty import PtyPair
@@ -29,13 +32,16 @@ class SimulatedCity:
         lines: Sequence[SerialLineSpec] = (),
         *,
         seed: int = 1,
+        trusted_keys: Mapping[str, Ed25519PublicKey] | None = None,
     ) -> None:
+        """`trusted_keys`: give the serial nodes bootloaders that trust these firmware keys."""
         self.gateways = list(gateways)
         self.buses = list(buses)
         self.brokers = list(brokers)
         self.lines = list(lines)
         self.segments = SegmentSet()
         self.seed = seed
+        self.trusted_keys = dict(trusted_keys or {})
         self._pairs: list[PtyPair] = []
 
     async def start(self) -> None:
@@ -53,6 +59,16 @@ class SimulatedCity:
                 nodes = SerialNodeLine(
                     dataclasses.replace(line, port=str(pair.device_end)), seed=self.seed * 1000 + 700 + i
                 )
+                if self.trusted_keys:
+                    nodes.bootloaders = {
+                        n.unit_id: BootloaderModel(
+                            address=n.unit_id,
+                            model=n.profile,
+                            trusted=self.trusted_keys,
+                            version=nodes.lamps[n.unit_id].firmware_version,
+                        )
+                        for n in line.nodes
+                    }
                 await nodes.start()
                 self.segments.lines[nodes.name] = nodes
             for i, gw in enumerate(self.gateways):

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import serial_asyncio_fast
 
+from drivers import firmware
 from drivers.line_protocol import Frame, FrameError, LineLayout, decode_frame, encode_frame
 from drivers.profile import load_profile
+from simulators.bootloader import REBOOT_S, BootloaderModel
 from simulators.lamp import Fault, LampModel
 from simulators.modbus_server import SimLamp, WireClock
 
@@ -56,6 +58,8 @@ class SerialNodeLine:
         self.clock.char_s = 10 / spec.baudrate  # 8N1: start + 8 data + stop
         self.clock.gap_s = 3.5 * self.clock.char_s
         self.requests = 0
+        #: node address → its bootloader, for firmware updates over this line (none: no updates)
+        self.bootloaders: dict[int, BootloaderModel] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -78,6 +82,7 @@ class SerialNodeLine:
                 try:
                     request = decode_frame(line)
                 except FrameError:
+                    await self._firmware(line, writer)  # a firmware frame for a node's bootloader?
                     continue  # a real node ignores what it cannot read
                 if request.direction != "request":
                     continue
@@ -89,6 +94,29 @@ class SerialNodeLine:
                     await writer.drain()
         finally:
             writer.close()
+
+    async def _firmware(self, line: bytes, writer: asyncio.StreamWriter) -> None:
+        try:
+            frame = firmware.decode_frame(line)
+        except firmware.FrameError:
+            return
+        loader = self.bootloaders.get(frame.address)
+        if loader is None:
+            return
+        out = b"".join(r.encode() for r in loader.handle(frame))
+        await self.clock.transact(len(line), len(out) or None)
+        if out:
+            writer.write(out)
+            await writer.drain()
+        if frame.verb == "ACTIVATE" and loader.state == "updating":
+            asyncio.get_running_loop().call_later(REBOOT_S, self._rebooted, frame.address, writer)
+
+    def _rebooted(self, address: int, writer: asyncio.StreamWriter) -> None:
+        loader = self.bootloaders[address]
+        announcement = loader.reboot()
+        self.lamps[address].firmware_version = loader.version  # what READ reports from now on
+        if not writer.is_closing():
+            writer.write(announcement.encode())
 
     def _answer(self, request: Frame) -> bytes | None:
         lamp = self.lamps.get(request.address)
