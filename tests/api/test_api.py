@@ -244,3 +244,30 @@ async def test_a_group_command_reaches_every_lamp_of_the_subtree_with_a_result_e
     assert history["items"][0]["status"] == "confirmed"
     missing = await client.post("/api/v1/groups/nowhere/commands", json={"action": "switch", "value": True})
     assert missing.status_code == 404
+
+
+async def test_geojson_puts_every_device_on_the_map_with_its_state_and_alerts(
+    env: tuple[httpx.AsyncClient, Controller, SimulatedCity],
+) -> None:
+    client, ctl, city = env
+    city.segments.find("gw1", 3).faults.add(Fault.LAMP_FAILURE)
+    for _ in range(100):
+        if ctl.alerts is not None and ("gw1-003", "lampFailure") in ctl.alerts.book.active:
+            break
+        await asyncio.sleep(0.05)
+    response = await client.get("/api/v1/geojson")
+    assert response.headers["content-type"] == "application/geo+json"
+    collection = response.json()
+    assert collection["type"] == "FeatureCollection"
+    by_id = {f["id"]: f for f in collection["features"]}
+    assert len(by_id) == 9
+    first = by_id["gw1-001"]
+    assert first["geometry"] == {"type": "Point", "coordinates": [105.81, 21.03]}  # longitude first
+    assert first["properties"]["group"] == "hanoi/ba-dinh/kim-ma"
+    assert "voltage_v" in first["properties"]["values"]
+    assert by_id["gw1-003"]["properties"]["alerts"] == ["lampFailure"]
+    assert by_id["gw1-003"]["properties"]["state"] == "fault"
+    only_bus = (await client.get("/api/v1/geojson", params={"group": "hanoi/hoan-kiem"})).json()
+    assert sorted(f["id"] for f in only_bus["features"]) == ["bus1-001", "bus1-002", "bus1-003"]
+    faulty = (await client.get("/api/v1/geojson", params={"state": "fault"})).json()
+    assert [f["id"] for f in faulty["features"]] == ["gw1-003"]

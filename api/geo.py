@@ -1,0 +1,67 @@
+"""`GET /api/v1/geojson`: every device as a GeoJSON Feature, for the IOC's map."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api.models import DeviceStateName
+from controller.runtime import Controller
+
+router = APIRouter(prefix="/api/v1", tags=["map"])
+
+
+@router.get(
+    "/geojson",
+    summary="Devices as GeoJSON (RFC 7946)",
+    description="A FeatureCollection: one Point per device (`[longitude, latitude]`) with its kind, "
+    "profile, site, group, live state, last reading's values and open alert kinds. Filters as on "
+    "`/api/v1/devices`.",
+    response_class=Response,
+    responses={200: {"content": {"application/geo+json": {}}}},
+)
+async def geojson(
+    request: Request,
+    site: Annotated[str | None, Query()] = None,
+    group: Annotated[str | None, Query(description="includes sub-groups")] = None,
+    state: Annotated[DeviceStateName | None, Query()] = None,
+    kind: Annotated[Literal["lamp", "sensor", "access_point"] | None, Query()] = None,
+) -> Response:
+    ctl: Controller = request.app.state.controller
+    alerts: dict[str, list[str]] = defaultdict(list)
+    if ctl.alerts is not None:
+        for device_id, alert_kind in ctl.alerts.book.active:
+            alerts[device_id].append(alert_kind)
+    prefix = group.rstrip("/") + "/" if group else None
+    features: list[dict[str, Any]] = []
+    for row in ctl.devices.values():
+        st = ctl.fleet.devices.get(row.id)
+        if st is None:
+            continue
+        if (site and row.site_id != site) or (kind and row.kind != kind) or (state and st.state != state):
+            continue
+        if group and not (row.group_path == group or row.group_path.startswith(prefix or "")):
+            continue
+        doc = st.last_reading_doc() or {}
+        features.append(
+            {
+                "type": "Feature",
+                "id": row.id,
+                "geometry": {"type": "Point", "coordinates": [row.longitude, row.latitude]},
+                "properties": {
+                    "kind": row.kind,
+                    "profile": row.profile,
+                    "site": row.site_id,
+                    "group": row.group_path,
+                    "state": st.state,
+                    "last_seen": st.last_seen.isoformat() if st.last_seen else None,
+                    "values": doc.get("values", {}),
+                    "alerts": sorted(alerts.get(row.id, ())),
+                },
+            }
+        )
+    body = json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":"))
+    return Response(body, media_type="application/geo+json")
