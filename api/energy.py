@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.errors import ApiError, ErrorBody
 from api.params import parse_every, utc
+from controller.registry import DeviceRow
 from controller.runtime import Controller
 from schedules.astro import AstroClock
 
@@ -143,3 +144,22 @@ async def energy(
 
 def _saving(kwh: float, baseline: float) -> float | None:
     return round(100 * (1 - kwh / baseline), 1) if baseline > 0 else None
+
+
+async def totals(
+    ctl: Controller, lamps: list[DeviceRow], start: dt.datetime, end: dt.datetime
+) -> tuple[float, float]:
+    """(kWh used, dusk-to-dawn baseline kWh) of these lamps over [start, end), as one window."""
+    if not lamps or end <= start:
+        return 0.0, 0.0
+    span = (end - start).total_seconds()
+    used = await ctl.store.energy([r.id for r in lamps], start, end, span, start.timestamp() % span)
+    clocks = {s.id: AstroClock(s.latitude, s.longitude, s.timezone) for s in ctl.settings.sites}
+    dark = {site: clock.dark_hours(start, end, dt.timedelta(minutes=15)) for site, clock in clocks.items()}
+    kwh = sum(sum(v.values()) for v in used.values()) / 1000
+    baseline = sum((r.rated_power_w or 0.0) * dark.get(r.site_id, 0.0) for r in lamps) / 1000
+    return kwh, baseline
+
+
+def saving_pct(kwh: float, baseline: float) -> float | None:
+    return _saving(kwh, baseline)

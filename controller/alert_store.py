@@ -158,6 +158,18 @@ class AlertStore:
             ).all()
         return rows, int(total or 0)
 
+    async def repair_hours(self, since: dt.datetime, limit: int = 50_000) -> list[float]:
+        """Hours from raised to cleared of the alerts cleared since `since` (newest first, bounded)."""
+        q = (
+            select(AlertRow.raised_at, AlertRow.cleared_at)
+            .where(AlertRow.cleared_at.is_not(None), AlertRow.cleared_at >= since)
+            .order_by(AlertRow.id.desc())
+            .limit(limit)
+        )
+        async with self.session() as s:
+            rows = (await s.execute(q)).all()
+        return [(_aware(c) - _aware(r)).total_seconds() / 3600 for r, c in rows if c is not None]
+
     async def open_for(self, device_ids: Sequence[str]) -> list[Alert]:
         """Alerts not yet cleared on these devices."""
         q = select(AlertRow).where(AlertRow.cleared_at.is_(None), AlertRow.device_id.in_(device_ids))

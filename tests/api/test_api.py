@@ -11,6 +11,7 @@ import pytest
 
 from api.app import create_app
 from api.server import ApiServer
+from controller.commands import Command
 from controller.runtime import Controller
 from simulators.city import SimulatedCity
 from simulators.lamp import Fault
@@ -271,3 +272,36 @@ async def test_geojson_puts_every_device_on_the_map_with_its_state_and_alerts(
     assert sorted(f["id"] for f in only_bus["features"]) == ["bus1-001", "bus1-002", "bus1-003"]
     faulty = (await client.get("/api/v1/geojson", params={"state": "fault"})).json()
     assert [f["id"] for f in faulty["features"]] == ["gw1-003"]
+
+
+async def test_kpis_count_lamps_faults_repairs_and_energy(
+    env: tuple[httpx.AsyncClient, Controller, SimulatedCity],
+) -> None:
+    client, ctl, city = env
+    assert ctl.dispatcher is not None
+    await ctl.dispatcher.execute_many(["gw1-001", "gw1-002"], Command(action="set_level", value=100))
+    city.segments.find("gw1", 5).faults.add(Fault.NO_RESPONSE)
+    city.segments.find("gw1", 6).faults.add(Fault.VOLTAGE_SAG)
+    for _ in range(100):
+        if (
+            ctl.alerts is not None
+            and len(ctl.alerts.book.active) >= 2
+            and ctl.fleet["gw1-005"].state == "offline"
+        ):
+            break
+        await asyncio.sleep(0.05)
+    city.segments.find("gw1", 6).faults.clear()
+    for _ in range(100):
+        if ctl.alerts is not None and ("gw1-006", "supplyVoltageTooLow") not in ctl.alerts.book.active:
+            break
+        await asyncio.sleep(0.05)
+    body = (await client.get("/api/v1/kpis")).json()
+    assert body["lamps"]["total"] == 9
+    assert body["lamps"]["offline"] == 1
+    assert body["lamps"]["available_pct"] == round(100 * 8 / 9, 2)
+    assert body["lamps"]["lit_now"] == 2
+    assert body["faults_open"] == {"communicationFailure": 1}
+    assert body["mttr_hours"] is not None
+    assert 0 < body["mttr_hours"] < 0.01  # the sag was repaired within seconds
+    assert body["energy"]["month_baseline_kwh"] >= body["energy"]["today_baseline_kwh"] >= 0
+    assert body["sensors"] == {"total": 0, "up_pct": None}
