@@ -6,7 +6,7 @@ from typing import Literal
 
 from fastapi import FastAPI, Request, Response
 
-from api import alerts, devices, energy, firmware, geo, kpis, schedules
+from api import alerts, devices, energy, firmware, geo, kpis, ngsi_ld, schedules
 from api.errors import install_error_handlers
 from api.models import Health
 from controller.runtime import Controller
@@ -32,6 +32,7 @@ def create_app(controller: Controller) -> FastAPI:
     app.include_router(firmware.router)
     app.include_router(geo.router)
     app.include_router(kpis.router)
+    app.include_router(ngsi_ld.router)
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness and link health")
     async def healthz(response: Response) -> Health:

@@ -305,3 +305,43 @@ async def test_kpis_count_lamps_faults_repairs_and_energy(
     assert 0 < body["mttr_hours"] < 0.01  # the sag was repaired within seconds
     assert body["energy"]["month_baseline_kwh"] >= body["energy"]["today_baseline_kwh"] >= 0
     assert body["sensors"] == {"total": 0, "up_pct": None}
+
+
+async def test_ngsi_ld_serves_streetlights_and_their_groups_as_smart_data_models(
+    env: tuple[httpx.AsyncClient, Controller, SimulatedCity],
+) -> None:
+    client, ctl, city = env
+    assert ctl.dispatcher is not None
+    await ctl.dispatcher.execute("gw1-001", Command(action="set_level", value=60))
+    city.segments.find("gw1", 2).faults.add(Fault.LAMP_FAILURE)
+    for _ in range(100):
+        if ctl.alerts is not None and ("gw1-002", "lampFailure") in ctl.alerts.book.active:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    response = await client.get("/ngsi-ld/v1/entities", params={"type": "Streetlight", "limit": 3})
+    assert response.headers["content-type"].startswith("application/ld+json")
+    assert response.headers["ngsild-results-count"] == "9"
+    lights = {e["id"]: e for e in response.json()}
+    assert len(lights) == 3
+    one = (await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Streetlight:gw1-001")).json()
+    assert one["type"] == "Streetlight"
+    assert one["powerState"]["value"] == "low"  # lit at 60 %
+    assert one["illuminanceLevel"]["value"] == 0.6
+    assert one["status"]["value"] == "ok"
+    assert one["refStreetlightGroup"]["object"] == "urn:ngsi-ld:StreetlightGroup:hanoi:ba-dinh:kim-ma"
+    assert one["location"]["value"]["coordinates"] == [105.81, 21.03]
+    broken = (await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Streetlight:gw1-002")).json()
+    assert broken["status"]["value"] == "defectiveLamp"
+    groups = (await client.get("/ngsi-ld/v1/entities", params={"type": "StreetlightGroup"})).json()
+    assert [g["id"] for g in groups] == [
+        "urn:ngsi-ld:StreetlightGroup:hanoi:ba-dinh:kim-ma",
+        "urn:ngsi-ld:StreetlightGroup:hanoi:hoan-kiem:hang-dao",
+    ]
+    assert len(groups[0]["refStreetlight"]["object"]) == 6
+    missing_type = await client.get("/ngsi-ld/v1/entities")
+    assert missing_type.status_code == 400
+    assert missing_type.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+    unknown = await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Streetlight:nope")
+    assert unknown.status_code == 404
+    assert unknown.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound"

@@ -107,6 +107,13 @@ async def test_sensor_and_access_point_appear_in_the_api_like_lamps(
                     }
                     env = (await api.get("/api/v1/devices/env-hoankiem")).json()
                     assert env["last_reading"]["values"]["pm2_5_ugm3"] == 55.5
+                    (air,) = (
+                        await api.get("/ngsi-ld/v1/entities", params={"type": "AirQualityObserved"})
+                    ).json()
+                    assert air["id"] == "urn:ngsi-ld:AirQualityObserved:env-hoankiem"
+                    assert air["pm25"]["value"] == 55.5
+                    assert air["relativeHumidity"]["value"] == 0.7  # a fraction, as the data model says
+                    assert air["location"]["value"] == {"type": "Point", "coordinates": [105.8524, 21.0287]}
                     assert env["unit_id"] is None
                     await asyncio.sleep(0.2)  # let the ingest batch reach the store
                     history = (
