@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= examples/city.toml
 
-.PHONY: run test install system-deps lint typecheck unit bench bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware clean
+.PHONY: run test install system-deps lint typecheck unit bench bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api clean
 
 ## run: the simulated city, the controller polling it, and the API on localhost (Ctrl-C stops)
 run: install system-deps
@@ -48,7 +48,7 @@ unit: install system-deps
 	$(BIN)/pytest -q
 
 ## bench: performance figures (not tests): polling throughput, RS-485 efficiency, controller RSS
-bench: bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware
+bench: bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api
 
 bench-polling: install
 	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000
@@ -72,6 +72,9 @@ bench-influx: install system-deps
 
 bench-firmware: install system-deps
 	$(BIN)/python -m bench.bench_firmware --image-kb 64 --devices 1000
+
+bench-api: install
+	$(BIN)/python -m bench.bench_api --devices 10000 --rate 500 --seconds 10
 
 bench-rss: install
 	$(BIN)/python -m bench.bench_rss --lamps 10000
