@@ -126,7 +126,7 @@ async def main() -> None:
             print(
                 f"  chunk {chunk:5}: {elapsed:6.2f} s, {rate:8,.0f} bytes/s = {rate / 11520:.0%} of the line"
             )
-        broker = Mosquitto(tmp / "mosquitto")
+        broker = Mosquitto(tmp / "mosquitto", nodelay=True)
         broker.start()
         try:
             big = image_of(1024 * 1024)
