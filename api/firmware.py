@@ -150,7 +150,7 @@ async def create_campaign(request: Request, response: Response, body: CampaignIn
 @router.get("/campaigns", response_model=Page[CampaignOut], summary="Campaigns")
 async def campaigns(request: Request) -> Page[CampaignOut]:
     items = [_campaign_out(c) for c in _service(request).campaigns.values()]
-    return Page[CampaignOut](items=items, total=len(items), limit=len(items), offset=0)
+    return Page[CampaignOut](items=items, total=len(items), limit=max(len(items), 1), offset=0)
 
 
 @router.get(
