@@ -241,7 +241,7 @@ def _follow(api: str, campaign_id: str, state: dict[str, Any]) -> dict[str, Any]
                 bar.update(task, completed=done, description=f"wave {wave['index'] + 1} ({failed} failed)")
             if state["state"] not in ("running", "created"):
                 return state
-            time.sleep(0.5)
+            time.sleep(0.5)  # a plain command-line loop: there is no event loop here to block
             state = _api(api, "GET", f"/api/v1/campaigns/{campaign_id}")
 
 

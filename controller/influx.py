@@ -32,7 +32,7 @@ from influxdb_client.rest import ApiException
 from controller.config import InfluxSettings
 from controller.disk_buffer import DiskBuffer, Segment
 from controller.influx_lines import encode, series_keys
-from controller.telemetry import NON_NUMERIC, Aggregate, TelemetryPoint, TelemetryStore
+from controller.telemetry import NON_NUMERIC, Aggregate, TelemetryPoint, TelemetryStore, known_fields
 from drivers.backoff import Backoff
 from drivers.base import Reading
 from drivers.fields import READING_FIELDS
@@ -308,10 +308,7 @@ class InfluxStore(TelemetryStore):
         aggregate: Aggregate = "mean",
         limit: int = 10_000,
     ) -> list[TelemetryPoint]:
-        wanted = list(fields) if fields else list(READING_FIELDS)
-        unknown = [f for f in wanted if f not in READING_FIELDS]
-        if unknown:  # also what keeps field names safe inside the query
-            raise ValueError(f"unknown fields {unknown}")
+        wanted = known_fields(fields)  # also what keeps field names safe inside the query
         where = (
             f"\"device\" = '{_literal(device_id)}' AND time >= {int(start.timestamp() * 1000)}ms "
             f"AND time < {int(end.timestamp() * 1000)}ms"

@@ -68,6 +68,15 @@ class TelemetryStore(abc.ABC):
         Windows start at `offset_s` past a multiple of `every_s` since the epoch (local midnight)."""
 
 
+def known_fields(fields: Sequence[str] | None) -> list[str]:
+    """The fields asked for (all by default); ValueError naming any that is not a reading field."""
+    wanted = list(fields) if fields else list(READING_FIELDS)
+    unknown = [f for f in wanted if f not in READING_FIELDS]
+    if unknown:
+        raise ValueError(f"unknown fields {unknown}")
+    return wanted
+
+
 _metadata = MetaData()
 telemetry_table = Table(
     "telemetry",
@@ -126,10 +135,7 @@ class SqliteTelemetryStore(TelemetryStore):
         aggregate: Aggregate = "mean",
         limit: int = 10_000,
     ) -> list[TelemetryPoint]:
-        wanted = list(fields) if fields else list(READING_FIELDS)
-        unknown = [f for f in wanted if f not in READING_FIELDS]
-        if unknown:  # also what keeps field names safe to splice into a JSON path below
-            raise ValueError(f"unknown fields {unknown}")
+        wanted = known_fields(fields)  # also what keeps field names safe to splice into a JSON path
         params = {"d": device_id, "a": start.timestamp(), "b": end.timestamp(), "n": limit}
         async with self.engine.connect() as conn:
             if every_s is None:

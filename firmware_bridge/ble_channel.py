@@ -15,8 +15,8 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient
 from bleak.exc import BleakError
 
-from drivers.firmware import BLE_FIRMWARE_FRAMES, Frame, FrameError, decode_frame
-from firmware_bridge.transfer import ChannelTimeout
+from drivers.firmware import BLE_FIRMWARE_FRAMES, Frame
+from firmware_bridge.transfer import ChannelTimeout, next_frame
 
 
 class BleFirmwareChannel:
@@ -63,15 +63,7 @@ class BleFirmwareChannel:
             return await self._next(timeout_s)
 
     async def _next(self, timeout_s: float) -> Frame:
-        try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    try:
-                        return decode_frame(await self._replies.get())
-                    except FrameError:
-                        continue
-        except TimeoutError:
-            raise ChannelTimeout(f"BLE {self.address}: no reply within {timeout_s:g} s") from None
+        return await next_frame(self._replies, timeout_s, f"BLE {self.address}")
 
     async def close(self) -> None:
         client, self._client = self._client, None

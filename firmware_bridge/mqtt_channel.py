@@ -13,8 +13,8 @@ from types import TracebackType
 
 import aiomqtt
 
-from drivers.firmware import Frame, FrameError, decode_frame
-from firmware_bridge.transfer import ChannelTimeout
+from drivers.firmware import Frame
+from firmware_bridge.transfer import ChannelTimeout, next_frame
 
 PREFIX = "lamplighter/fw"
 #: frames are small request/reply messages: without TCP_NODELAY each one waits out Nagle's algorithm
@@ -99,14 +99,4 @@ class MqttFirmwareChannel:
             return await self._next(timeout_s)
 
     async def _next(self, timeout_s: float) -> Frame:
-        try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    try:
-                        return decode_frame(await self.queue.get())
-                    except FrameError:
-                        continue
-        except TimeoutError:
-            raise ChannelTimeout(
-                f"no reply on {self.down.replace('/down', '/up')} within {timeout_s:g} s"
-            ) from None
+        return await next_frame(self.queue, timeout_s, self.down.replace("/down", "/up"))

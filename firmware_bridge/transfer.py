@@ -26,6 +26,7 @@ from drivers.firmware import (
     b64,
     check_image,
     check_manifest,
+    decode_frame,
 )
 
 log = logging.getLogger(__name__)
@@ -234,6 +235,19 @@ async def _await_boot(channel: FirmwareChannel, address: int, opts: TransferOpti
         if loop.time() >= deadline:
             raise TransferFailed(f"no word from the device {opts.boot_timeout_s:g} s after it rebooted")
         wait = 1.0
+
+
+async def next_frame(queue: asyncio.Queue[bytes], timeout_s: float, where: str) -> Frame:
+    """The next valid frame a channel's reader queued (garbled ones are skipped)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                try:
+                    return decode_frame(await queue.get())
+                except FrameError:
+                    continue
+    except TimeoutError:
+        raise ChannelTimeout(f"{where}: no reply within {timeout_s:g} s") from None
 
 
 def _expect(reply: Frame, verb: str) -> None:
