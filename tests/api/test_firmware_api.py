@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.app import create_app
 from api.server import ApiServer
-from controller.config import load_config
+from controller.config import ControllerSettings, load_config
 from drivers.firmware import key_id
 from firmware_bridge.signing import generate_keypair, load_private_key, load_public_key, sign_image
 from simulators.bootloader import BootloaderModel, MqttBootloaders
@@ -66,32 +70,41 @@ port = {broker.port}
     return path
 
 
-async def test_upload_then_a_campaign_updates_the_group(tmp_path: Path, mosquitto: Mosquitto) -> None:
+@dataclass
+class FirmwareFleet:
+    private: Ed25519PrivateKey
+    bootloaders: dict[str, BootloaderModel]
+    settings: ControllerSettings
+
+
+@pytest.fixture
+async def fw(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[FirmwareFleet]:
+    """A release key, three sensors' bootloaders on the broker, and the controller's config."""
     generate_keypair(tmp_path / "release.pem", tmp_path / "release.pub.pem")
-    private, public = (
-        load_private_key(tmp_path / "release.pem"),
-        load_public_key(tmp_path / "release.pub.pem"),
-    )
+    public = load_public_key(tmp_path / "release.pub.pem")
     trusted = {key_id(public): public}
     bootloaders = {
         k: BootloaderModel(address=0, model="env_sensor", trusted=trusted, version="2.0.0") for k in KEYS
     }
     sims = MqttBootloaders("127.0.0.1", mosquitto.port, bootloaders)
     await sims.start()
+    settings = load_config(city(tmp_path, mosquitto, tmp_path / "release.pub.pem"))
+    yield FirmwareFleet(load_private_key(tmp_path / "release.pem"), bootloaders, settings)
+    await sims.stop()
+
+
+async def test_upload_then_a_campaign_updates_the_group(tmp_path: Path, fw: FirmwareFleet) -> None:
+    private, bootloaders, settings = fw.private, fw.bootloaders, fw.settings
     image = bytes(range(256)) * 200
     signed = sign_image(image, private, model="env_sensor", version="2.1.0")
-    settings = load_config(city(tmp_path, mosquitto, tmp_path / "release.pub.pem"))
-    try:
-        async with running_controller(settings) as ctl:
-            server = ApiServer(create_app(ctl), "127.0.0.1", 0)
-            await server.start()
-            try:
-                async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-                    results = await _run(client, image, signed.model_dump_json().encode())
-            finally:
-                await server.stop()
-    finally:
-        await sims.stop()
+    async with running_controller(settings) as ctl:
+        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        await server.start()
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+                results = await _run(client, image, signed.model_dump_json().encode())
+        finally:
+            await server.stop()
     tampered, uploaded, listed, created, duplicate, missing, final = results
     assert tampered.status_code == 422
     assert tampered.json()["error"]["details"] == [{"reason": "hash_mismatch"}]
@@ -129,27 +142,14 @@ async def _run(client: httpx.AsyncClient, image: bytes, manifest: bytes) -> tupl
     return tampered, uploaded, listed, created, duplicate, missing, final
 
 
-async def test_the_cli_uploads_and_runs_a_campaign_with_progress(
-    tmp_path: Path, mosquitto: Mosquitto
-) -> None:
+async def test_the_cli_uploads_and_runs_a_campaign_with_progress(tmp_path: Path, fw: FirmwareFleet) -> None:
     import sys
 
-    generate_keypair(tmp_path / "release.pem", tmp_path / "release.pub.pem")
-    private, public = (
-        load_private_key(tmp_path / "release.pem"),
-        load_public_key(tmp_path / "release.pub.pem"),
-    )
-    trusted = {key_id(public): public}
-    bootloaders = {
-        k: BootloaderModel(address=0, model="env_sensor", trusted=trusted, version="2.0.0") for k in KEYS
-    }
-    sims = MqttBootloaders("127.0.0.1", mosquitto.port, bootloaders)
-    await sims.start()
+    private, settings = fw.private, fw.settings
     image = tmp_path / "env-2.2.0.bin"
     image.write_bytes(bytes(range(256)) * 100)
     signed = sign_image(image.read_bytes(), private, model="env_sensor", version="2.2.0")
     (tmp_path / "env-2.2.0.bin.manifest.json").write_text(signed.model_dump_json())
-    settings = load_config(city(tmp_path, mosquitto, tmp_path / "release.pub.pem"))
 
     async def cli(*args: str) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
@@ -159,21 +159,18 @@ async def test_the_cli_uploads_and_runs_a_campaign_with_progress(
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         return proc.returncode or 0, out.decode(), err.decode()
 
-    try:
-        async with running_controller(settings) as ctl:
-            server = ApiServer(create_app(ctl), "127.0.0.1", 0)
-            await server.start()
-            try:
-                uploaded = await cli("upload", str(image), "--api", server.url)
-                started = await cli(
-                    "campaign", "start", "env-2.2", "--image", signed.manifest.sha256, "--group", "hanoi",
-                    "--waves", "34,100", "--api", server.url,
-                )  # fmt: skip
-                unknown = await cli("campaign", "status", "nope", "--api", server.url)
-            finally:
-                await server.stop()
-    finally:
-        await sims.stop()
+    async with running_controller(settings) as ctl:
+        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        await server.start()
+        try:
+            uploaded = await cli("upload", str(image), "--api", server.url)
+            started = await cli(
+                "campaign", "start", "env-2.2", "--image", signed.manifest.sha256, "--group", "hanoi",
+                "--waves", "34,100", "--api", server.url,
+            )  # fmt: skip
+            unknown = await cli("campaign", "status", "nope", "--api", server.url)
+        finally:
+            await server.stop()
     assert uploaded[0] == 0, uploaded[2]
     assert f"accepted: env_sensor 2.2.0 sha256 {signed.manifest.sha256}" in uploaded[1]
     assert started[0] == 0, started[2]
@@ -184,22 +181,11 @@ async def test_the_cli_uploads_and_runs_a_campaign_with_progress(
 
 
 async def test_a_campaign_survives_a_controller_restart_and_resumes(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, fw: FirmwareFleet
 ) -> None:
-    generate_keypair(tmp_path / "release.pem", tmp_path / "release.pub.pem")
-    private, public = (
-        load_private_key(tmp_path / "release.pem"),
-        load_public_key(tmp_path / "release.pub.pem"),
-    )
-    trusted = {key_id(public): public}
-    bootloaders = {
-        k: BootloaderModel(address=0, model="env_sensor", trusted=trusted, version="2.0.0") for k in KEYS
-    }
-    sims = MqttBootloaders("127.0.0.1", mosquitto.port, bootloaders)
-    await sims.start()
+    private, bootloaders, settings = fw.private, fw.bootloaders, fw.settings
     image = bytes(range(256)) * 50
     signed = sign_image(image, private, model="env_sensor", version="2.3.0")
-    settings = load_config(city(tmp_path, mosquitto, tmp_path / "release.pub.pem"))
 
     async def api(ctl: Any, method: str, path: str, **kw: Any) -> httpx.Response:
         server = ApiServer(create_app(ctl), "127.0.0.1", 0)
@@ -210,33 +196,30 @@ async def test_a_campaign_survives_a_controller_restart_and_resumes(
         finally:
             await server.stop()
 
-    try:
-        async with running_controller(settings) as ctl:
-            sha = (
-                await api(
-                    ctl,
-                    "POST",
-                    "/api/v1/firmware",
-                    files={"image": image, "manifest": signed.model_dump_json()},
-                )
-            ).json()["sha256"]
-            body = {"id": "c", "image": sha, "group": "hanoi", "waves": [34, 100], "approval": True}
-            assert (await api(ctl, "POST", "/api/v1/campaigns", json=body)).status_code == 201
-            for _ in range(100):
-                if ctl.firmware and ctl.firmware.campaigns["c"].state == "waiting_approval":
-                    break
-                await asyncio.sleep(0.05)
-        async with running_controller(settings) as ctl:  # the same database: the campaign comes back
-            restored = (await api(ctl, "GET", "/api/v1/campaigns/c")).json()
-            await api(ctl, "POST", "/api/v1/campaigns/c/resume")
-            final: dict[str, Any] = {}
-            for _ in range(100):
-                final = (await api(ctl, "GET", "/api/v1/campaigns/c")).json()
-                if final["state"] == "finished":
-                    break
-                await asyncio.sleep(0.1)
-    finally:
-        await sims.stop()
+    async with running_controller(settings) as ctl:
+        sha = (
+            await api(
+                ctl,
+                "POST",
+                "/api/v1/firmware",
+                files={"image": image, "manifest": signed.model_dump_json()},
+            )
+        ).json()["sha256"]
+        body = {"id": "c", "image": sha, "group": "hanoi", "waves": [34, 100], "approval": True}
+        assert (await api(ctl, "POST", "/api/v1/campaigns", json=body)).status_code == 201
+        for _ in range(100):
+            if ctl.firmware and ctl.firmware.campaigns["c"].state == "waiting_approval":
+                break
+            await asyncio.sleep(0.05)
+    async with running_controller(settings) as ctl:  # the same database: the campaign comes back
+        restored = (await api(ctl, "GET", "/api/v1/campaigns/c")).json()
+        await api(ctl, "POST", "/api/v1/campaigns/c/resume")
+        final: dict[str, Any] = {}
+        for _ in range(100):
+            final = (await api(ctl, "GET", "/api/v1/campaigns/c")).json()
+            if final["state"] == "finished":
+                break
+            await asyncio.sleep(0.1)
     assert restored["state"] == "paused"
     assert restored["reason"] == "the controller stopped: resume to go on"
     assert restored["summary"] == {"UPDATED": 2, "PENDING": 1}
