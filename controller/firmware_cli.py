@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -223,14 +222,14 @@ def campaign(
         _fail(f"unknown action {action!r}: start, status, pause, resume, cancel or retry")
     state = _api(api, "GET", f"/api/v1/campaigns/{campaign_id}")
     if follow and action in ("start", "resume", "retry", "status"):
-        state = _follow(api, campaign_id, state)
+        state = asyncio.run(_follow(api, campaign_id, state))
     typer.echo(f"{state['id']}: {state['state']}{' — ' + state['reason'] if state['reason'] else ''}")
     typer.echo(f"  {state['summary']}")
     if state["state"] in ("stopped", "cancelled"):
         raise typer.Exit(1)
 
 
-def _follow(api: str, campaign_id: str, state: dict[str, Any]) -> dict[str, Any]:
+async def _follow(api: str, campaign_id: str, state: dict[str, Any]) -> dict[str, Any]:
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
     with Progress(*columns) as bar:
         tasks = [bar.add_task(f"wave {w['index'] + 1}", total=w["devices"]) for w in state["waves"]]
@@ -241,8 +240,8 @@ def _follow(api: str, campaign_id: str, state: dict[str, Any]) -> dict[str, Any]
                 bar.update(task, completed=done, description=f"wave {wave['index'] + 1} ({failed} failed)")
             if state["state"] not in ("running", "created"):
                 return state
-            time.sleep(0.5)  # a plain command-line loop: there is no event loop here to block
-            state = _api(api, "GET", f"/api/v1/campaigns/{campaign_id}")
+            await asyncio.sleep(0.5)
+            state = await asyncio.to_thread(_api, api, "GET", f"/api/v1/campaigns/{campaign_id}")
 
 
 def _api(api: str, method: str, path: str, *, timeout: float = 10, **kwargs: Any) -> Any:

@@ -19,6 +19,7 @@ from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 
 from drivers.firmware import BLE_FIRMWARE_FRAMES, BLE_FIRMWARE_SERVICE, FrameError, decode_frame
+from simulators.ble_radio import SimulatedClientBase
 from simulators.bootloader import REBOOT_S, BootFault, BootloaderModel
 
 
@@ -30,29 +31,18 @@ class BleBootloaderRadio:
 
 
 def _backend_for(radio: BleBootloaderRadio) -> type[BaseBleakClient]:
-    class SimulatedBootloaderClient(BaseBleakClient):
+    class SimulatedBootloaderClient(SimulatedClientBase):
         """bleak backend for simulated bootloaders (the transport boundary; see the module docstring)."""
 
-        def __init__(self, address_or_ble_device: Any, **kwargs: Any) -> None:
-            super().__init__(
-                address_or_ble_device,
-                disconnected_callback=kwargs.get("disconnected_callback"),
-                timeout=kwargs.get("timeout", 10.0),
-            )
-            self._connected = False
-            self._notify: Callable[[bytearray], None] | None = None
+        label = "simulated bootloader"
 
-        @property
-        def name(self) -> str:
-            return f"simulated bootloader {self.address}"
+        def __init__(self, address_or_ble_device: Any, **kwargs: Any) -> None:
+            super().__init__(address_or_ble_device, **kwargs)
+            self._notify: Callable[[bytearray], None] | None = None
 
         @property
         def mtu_size(self) -> int:
             return 247
-
-        @property
-        def is_connected(self) -> bool:
-            return self._connected
 
         def _device(self) -> BootloaderModel:
             device = radio.devices.get(self.address.upper())
@@ -74,20 +64,8 @@ def _backend_for(radio: BleBootloaderRadio) -> type[BaseBleakClient]:
             self.services = collection
             self._connected = True
 
-        async def disconnect(self) -> None:
-            self._connected = False
-
-        async def pair(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-        async def unpair(self) -> None:
-            return None
-
         async def read_gatt_char(self, characteristic: Any, **kwargs: Any) -> bytearray:
             raise BleakError("the frames characteristic is write/notify only")
-
-        async def read_gatt_descriptor(self, descriptor: Any, **kwargs: Any) -> bytearray:
-            raise BleakError("no descriptors")
 
         async def write_gatt_char(self, characteristic: Any, data: Any, response: bool) -> None:
             if not self._connected:
@@ -111,9 +89,6 @@ def _backend_for(radio: BleBootloaderRadio) -> type[BaseBleakClient]:
 
         def _rebooted(self, device: BootloaderModel) -> None:
             self._deliver(device.reboot().encode())
-
-        async def write_gatt_descriptor(self, descriptor: Any, data: Any) -> None:
-            raise BleakError("no descriptors")
 
         async def start_notify(self, characteristic: Any, callback: Any, **kwargs: Any) -> None:
             self._notify = callback

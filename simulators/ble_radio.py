@@ -68,6 +68,47 @@ class BleSensorModel:
         return spec.encode(self.values()[spec.field])
 
 
+class SimulatedClientBase(BaseBleakClient):
+    """What every simulated bleak backend shares: the connection flag, no pairing, no descriptors.
+
+    Subclasses (sensors here, bootloaders in simulators/ble_bootloader.py) add `connect`, the GATT
+    operations they serve and `mtu_size`. This is the transport boundary: see the module docstring.
+    """
+
+    label = "simulated device"
+
+    def __init__(self, address_or_ble_device: Any, **kwargs: Any) -> None:
+        super().__init__(
+            address_or_ble_device,
+            disconnected_callback=kwargs.get("disconnected_callback"),
+            timeout=kwargs.get("timeout", 10.0),
+        )
+        self._connected = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.label} {self.address}"
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    async def disconnect(self) -> None:
+        self._connected = False
+
+    async def pair(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def unpair(self) -> None:
+        return None
+
+    async def read_gatt_descriptor(self, descriptor: Any, **kwargs: Any) -> bytearray:
+        raise BleakError(f"{self.label}s have no descriptors")
+
+    async def write_gatt_descriptor(self, descriptor: Any, data: Any) -> None:
+        raise BleakError(f"{self.label}s have no descriptors")
+
+
 class SimulatedRadio:
     """The sensors in range of a simulated radio, and the bleak backend class that reaches them."""
 
@@ -96,28 +137,14 @@ class SimulatedRadio:
 
 
 def _backend_for(radio: SimulatedRadio) -> type[BaseBleakClient]:
-    class SimulatedRadioClient(BaseBleakClient):
+    class SimulatedRadioClient(SimulatedClientBase):
         """bleak backend over the simulated radio (see module docstring for why this is a fake)."""
 
-        def __init__(self, address_or_ble_device: Any, **kwargs: Any) -> None:
-            super().__init__(
-                address_or_ble_device,
-                disconnected_callback=kwargs.get("disconnected_callback"),
-                timeout=kwargs.get("timeout", 10.0),
-            )
-            self._connected = False
-
-        @property
-        def name(self) -> str:
-            return f"simulated {self.address}"
+        label = "simulated sensor"
 
         @property
         def mtu_size(self) -> int:
             return 23
-
-        @property
-        def is_connected(self) -> bool:
-            return self._connected
 
         async def connect(self, pair: bool, **kwargs: Any) -> None:
             sensor = radio.sensors.get(self.address.upper())
@@ -128,27 +155,12 @@ def _backend_for(radio: SimulatedRadio) -> type[BaseBleakClient]:
             self.services = _services(sensor.layout)
             self._connected = True
 
-        async def disconnect(self) -> None:
-            self._connected = False
-
-        async def pair(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-        async def unpair(self) -> None:
-            return None
-
         async def read_gatt_char(
             self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False, **kwargs: Any
         ) -> bytearray:
             return bytearray(radio.sensors[self.address.upper()].characteristic_bytes(characteristic.uuid))
 
-        async def read_gatt_descriptor(self, descriptor: Any, **kwargs: Any) -> bytearray:
-            raise BleakError("simulated sensors have no descriptors")
-
         async def write_gatt_char(self, characteristic: Any, data: Any, response: bool) -> None:
-            raise BleakError("simulated sensors are read-only")
-
-        async def write_gatt_descriptor(self, descriptor: Any, data: Any) -> None:
             raise BleakError("simulated sensors are read-only")
 
         async def start_notify(self, characteristic: Any, callback: Any, **kwargs: Any) -> None:
