@@ -18,56 +18,22 @@ from controller.config import ControllerSettings, load_config
 from drivers.firmware import key_id
 from firmware_bridge.signing import generate_keypair, load_private_key, load_public_key, sign_image
 from simulators.bootloader import BootloaderModel, MqttBootloaders
-from tests.controller.city import running_controller
+from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
 
 KEYS = ("hk1", "hk2", "hk3")
 
 
 def city(tmp_path: Path, broker: Mosquitto, public_key: Path) -> Path:
-    devices = "".join(
-        f"""
-[[devices]]
-id = "env-{key}"
-link = "broker"
-key = "{key}"
-profile = "env_sensor"
-group = "hanoi/hoan-kiem"
-latitude = 21.0287
-longitude = 105.8524
-"""
-        for key in KEYS
-    )
-    path = tmp_path / "city.toml"
-    path.write_text(
-        f"""
-[database]
-url = "sqlite+aiosqlite:///{tmp_path}/registry.db"
-[telemetry]
-url = "sqlite+aiosqlite:///{tmp_path}/telemetry.db"
+    extra = f"""
 [firmware]
 trusted_keys = ["{public_key.name}"]
 images_dir = "{tmp_path}/firmware"
 mqtt_host = "127.0.0.1"
 mqtt_port = {broker.port}
 timeout_s = 2
-
-[[sites]]
-id = "hn"
-latitude = 21.0
-longitude = 105.8
-
-[[links]]
-id = "broker"
-site = "hn"
-kind = "mqtt"
-host = "127.0.0.1"
-port = {broker.port}
-{devices}
-""",
-        encoding="utf-8",
-    )
-    return path
+"""
+    return write_mqtt_city(tmp_path, broker.port, [(f"env-{k}", k, "env_sensor") for k in KEYS], extra=extra)
 
 
 @dataclass

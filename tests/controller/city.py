@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -106,3 +106,52 @@ async def running_controller(settings: ControllerSettings) -> AsyncIterator[Cont
 
 def settings_for(tmp_path: Path, **kw: float | str) -> ControllerSettings:
     return load_config(write_city(tmp_path, **kw))  # type: ignore[arg-type]
+
+
+def write_mqtt_city(
+    tmp_path: Path, broker_port: int, devices: Iterable[tuple[str, str, str]], *, extra: str = ""
+) -> Path:
+    """A city of MQTT devices on one broker: `devices` are (device id, topic key, profile), all in
+    group hanoi/hoan-kiem; `extra` is TOML for the sections before the sites (alerts, firmware …)."""
+    entries = "".join(
+        f"""
+[[devices]]
+id = "{device_id}"
+link = "broker"
+key = "{key}"
+profile = "{profile}"
+group = "hanoi/hoan-kiem"
+latitude = 21.0287
+longitude = 105.8524
+"""
+        for device_id, key, profile in devices
+    )
+    path = tmp_path / "city.toml"
+    path.write_text(
+        f"""
+[database]
+url = "sqlite+aiosqlite:///{tmp_path}/registry.db"
+[telemetry]
+url = "sqlite+aiosqlite:///{tmp_path}/telemetry.db"
+[poller]
+ingest_linger_s = 0.05
+{extra}
+
+[[sites]]
+id = "hn"
+latitude = 21.0
+longitude = 105.8
+
+[[links]]
+id = "broker"
+site = "hn"
+kind = "mqtt"
+host = "127.0.0.1"
+port = {broker_port}
+backoff_base_s = 0.1
+backoff_cap_s = 0.5
+{entries}
+""",
+        encoding="utf-8",
+    )
+    return path

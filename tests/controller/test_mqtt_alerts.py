@@ -8,7 +8,7 @@ from pathlib import Path
 
 from controller.config import load_config
 from simulators.mqtt_devices import BrokerSpec, MqttDeviceFleet, MqttFault, SimMqttDevice
-from tests.controller.city import running_controller
+from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
 from tests.waiting import until
 
@@ -23,53 +23,16 @@ DEVICES = {  # key → (device id, profile, injected fault, expected alert)
 
 
 def city(tmp_path: Path, broker: Mosquitto) -> Path:
-    devices = "".join(
-        f"""
-[[devices]]
-id = "{device_id}"
-link = "broker"
-key = "{key}"
-profile = "{profile}"
-group = "hanoi/hoan-kiem"
-latitude = 21.0287
-longitude = 105.8524
-"""
-        for key, (device_id, profile, _, _) in DEVICES.items()
-    )
-    path = tmp_path / "city.toml"
-    path.write_text(
-        f"""
-[database]
-url = "sqlite+aiosqlite:///{tmp_path}/registry.db"
-[telemetry]
-url = "sqlite+aiosqlite:///{tmp_path}/telemetry.db"
-[poller]
-ingest_linger_s = 0.05
+    devices = [(device_id, key, profile) for key, (device_id, profile, _, _) in DEVICES.items()]
+    extra = """
 [alerts]
 sweep_interval_s = 0.2
 
 [[alert_thresholds]]
 group = "hanoi"
 stale_after_s = 1.5
-
-[[sites]]
-id = "hn"
-latitude = 21.0
-longitude = 105.8
-
-[[links]]
-id = "broker"
-site = "hn"
-kind = "mqtt"
-host = "127.0.0.1"
-port = {broker.port}
-backoff_base_s = 0.1
-backoff_cap_s = 0.5
-{devices}
-""",
-        encoding="utf-8",
-    )
-    return path
+"""
+    return write_mqtt_city(tmp_path, broker.port, devices, extra=extra)
 
 
 async def test_each_sensor_and_access_point_fault_is_raised_once_and_cleared_once(

@@ -12,54 +12,14 @@ import httpx
 from api.app import create_app
 from api.server import ApiServer
 from controller.config import load_config
-from tests.controller.city import running_controller
+from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
 from tests.waiting import until
 
 
 def city_with_broker(tmp_path: Path, broker: Mosquitto) -> Path:
-    path = tmp_path / "city.toml"
-    path.write_text(f"""
-[database]
-url = "sqlite+aiosqlite:///{tmp_path}/registry.db"
-[telemetry]
-url = "sqlite+aiosqlite:///{tmp_path}/telemetry.db"
-[poller]
-ingest_linger_s = 0.05
-
-[[sites]]
-id = "hn"
-latitude = 21.0
-longitude = 105.8
-
-[[links]]
-id = "broker"
-site = "hn"
-kind = "mqtt"
-host = "127.0.0.1"
-port = {broker.port}
-backoff_base_s = 0.1
-backoff_cap_s = 0.5
-
-[[devices]]
-id = "env-hoankiem"
-link = "broker"
-key = "hk1"
-profile = "env_sensor"
-group = "hanoi/hoan-kiem"
-latitude = 21.0287
-longitude = 105.8524
-
-[[devices]]
-id = "ap-hoankiem"
-link = "broker"
-key = "ap1"
-profile = "wifi_ap"
-group = "hanoi/hoan-kiem"
-latitude = 21.0290
-longitude = 105.8530
-""")
-    return path
+    devices = [("env-hoankiem", "hk1", "env_sensor"), ("ap-hoankiem", "ap1", "wifi_ap")]
+    return write_mqtt_city(tmp_path, broker.port, devices)
 
 
 async def test_sensor_and_access_point_appear_in_the_api_like_lamps(
