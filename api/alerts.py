@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.access import CurrentPrincipal, Permission, allow
 from api.errors import ApiError, ErrorBody
 from api.models import Page
 from controller.alert_messages import AlertOut, alert_out
@@ -19,7 +20,7 @@ from controller.detectors import FaultKind
 from controller.reports import ReportIn, ReportKind, Verdict, assess, nearest_lamps
 from controller.runtime import Controller
 
-router = APIRouter(prefix="/api/v1", tags=["alerts"])
+router = APIRouter(prefix="/api/v1", tags=["alerts"], dependencies=[allow(Permission.READ)])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "not found"}}
 
 
@@ -89,17 +90,24 @@ async def get_alert(request: Request, alert_id: int) -> AlertOut:
 
 @router.post(
     "/alerts/{alert_id}/ack",
+    dependencies=[allow(Permission.ACKNOWLEDGE)],
     response_model=AlertOut,
     responses={**_NOT_FOUND, 409: {"model": ErrorBody, "description": "the alert has cleared"}},
     summary="Acknowledge an alert",
 )
 async def acknowledge(
-    request: Request, alert_id: int, body: Annotated[AckIn | None, Body()] = None
+    request: Request,
+    alert_id: int,
+    principal: CurrentPrincipal,
+    body: Annotated[AckIn | None, Body()] = None,
 ) -> AlertOut:
     ctl = _controller(request)
     if ctl.alerts is None:
         raise ApiError(503, "alerts_disabled", "fault detection is disabled ([alerts] enabled = false)")
-    alert = await ctl.alerts.acknowledge(alert_id, body.by if body else None)
+    # Recorded as the credentials' owner; a name given in the body (the operator at a shared
+    # IOC account) is kept beside it, never instead of it.
+    by = principal.actor if body is None or not body.by else f"{body.by} ({principal.actor})"
+    alert = await ctl.alerts.acknowledge(alert_id, by)
     if alert is None:
         raise ApiError(404, "not_found", f"no alert {alert_id}")
     if alert.cleared_at is not None:
@@ -137,6 +145,7 @@ async def events(
 
 @router.post(
     "/reports",
+    dependencies=[allow(Permission.REPORT)],
     response_model=ReportOut,
     status_code=201,
     summary="Forward a citizen report",
@@ -219,6 +228,7 @@ async def dead_letters(
 
 @router.post(
     "/webhooks/dead-letters/{letter_id}/retry",
+    dependencies=[allow(Permission.ADMIN)],
     status_code=202,
     responses=_NOT_FOUND,
     summary="Send a dead letter's events again",

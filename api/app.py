@@ -5,14 +5,22 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 
-from api import alerts, devices, energy, firmware, geo, kpis, ngsi_ld, schedules
+from api import alerts, audit, auth, devices, energy, firmware, geo, kpis, ngsi_ld, schedules
+from api.access import AccessGuard, Permission, allow
+from api.audit import AuditMiddleware
 from api.errors import install_error_handlers
 from api.models import Health
 from controller.runtime import Controller
 
 API_DESCRIPTION = """
 Lamplighter's HTTP API for Intelligent Operations Centres and lighting engineers.
+
+Every route but `/healthz` and `POST /api/v1/auth/login` needs credentials: an API key in
+`X-API-Key` (machine clients), or `Authorization: Bearer <token>` with a token from the login.
+Roles: viewer (read), engineer (schedules, groups, overrides), technician (devices, commands,
+firmware), admin (everything, users, keys, audit log).
 
 Lists are paginated with `limit` and `offset` and report a `total`. Errors share one shape:
 `{"error": {"code": "...", "message": "...", "details": [...]}}`.
@@ -21,9 +29,30 @@ Lists are paginated with `limit` and `offset` and report a `total`. Errors share
 
 def create_app(controller: Controller) -> FastAPI:
     """Build the API around a controller that the caller starts and stops."""
-    app = FastAPI(title="Lamplighter API", version="1", description=API_DESCRIPTION)
+    api = controller.settings.api
+    app = FastAPI(
+        title="Lamplighter API",
+        version="1",
+        description=API_DESCRIPTION,
+        max_body_size=api.max_body_bytes,
+    )
     app.state.controller = controller
+    app.state.guard = AccessGuard(controller.auth, api)
     install_error_handlers(app)
+    app.add_middleware(AuditMiddleware, store=controller.auth)
+    if api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=api.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Last-Event-ID"],
+            expose_headers=["Retry-After", "Location", "NGSILD-Results-Count"],
+            max_age=600,
+        )
+    app.include_router(auth.login_router)
+    app.include_router(auth.me_router)
+    app.include_router(auth.admin_router)
+    app.include_router(audit.router)
     app.include_router(devices.router)
     app.include_router(devices.groups_router)
     app.include_router(schedules.router)
@@ -54,6 +83,7 @@ def create_app(controller: Controller) -> FastAPI:
     @app.get(
         "/metrics",
         tags=["operations"],
+        dependencies=[allow(Permission.READ)],
         summary="Prometheus metrics",
         response_class=Response,
         responses={200: {"content": {"text/plain": {}}}},

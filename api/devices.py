@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
+from api.access import Permission, allow
 from api.errors import ApiError, ErrorBody
 from api.models import (
     CommandOut,
@@ -27,7 +28,7 @@ from controller.registry import CommandRow, DeviceRow
 from controller.runtime import Controller
 from drivers.fields import READING_FIELDS
 
-router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+router = APIRouter(prefix="/api/v1/devices", tags=["devices"], dependencies=[allow(Permission.READ)])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "no such device"}}
 
 
@@ -121,6 +122,7 @@ async def get_telemetry(
 
 @router.post(
     "/{device_id}/commands",
+    dependencies=[allow(Permission.DEVICES)],
     response_model=CommandOut,
     status_code=201,
     responses={**_NOT_FOUND, 422: {"model": ErrorBody}},
@@ -220,11 +222,12 @@ def _aware(ts: datetime | None) -> datetime | None:
     return None if ts is None else utc(ts)
 
 
-groups_router = APIRouter(prefix="/api/v1/groups", tags=["groups"])
+groups_router = APIRouter(prefix="/api/v1/groups", tags=["groups"], dependencies=[allow(Permission.READ)])
 
 
 @groups_router.post(
     "/{group:path}/commands",
+    dependencies=[allow(Permission.SCHEDULES)],
     response_model=GroupCommandOut,
     responses={
         404: {"model": ErrorBody, "description": "no device in that group"},

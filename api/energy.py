@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from api.access import Permission, allow
 from api.errors import ApiError, ErrorBody
 from api.params import parse_every, utc
 from controller.registry import DeviceRow
 from controller.runtime import Controller
 from schedules.astro import AstroClock
 
-router = APIRouter(prefix="/api/v1", tags=["energy"])
+router = APIRouter(prefix="/api/v1", tags=["energy"], dependencies=[allow(Permission.READ)])
 MAX_WINDOWS = 400
 
 

@@ -8,13 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.access import Permission, allow
 from api.errors import ApiError, ErrorBody
 from api.models import Page
 from controller.firmware import FirmwareService, StoredImage
 from drivers.firmware import FirmwareRejected, Manifest
 from firmware_bridge.campaign import Campaign, CampaignSpec
 
-router = APIRouter(prefix="/api/v1", tags=["firmware"])
+router = APIRouter(prefix="/api/v1", tags=["firmware"], dependencies=[allow(Permission.READ)])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "not found"}}
 
 
@@ -78,6 +79,9 @@ def _service(request: Request) -> FirmwareService:
 
 @router.post(
     "/firmware",
+    dependencies=[allow(Permission.DEVICES)],
+    # Images are bigger than the API's body limit; the route checks [firmware] max_image_mb itself.
+    max_body_size=512 * 2**20,
     response_model=FirmwareOut,
     status_code=201,
     responses={422: {"model": ErrorBody, "description": "refused, with the reason"}},
@@ -112,6 +116,7 @@ async def images(request: Request) -> list[FirmwareOut]:
 
 @router.post(
     "/campaigns",
+    dependencies=[allow(Permission.DEVICES)],
     response_model=CampaignOut,
     status_code=201,
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
@@ -162,6 +167,7 @@ async def campaign(request: Request, campaign_id: str) -> CampaignOut:
 
 @router.post(
     "/campaigns/{campaign_id}/{action}",
+    dependencies=[allow(Permission.DEVICES)],
     response_model=CampaignOut,
     responses=_NOT_FOUND,
     summary="pause, resume (or approve the next wave), cancel, retry failed",

@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
+from api.access import Permission, allow
 from api.models import DeviceStateName
 from controller.runtime import Controller
 
-router = APIRouter(prefix="/api/v1", tags=["map"])
+router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permission.READ)])
 
 
 @router.get(

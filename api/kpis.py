@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from api.access import Permission, allow
 from api.energy import saving_pct, totals
 from controller.runtime import Controller
 
-router = APIRouter(prefix="/api/v1", tags=["map"])
+router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permission.READ)])
 MTTR_DAYS = 30
 
 

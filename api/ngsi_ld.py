@@ -15,10 +15,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from api.access import Permission, allow
 from controller.registry import DeviceRow
 from controller.runtime import Controller
 
-router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"])
+router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"], dependencies=[allow(Permission.READ)])
 CONTEXT = [
     "https://raw.githubusercontent.com/smart-data-models/dataModel.Streetlighting/master/context.jsonld",
     "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld",

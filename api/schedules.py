@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
+from api.access import Permission, allow
 from api.errors import ApiError, ErrorBody
 from controller.runtime import Controller
 from controller.scheduling import Kind, Scheduling
@@ -14,7 +15,7 @@ from schedules.model import Calendar, Override, Program
 from schedules.plan import ScheduleError, Target
 from schedules.preview import preview
 
-router = APIRouter(prefix="/api/v1", tags=["schedules"])
+router = APIRouter(prefix="/api/v1", tags=["schedules"], dependencies=[allow(Permission.READ)])
 _INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "the schedule cannot work"}
 }
@@ -106,6 +107,7 @@ async def list_programs(request: Request) -> list[Program]:
 
 @router.put(
     "/schedules/{program_id}",
+    dependencies=[allow(Permission.SCHEDULES)],
     response_model=Program,
     responses=_INVALID,
     summary="Create or replace a program",
@@ -116,7 +118,9 @@ async def put_program(request: Request, program_id: str, program: Program) -> Pr
     return program
 
 
-@router.delete("/schedules/{program_id}", status_code=204, responses=_INVALID)
+@router.delete(
+    "/schedules/{program_id}", dependencies=[allow(Permission.SCHEDULES)], status_code=204, responses=_INVALID
+)
 async def delete_program(request: Request, program_id: str) -> Response:
     return await _remove(request, "program", program_id)
 
@@ -126,20 +130,31 @@ async def list_calendars(request: Request) -> list[Calendar]:
     return list(_scheduling(request).calendars.values())
 
 
-@router.put("/calendars/{calendar_id}", response_model=Calendar, responses=_INVALID)
+@router.put(
+    "/calendars/{calendar_id}",
+    dependencies=[allow(Permission.SCHEDULES)],
+    response_model=Calendar,
+    responses=_INVALID,
+)
 async def put_calendar(request: Request, calendar_id: str, calendar: Calendar) -> Calendar:
     _same_id(calendar_id, calendar.id)
     await _put(request, "calendar", calendar.id, calendar.model_dump(mode="json"))
     return calendar
 
 
-@router.delete("/calendars/{calendar_id}", status_code=204, responses=_INVALID)
+@router.delete(
+    "/calendars/{calendar_id}",
+    dependencies=[allow(Permission.SCHEDULES)],
+    status_code=204,
+    responses=_INVALID,
+)
 async def delete_calendar(request: Request, calendar_id: str) -> Response:
     return await _remove(request, "calendar", calendar_id)
 
 
 @router.put(
     "/groups/{group:path}/calendar",
+    dependencies=[allow(Permission.SCHEDULES)],
     responses=_INVALID,
     summary="Give a group (and its sub-groups) a calendar",
 )
@@ -150,7 +165,12 @@ async def put_group_calendar(
     return {"group": group.rstrip("/"), "calendar": body["calendar"]}
 
 
-@router.delete("/groups/{group:path}/calendar", status_code=204, responses=_INVALID)
+@router.delete(
+    "/groups/{group:path}/calendar",
+    dependencies=[allow(Permission.SCHEDULES)],
+    status_code=204,
+    responses=_INVALID,
+)
 async def delete_group_calendar(request: Request, group: str) -> Response:
     return await _remove(request, "group_calendar", group.rstrip("/"))
 
@@ -160,12 +180,23 @@ async def list_overrides(request: Request) -> list[Override]:
     return list(_scheduling(request).overrides.values())
 
 
-@router.post("/overrides", response_model=Override, status_code=201, responses=_INVALID)
+@router.post(
+    "/overrides",
+    dependencies=[allow(Permission.SCHEDULES)],
+    response_model=Override,
+    status_code=201,
+    responses=_INVALID,
+)
 async def post_override(request: Request, override: Override) -> Override:
     await _put(request, "override", override.id, override.model_dump(mode="json"))
     return override
 
 
-@router.delete("/overrides/{override_id}", status_code=204, responses=_INVALID)
+@router.delete(
+    "/overrides/{override_id}",
+    dependencies=[allow(Permission.SCHEDULES)],
+    status_code=204,
+    responses=_INVALID,
+)
 async def delete_override(request: Request, override_id: str) -> Response:
     return await _remove(request, "override", override_id)

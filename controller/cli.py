@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from controller.auth_cli import api_headers, auth_app, demo_credentials, refused_hint
 from controller.broker import EmbeddedBroker
 from controller.config import ConfigError, ControllerSettings, load_config
 from controller.firmware_cli import firmware_app
@@ -33,6 +34,7 @@ schedules_app = typer.Typer(
 )
 app.add_typer(schedules_app, name="schedules")
 app.add_typer(firmware_app, name="firmware")
+app.add_typer(auth_app, name="auth")
 ApiOpt = Annotated[str, typer.Option(help="the controller's API")]
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="configuration file (TOML)")]
@@ -205,9 +207,20 @@ async def _run_controller(
                 await controller.scheduling.put(kind, key, doc)  # type: ignore[arg-type]
             log.info("schedules applied: %d objects", len(plan_file.objects()))
         await _start_server(api, "API")
-        typer.echo(
-            f"Lamplighter API on {api.url}  —  devices: {api.url}/api/v1/devices  docs: {api.url}/docs"
-        )
+        typer.echo(f"Lamplighter on {api.url}  —  dashboard: {api.url}/  API docs: {api.url}/docs")
+        if simulate_config is not None:
+            key, password = await demo_credentials(controller.auth)
+            typer.echo(
+                "Demo mode (simulated city), fresh credentials for this run:\n"
+                f"  API key (admin):  {key}\n"
+                f"  dashboard login:  demo / {password}\n"
+                f"  e.g. curl -H 'X-API-Key: {key}' {api.url}/api/v1/devices"
+            )
+        elif not await controller.auth.has_credentials():
+            typer.echo(
+                "No API keys or users yet: every route but /healthz answers 401. Make one with\n"
+                "  lamplighter auth key create ioc --role viewer -c <config>"
+            )
         typer.echo("Press Ctrl-C to stop.")
         await stop.wait()
         log.info("stopping")
@@ -351,12 +364,12 @@ def _configure_logging(verbose: bool) -> None:
 
 def _request(url: str, method: str, path: str, **kwargs: Any) -> Any:
     try:
-        rsp = httpx.request(method, url.rstrip("/") + path, timeout=5, **kwargs)
+        rsp = httpx.request(method, url.rstrip("/") + path, timeout=5, headers=api_headers(), **kwargs)
     except httpx.HTTPError as exc:
         typer.echo(f"cannot reach the simulators at {url}: {exc}", err=True)
         raise typer.Exit(1) from None
     if rsp.status_code >= 400:
-        typer.echo(f"refused ({rsp.status_code}): {rsp.text}", err=True)
+        typer.echo(f"refused ({rsp.status_code}): {rsp.text}{refused_hint(rsp.status_code)}", err=True)
         raise typer.Exit(1)
     return rsp.json()
 

@@ -41,8 +41,33 @@ class _Strict(BaseModel):
 
 
 class ApiSettings(_Strict):
+    """`[api]`: where the API listens and how it guards itself (docs/api.md, "Access")."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    token_ttl_s: int = Field(default=900, ge=60, le=86400, description="life of a login token")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="browser origins allowed to call the API; empty = none"
+    )
+    rate_limit_per_s: float = Field(
+        default=50.0, ge=0, description="requests per second per credential (or per address); 0 = off"
+    )
+    rate_limit_burst: int = Field(default=200, ge=1)
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="larger bodies get 413 (firmware uploads have their own cap)"
+    )
+    lockout_after: int = Field(default=5, ge=1, description="failed logins before a wait is imposed")
+    lockout_s: float = Field(default=30.0, gt=0, description="first wait; doubles per further failure")
+    lockout_max_s: float = Field(default=900.0, gt=0)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
+                raise ValueError(f"{origin!r} is not an origin like https://ioc.example.city")
+        return origins
 
 
 class DatabaseSettings(_Strict):

@@ -13,6 +13,7 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+from controller.auth_cli import api_headers, refused_hint
 from drivers.base import SerialPort
 from drivers.firmware import (
     FirmwareRejected,
@@ -246,7 +247,9 @@ async def _follow(api: str, campaign_id: str, state: dict[str, Any]) -> dict[str
 
 def _api(api: str, method: str, path: str, *, timeout: float = 10, **kwargs: Any) -> Any:
     try:
-        response = httpx.request(method, api.rstrip("/") + path, timeout=timeout, **kwargs)
+        response = httpx.request(
+            method, api.rstrip("/") + path, timeout=timeout, headers=api_headers(), **kwargs
+        )
     except httpx.HTTPError as exc:
         _fail(f"cannot reach the controller at {api}: {exc}")
     if response.status_code >= 400:
@@ -254,7 +257,7 @@ def _api(api: str, method: str, path: str, *, timeout: float = 10, **kwargs: Any
             message = response.json()["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = response.text[:300]
-        _fail(f"refused ({response.status_code}): {message}")
+        _fail(f"refused ({response.status_code}): {message}{refused_hint(response.status_code)}")
     return response.json()
 
 

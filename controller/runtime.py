@@ -20,6 +20,7 @@ from bleak.backends.scanner import BaseBleakScanner
 from controller.alert_book import AlertBook
 from controller.alert_store import AlertStore
 from controller.alerts import AlertChannel, AlertService, thresholds_by_device
+from controller.auth_store import AuthStore
 from controller.commands import CommandDispatcher
 from controller.config import (
     BleLinkConfig,
@@ -82,6 +83,7 @@ class Controller:
         self.publisher: StatePublisher | None = None
         self.scheduling: Scheduling | None = None
         self.alert_store = AlertStore(self.registry.engine)
+        self.auth = AuthStore(self.registry.engine)
         self.events = EventHub()
         self.alerts: AlertService | None = None
         self.webhooks: dict[str, WebhookSender] = {}
@@ -215,6 +217,7 @@ class Controller:
         await self._state_writes.join()
         if self.started_at is not None:
             await self.registry.save_states(self.fleet.take_dirty_rows())
+            await self.auth.flush_key_use()
         await asyncio.gather(
             *(d.close() for d in self.drivers.values() if isinstance(d, Driver)), return_exceptions=True
         )
@@ -247,6 +250,7 @@ class Controller:
             rows = self.fleet.take_dirty_rows()
             if rows:
                 await self._state_writes.run(self.registry.save_states(rows))
+            await self.auth.flush_key_use()
 
 
 def make_driver(

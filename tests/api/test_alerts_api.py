@@ -18,6 +18,7 @@ from controller.config import load_config
 from controller.runtime import Controller
 from simulators.city import SimulatedCity
 from simulators.lamp import Fault
+from tests.api.keys import auth_headers
 from tests.controller.city import running_city, running_controller, write_city
 from tests.waiting import until
 
@@ -30,7 +31,9 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     async with running_city(settings) as city, running_controller(settings) as ctl:
         server = ApiServer(create_app(ctl), "127.0.0.1", 0)
         await server.start()
-        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        async with httpx.AsyncClient(
+            base_url=server.url, timeout=10, headers=await auth_headers(ctl)
+        ) as client:
             await until(lambda: all(st.last_seen for st in ctl.fleet.devices.values()), what="first polls")
             yield client, ctl, city
         await server.stop()
@@ -64,9 +67,11 @@ async def test_alerts_are_listed_filtered_and_acknowledged(env: Env) -> None:
     ack = await client.post(f"/api/v1/alerts/{alert['id']}/ack", json={"by": "night shift"})
     assert ack.status_code == 200
     assert ack.json()["state"] == "acknowledged"
-    assert ack.json()["acknowledged_by"] == "night shift"
+    assert ack.json()["acknowledged_by"].startswith("night shift (key:test-admin(")  # the name and the key
     again = await client.post(f"/api/v1/alerts/{alert['id']}/ack", json={"by": "someone else"})
-    assert again.json()["acknowledged_by"] == "night shift"  # idempotent: the first acknowledgement stands
+    assert (
+        again.json()["acknowledged_by"] == ack.json()["acknowledged_by"]
+    )  # idempotent: the first acknowledgement stands
     assert (await open_alerts(client, state="active"))["total"] == 1
     assert (await open_alerts(client, state="acknowledged"))["total"] == 1
 

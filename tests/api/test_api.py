@@ -15,6 +15,7 @@ from controller.commands import Command
 from controller.runtime import Controller
 from simulators.city import SimulatedCity
 from simulators.lamp import Fault
+from tests.api.keys import auth_headers
 from tests.controller.city import running_city, running_controller, settings_for
 
 
@@ -24,7 +25,9 @@ async def env(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Controll
     async with running_city(settings) as city, running_controller(settings) as ctl:
         server = ApiServer(create_app(ctl), "127.0.0.1", 0)
         await server.start()
-        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        async with httpx.AsyncClient(
+            base_url=server.url, timeout=10, headers=await auth_headers(ctl)
+        ) as client:
             for _ in range(100):  # wait until every device has been polled once
                 if all(st.state != "unknown" for st in ctl.fleet.devices.values()):
                     break

@@ -14,6 +14,7 @@ from api.app import create_app
 from api.server import ApiServer
 from controller.config import load_config
 from drivers.base import Reading
+from tests.api.keys import auth_headers
 from tests.controller.city import running_city, running_controller, write_city
 from tests.tsdb import InfluxDB1
 
@@ -69,7 +70,7 @@ async def test_energy_per_lamp_and_day_against_the_dusk_to_dawn_baseline(
         server = ApiServer(create_app(ctl), "127.0.0.1", 0)
         await server.start()
         try:
-            async with httpx.AsyncClient(base_url=server.url) as client:
+            async with httpx.AsyncClient(base_url=server.url, headers=await auth_headers(ctl)) as client:
                 params = {
                     "group": "hanoi/ba-dinh",
                     "from": day1.isoformat(),

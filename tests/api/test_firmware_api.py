@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +15,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.app import create_app
 from api.server import ApiServer
+from controller.auth_cli import API_KEY_ENV
 from controller.config import ControllerSettings, load_config
 from drivers.firmware import key_id
 from firmware_bridge.signing import generate_keypair, load_private_key, load_public_key, sign_image
 from simulators.bootloader import BootloaderModel, MqttBootloaders
+from tests.api.keys import auth_headers
 from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
 
@@ -67,7 +70,9 @@ async def test_upload_then_a_campaign_updates_the_group(tmp_path: Path, fw: Firm
         server = ApiServer(create_app(ctl), "127.0.0.1", 0)
         await server.start()
         try:
-            async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            async with httpx.AsyncClient(
+                base_url=server.url, timeout=10, headers=await auth_headers(ctl)
+            ) as client:
                 results = await _run(client, image, signed.model_dump_json().encode())
         finally:
             await server.stop()
@@ -117,10 +122,12 @@ async def test_the_cli_uploads_and_runs_a_campaign_with_progress(tmp_path: Path,
     signed = sign_image(image.read_bytes(), private, model="env_sensor", version="2.2.0")
     (tmp_path / "env-2.2.0.bin.manifest.json").write_text(signed.model_dump_json())
 
+    env = dict(os.environ)
+
     async def cli(*args: str) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "controller.cli", "firmware", *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         return proc.returncode or 0, out.decode(), err.decode()
@@ -128,6 +135,7 @@ async def test_the_cli_uploads_and_runs_a_campaign_with_progress(tmp_path: Path,
     async with running_controller(settings) as ctl:
         server = ApiServer(create_app(ctl), "127.0.0.1", 0)
         await server.start()
+        env[API_KEY_ENV] = (await auth_headers(ctl, "technician"))["X-API-Key"]
         try:
             uploaded = await cli("upload", str(image), "--api", server.url)
             started = await cli(
@@ -157,7 +165,9 @@ async def test_a_campaign_survives_a_controller_restart_and_resumes(
         server = ApiServer(create_app(ctl), "127.0.0.1", 0)
         await server.start()
         try:
-            async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            async with httpx.AsyncClient(
+                base_url=server.url, timeout=10, headers=await auth_headers(ctl)
+            ) as client:
                 return await client.request(method, path, **kw)
         finally:
             await server.stop()

@@ -12,6 +12,7 @@ from api.app import create_app
 from api.server import ApiServer
 from controller.config import load_config
 from firmware_bridge.signing import generate_keypair, load_private_key, sign_image
+from tests.api.keys import auth_headers
 from tests.controller.city import running_city, running_controller
 from tests.waiting import until
 
@@ -65,7 +66,9 @@ async def test_nodes_on_a_polled_line_are_updated_while_polling_goes_on(tmp_path
         server = ApiServer(create_app(ctl), "127.0.0.1", 0)
         await server.start()
         try:
-            async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            async with httpx.AsyncClient(
+                base_url=server.url, timeout=10, headers=await auth_headers(ctl)
+            ) as client:
                 files = {"image": image, "manifest": signed.model_dump_json()}
                 sha = (await client.post("/api/v1/firmware", files=files)).json()["sha256"]
                 polls_before = ctl.fleet["node-002"].counters["polls_ok"]

@@ -10,6 +10,7 @@ import httpx
 
 from api.app import create_app
 from api.server import ApiServer
+from tests.api.keys import auth_headers
 from tests.controller.city import running_city, running_controller, settings_for
 from tests.waiting import until
 
@@ -28,7 +29,9 @@ async def test_programs_calendars_overrides_drive_the_lamps_and_survive_a_restar
             server = ApiServer(create_app(ctl), "127.0.0.1", 0)
             await server.start()
             try:
-                async with httpx.AsyncClient(base_url=server.url, timeout=10) as api:
+                async with httpx.AsyncClient(
+                    base_url=server.url, timeout=10, headers=await auth_headers(ctl)
+                ) as api:
                     assert (await api.put("/api/v1/schedules/all-day", json=ALL_DAY)).status_code == 200
                     assert (await api.put("/api/v1/calendars/city", json=CITY)).status_code == 200
                     rsp = await api.put("/api/v1/groups/hanoi/ba-dinh/calendar", json={"calendar": "city"})

@@ -18,6 +18,7 @@ from controller.config import InfluxSettings, load_config
 from controller.disk_buffer import TelemetryBufferError
 from controller.influx import InfluxStore
 from drivers.base import Reading
+from tests.api.keys import auth_headers
 from tests.controller.city import running_city, running_controller, write_city
 from tests.tsdb import InfluxDB1, VictoriaMetrics
 from tests.waiting import until
@@ -247,7 +248,7 @@ buffer_dir = "{tmp_path}/buffer"
         server = ApiServer(create_app(ctl), "127.0.0.1", 0)
         await server.start()
         try:
-            async with httpx.AsyncClient(base_url=server.url) as client:
+            async with httpx.AsyncClient(base_url=server.url, headers=await auth_headers(ctl)) as client:
                 body = (
                     await client.get("/api/v1/devices/gw1-001/telemetry", params={"fields": "voltage_v"})
                 ).json()

@@ -12,6 +12,7 @@ import httpx
 from api.app import create_app
 from api.server import ApiServer
 from controller.config import load_config
+from tests.api.keys import auth_headers
 from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
 from tests.waiting import until
@@ -59,7 +60,7 @@ async def test_sensor_and_access_point_appear_in_the_api_like_lamps(
                 await until(
                     lambda: ctl.fleet["env-hoankiem"].state == "ok" and ctl.fleet["ap-hoankiem"].state == "ok"
                 )
-                async with httpx.AsyncClient(base_url=server.url) as api:
+                async with httpx.AsyncClient(base_url=server.url, headers=await auth_headers(ctl)) as api:
                     listing = (await api.get("/api/v1/devices", params={"group": "hanoi/hoan-kiem"})).json()
                     assert {(d["id"], d["kind"], d["address"]) for d in listing["items"]} == {
                         ("env-hoankiem", "sensor", "hk1"),

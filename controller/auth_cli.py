@@ -1,0 +1,226 @@
+"""`lamplighter auth` — API keys and users, written straight into the registry database.
+
+Works with the controller running or stopped (instances see changes within the credential cache's
+few seconds). Every change is written to the audit log as `cli:<OS user>`. Commands that call the
+API (`schedules`, `firmware upload|campaign`) send the key in `LAMPLIGHTER_API_KEY`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from controller.auth_store import AuthStore, NameTaken
+from controller.config import ConfigError, load_config
+from controller.credentials import ROLES, Role
+from controller.db import create_engine
+from controller.registry import Registry
+
+API_KEY_ENV = "LAMPLIGHTER_API_KEY"
+auth_app = typer.Typer(help="API keys and users (straight into the registry database).", no_args_is_help=True)
+key_app = typer.Typer(help="API keys for machine clients such as the IOC.", no_args_is_help=True)
+user_app = typer.Typer(help="Users who log in (dashboard, tokens).", no_args_is_help=True)
+auth_app.add_typer(key_app, name="key")
+auth_app.add_typer(user_app, name="user")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="configuration file (its [database])")]
+RoleOpt = Annotated[str, typer.Option(help=f"one of {', '.join(ROLES)}")]
+T = TypeVar("T")
+
+
+def api_headers() -> dict[str, str]:
+    """Credentials for the CLI's API calls, from the environment."""
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    return {"X-API-Key": key} if key else {}
+
+
+async def demo_credentials(store: AuthStore) -> tuple[str, str]:
+    """`make run`'s demo mode: a new admin key and a new password for user `demo`, each run.
+    Earlier demo keys are revoked, so a key printed by a past run stops working."""
+    await store.revoke_key("demo", by_name=True)
+    _, key = await store.create_key("demo", "admin", "demo-mode")
+    password = secrets.token_urlsafe(12)
+    if await store.update_user("demo", password=password, role="admin", disabled=False) is None:
+        await store.create_user("demo", "admin", password)
+    await store.audit("demo-mode", None, "demo credentials issued", 0, "local", {"key_id": key.key_id})
+    return key.plaintext, password
+
+
+def refused_hint(status: int) -> str:
+    if status == 401:
+        return f" (set {API_KEY_ENV} to an API key: `lamplighter auth key create NAME --role ROLE`)"
+    return ""
+
+
+def _role(value: str) -> Role:
+    for role in ROLES:
+        if role == value:
+            return role
+    typer.echo(f"unknown role {value!r}: use one of {', '.join(ROLES)}", err=True)
+    raise typer.Exit(2)
+
+
+def _with_store(config: Path, work: Callable[[AuthStore], Awaitable[T]]) -> T:
+    try:
+        settings = load_config(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+    async def main() -> T:
+        registry = Registry(create_engine(settings.database.url))
+        try:
+            await registry.create_schema()
+            return await work(AuthStore(registry.engine))
+        finally:
+            await registry.engine.dispose()
+
+    return asyncio.run(main())
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+async def _audit(store: AuthStore, action: str, detail: dict[str, Any]) -> None:
+    await store.audit(_actor(), None, action, 0, "local", detail)
+
+
+@key_app.command("create")
+def key_create(name: str, config: ConfigOpt, role: RoleOpt = "viewer") -> None:
+    """Make an API key and print it — the only time it is shown."""
+    chosen = _role(role)
+
+    async def work(store: AuthStore) -> str:
+        row, key = await store.create_key(name, chosen, _actor())
+        await _audit(store, "auth key create", {"key_id": row.key_id, "name": name, "role": chosen})
+        return key.plaintext
+
+    plaintext = _with_store(config, work)
+    typer.echo(plaintext)
+    typer.echo(f"API key {name!r} ({chosen}); it is shown only now: store it.", err=True)
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key: Annotated[str, typer.Argument(help="key id (or, with --name, every live key of that name)")],
+    config: ConfigOpt,
+    by_name: Annotated[bool, typer.Option("--name", help="revoke by name")] = False,
+) -> None:
+    """Revoke a key; clients using it are refused within seconds."""
+
+    async def work(store: AuthStore) -> list[str]:
+        rows = await store.revoke_key(key, by_name=by_name)
+        if rows:
+            await _audit(store, "auth key revoke", {"key_ids": [r.key_id for r in rows]})
+        return [f"{r.key_id} {r.name}" for r in rows]
+
+    revoked = _with_store(config, work)
+    if not revoked:
+        typer.echo(f"no live key {key!r}", err=True)
+        raise typer.Exit(1)
+    for line in revoked:
+        typer.echo(f"revoked {line}")
+
+
+@key_app.command("list")
+def key_list(config: ConfigOpt) -> None:
+    """Keys with their role and state (never the keys themselves)."""
+
+    async def work(store: AuthStore) -> list[str]:
+        return [
+            f"{k.key_id}  {k.name:<20} {k.role:<10} "
+            f"{'revoked ' + k.revoked_at.isoformat(timespec='seconds') if k.revoked_at else 'live'}"
+            f"  last used {k.last_used_at.isoformat(timespec='seconds') if k.last_used_at else 'never'}"
+            for k in await store.keys()
+        ]
+
+    for line in _with_store(config, work) or ["no API keys"]:
+        typer.echo(line)
+
+
+def _password(env: str | None) -> str:
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            typer.echo(f"${env} is empty", err=True)
+            raise typer.Exit(2)
+        return value
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        typer.echo("the passwords differ", err=True)
+        raise typer.Exit(2)
+    return first
+
+
+PasswordEnvOpt = Annotated[
+    str | None, typer.Option(help="read the password from this environment variable instead of a prompt")
+]
+
+
+@user_app.command("add")
+def user_add(
+    username: str, config: ConfigOpt, role: RoleOpt = "viewer", password_env: PasswordEnvOpt = None
+) -> None:
+    """Add a user who logs in with a password (at least 10 characters)."""
+    chosen = _role(role)
+    password = _password(password_env)
+    if len(password) < 10:
+        typer.echo("passwords need at least 10 characters", err=True)
+        raise typer.Exit(2)
+
+    async def work(store: AuthStore) -> None:
+        await store.create_user(username, chosen, password)
+        await _audit(store, "auth user add", {"username": username, "role": chosen})
+
+    try:
+        _with_store(config, work)
+    except NameTaken as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"user {username!r} ({chosen}) added")
+
+
+@user_app.command("set")
+def user_set(
+    username: str,
+    config: ConfigOpt,
+    role: Annotated[str | None, typer.Option(help="new role")] = None,
+    password: Annotated[bool, typer.Option("--password", help="set a new password")] = False,
+    password_env: PasswordEnvOpt = None,
+    disable: Annotated[bool | None, typer.Option("--disable/--enable")] = None,
+) -> None:
+    """Change a user's role or password, or disable them; their tokens stop working."""
+    chosen = _role(role) if role else None
+    new_password = _password(password_env) if password or password_env else None
+
+    async def work(store: AuthStore) -> bool:
+        row = await store.update_user(username, role=chosen, password=new_password, disabled=disable)
+        if row is not None:
+            changed = {"role": chosen, "password": new_password is not None, "disabled": disable}
+            await _audit(store, "auth user set", {"username": username, **changed})
+        return row is not None
+
+    if not _with_store(config, work):
+        typer.echo(f"no user {username!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"user {username!r} updated")
+
+
+@user_app.command("list")
+def user_list(config: ConfigOpt) -> None:
+    async def work(store: AuthStore) -> list[str]:
+        return [
+            f"{u.username:<24} {u.role:<10} {'disabled' if u.disabled else 'active'}"
+            for u in await store.users()
+        ]
+
+    for line in _with_store(config, work) or ["no users"]:
+        typer.echo(line)
