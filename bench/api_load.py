@@ -5,18 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import time
 
 import httpx
 
+HEADERS = {"X-API-Key": os.environ["LAMPLIGHTER_API_KEY"]}
+
 
 async def fixed_rate(url: str, paths: list[str], rate: float, seconds: float) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits, headers=HEADERS) as client:
 
         async def one(path: str) -> None:
             nonlocal errors
@@ -50,7 +53,7 @@ async def fixed_rate(url: str, paths: list[str], rate: float, seconds: float) ->
 
 
 async def sequential(url: str, path: str, times: int) -> dict[str, float]:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers=HEADERS) as client:
         durations, size = [], 0
         for _ in range(times):
             t0 = time.perf_counter()

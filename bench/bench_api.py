@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -40,8 +41,14 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "city.toml"
         write_city(config, args.devices, interval_s=3600, data_dir=Path(tmp))
-        ctl = Controller(load_config(config))
+        settings = load_config(config)
+        # One client at 500 req/s: the per-credential rate limit (default 50/s) would answer 429s.
+        settings = settings.model_copy(
+            update={"api": settings.api.model_copy(update={"rate_limit_per_s": 0})}
+        )
+        ctl = Controller(settings)
         await ctl.start()
+        _, key = await ctl.auth.create_key("bench", "viewer", "bench")  # every request is authenticated
         now = dt.datetime.now(dt.UTC)
         for device_id in ctl.devices:
             ctl.fleet.record_reading(
@@ -66,6 +73,7 @@ async def main() -> None:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.api_load", "--url", server.url, "--devices", str(args.devices),
             "--rate", str(args.rate), "--seconds", str(args.seconds), stdout=subprocess.PIPE,
+            env={**os.environ, "LAMPLIGHTER_API_KEY": key.plaintext},
         )  # fmt: skip
         out, _ = await proc.communicate()
         await server.stop()

@@ -81,7 +81,7 @@ class Program(_Frozen):
     """
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    name: str = ""
+    name: str = Field(default="", max_length=200)
     steps: tuple[Step, ...] = Field(min_length=1)
     constant_light_output: tuple[tuple[float, float], ...] = ()
 
@@ -152,14 +152,14 @@ class Calendar(_Frozen):
 class Override(_Frozen):
     """A manual level on a lamp or group from `start` until `expiry`; the highest priority wins."""
 
-    id: str
-    device_id: str | None = None
-    group: str | None = None
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    device_id: str | None = Field(default=None, max_length=64)
+    group: str | None = Field(default=None, max_length=300)
     level: int = Field(ge=0, le=100)
     start: dt.datetime
     expiry: dt.datetime
     priority: int = Field(default=50, ge=0, le=100)
-    reason: str = ""
+    reason: str = Field(default="", max_length=500, description="free text, shown as text (never as markup)")
 
     @model_validator(mode="after")
     def _valid(self) -> Override:
