@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import alerts, audit, auth, devices, energy, firmware, geo, kpis, ngsi_ld, schedules
 from api.access import AccessGuard, Permission, allow
@@ -25,6 +29,33 @@ firmware), admin (everything, users, keys, audit log).
 Lists are paginated with `limit` and `offset` and report a `total`. Errors share one shape:
 `{"error": {"code": "...", "message": "...", "details": [...]}}`.
 """
+
+
+DASHBOARD = Path(__file__).parent / "dashboard"
+# The page runs only its own script and talks only to this server, whatever a device name contains.
+_CSP = (
+    b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+class _StrictContent:
+    """Adds a Content-Security-Policy (and no-sniff) to what the wrapped app serves."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"content-security-policy", _CSP),
+                    (b"x-content-type-options", b"nosniff"),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def create_app(controller: Controller) -> FastAPI:
@@ -62,6 +93,13 @@ def create_app(controller: Controller) -> FastAPI:
     app.include_router(geo.router)
     app.include_router(kpis.router)
     app.include_router(ngsi_ld.router)
+
+    # The dashboard: static files (the page logs in through the API like any client).
+    app.mount("/dashboard", _StrictContent(StaticFiles(directory=DASHBOARD, html=True)), name="dashboard")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/dashboard/")
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness and link health")
     async def healthz(response: Response) -> Health:

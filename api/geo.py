@@ -46,7 +46,6 @@ async def geojson(
             continue
         if group and not (row.group_path == group or row.group_path.startswith(prefix or "")):
             continue
-        doc = st.last_reading_doc() or {}
         features.append(
             {
                 "type": "Feature",
@@ -59,7 +58,7 @@ async def geojson(
                     "group": row.group_path,
                     "state": st.state,
                     "last_seen": st.last_seen.isoformat() if st.last_seen else None,
-                    "values": doc.get("values", {}),
+                    "values": st.last_values(),
                     "alerts": sorted(alerts.get(row.id, ())),
                 },
             }

@@ -11,6 +11,7 @@ from api.access import Permission, allow
 from api.errors import ApiError, ErrorBody
 from controller.runtime import Controller
 from controller.scheduling import Kind, Scheduling
+from schedules.astro import AstroClock
 from schedules.model import Calendar, Override, Program
 from schedules.plan import ScheduleError, Target
 from schedules.preview import preview
@@ -94,6 +95,7 @@ async def get_preview(
         "to": end,
         "points": [{"at": p.at, "level": p.level, "cause": p.cause} for p in result.points],
         "transitions": [{"at": t.at, "level": t.level, "cause": t.cause} for t in result.transitions],
+        "sun": _sun_events(sched.clocks.get(lamps[0].site_id), start, end),
         "energy_kwh": round(result.energy_kwh, 3),
         "baseline_kwh": round(result.baseline_kwh, 3),
         "saving_pct": round(result.saving_pct, 1),
@@ -200,3 +202,18 @@ async def post_override(request: Request, override: Override) -> Override:
 )
 async def delete_override(request: Request, override_id: str) -> Response:
     return await _remove(request, "override", override_id)
+
+
+def _sun_events(clock: AstroClock | None, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
+    """Sunrise, sunset and civil twilight inside the window, for marking on the curve."""
+    if clock is None:
+        return []
+    events: list[dict[str, Any]] = []
+    day = start.astimezone(clock.tz).date() - dt.timedelta(days=1)
+    while day <= end.astimezone(clock.tz).date():
+        for name in ("civil_dawn", "sunrise", "sunset", "civil_dusk"):
+            at = clock.event(name, day)
+            if at is not None and start <= at <= end:
+                events.append({"event": name, "at": at})
+        day += dt.timedelta(days=1)
+    return sorted(events, key=lambda e: e["at"])

@@ -8,7 +8,7 @@ and `unknown` until it has been polled once.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -44,6 +44,15 @@ class DeviceStatus:
         if isinstance(self.last_reading, Reading):
             return reading_document(self.last_reading)
         return self.last_reading
+
+    def last_values(self) -> Mapping[str, Any]:
+        """The last reading's values only: what a map needs, without building the whole document."""
+        if isinstance(self.last_reading, Reading):
+            return self.last_reading.values
+        if self.last_reading is None:
+            return {}
+        values: Mapping[str, Any] = self.last_reading.get("values", {})
+        return values
 
 
 class Fleet:
