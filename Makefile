@@ -26,13 +26,15 @@ $(STAMP): pyproject.toml
 ## system-deps: Debian packages used at run and test time: socat makes the RS-485 pty pairs,
 ## mosquitto is the real broker the MQTT tests start on a private port; influxdb (1.6, /write and
 ## InfluxQL) and victoria-metrics (/api/v2/write) are the telemetry servers the tests start the same way
-## (their packages start nothing: the tests run them on loopback ports, data under a temp dir)
+## (their packages start nothing: the tests run them on loopback ports, data under a temp dir);
+## chromium is the browser the dashboard tests drive with Playwright (never `playwright install`)
 system-deps:
 	@missing=""; \
 	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v influxd >/dev/null 2>&1 || missing="$$missing influxdb"; \
 	command -v victoria-metrics >/dev/null 2>&1 || missing="$$missing victoria-metrics"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \

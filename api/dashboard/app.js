@@ -99,7 +99,7 @@ async function refresh() {
   const [kpis, geo, alerts, overrides] = await Promise.all([
     api("/api/v1/kpis"),
     api("/api/v1/geojson"),
-    api("/api/v1/alerts?state=active&limit=200"),
+    api("/api/v1/alerts?state=open&limit=200"),
     api("/api/v1/overrides"),
   ]);
   renderKpis(kpis);
@@ -305,7 +305,15 @@ async function showSchedule() {
   from.setMinutes(0, 0, 0);
   const to = new Date(from.getTime() + 24 * 3600 * 1000);
   const query = new URLSearchParams({ group, from: from.toISOString(), to: to.toISOString(), every_min: "10" });
-  const preview = await api(`/api/v1/schedules/preview?${query}`);
+  let preview;
+  try {
+    preview = await api(`/api/v1/schedules/preview?${query}`);
+  } catch (err) {
+    if (err instanceof Unauthorized) throw err;
+    $("schedule-energy").textContent = err.message; // e.g. no calendar for this group yet
+    $("schedule-chart").replaceChildren();
+    return;
+  }
   $("schedule-energy").textContent = `${fmt(preview.energy_kwh)} kWh, ${fmt(preview.saving_pct)} % saved`;
   lineChart($("schedule-chart"), preview.points.map((p) => ({ t: new Date(p.at), a: p.level })), {
     from, to, labelA: "level %", maxA: 100, markers: preview.sun.filter((s) => s.event === "sunrise" || s.event === "sunset"),
