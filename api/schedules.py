@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import Permission, allow
 from api.errors import ApiError, ErrorBody
@@ -44,6 +45,12 @@ async def _remove(request: Request, kind: Kind, key: str) -> Response:
     if not removed:
         raise ApiError(404, "not_found", f"no {kind.replace('_', ' ')} {key!r}")
     return Response(status_code=204)
+
+
+class GroupCalendarIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    calendar: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="a calendar's id")
 
 
 def _same_id(path_id: str, body_id: str) -> None:
@@ -160,11 +167,9 @@ async def delete_calendar(request: Request, calendar_id: str) -> Response:
     responses=_INVALID,
     summary="Give a group (and its sub-groups) a calendar",
 )
-async def put_group_calendar(
-    request: Request, group: str, body: dict[Literal["calendar"], str]
-) -> dict[str, str]:
-    await _put(request, "group_calendar", group.rstrip("/"), {"calendar": body["calendar"]})
-    return {"group": group.rstrip("/"), "calendar": body["calendar"]}
+async def put_group_calendar(request: Request, group: str, body: GroupCalendarIn) -> dict[str, str]:
+    await _put(request, "group_calendar", group.rstrip("/"), {"calendar": body.calendar})
+    return {"group": group.rstrip("/"), "calendar": body.calendar}
 
 
 @router.delete(
