@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 
+from controller.auth_cli import API_KEY_ENV, api_headers
 from tests.conftest import free_port
 from tests.controller.city import write_city
 
@@ -73,7 +76,10 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
         start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    output = _Output(proc)
     try:
+        key = output.demo_key()  # demo mode prints a fresh admin key; it must work
+        os.environ[API_KEY_ENV] = key  # for _wait_for_ok and the CLI commands that call the API
         base = f"http://127.0.0.1:{api_port}"
         devices = _wait_for_ok(f"{base}/api/v1/devices?state=ok", expect_total=11)
         kinds = {d["id"]: d["kind"] for d in devices["items"]}
@@ -132,10 +138,13 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
         comms = _wait_for_ok(f"{base}/api/v1/alerts?kind=communicationFailure", expect_total=3)
         assert {a["device_id"] for a in comms["items"]} == {"bus1-001", "bus1-002", "bus1-003"}
     finally:
+        os.environ.pop(API_KEY_ENV, None)
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        out = output.text()
     assert proc.returncode == 0, out
-    assert f"Lamplighter API on http://127.0.0.1:{api_port}" in out
+    assert f"Lamplighter on http://127.0.0.1:{api_port}" in out
+    assert "dashboard login:  demo / " in out
     assert "controller stopped" in out
     assert "Traceback" not in out
     assert not (tmp_path / "pty" / "bus1").exists()  # the simulators' pty pair is gone too
@@ -147,12 +156,42 @@ def _inject_fault(control_port: int, unit: int) -> subprocess.CompletedProcess[s
     return subprocess.run([*LAMPLIGHTER, *args, *url], capture_output=True, text=True, timeout=30)
 
 
+class _Output:
+    """The process's output, read by a thread so the test can wait for one line with a timeout."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._seen: list[str] = []
+        stdout = proc.stdout
+        self._thread = threading.Thread(target=lambda: [self._lines.put(x) for x in stdout], daemon=True)
+        self._thread.start()
+
+    def demo_key(self, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            self._seen.append(line)
+            if "API key (admin):" in line:
+                return line.split(":", 1)[1].strip()
+        raise AssertionError("no demo key printed:\n" + "".join(self._seen))
+
+    def text(self) -> str:
+        self._thread.join(timeout=10)
+        while not self._lines.empty():
+            self._seen.append(self._lines.get_nowait())
+        return "".join(self._seen)
+
+
 def _wait_for_ok(url: str, expect_total: int, timeout: float = 30) -> dict:  # type: ignore[type-arg]
     deadline = time.monotonic() + timeout
     body: dict = {}  # type: ignore[type-arg]
     while time.monotonic() < deadline:
         try:
-            body = httpx.get(url, timeout=2).json()
+            body = httpx.get(url, timeout=2, headers=api_headers()).json()
             if body.get("total") == expect_total:
                 return body
         except httpx.HTTPError:
