@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from api.app import create_app
 from api.server import ApiServer
 from tests.api.keys import auth_headers
@@ -17,6 +19,7 @@ MAX_EXAMPLES = int(os.environ.get("LAMPLIGHTER_FUZZ_EXAMPLES", "15"))
 REPORTS = Path(os.environ.get("LAMPLIGHTER_ARTIFACTS", "test-artifacts")) / "schemathesis"
 
 
+@pytest.mark.timeout(420)  # the fuzzer's own budget is --max-time; the suite's 120 s is for ordinary tests
 async def test_no_operation_answers_with_a_server_error(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     # The fuzzer sends hundreds of requests a second with one key: the rate limit would only 429 it.
