@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
 from api.access import Permission, allow
 from api.models import DeviceStateName
+from controller.registry import DeviceRow
 from controller.runtime import Controller
 
 router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permission.READ)])
@@ -37,7 +38,8 @@ async def geojson(
         for device_id, alert_kind in ctl.alerts.book.active:
             alerts[device_id].append(alert_kind)
     prefix = group.rstrip("/") + "/" if group else None
-    features: list[dict[str, Any]] = []
+    dumps = _COMPACT.encode
+    parts: list[str] = []
     for row in ctl.devices.values():
         st = ctl.fleet.devices.get(row.id)
         if st is None:
@@ -46,22 +48,39 @@ async def geojson(
             continue
         if group and not (row.group_path == group or row.group_path.startswith(prefix or "")):
             continue
-        features.append(
-            {
-                "type": "Feature",
-                "id": row.id,
-                "geometry": {"type": "Point", "coordinates": [row.longitude, row.latitude]},
-                "properties": {
-                    "kind": row.kind,
-                    "profile": row.profile,
-                    "site": row.site_id,
-                    "group": row.group_path,
-                    "state": st.state,
-                    "last_seen": st.last_seen.isoformat() if st.last_seen else None,
-                    "values": st.last_values(),
-                    "alerts": sorted(alerts.get(row.id, ())),
-                },
-            }
+        # What never changes is encoded once per device; each request adds only the live part.
+        parts.append(
+            f'{_static_part(row)}"state":"{st.state}",'
+            f'"last_seen":{dumps(st.last_seen.isoformat()) if st.last_seen else "null"},'
+            f'"values":{dumps(st.last_values())},"alerts":{dumps(sorted(alerts.get(row.id, ())))}}}}}'
         )
-    body = json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":"))
+    body = '{"type":"FeatureCollection","features":[' + ",".join(parts) + "]}"
     return Response(body, media_type="application/geo+json")
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_STATIC: dict[str, tuple[DeviceRow, str]] = {}
+
+
+def _static_part(row: DeviceRow) -> str:
+    """The feature up to its live properties, encoded once per device row (a new row after a
+    restart or config change is encoded again)."""
+    cached = _STATIC.get(row.id)
+    if cached is not None and cached[0] is row:
+        return cached[1]
+    head = _COMPACT.encode(
+        {
+            "type": "Feature",
+            "id": row.id,
+            "geometry": {"type": "Point", "coordinates": [row.longitude, row.latitude]},
+            "properties": {
+                "kind": row.kind,
+                "profile": row.profile,
+                "site": row.site_id,
+                "group": row.group_path,
+            },
+        }
+    )
+    part = head[:-2] + ","  # reopen "properties" to append the live fields
+    _STATIC[row.id] = (row, part)
+    return part
