@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Boolean, Integer, String, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -64,6 +64,10 @@ class AuditRow(Base):
     status: Mapped[int] = mapped_column(Integer)
     client: Mapped[str] = mapped_column(String(100))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+M = TypeVar("M", bound=Base)
+R = TypeVar("R")
 
 
 class NameTaken(ValueError):
@@ -133,18 +137,12 @@ class AuthStore:
             return (await s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))).all()
 
     async def key(self, key_id: str) -> KeyRecord | None:
-        hit = self._keys.get(key_id)
-        if hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
-            return hit[1]
-        async with self.session() as s:
-            row = await s.get(ApiKeyRow, key_id)
-        record = (
-            None
-            if row is None
-            else KeyRecord(row.key_id, row.name, _role(row.role), row.secret_hash, row.revoked_at is not None)
-        )
-        self._keys[key_id] = (time.monotonic(), record)
-        return record
+        def record(row: ApiKeyRow) -> KeyRecord:
+            return KeyRecord(
+                row.key_id, row.name, _role(row.role), row.secret_hash, row.revoked_at is not None
+            )
+
+        return await self._cached(self._keys, ApiKeyRow, key_id, record)
 
     def key_used(self, key_id: str) -> None:
         """Noted in memory and written with the next flush: a key in use must not cost a write a request."""
@@ -216,24 +214,30 @@ class AuthStore:
             return (await s.scalars(select(UserRow).order_by(UserRow.username))).all()
 
     async def user(self, username: str, *, fresh: bool = False) -> UserRecord | None:
-        hit = self._users.get(username)
-        if not fresh and hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
+        def record(row: UserRow) -> UserRecord:
+            valid_after = row.tokens_valid_after.replace(tzinfo=dt.UTC)
+            return UserRecord(row.username, _role(row.role), row.password_hash, row.disabled, valid_after)
+
+        if fresh:
+            self._users.pop(username, None)
+        return await self._cached(self._users, UserRow, username, record)
+
+    async def _cached(
+        self,
+        cache: dict[str, tuple[float, R | None]],
+        model: type[M],
+        key: str,
+        record: Callable[[M], R],
+    ) -> R | None:
+        """A row's record, from the cache when looked up in the last CACHE_TTL_S seconds (absence too)."""
+        hit = cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
             return hit[1]
         async with self.session() as s:
-            row = await s.get(UserRow, username)
-        record = (
-            None
-            if row is None
-            else UserRecord(
-                row.username,
-                _role(row.role),
-                row.password_hash,
-                row.disabled,
-                row.tokens_valid_after.replace(tzinfo=dt.UTC),
-            )
-        )
-        self._users[username] = (time.monotonic(), record)
-        return record
+            row = await s.get(model, key)
+        value = None if row is None else record(row)
+        cache[key] = (time.monotonic(), value)
+        return value
 
     async def has_credentials(self) -> bool:
         async with self.session() as s:
