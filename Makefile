@@ -6,14 +6,14 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= examples/city.toml
 
-.PHONY: run test install system-deps lint typecheck unit bench bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api clean
+.PHONY: run test install system-deps postgres lint typecheck unit bench bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api clean
 
 ## run: the simulated city, the controller polling it, and the API on localhost (Ctrl-C stops)
 run: install system-deps
 	$(BIN)/lamplighter run -c $(CONFIG) --simulate --schedules examples/schedules.toml
 
 ## test: install everything, lint, type-check, run the whole suite
-test: install system-deps lint typecheck unit
+test: install system-deps postgres lint typecheck unit
 
 install: $(STAMP)
 
@@ -40,13 +40,27 @@ system-deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+## postgres: the PostgreSQL server the registry tests run on (tests/postgres.py): the one already on
+## 127.0.0.1:5432, else Debian's package installed and started here, the postgres user given the
+## password "postgres" (a test server on loopback; production settings are in docs/deployment.md)
+AS_POSTGRES := $(if $(SUDO),sudo -u postgres,runuser -u postgres --)
+postgres:
+	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then exit 0; fi; \
+	echo "starting PostgreSQL for the tests"; \
+	command -v pg_ctlcluster >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; }; \
+	version=$$(ls /etc/postgresql | sort -V | tail -1); \
+	$(SUDO) pg_ctlcluster $$version main start || true; \
+	for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	$(AS_POSTGRES) psql -q -c "ALTER USER postgres PASSWORD 'postgres'"
+
 lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
 	$(BIN)/mypy
 
-unit: install system-deps
+unit: install system-deps postgres
 	$(BIN)/pytest -q
 
 ## bench: performance figures (not tests): polling throughput, RS-485 efficiency, controller RSS

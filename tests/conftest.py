@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,18 @@ def port() -> int:
 def _socat_present() -> None:
     if shutil.which("socat") is None:
         pytest.fail("socat is required (make test installs it)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The registry database a test runs on: the SQLite default, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/registry.db"
+        return
+    from tests.postgres import fresh_database
+
+    async with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture

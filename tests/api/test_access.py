@@ -99,8 +99,8 @@ def with_api(settings: ControllerSettings, **changes: Any) -> ControllerSettings
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[tuple[Controller, str]]:
-    async with serving(settings_for(tmp_path)) as served:
+async def api(tmp_path: Path, registry_url: str) -> AsyncIterator[tuple[Controller, str]]:
+    async with serving(settings_for(tmp_path, registry_url=registry_url)) as served:
         yield served
 
 
@@ -214,11 +214,12 @@ async def test_repeated_failed_logins_lock_the_user_out_for_a_while(tmp_path: Pa
 async def test_keys_made_by_the_cli_work_until_revoked(api: tuple[Controller, str], tmp_path: Path) -> None:
     ctl, url = api
     config = str(tmp_path / "city.toml")
+    env = {**os.environ, "LAMPLIGHTER_DATABASE__URL": ctl.settings.database.url}  # the same registry
 
     async def cli(*args: str) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "controller.cli", "auth", *args, "-c", config,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(os.environ),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         return proc.returncode or 0, out.decode(), err.decode()

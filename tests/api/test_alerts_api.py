@@ -14,20 +14,19 @@ import pytest
 from api.app import create_app
 from api.server import ApiServer
 from controller.commands import Command
-from controller.config import load_config
 from controller.runtime import Controller
 from simulators.city import SimulatedCity
 from simulators.lamp import Fault
 from tests.api.keys import auth_headers
-from tests.controller.city import running_city, running_controller, write_city
+from tests.controller.city import running_city, running_controller, settings_for
 from tests.waiting import until
 
 Env = tuple[httpx.AsyncClient, Controller, SimulatedCity]
 
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    settings = load_config(write_city(tmp_path, gw_lamps=6, bus_lamps=2))
+async def env(tmp_path: Path, registry_url: str) -> AsyncIterator[Env]:
+    settings = settings_for(tmp_path, registry_url=registry_url, gw_lamps=6, bus_lamps=2)
     async with running_city(settings) as city, running_controller(settings) as ctl:
         server = ApiServer(create_app(ctl), "127.0.0.1", 0)
         await server.start()

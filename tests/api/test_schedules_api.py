@@ -22,8 +22,10 @@ def iso(t: dt.datetime) -> str:
     return t.isoformat()
 
 
-async def test_programs_calendars_overrides_drive_the_lamps_and_survive_a_restart(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path)
+async def test_programs_calendars_overrides_drive_the_lamps_and_survive_a_restart(
+    tmp_path: Path, registry_url: str
+) -> None:
+    settings = settings_for(tmp_path, registry_url=registry_url)
     async with running_city(settings) as city:
         async with running_controller(settings) as ctl:
             server = ApiServer(create_app(ctl), "127.0.0.1", 0)

@@ -104,8 +104,13 @@ async def running_controller(settings: ControllerSettings) -> AsyncIterator[Cont
         await ctl.stop()
 
 
-def settings_for(tmp_path: Path, **kw: float | str) -> ControllerSettings:
-    return load_config(write_city(tmp_path, **kw))  # type: ignore[arg-type]
+def settings_for(tmp_path: Path, *, registry_url: str | None = None, **kw: float | str) -> ControllerSettings:
+    """`registry_url`: another registry database than the SQLite file under tmp_path (PostgreSQL)."""
+    settings = load_config(write_city(tmp_path, **kw))  # type: ignore[arg-type]
+    if registry_url is not None:
+        database = settings.database.model_copy(update={"url": registry_url})
+        settings = settings.model_copy(update={"database": database})
+    return settings
 
 
 def write_mqtt_city(
