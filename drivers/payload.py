@@ -183,7 +183,10 @@ def _timestamp(raw: Any) -> datetime:
     if isinstance(raw, int | float):
         if not math.isfinite(raw):
             raise ValueError("not finite")
-        return datetime.fromtimestamp(raw, UTC)
+        try:
+            return datetime.fromtimestamp(raw, UTC)
+        except (OverflowError, OSError) as exc:  # found by tests/drivers/test_fuzz.py
+            raise ValueError(f"epoch seconds {raw:g} out of range") from exc
     if isinstance(raw, str):
         ts = datetime.fromisoformat(raw)
         if ts.tzinfo is None:
