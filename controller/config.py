@@ -309,6 +309,12 @@ class MqttLinkConfig(_LinkBase):
     tls_key_file: str | None = None
     max_queued_messages: int = Field(default=10_000, ge=10)
     connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    shared_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="several controllers on one broker: each telemetry message goes to one of the "
+        "instances with this group ($share/<group>/…); availability is seen by all",
+    )
 
 
 class BleLinkConfig(_LinkBase):

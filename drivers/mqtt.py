@@ -58,6 +58,10 @@ class MqttBroker:
     connect_timeout_s: float = 10.0
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
+    #: several controllers on one broker: telemetry topics are subscribed as `$share/<group>/…`, so
+    #: the broker hands each message to one of them (availability stays unshared: every instance
+    #: must see a device go offline, and the broker sends no retained messages to shared subscribers)
+    shared_group: str | None = None
 
 
 @dataclass(slots=True)
@@ -106,7 +110,13 @@ class MqttLink(ListeningDriver):
 
     @property
     def subscriptions(self) -> list[str]:
-        return [r.template.subscription for r in self._routes]
+        group = self.broker.shared_group
+        return [
+            f"$share/{group}/{r.template.subscription}"
+            if group and not r.availability
+            else r.template.subscription
+            for r in self._routes
+        ]
 
     async def run(
         self, on_reading: ReadingSink, on_availability: AvailabilitySink, on_rejected: RejectionSink

@@ -292,3 +292,26 @@ async def test_mqtt_5_with_a_persistent_session(mosquitto: Mosquitto) -> None:
     async with listening(link, sinks):
         await until(lambda: len(sinks.readings) == 10)
     assert sorted(r.values["illuminance_lx"] for r in sinks.readings) == list(range(10))
+
+
+async def test_a_shared_group_spreads_telemetry_over_instances_and_each_sees_availability(
+    mosquitto: Mosquitto,
+) -> None:
+    """Two controllers in one shared group: each telemetry message reaches exactly one of them;
+    a device going offline reaches both."""
+    instances = [(make_link(mosquitto, shared_group="city", client_id=f"ctl-{i}"), Sinks()) for i in (1, 2)]
+    assert "$share/city/city/env/+/telemetry" in instances[0][0].subscriptions
+    assert "city/env/+/status" in instances[0][0].subscriptions  # availability is not shared
+    async with listening(*instances[0]), listening(*instances[1]):
+        messages = [
+            ("city/env/hk1/telemetry", json.dumps({**READING, "noise_dba": n})) for n in range(40, 80)
+        ]
+        await publish(mosquitto, *messages, ("city/env/hk2/status", "offline"))
+        await until(lambda: sum(len(s.readings) for _, s in instances) == 40, what="40 readings")
+        await until(
+            lambda: all(("env-hoankiem-2", False) in s.availability for _, s in instances), what="offline"
+        )
+        await asyncio.sleep(0.3)  # a duplicate would arrive now
+    seen = [[r.values["noise_dba"] for r in s.readings] for _, s in instances]
+    assert sorted(seen[0] + seen[1]) == list(range(40, 80))  # each once, none lost
+    assert all(seen)  # the broker spread them over both
