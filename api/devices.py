@@ -125,14 +125,25 @@ async def get_telemetry(
     dependencies=[allow(Permission.DEVICES)],
     response_model=CommandOut,
     status_code=201,
-    responses={**_NOT_FOUND, 422: {"model": ErrorBody}},
+    responses={
+        **_NOT_FOUND,
+        409: {"model": ErrorBody, "description": "another controller instance serves this device"},
+        422: {"model": ErrorBody},
+    },
     summary="Send a command; the answer says whether the device confirmed it",
 )
 async def post_command(request: Request, response: Response, device_id: str, command: Command) -> CommandOut:
     ctl = _controller(request)
-    _row(ctl, device_id)
+    device = _row(ctl, device_id)
     if ctl.dispatcher is None:
         raise ApiError(503, "not_ready", "the controller is still starting")
+    if device_id not in ctl.owned:
+        raise ApiError(
+            409,
+            "other_instance",
+            f"device {device_id!r} is on link {device.link_id!r}, which another controller instance "
+            "serves ([cluster] in the config): send the command there",
+        )
     try:
         row = await ctl.dispatcher.execute(device_id, command)
     except UnknownDevice:
@@ -240,13 +251,17 @@ async def post_group_command(request: Request, group: str, command: Command) -> 
     if ctl.dispatcher is None:
         raise ApiError(503, "not_ready", "the controller is still starting")
     prefix = group.rstrip("/") + "/"
-    members = [
-        row.id
+    lamps = [
+        row
         for row in ctl.devices.values()
         if (row.group_path == group.rstrip("/") or row.group_path.startswith(prefix)) and row.kind == "lamp"
     ]
-    if not members:
+    if not lamps:
         raise ApiError(404, "not_found", f"no lamps in group {group!r}")
+    # With several instances ([cluster]) each commands the lamps of its own links.
+    members = [row.id for row in lamps if row.id in ctl.owned]
+    if not members:
+        raise ApiError(409, "other_instance", f"the lamps of group {group!r} are served by other instances")
     rows = await ctl.dispatcher.execute_many(members, command)
     by_status = Counter(row.status for row in rows)
     return GroupCommandOut(

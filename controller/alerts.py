@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -59,6 +59,7 @@ class AlertService:
         self,
         *,
         devices: Mapping[str, DeviceRow],
+        configured: Collection[str] | None = None,
         fleet: Fleet,
         thresholds: Mapping[str, Thresholds],
         clocks: Mapping[str, AstroClock],
@@ -70,7 +71,9 @@ class AlertService:
         interval_s: float = 0.2,
         sweep_interval_s: float = 1.0,
     ) -> None:
-        self.devices = devices
+        self.devices = devices  # the devices this instance watches
+        #: every device of the city's config; alerts of devices outside it are cleared at start
+        self.configured = set(devices) if configured is None else set(configured)
         self.fleet = fleet
         self.thresholds = thresholds
         self.clocks = clocks
@@ -90,7 +93,7 @@ class AlertService:
     async def start(self) -> None:
         active = await self.store.active()
         self.book.restore(a for a in active if a.device_id in self.devices)
-        gone = [a for a in active if a.device_id not in self.devices]
+        gone = [a for a in active if a.device_id not in self.configured]
         if gone:  # devices removed from the config: nobody can clear their alerts any more
             now = dt.datetime.now(dt.UTC)
             for alert in gone:

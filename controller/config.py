@@ -8,13 +8,14 @@ docs/configuration.md. Environment variables `LAMPLIGHTER_<SECTION>__<KEY>` over
 from __future__ import annotations
 
 import tomllib
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from controller.detectors import FAULT_KINDS
@@ -68,6 +69,28 @@ class ApiSettings(_Strict):
             if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
                 raise ValueError(f"{origin!r} is not an origin like https://ioc.example.city")
         return origins
+
+
+class ClusterSettings(_Strict):
+    """`[cluster]`: several controller instances serving one city (docs/deployment.md).
+
+    Each instance owns a shard of the links: `links` names them, or else instance `instance` of
+    `instances` owns the links whose id hashes (CRC-32) to it. Every instance uses the same config
+    file and database; each polls, commands, schedules and watches only the devices of its links,
+    and its API answers for the whole city (other instances' device states come from the database).
+    """
+
+    instance: int = Field(default=0, ge=0, description="this instance's number, 0-based")
+    instances: int = Field(default=1, ge=1, le=1000)
+    links: tuple[str, ...] | None = Field(default=None, description="the links this instance owns")
+
+    @model_validator(mode="after")
+    def _instance_in_range(self) -> ClusterSettings:
+        if self.instance >= self.instances:
+            raise ValueError(
+                f"instance {self.instance} of {self.instances}: numbers run 0..{self.instances - 1}"
+            )
+        return self
 
 
 class DatabaseSettings(_Strict):
@@ -407,6 +430,7 @@ class ControllerSettings(BaseSettings):
     )
 
     api: ApiSettings = ApiSettings()
+    cluster: ClusterSettings = ClusterSettings()
     database: DatabaseSettings = DatabaseSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     poller: PollerSettings = PollerSettings()
@@ -443,6 +467,17 @@ class ControllerSettings(BaseSettings):
 
     def profile(self, name: str) -> DeviceProfile:
         return load_profile(name, self.profiles_dir)
+
+    def owned_links(self) -> frozenset[str]:
+        """The links this instance polls and commands (all of them unless `[cluster]` says otherwise)."""
+        cluster = self.cluster
+        if cluster.links is not None:
+            return frozenset(cluster.links)
+        return frozenset(
+            link.id
+            for link in self.links
+            if zlib.crc32(link.id.encode()) % cluster.instances == cluster.instance
+        )
 
     def link(self, link_id: str) -> LinkConfig:
         return next(link for link in self.links if link.id == link_id)
@@ -499,6 +534,10 @@ def load_config(path: str | Path) -> ControllerSettings:
 
 def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """References between sections, and uniqueness, which pydantic cannot see field by field."""
+    declared_links = {link.id for link in settings.links}
+    for i, link_id in enumerate(settings.cluster.links or ()):
+        if link_id not in declared_links:
+            yield ("cluster", "links", i), f"unknown link {link_id!r}; declared: {sorted(declared_links)}"
     site_ids: set[str] = set()
     for i, site in enumerate(settings.sites):
         if site.id in site_ids:

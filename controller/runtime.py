@@ -75,6 +75,7 @@ class Controller:
         self.store: TelemetryStore = create_store(settings.telemetry)
         self.drivers: dict[str, Driver | ListeningDriver] = {}
         self.devices: dict[str, DeviceRow] = {}
+        self.owned: dict[str, DeviceRow] = {}  # this instance's shard of `devices` ([cluster])
         self.fleet = Fleet((), offline_after_failures=settings.poller.offline_after_failures)
         self.dispatcher: CommandDispatcher | None = None
         self.ingest: ReadingIngest | None = None
@@ -94,6 +95,10 @@ class Controller:
         kept, removed = await self.registry.mirror_config(self.settings)
         log.info("registry mirrors the config: %d devices (%d removed)", kept, removed)
         self.devices = {row.id: row for row in await self.registry.devices()}
+        owned_links = self.settings.owned_links()
+        # This instance's shard: it polls, commands, schedules and watches these; the API and the
+        # fleet cover every device (the others' states are read back from the shared database).
+        self.owned = {d: row for d, row in self.devices.items() if row.link_id in owned_links}
         self.fleet = Fleet(self.devices, offline_after_failures=self.settings.poller.offline_after_failures)
         self.fleet.restore(await self.registry.load_states())
         if isinstance(self.store, InfluxStore):
@@ -113,13 +118,14 @@ class Controller:
 
         by_link: dict[str, list[DeviceRef]] = defaultdict(list)
         intervals: dict[str, float] = {}
-        for row in self.devices.values():
+        for row in self.owned.values():
             address = row.unit_id if row.unit_id is not None else row.address
             by_link[row.link_id].append(DeviceRef(row.id, address, self.settings.profile(row.profile)))
             intervals[row.id] = row.poll_interval_s
         self.drivers = {
             link.id: make_driver(link, by_link[link.id], self.settings, self.ble_backends.get(link.id))
             for link in self.settings.links
+            if link.id in owned_links
         }
         refs: dict[str, tuple[DeviceRef, Driver]] = {}
         for link_id, driver in self.drivers.items():
@@ -137,12 +143,14 @@ class Controller:
         )
         self.supervisor.spawn("ingest", self.ingest.run, group="ingest")
         self.supervisor.spawn("state-flush", self._flush_states_forever, group="housekeeping")
+        if len(self.owned) < len(self.devices):
+            self.supervisor.spawn("peer-states", self._read_peer_states_forever, group="housekeeping")
         out = self.settings.outbound
         if out.enabled:
             host, port = self.settings.broker_address(out)
             self.publisher = StatePublisher(
                 self.fleet,
-                self.devices,
+                self.owned,
                 host=host,
                 port=port,
                 username=out.username,
@@ -166,14 +174,19 @@ class Controller:
                 polled = [PolledDevice(ref, intervals[ref.device_id]) for ref in by_link[link_id]]
                 poller = LinkPoller(driver, polled, self.queue, self.fleet, self.metrics)
                 self.supervisor.spawn(f"poll:{link_id}", poller.run, group="pollers")
-        self.scheduling = Scheduling(self.registry.engine, self.devices, clocks, self.dispatcher, self.fleet)
+        self.scheduling = Scheduling(self.registry.engine, self.owned, clocks, self.dispatcher, self.fleet)
         await self.scheduling.start()
         self.firmware = FirmwareService(
-            self.settings, self.devices, self.fleet, self.registry.engine, self.drivers
+            self.settings, self.owned, self.fleet, self.registry.engine, self.drivers
         )
         await self.firmware.start()
         self.started_at = datetime.now(UTC)
-        log.info("controller started: %d links, %d devices", len(self.drivers), len(self.devices))
+        log.info(
+            "controller started: %d links, %d devices (of the city's %d)",
+            len(self.drivers),
+            len(self.owned),
+            len(self.devices),
+        )
 
     async def _start_alerts(self, clocks: dict[str, AstroClock]) -> None:
         cfg = self.settings.alerts
@@ -186,9 +199,10 @@ class Controller:
         if self.publisher is not None:
             channels.append(self.publisher)
         self.alerts = AlertService(
-            devices=self.devices,
+            devices=self.owned,
+            configured=self.devices.keys(),
             fleet=self.fleet,
-            thresholds=thresholds_by_device(self.settings, self.devices.values()),
+            thresholds=thresholds_by_device(self.settings, self.owned.values()),
             clocks=clocks,
             expected=self.dispatcher.expected,
             store=self.alert_store,
@@ -243,6 +257,14 @@ class Controller:
             m.telemetry_points.labels("buffered").set(s.backlog_points)
             m.telemetry_points.labels("dropped").set(s.buffer.dropped_points)
             m.telemetry_buffer_bytes.set(s.buffer.bytes)
+
+    async def _read_peer_states_forever(self) -> None:
+        """Other instances write their devices' states to the shared database; read them back so
+        this instance's API answers for the whole city (as fresh as their state flush)."""
+        while True:
+            await asyncio.sleep(self.settings.poller.state_flush_interval_s)
+            rows = await self.registry.load_states()
+            self.fleet.restore(r for r in rows if r.device_id not in self.owned)
 
     async def _flush_states_forever(self) -> None:
         while True:

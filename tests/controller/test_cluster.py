@@ -1,0 +1,77 @@
+"""Several controller instances serving one city from one PostgreSQL database ([cluster])."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from api.app import create_app
+from api.server import ApiServer
+from controller.config import ClusterSettings, ControllerSettings
+from simulators.lamp import Fault
+from tests.api.keys import auth_headers
+from tests.controller.city import running_city, running_controller, settings_for
+from tests.postgres import fresh_database
+from tests.waiting import until
+
+
+def as_instance(settings: ControllerSettings, **cluster: object) -> ControllerSettings:
+    return settings.model_copy(update={"cluster": ClusterSettings.model_validate(cluster)})
+
+
+def test_instances_of_n_share_the_links_out_between_them(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    links = {link.id for link in settings.links}
+    for n in (1, 2, 3):
+        shards = [as_instance(settings, instance=i, instances=n).owned_links() for i in range(n)]
+        assert set().union(*shards) == links  # every link served …
+        assert sum(len(s) for s in shards) == len(links)  # … by exactly one instance
+
+
+async def test_two_instances_serve_one_city_each_its_own_links(tmp_path: Path) -> None:
+    async with fresh_database() as url:
+        city_settings = settings_for(tmp_path, registry_url=url)
+        one = as_instance(city_settings, links=["gw1"])
+        two = as_instance(city_settings, links=["bus1"])
+        async with (
+            running_city(city_settings) as city,
+            running_controller(one) as a,
+            running_controller(two) as b,
+        ):
+            assert set(a.drivers) == {"gw1"}
+            assert set(b.drivers) == {"bus1"}
+            # Each sees the other's devices through the database.
+            await until(lambda: all(st.last_seen for st in a.fleet.devices.values()), what="A sees all")
+            await until(lambda: all(st.last_seen for st in b.fleet.devices.values()), what="B sees all")
+            server = ApiServer(create_app(a), "127.0.0.1", 0)
+            await server.start()
+            try:
+                async with httpx.AsyncClient(base_url=server.url, headers=await auth_headers(a)) as api:
+                    page = (await api.get("/api/v1/devices", params={"state": "ok"})).json()
+                    assert page["total"] == len(a.devices) == 9
+                    elsewhere = await api.post(
+                        "/api/v1/devices/bus1-001/commands", json={"action": "set_level", "value": 20}
+                    )
+                    assert elsewhere.status_code == 409
+                    assert "another controller instance" in elsewhere.json()["error"]["message"]
+                    here = await api.post(
+                        "/api/v1/devices/gw1-001/commands", json={"action": "set_level", "value": 20}
+                    )
+                    assert here.json()["status"] == "confirmed"
+
+                    # A fault on B's link: B raises the alert, A's API shows it (shared alert table).
+                    city.segments.find("bus1", 2).faults.add(Fault.VOLTAGE_SAG)
+                    await until(
+                        lambda: b.alerts is not None and len(b.alerts.book.active) == 1, what="B's alert"
+                    )
+                    assert a.alerts is not None
+                    assert not a.alerts.book.active  # A does not watch B's devices
+                    alerts = (await api.get("/api/v1/alerts")).json()
+                    assert [x["device_id"] for x in alerts["items"]] == ["bus1-002"]
+            finally:
+                await server.stop()
+        # A restarted alone keeps B's alert open: it is B's device, still in the config.
+        async with running_controller(one) as again:
+            assert again.alerts is not None
+            assert [x.device_id for x in await again.alert_store.active()] == ["bus1-002"]
