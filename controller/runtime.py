@@ -53,6 +53,7 @@ from drivers.serial import SerialLineLink, SerialOptions
 from schedules.astro import AstroClock
 
 log = logging.getLogger(__name__)
+SCHEDULE_SYNC_S = 2.0  # [cluster]: how often an instance looks for schedule changes made elsewhere
 
 
 class Controller:
@@ -176,6 +177,8 @@ class Controller:
                 self.supervisor.spawn(f"poll:{link_id}", poller.run, group="pollers")
         self.scheduling = Scheduling(self.registry.engine, self.owned, clocks, self.dispatcher, self.fleet)
         await self.scheduling.start()
+        if len(self.owned) < len(self.devices):
+            self.supervisor.spawn("schedule-sync", self._sync_schedules_forever, group="housekeeping")
         self.firmware = FirmwareService(
             self.settings, self.owned, self.fleet, self.registry.engine, self.drivers
         )
@@ -257,6 +260,14 @@ class Controller:
             m.telemetry_points.labels("buffered").set(s.backlog_points)
             m.telemetry_points.labels("dropped").set(s.buffer.dropped_points)
             m.telemetry_buffer_bytes.set(s.buffer.bytes)
+
+    async def _sync_schedules_forever(self) -> None:
+        """Programs, calendars and overrides changed through another instance's API reach this
+        instance's lamps within SCHEDULE_SYNC_S."""
+        assert self.scheduling is not None
+        while True:
+            await asyncio.sleep(SCHEDULE_SYNC_S)
+            await self.scheduling.reload_if_changed()
 
     async def _read_peer_states_forever(self) -> None:
         """Other instances write their devices' states to the shared database; read them back so

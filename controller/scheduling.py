@@ -74,19 +74,40 @@ class Scheduling:
         self._photocell_on: dict[str, bool] = {}
         self._plans: dict[str, Plan] | None = None
         self._sent: dict[str, int] = {}
+        #: the stored objects as this instance last read or wrote them, to notice other instances' changes
+        self._stored: dict[tuple[str, str], Any] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
+        self._stored = await self._read_stored()
+        for (kind, key), doc in self._stored.items():
+            self._load(kind, key, doc)
+        self.scheduler.start()
+        await self.replan()
+
+    async def reload_if_changed(self) -> bool:
+        """Take up what another controller instance changed in the shared database ([cluster]);
+        True if anything had. The objects were checked by the instance that stored them."""
+        stored = await self._read_stored()
+        if stored == self._stored:
+            return False
+        # No await between here and replan: the swap is atomic for the event loop.
+        self.programs, self.calendars, self.group_calendars, self.overrides = {}, {}, {}, {}
+        for (kind, key), doc in stored.items():
+            self._load(kind, key, doc)
+        self._stored = stored
+        log.info("schedules: changes from another instance taken up (%d objects)", len(stored))
+        await self.replan()
+        return True
+
+    async def _read_stored(self) -> dict[tuple[str, str], Any]:
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
                     select(ScheduleObjectRow.kind, ScheduleObjectRow.id, ScheduleObjectRow.doc)
                 )
             ).all()
-        for kind, key, doc in rows:
-            self._load(kind, key, doc)
-        self.scheduler.start()
-        await self.replan()
+        return {(kind, key): doc for kind, key, doc in rows}
 
     async def stop(self) -> None:
         if self.scheduler.running:
@@ -121,6 +142,7 @@ class Scheduling:
             await conn.execute(
                 delete(ScheduleObjectRow).where(ScheduleObjectRow.kind == kind, ScheduleObjectRow.id == key)
             )
+        self._stored.pop((kind, key), None)
         await self.replan()
         return True
 
@@ -318,3 +340,4 @@ class Scheduling:
                     kind=kind, id=key, doc=doc, updated_at=dt.datetime.now(dt.UTC)
                 )
             )
+        self._stored[(kind, key)] = doc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import httpx
@@ -59,6 +60,30 @@ async def test_two_instances_serve_one_city_each_its_own_links(tmp_path: Path) -
                         "/api/v1/devices/gw1-001/commands", json={"action": "set_level", "value": 20}
                     )
                     assert here.json()["status"] == "confirmed"
+
+                    # An override made through A reaches B's lamps too (B takes up the change).
+                    now = dt.datetime.now(dt.UTC)
+                    override = {
+                        "id": "festival",
+                        "group": "hanoi",
+                        "level": 70,
+                        "start": now.isoformat(),
+                        "expiry": (now + dt.timedelta(hours=1)).isoformat(),
+                    }
+                    steps = [{"at": "12:00", "level": 30}]
+                    assert (
+                        await api.put("/api/v1/schedules/day", json={"id": "day", "steps": steps})
+                    ).is_success
+                    assert (
+                        await api.put("/api/v1/calendars/c", json={"id": "c", "default_program": "day"})
+                    ).is_success
+                    assert (await api.put("/api/v1/groups/hanoi/calendar", json={"calendar": "c"})).is_success
+                    assert (await api.post("/api/v1/overrides", json=override)).status_code == 201
+                    bus = [city.segments.find("bus1", u) for u in (1, 2, 3)]
+                    gw = [city.segments.find("gw1", u) for u in range(1, 7)]
+                    await until(
+                        lambda: all(lamp.level_cmd == 70 for lamp in bus + gw), within_s=10, what="70 %"
+                    )
 
                     # A fault on B's link: B raises the alert, A's API shows it (shared alert table).
                     city.segments.find("bus1", 2).faults.add(Fault.VOLTAGE_SAG)
