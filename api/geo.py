@@ -34,9 +34,8 @@ async def geojson(
 ) -> Response:
     ctl: Controller = request.app.state.controller
     alerts: dict[str, list[str]] = defaultdict(list)
-    if ctl.alerts is not None:
-        for device_id, alert_kind in ctl.alerts.book.active:
-            alerts[device_id].append(alert_kind)
+    for device_id, alert_kind in await ctl.open_alerts():
+        alerts[device_id].append(alert_kind)
     prefix = group.rstrip("/") + "/" if group else None
     dumps = _COMPACT.encode
     parts: list[str] = []

@@ -65,7 +65,7 @@ async def kpis(request: Request) -> Kpis:
     for r in lamps:
         values = (ctl.fleet[r.id].last_reading_doc() or {}).get("values", {})
         lit += bool(values.get("lamp_on")) and float(values.get("power_w") or 0) > 2.0
-    open_alerts = list(ctl.alerts.book.active) if ctl.alerts else []
+    open_alerts = await ctl.open_alerts()
     by_kind = Counter(kind for _, kind in open_alerts)
     silent = {
         d for d, kind in open_alerts if kind in ("sensorStale", "accessPointOffline", "communicationFailure")

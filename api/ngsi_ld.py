@@ -59,7 +59,7 @@ async def entities(
         return _problem(
             400, "BadRequestData", "unknown type", f"{type!r}: this broker serves {', '.join(TYPES)}"
         )
-    found = _all(request.app.state.controller, type)
+    found = await _all(request.app.state.controller, type)
     return JSONResponse(
         found[offset : offset + limit],
         media_type=MEDIA,
@@ -72,18 +72,17 @@ async def entity(request: Request, entity_id: str) -> JSONResponse:
     parts = entity_id.split(":")
     if len(parts) < 4 or parts[:2] != ["urn", "ngsi-ld"] or parts[2] not in TYPES:
         return _problem(404, "ResourceNotFound", "no such entity", entity_id)
-    for candidate in _all(request.app.state.controller, parts[2]):
+    for candidate in await _all(request.app.state.controller, parts[2]):
         if candidate["id"] == entity_id:
             return JSONResponse(candidate, media_type=MEDIA)
     return _problem(404, "ResourceNotFound", "no such entity", entity_id)
 
 
-def _all(ctl: Controller, kind: str) -> list[dict[str, Any]]:
+async def _all(ctl: Controller, kind: str) -> list[dict[str, Any]]:
     rows = sorted(ctl.devices.values(), key=lambda r: r.id)
     alerts: dict[str, set[str]] = defaultdict(set)
-    if ctl.alerts is not None:
-        for device_id, alert_kind in ctl.alerts.book.active:
-            alerts[device_id].add(alert_kind)
+    for device_id, alert_kind in await ctl.open_alerts():
+        alerts[device_id].add(alert_kind)
     if kind == "Streetlight":
         return [_streetlight(ctl, r, alerts[r.id]) for r in rows if r.kind == "lamp"]
     if kind == "AirQualityObserved":

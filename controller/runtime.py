@@ -261,6 +261,13 @@ class Controller:
             m.telemetry_points.labels("dropped").set(s.buffer.dropped_points)
             m.telemetry_buffer_bytes.set(s.buffer.bytes)
 
+    async def open_alerts(self) -> list[tuple[str, str]]:
+        """(device id, kind) of every open alert in the city: from memory when this instance
+        watches every device, else from the alert table all instances share ([cluster])."""
+        if self.alerts is not None and len(self.owned) == len(self.devices):
+            return list(self.alerts.book.active)
+        return [(a.device_id, a.kind) for a in await self.alert_store.active()]
+
     async def _sync_schedules_forever(self) -> None:
         """Programs, calendars and overrides changed through another instance's API reach this
         instance's lamps within SCHEDULE_SYNC_S."""

@@ -94,6 +94,15 @@ async def test_two_instances_serve_one_city_each_its_own_links(tmp_path: Path) -
                     assert not a.alerts.book.active  # A does not watch B's devices
                     alerts = (await api.get("/api/v1/alerts")).json()
                     assert [x["device_id"] for x in alerts["items"]] == ["bus1-002"]
+                    geo = (await api.get("/api/v1/geojson")).json()
+                    ringed = {
+                        f["id"]: f["properties"]["alerts"]
+                        for f in geo["features"]
+                        if f["properties"]["alerts"]
+                    }
+                    assert ringed == {"bus1-002": ["supplyVoltageTooLow"]}  # on A's map too
+                    kpis = (await api.get("/api/v1/kpis")).json()
+                    assert kpis["faults_open"] == {"supplyVoltageTooLow": 1}
             finally:
                 await server.stop()
         # A restarted alone keeps B's alert open: it is B's device, still in the config.
