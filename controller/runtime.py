@@ -264,8 +264,8 @@ class Controller:
     async def open_alerts(self) -> list[tuple[str, str]]:
         """(device id, kind) of every open alert in the city: from memory when this instance
         watches every device, else from the alert table all instances share ([cluster])."""
-        if self.alerts is not None and len(self.owned) == len(self.devices):
-            return list(self.alerts.book.active)
+        if len(self.owned) == len(self.devices):
+            return list(self.alerts.book.active) if self.alerts is not None else []
         return [(a.device_id, a.kind) for a in await self.alert_store.active()]
 
     async def _sync_schedules_forever(self) -> None:
