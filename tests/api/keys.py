@@ -1,7 +1,14 @@
-"""Credentials for tests that call the API: a fresh API key of the asked role, as request headers."""
+"""Tests that call the API: a fresh API key of the asked role, and the API served with a client."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from api.app import create_app
+from api.server import ApiServer
 from controller.credentials import Role
 from controller.runtime import Controller
 
@@ -9,3 +16,16 @@ from controller.runtime import Controller
 async def auth_headers(ctl: Controller, role: Role = "admin") -> dict[str, str]:
     _, key = await ctl.auth.create_key(f"test-{role}", role, "tests")
     return {"X-API-Key": key.plaintext}
+
+
+@asynccontextmanager
+async def api_client(ctl: Controller, role: Role = "admin") -> AsyncIterator[httpx.AsyncClient]:
+    """The controller's API on a free loopback port, and a client holding a key of `role`."""
+    server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+    await server.start()
+    try:
+        headers = await auth_headers(ctl, role)
+        async with httpx.AsyncClient(base_url=server.url, timeout=10, headers=headers) as client:
+            yield client
+    finally:
+        await server.stop()

@@ -11,13 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import create_app
-from api.server import ApiServer
 from controller.commands import Command
 from controller.runtime import Controller
 from simulators.city import SimulatedCity
 from simulators.lamp import Fault
-from tests.api.keys import auth_headers
+from tests.api.keys import api_client
 from tests.controller.city import running_city, running_controller, settings_for
 from tests.waiting import until
 
@@ -27,15 +25,13 @@ Env = tuple[httpx.AsyncClient, Controller, SimulatedCity]
 @pytest.fixture
 async def env(tmp_path: Path, registry_url: str) -> AsyncIterator[Env]:
     settings = settings_for(tmp_path, registry_url=registry_url, gw_lamps=6, bus_lamps=2)
-    async with running_city(settings) as city, running_controller(settings) as ctl:
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
-        await server.start()
-        async with httpx.AsyncClient(
-            base_url=server.url, timeout=10, headers=await auth_headers(ctl)
-        ) as client:
-            await until(lambda: all(st.last_seen for st in ctl.fleet.devices.values()), what="first polls")
-            yield client, ctl, city
-        await server.stop()
+    async with (
+        running_city(settings) as city,
+        running_controller(settings) as ctl,
+        api_client(ctl) as client,
+    ):
+        await until(lambda: all(st.last_seen for st in ctl.fleet.devices.values()), what="first polls")
+        yield client, ctl, city
 
 
 async def open_alerts(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:

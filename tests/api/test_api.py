@@ -9,31 +9,27 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.app import create_app
-from api.server import ApiServer
 from controller.commands import Command
 from controller.runtime import Controller
 from simulators.city import SimulatedCity
 from simulators.lamp import Fault
-from tests.api.keys import auth_headers
+from tests.api.keys import api_client
 from tests.controller.city import running_city, running_controller, settings_for
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Controller, SimulatedCity]]:
     settings = settings_for(tmp_path)
-    async with running_city(settings) as city, running_controller(settings) as ctl:
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
-        await server.start()
-        async with httpx.AsyncClient(
-            base_url=server.url, timeout=10, headers=await auth_headers(ctl)
-        ) as client:
-            for _ in range(100):  # wait until every device has been polled once
-                if all(st.state != "unknown" for st in ctl.fleet.devices.values()):
-                    break
-                await asyncio.sleep(0.05)
-            yield client, ctl, city
-        await server.stop()
+    async with (
+        running_city(settings) as city,
+        running_controller(settings) as ctl,
+        api_client(ctl) as client,
+    ):
+        for _ in range(100):  # wait until every device has been polled once
+            if all(st.state != "unknown" for st in ctl.fleet.devices.values()):
+                break
+            await asyncio.sleep(0.05)
+        yield client, ctl, city
 
 
 async def test_device_list_is_paginated_and_filtered(

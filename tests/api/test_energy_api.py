@@ -7,14 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
-from api.app import create_app
-from api.server import ApiServer
 from controller.config import load_config
 from drivers.base import Reading
-from tests.api.keys import auth_headers
+from tests.api.keys import api_client
 from tests.controller.city import running_city, running_controller, write_city
 from tests.tsdb import InfluxDB1
 
@@ -67,23 +64,18 @@ async def test_energy_per_lamp_and_day_against_the_dusk_to_dawn_baseline(
         await ctl.store.write(history)
         if hasattr(ctl.store, "flush"):
             assert await ctl.store.flush()
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
-        await server.start()
-        try:
-            async with httpx.AsyncClient(base_url=server.url, headers=await auth_headers(ctl)) as client:
-                params = {
-                    "group": "hanoi/ba-dinh",
-                    "from": day1.isoformat(),
-                    "to": (day2 + dt.timedelta(days=1)).isoformat(),
-                    "every": "1d",
-                }
-                body = (await client.get("/api/v1/energy", params=params)).json()
-                missing = await client.get("/api/v1/energy", params={"group": "nowhere"})
-                inverted = await client.get(
-                    "/api/v1/energy", params={**params, "from": params["to"], "to": params["from"]}
-                )
-        finally:
-            await server.stop()
+        async with api_client(ctl) as client:
+            params = {
+                "group": "hanoi/ba-dinh",
+                "from": day1.isoformat(),
+                "to": (day2 + dt.timedelta(days=1)).isoformat(),
+                "every": "1d",
+            }
+            body = (await client.get("/api/v1/energy", params=params)).json()
+            missing = await client.get("/api/v1/energy", params={"group": "nowhere"})
+            inverted = await client.get(
+                "/api/v1/energy", params={**params, "from": params["to"], "to": params["from"]}
+            )
     assert body["lamps"] == 2
     assert [w["start"] for w in body["windows"]] == [
         day1.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),

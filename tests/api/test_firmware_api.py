@@ -20,7 +20,7 @@ from controller.config import ControllerSettings, load_config
 from drivers.firmware import key_id
 from firmware_bridge.signing import generate_keypair, load_private_key, load_public_key, sign_image
 from simulators.bootloader import BootloaderModel, MqttBootloaders
-from tests.api.keys import auth_headers
+from tests.api.keys import api_client, auth_headers
 from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
 
@@ -66,16 +66,8 @@ async def test_upload_then_a_campaign_updates_the_group(tmp_path: Path, fw: Firm
     private, bootloaders, settings = fw.private, fw.bootloaders, fw.settings
     image = bytes(range(256)) * 200
     signed = sign_image(image, private, model="env_sensor", version="2.1.0")
-    async with running_controller(settings) as ctl:
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
-        await server.start()
-        try:
-            async with httpx.AsyncClient(
-                base_url=server.url, timeout=10, headers=await auth_headers(ctl)
-            ) as client:
-                results = await _run(client, image, signed.model_dump_json().encode())
-        finally:
-            await server.stop()
+    async with running_controller(settings) as ctl, api_client(ctl) as client:
+        results = await _run(client, image, signed.model_dump_json().encode())
     tampered, uploaded, listed, created, duplicate, missing, final = results
     assert tampered.status_code == 422
     assert tampered.json()["error"]["details"] == [{"reason": "hash_mismatch"}]
@@ -162,15 +154,8 @@ async def test_a_campaign_survives_a_controller_restart_and_resumes(
     signed = sign_image(image, private, model="env_sensor", version="2.3.0")
 
     async def api(ctl: Any, method: str, path: str, **kw: Any) -> httpx.Response:
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
-        await server.start()
-        try:
-            async with httpx.AsyncClient(
-                base_url=server.url, timeout=10, headers=await auth_headers(ctl)
-            ) as client:
-                return await client.request(method, path, **kw)
-        finally:
-            await server.stop()
+        async with api_client(ctl) as client:
+            return await client.request(method, path, **kw)
 
     async with running_controller(settings) as ctl:
         sha = (

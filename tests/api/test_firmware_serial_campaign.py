@@ -6,13 +6,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from api.app import create_app
-from api.server import ApiServer
 from controller.config import load_config
 from firmware_bridge.signing import generate_keypair, load_private_key, sign_image
-from tests.api.keys import auth_headers
+from tests.api.keys import api_client
 from tests.controller.city import running_city, running_controller
 from tests.waiting import until
 
@@ -63,32 +59,24 @@ async def test_nodes_on_a_polled_line_are_updated_while_polling_goes_on(tmp_path
     settings = load_config(config(tmp_path))
     async with running_city(settings) as city, running_controller(settings) as ctl:
         await until(lambda: all(st.last_seen for st in ctl.fleet.devices.values()), what="first polls")
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
-        await server.start()
-        try:
-            async with httpx.AsyncClient(
-                base_url=server.url, timeout=10, headers=await auth_headers(ctl)
-            ) as client:
-                files = {"image": image, "manifest": signed.model_dump_json()}
-                sha = (await client.post("/api/v1/firmware", files=files)).json()["sha256"]
-                polls_before = ctl.fleet["node-002"].counters["polls_ok"]
-                body = {"id": "nodes-1.3", "image": sha, "group": "hanoi", "current_version": "1.2"}
-                created = await client.post("/api/v1/campaigns", json=body)
-                assert created.status_code == 201, created.text
-                final: dict[str, Any] = {}
-                for _ in range(300):
-                    final = (await client.get("/api/v1/campaigns/nodes-1.3")).json()
-                    if final["state"] in ("finished", "stopped"):
-                        break
-                    await asyncio.sleep(0.1)
-                polls_during = ctl.fleet["node-002"].counters["polls_ok"] - polls_before
-                await asyncio.sleep(1.0)  # the next polls read the new version
-                reported = {
-                    d: ctl.fleet[d].last_reading_doc()["values"]["firmware_version"]
-                    for d in ctl.fleet.devices
-                }  # type: ignore[index]
-        finally:
-            await server.stop()
+        async with api_client(ctl) as client:
+            files = {"image": image, "manifest": signed.model_dump_json()}
+            sha = (await client.post("/api/v1/firmware", files=files)).json()["sha256"]
+            polls_before = ctl.fleet["node-002"].counters["polls_ok"]
+            body = {"id": "nodes-1.3", "image": sha, "group": "hanoi", "current_version": "1.2"}
+            created = await client.post("/api/v1/campaigns", json=body)
+            assert created.status_code == 201, created.text
+            final: dict[str, Any] = {}
+            for _ in range(300):
+                final = (await client.get("/api/v1/campaigns/nodes-1.3")).json()
+                if final["state"] in ("finished", "stopped"):
+                    break
+                await asyncio.sleep(0.1)
+            polls_during = ctl.fleet["node-002"].counters["polls_ok"] - polls_before
+            await asyncio.sleep(1.0)  # the next polls read the new version
+            reported = {
+                d: ctl.fleet[d].last_reading_doc()["values"]["firmware_version"] for d in ctl.fleet.devices
+            }  # type: ignore[index]
         nodes = city.segments.lines["line1"]
     assert created.status_code == 201, created.text
     assert final["state"] == "finished", final

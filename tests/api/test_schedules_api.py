@@ -6,11 +6,7 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 
-import httpx
-
-from api.app import create_app
-from api.server import ApiServer
-from tests.api.keys import auth_headers
+from tests.api.keys import api_client
 from tests.controller.city import running_city, running_controller, settings_for
 from tests.waiting import until
 
@@ -27,80 +23,66 @@ async def test_programs_calendars_overrides_drive_the_lamps_and_survive_a_restar
 ) -> None:
     settings = settings_for(tmp_path, registry_url=registry_url)
     async with running_city(settings) as city:
-        async with running_controller(settings) as ctl:
-            server = ApiServer(create_app(ctl), "127.0.0.1", 0)
-            await server.start()
-            try:
-                async with httpx.AsyncClient(
-                    base_url=server.url, timeout=10, headers=await auth_headers(ctl)
-                ) as api:
-                    assert (await api.put("/api/v1/schedules/all-day", json=ALL_DAY)).status_code == 200
-                    assert (await api.put("/api/v1/calendars/city", json=CITY)).status_code == 200
-                    rsp = await api.put("/api/v1/groups/hanoi/ba-dinh/calendar", json={"calendar": "city"})
-                    assert rsp.status_code == 200, rsp.text
-                    lamps = [city.segments.find("gw1", u) for u in range(1, 7)]
-                    # catch-up: every lamp of the group is at its scheduled level at once
-                    await until(lambda: all(lamp.level_cmd == 30 for lamp in lamps), within_s=5)
-                    assert city.segments.find("bus1", 1).level_cmd == 0  # another group: untouched
+        async with running_controller(settings) as ctl, api_client(ctl) as api:
+            assert (await api.put("/api/v1/schedules/all-day", json=ALL_DAY)).status_code == 200
+            assert (await api.put("/api/v1/calendars/city", json=CITY)).status_code == 200
+            rsp = await api.put("/api/v1/groups/hanoi/ba-dinh/calendar", json={"calendar": "city"})
+            assert rsp.status_code == 200, rsp.text
+            lamps = [city.segments.find("gw1", u) for u in range(1, 7)]
+            # catch-up: every lamp of the group is at its scheduled level at once
+            await until(lambda: all(lamp.level_cmd == 30 for lamp in lamps), within_s=5)
+            assert city.segments.find("bus1", 1).level_cmd == 0  # another group: untouched
 
-                    now = dt.datetime.now(dt.UTC)
-                    override = {
-                        "id": "repair",
-                        "device_id": "gw1-002",
-                        "level": 80,
-                        "start": iso(now),
-                        "expiry": iso(now + dt.timedelta(seconds=2)),
-                        "reason": "test",
-                    }
-                    assert (await api.post("/api/v1/overrides", json=override)).status_code == 201
-                    await until(lambda: lamps[1].level_cmd == 80, within_s=5)
-                    # at expiry the runner's job puts the program back, without waiting for a transition
-                    await until(lambda: lamps[1].level_cmd == 30, within_s=10)
+            now = dt.datetime.now(dt.UTC)
+            override = {
+                "id": "repair",
+                "device_id": "gw1-002",
+                "level": 80,
+                "start": iso(now),
+                "expiry": iso(now + dt.timedelta(seconds=2)),
+                "reason": "test",
+            }
+            assert (await api.post("/api/v1/overrides", json=override)).status_code == 201
+            await until(lambda: lamps[1].level_cmd == 80, within_s=5)
+            # at expiry the runner's job puts the program back, without waiting for a transition
+            await until(lambda: lamps[1].level_cmd == 30, within_s=10)
 
-                    preview = (
-                        await api.get(
-                            "/api/v1/schedules/preview", params={"group": "hanoi/ba-dinh", "every_min": 60}
-                        )
-                    ).json()
-                    assert preview["lamps"] == 6
-                    assert {p["level"] for p in preview["points"]} == {30}
-                    assert preview["energy_kwh"] > 0
+            preview = (
+                await api.get("/api/v1/schedules/preview", params={"group": "hanoi/ba-dinh", "every_min": 60})
+            ).json()
+            assert preview["lamps"] == 6
+            assert {p["level"] for p in preview["points"]} == {30}
+            assert preview["energy_kwh"] > 0
 
-                    bad = await api.put(
-                        "/api/v1/schedules/x", json={"id": "y", "steps": [{"at": "12:00", "level": 1}]}
-                    )
-                    assert bad.status_code == 422
-                    bad = await api.put(
-                        "/api/v1/schedules/z", json={"id": "z", "steps": [{"at": "12:00", "level": 101}]}
-                    )
-                    assert bad.status_code == 422
-                    assert "less than or equal to 100" in bad.json()["error"]["message"]
-                    bad = await api.put("/api/v1/groups/nowhere/calendar", json={"calendar": "city"})
-                    assert bad.status_code == 422
-                    assert "unknown group 'nowhere'" in bad.json()["error"]["message"]
-                    ghost = {"id": "ghostly", "default_program": "ghost"}
-                    assert (await api.put("/api/v1/calendars/ghostly", json=ghost)).status_code == 200
-                    bad = await api.put(
-                        "/api/v1/groups/hanoi/hoan-kiem/calendar", json={"calendar": "ghostly"}
-                    )
-                    assert bad.status_code == 422
-                    assert "unknown program 'ghost'" in bad.json()["error"]["message"]
-                    late = {"id": "late", "group": "hanoi", "level": 1, "start": iso(now), "expiry": iso(now)}
-                    bad = await api.post("/api/v1/overrides", json=late)
-                    assert bad.status_code == 422
-                    assert "expires before it starts" in bad.json()["error"]["message"]
-                    unordered = {
-                        "id": "unordered",
-                        "steps": [{"at": "23:00", "level": 60}, {"event": "sunset", "level": 100}],
-                    }
-                    assert (await api.put("/api/v1/schedules/unordered", json=unordered)).status_code == 200
-                    bad = await api.put(
-                        "/api/v1/calendars/city", json={"id": "city", "default_program": "unordered"}
-                    )
-                    assert bad.status_code == 422
-                    assert "comes before" in bad.json()["error"]["message"]
-            finally:
-                await server.stop()
+            bad = await api.put(
+                "/api/v1/schedules/x", json={"id": "y", "steps": [{"at": "12:00", "level": 1}]}
+            )
+            assert bad.status_code == 422
+            bad = await api.put(
+                "/api/v1/schedules/z", json={"id": "z", "steps": [{"at": "12:00", "level": 101}]}
+            )
+            assert bad.status_code == 422
+            assert "less than or equal to 100" in bad.json()["error"]["message"]
+            bad = await api.put("/api/v1/groups/nowhere/calendar", json={"calendar": "city"})
+            assert bad.status_code == 422
+            assert "unknown group 'nowhere'" in bad.json()["error"]["message"]
+            ghost = {"id": "ghostly", "default_program": "ghost"}
+            assert (await api.put("/api/v1/calendars/ghostly", json=ghost)).status_code == 200
+            bad = await api.put("/api/v1/groups/hanoi/hoan-kiem/calendar", json={"calendar": "ghostly"})
+            assert bad.status_code == 422
+            assert "unknown program 'ghost'" in bad.json()["error"]["message"]
+            late = {"id": "late", "group": "hanoi", "level": 1, "start": iso(now), "expiry": iso(now)}
+            bad = await api.post("/api/v1/overrides", json=late)
+            assert bad.status_code == 422
+            assert "expires before it starts" in bad.json()["error"]["message"]
+            unordered = {
+                "id": "unordered",
+                "steps": [{"at": "23:00", "level": 60}, {"event": "sunset", "level": 100}],
+            }
+            assert (await api.put("/api/v1/schedules/unordered", json=unordered)).status_code == 200
+            bad = await api.put("/api/v1/calendars/city", json={"id": "city", "default_program": "unordered"})
+            assert bad.status_code == 422
+            assert "comes before" in bad.json()["error"]["message"]
         for lamp in lamps:
             lamp.level_cmd = 0  # as if the lamps lost power while the controller was down
         async with running_controller(settings) as ctl2:

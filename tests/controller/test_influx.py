@@ -9,16 +9,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from api.app import create_app
-from api.server import ApiServer
 from controller.config import InfluxSettings, load_config
 from controller.disk_buffer import TelemetryBufferError
 from controller.influx import InfluxStore
 from drivers.base import Reading
-from tests.api.keys import auth_headers
+from tests.api.keys import api_client
 from tests.controller.city import running_city, running_controller, write_city
 from tests.tsdb import InfluxDB1, VictoriaMetrics
 from tests.waiting import until
@@ -245,15 +242,10 @@ buffer_dir = "{tmp_path}/buffer"
     config = load_config(path)
     async with running_city(config), running_controller(config) as ctl:
         await asyncio.sleep(1.5)
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
-        await server.start()
-        try:
-            async with httpx.AsyncClient(base_url=server.url, headers=await auth_headers(ctl)) as client:
-                body = (
-                    await client.get("/api/v1/devices/gw1-001/telemetry", params={"fields": "voltage_v"})
-                ).json()
-        finally:
-            await server.stop()
+        async with api_client(ctl) as client:
+            body = (
+                await client.get("/api/v1/devices/gw1-001/telemetry", params={"fields": "voltage_v"})
+            ).json()
     assert len(body["points"]) >= 3
     assert 220 < body["points"][0]["values"]["voltage_v"] < 240
     rows = influx.query(
