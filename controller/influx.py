@@ -248,7 +248,7 @@ class InfluxStore(TelemetryStore):
                         bucket=self._bucket(),
                         org=self.s.org,
                         record=lines,
-                        write_precision=WritePrecision.MS,  # type: ignore[arg-type]  # a str constant
+                        write_precision=WritePrecision.US,  # type: ignore[arg-type]  # a str constant
                     )
                 except ApiException as exc:
                     return int(exc.status or 0), str(exc.body or exc.reason)
@@ -257,7 +257,7 @@ class InfluxStore(TelemetryStore):
             body = gzip.compress(lines, compresslevel=1) if self.s.gzip else lines
             headers = {"Content-Encoding": "gzip"} if self.s.gzip else {}
             response = await self._http.post(
-                "/write", params=self._v1_params(precision="ms"), content=body, headers=headers
+                "/write", params=self._v1_params(precision="u"), content=body, headers=headers
             )
             return response.status_code, response.text
         except (httpx.HTTPError, OSError, TimeoutError) as exc:

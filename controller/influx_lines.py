@@ -1,12 +1,15 @@
 """Readings as InfluxDB line protocol: one point per reading, tags for what a dashboard groups by.
 
-`<measurement>,device=…,site=…,group=…,profile=…,kind=… field=value,… <ms>`. Numbers are always
+`<measurement>,device=…,site=…,group=…,profile=…,kind=… field=value,… <µs>`. Numbers are always
 written as floats (an integer level and a fractional power stay one type per field across devices,
-so no field type conflicts), booleans as booleans, strings quoted. Timestamps are milliseconds.
+so no field type conflicts), booleans as booleans, strings quoted. Timestamps are microseconds:
+InfluxDB keeps one point per series and timestamp, and a device's backlog (after a broker restart,
+say) can arrive within one millisecond.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 
@@ -48,7 +51,17 @@ def encode(readings: Sequence[Reading], keys: Mapping[str, str], measurement: st
         if not fields:
             continue
         key = keys.get(r.device_id) or f"{escape_tag(measurement)},device={escape_tag(r.device_id)}"
-        lines.append(f"{key} {','.join(fields)} {int(r.ts.timestamp() * 1000)}")
+        lines.append(f"{key} {','.join(fields)} {_microseconds(r.ts)}")
     if not lines:
         return b"", 0
     return ("\n".join(lines) + "\n").encode(), len(lines)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_US = dt.timedelta(microseconds=1)
+
+
+def _microseconds(ts: dt.datetime) -> int:
+    """Exact integer arithmetic (a float of microseconds since 1970 can be off by one);
+    readings' timestamps are timezone-aware."""
+    return (ts - _EPOCH) // _ONE_US

@@ -106,6 +106,20 @@ async def test_points_land_with_tags_and_read_back(
     assert [p.values["power_w"] for p in per_minute] == [79.5, 139.5]  # means of 50..109 and 110..169
 
 
+async def test_readings_a_fraction_of_a_millisecond_apart_are_all_kept(
+    influx: InfluxDB1, tmp_path: Path, store_factory: Any
+) -> None:
+    """A backlog delivered at once (a broker restart) has receipt times microseconds apart."""
+    store = await store_factory(settings(influx.url, tmp_path))
+    burst = [
+        Reading("lamp-1", NOW + dt.timedelta(microseconds=150 * i), {"power_w": float(i)}) for i in range(5)
+    ]
+    await store.write(burst)
+    assert await store.flush()
+    rows = influx.query('SELECT "power_w" FROM "lamplighter"', "city")
+    assert [row[1] for row in rows] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
 async def test_the_v2_write_path_reaches_victoria_metrics(
     victoria: VictoriaMetrics, tmp_path: Path, store_factory: Any
 ) -> None:
