@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -37,6 +38,9 @@ from controller.config import (
     MqttLinkConfig,
     device_address,
 )
+
+#: PostgreSQL advisory lock held while an instance creates tables and mirrors the config ("LAMP")
+STARTUP_LOCK_KEY = 0x4C414D50
 
 
 class Base(DeclarativeBase):
@@ -115,6 +119,7 @@ class Registry:
     async def create_schema(self) -> None:
         """Create missing tables; refuse, with a clear message, a database made by an older version."""
         async with self.engine.begin() as conn:
+            await self._one_instance_at_a_time(conn)
             await conn.run_sync(Base.metadata.create_all)
             missing = await conn.run_sync(_missing_columns)
         if missing:
@@ -173,6 +178,7 @@ class Registry:
                 }
             )
         async with self.engine.begin() as conn:
+            await self._one_instance_at_a_time(conn)
             await self._upsert(conn, SiteRow, sites)
             await self._upsert(conn, LinkRow, links)
             existing = set((await conn.scalars(select(DeviceRow.id))).all())
@@ -182,6 +188,13 @@ class Registry:
                 await conn.execute(delete(DeviceRow).where(DeviceRow.id.in_(stale)))
             await self._upsert(conn, DeviceRow, rows)
         return len(wanted), len(stale)
+
+    async def _one_instance_at_a_time(self, conn: AsyncConnection) -> None:
+        """On PostgreSQL, hold a transaction-scoped advisory lock: instances of a cluster started at
+        once would otherwise race to create the same tables (a unique violation in pg_type) and to
+        mirror the same config. SQLite serialises writers by itself."""
+        if self.engine.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARTUP_LOCK_KEY})
 
     async def _upsert(self, conn: AsyncConnection, model: type[Base], rows: list[dict[str, Any]]) -> None:
         """INSERT … ON CONFLICT (primary key) DO UPDATE, in chunks (SQLite and PostgreSQL alike)."""

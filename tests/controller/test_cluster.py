@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import httpx
 from api.app import create_app
 from api.server import ApiServer
 from controller.config import ClusterSettings, ControllerSettings
+from controller.runtime import Controller
 from simulators.lamp import Fault
 from tests.api.keys import auth_headers
 from tests.controller.city import running_city, running_controller, settings_for
@@ -109,3 +111,27 @@ async def test_two_instances_serve_one_city_each_its_own_links(tmp_path: Path) -
         async with running_controller(one) as again:
             assert again.alerts is not None
             assert [x.device_id for x in await again.alert_store.active()] == ["bus1-002"]
+
+
+async def test_three_instances_started_at_once_on_a_fresh_database_all_come_up(tmp_path: Path) -> None:
+    """They race to create the tables and mirror the config; PostgreSQL refused all but one with a
+    unique violation in pg_type until the start-up work took an advisory lock."""
+    async with fresh_database() as url:
+        settings = settings_for(tmp_path, registry_url=url)
+        controllers = [
+            Controller(
+                as_instance(settings, instance=i, instances=3).model_copy(
+                    update={  # the embedded telemetry store is each instance's own file
+                        "telemetry": settings.telemetry.model_copy(
+                            update={"url": f"sqlite+aiosqlite:///{tmp_path}/telemetry-{i}.db"}
+                        )
+                    }
+                )
+            )
+            for i in range(3)
+        ]
+        try:
+            await asyncio.gather(*(c.start() for c in controllers))
+            assert all(len(c.devices) == 9 for c in controllers)
+        finally:
+            await asyncio.gather(*(c.stop() for c in controllers if c.started_at is not None))
