@@ -335,8 +335,9 @@ class MqttLinkConfig(_LinkBase):
     shared_group: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
-        description="several controllers on one broker: each telemetry message goes to one of the "
-        "instances with this group ($share/<group>/…); availability is seen by all",
+        description="several controllers on one broker: every instance subscribes (client id "
+        "suffixed with its [cluster] instance number) and each telemetry message goes to one of "
+        "them ($share/<group>/…); availability is seen by all",
     )
 
 
@@ -478,6 +479,14 @@ class ControllerSettings(BaseSettings):
             for link in self.links
             if zlib.crc32(link.id.encode()) % cluster.instances == cluster.instance
         )
+
+    def ingest_links(self) -> frozenset[str]:
+        """The links this instance takes readings from: its own, plus every MQTT link with a
+        `shared_group`, whose telemetry the broker spreads over all the instances in the group.
+        The instance that owns such a link (`owned_links`) still alone watches and commands its
+        devices."""
+        shared = {x.id for x in self.links if isinstance(x, MqttLinkConfig) and x.shared_group}
+        return self.owned_links() | shared
 
     def link(self, link_id: str) -> LinkConfig:
         return next(link for link in self.links if link.id == link_id)

@@ -161,6 +161,22 @@ class Fleet:
             st.last_error = row.last_error
             st.counters.update({k: int(v) for k, v in row.counters.items() if k in st.counters})
 
+    def merge_newer(self, rows: Iterable[DeviceStateRow]) -> None:
+        """Take another instance's state of a device whose readings are spread over instances (an
+        MQTT shared group) where it saw a later reading; the device counts as touched, so this
+        instance's detectors look at it."""
+        for row in rows:
+            st = self.devices.get(row.device_id)
+            seen = _aware(row.last_seen)
+            if st is None or seen is None or (st.last_seen is not None and seen <= st.last_seen):
+                continue
+            if st.state != "offline":  # availability reaches every instance directly
+                st.state = row.state if row.state in DEVICE_STATES else "unknown"
+            st.last_seen = seen
+            st.last_reading = row.last_reading
+            st.last_error = row.last_error
+            self._touched.add(st.device_id)
+
     @staticmethod
     def _row(st: DeviceStatus, now: datetime) -> dict[str, Any]:
         return {

@@ -77,6 +77,7 @@ class Controller:
         self.drivers: dict[str, Driver | ListeningDriver] = {}
         self.devices: dict[str, DeviceRow] = {}
         self.owned: dict[str, DeviceRow] = {}  # this instance's shard of `devices` ([cluster])
+        self.shared: set[str] = set()  # devices on MQTT links in a shared group: every instance ingests
         self.fleet = Fleet((), offline_after_failures=settings.poller.offline_after_failures)
         self.dispatcher: CommandDispatcher | None = None
         self.ingest: ReadingIngest | None = None
@@ -117,20 +118,25 @@ class Controller:
             )
         await self.store.open()
 
+        # MQTT links in a shared group are ingested by every instance (docs/deployment.md).
+        ingest_links = self.settings.ingest_links()
+        self.shared = {d for d, row in self.devices.items() if self._is_shared(row)}
         by_link: dict[str, list[DeviceRef]] = defaultdict(list)
         intervals: dict[str, float] = {}
-        for row in self.owned.values():
+        for row in self.devices.values():
+            if row.link_id not in ingest_links:
+                continue
             address = row.unit_id if row.unit_id is not None else row.address
             by_link[row.link_id].append(DeviceRef(row.id, address, self.settings.profile(row.profile)))
             intervals[row.id] = row.poll_interval_s
         self.drivers = {
             link.id: make_driver(link, by_link[link.id], self.settings, self.ble_backends.get(link.id))
             for link in self.settings.links
-            if link.id in owned_links
+            if link.id in ingest_links
         }
         refs: dict[str, tuple[DeviceRef, Driver]] = {}
         for link_id, driver in self.drivers.items():
-            if isinstance(driver, Driver):
+            if isinstance(driver, Driver) and link_id in owned_links:
                 refs.update({ref.device_id: (ref, driver) for ref in by_link[link_id]})
         self.dispatcher = CommandDispatcher(refs, self.registry, self.metrics)
         self.dispatcher.remember(await self.registry.last_commands())
@@ -144,7 +150,7 @@ class Controller:
         )
         self.supervisor.spawn("ingest", self.ingest.run, group="ingest")
         self.supervisor.spawn("state-flush", self._flush_states_forever, group="housekeeping")
-        if len(self.owned) < len(self.devices):
+        if len(self.owned) < len(self.devices) or self.shared:
             self.supervisor.spawn("peer-states", self._read_peer_states_forever, group="housekeeping")
         out = self.settings.outbound
         if out.enabled:
@@ -190,6 +196,10 @@ class Controller:
             len(self.owned),
             len(self.devices),
         )
+
+    def _is_shared(self, row: DeviceRow) -> bool:
+        link = self.settings.link(row.link_id)
+        return isinstance(link, MqttLinkConfig) and link.shared_group is not None
 
     async def _start_alerts(self, clocks: dict[str, AstroClock]) -> None:
         cfg = self.settings.alerts
@@ -282,7 +292,11 @@ class Controller:
         while True:
             await asyncio.sleep(self.settings.poller.state_flush_interval_s)
             rows = await self.registry.load_states()
-            self.fleet.restore(r for r in rows if r.device_id not in self.owned)
+            self.fleet.restore(
+                r for r in rows if r.device_id not in self.owned and r.device_id not in self.shared
+            )
+            # A shared-group device's readings are spread over the instances: take the newest.
+            self.fleet.merge_newer(r for r in rows if r.device_id in self.shared)
 
     async def _flush_states_forever(self) -> None:
         while True:
@@ -319,6 +333,8 @@ def make_driver(
         same = {
             f.name: getattr(link, f.name) for f in dataclasses.fields(MqttBroker) if hasattr(link, f.name)
         }
+        if link.shared_group:  # one session per instance: the same client id would take it over
+            same["client_id"] = f"{link.client_id or f'lamplighter-{link.id}'}-{settings.cluster.instance}"
         broker = MqttBroker(**{**same, "host": host, "port": port})
         return MqttLink(link.id, broker, devices)
     options = ModbusOptions(

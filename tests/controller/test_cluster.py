@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from pathlib import Path
 
+import aiomqtt
 import httpx
 
 from api.app import create_app
 from api.server import ApiServer
-from controller.config import ClusterSettings, ControllerSettings
+from controller.config import ClusterSettings, ControllerSettings, load_config
 from controller.runtime import Controller
 from simulators.lamp import Fault
 from tests.api.keys import auth_headers
-from tests.controller.city import running_city, running_controller, settings_for
+from tests.controller.city import running_city, running_controller, settings_for, write_mqtt_city
+from tests.mosquitto import Mosquitto
 from tests.postgres import fresh_database
 from tests.waiting import until
 
@@ -135,3 +138,64 @@ async def test_three_instances_started_at_once_on_a_fresh_database_all_come_up(t
             assert all(len(c.devices) == 9 for c in controllers)
         finally:
             await asyncio.gather(*(c.stop() for c in controllers if c.started_at is not None))
+
+
+async def test_a_shared_group_link_is_ingested_by_every_instance_and_watched_by_its_owner(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Each telemetry message is stored by exactly one instance; the owner of the link (who alone
+    watches its devices) and the other instance both end up with the newest reading."""
+    path = write_mqtt_city(
+        tmp_path,
+        mosquitto.port,
+        [("env-1", "hk1", "env_sensor"), ("env-2", "hk2", "env_sensor")],
+        extra="state_flush_interval_s = 0.2",
+    )
+    path.write_text(
+        path.read_text().replace("backoff_cap_s = 0.5\n", 'backoff_cap_s = 0.5\nshared_group = "city"\n')
+    )
+    async with fresh_database() as url:
+        settings = load_config(path)
+        settings = settings.model_copy(update={"database": settings.database.model_copy(update={"url": url})})
+
+        def instance(i: int, links: list[str]) -> ControllerSettings:
+            own = as_instance(settings, instance=i, instances=2, links=links)
+            telemetry = settings.telemetry.model_copy(
+                update={"url": f"sqlite+aiosqlite:///{tmp_path}/t{i}.db"}
+            )
+            return own.model_copy(update={"telemetry": telemetry})
+
+        async with (
+            running_controller(instance(0, ["broker"])) as owner,
+            running_controller(instance(1, [])) as other,
+        ):
+            assert set(owner.drivers) == set(other.drivers) == {"broker"}  # both subscribe
+            await until(
+                lambda: owner.drivers["broker"].stats.connected and other.drivers["broker"].stats.connected
+            )
+            body = {"pm": {"pm2_5": 41, "pm10": 70}, "climate": {"temperature": 24.5, "humidity": 77}}
+            async with aiomqtt.Client("127.0.0.1", mosquitto.port) as device:
+                for lux in range(40):
+                    await device.publish("city/env/hk1/telemetry", json.dumps({**body, "lux": lux}), qos=1)
+                    await asyncio.sleep(0.01)
+
+            def newest(ctl: Controller) -> object:
+                doc = ctl.fleet["env-1"].last_reading_doc() or {}
+                return doc.get("values", {}).get("illuminance_lx")
+
+            await until(lambda: newest(owner) == 39 and newest(other) == 39, what="both see the newest")
+            now = dt.datetime.now(dt.UTC)
+            stored = [
+                [
+                    p.values["illuminance_lx"]
+                    for p in await ctl.store.query("env-1", now - dt.timedelta(minutes=1), now)
+                ]
+                for ctl in (owner, other)
+            ]
+            assert sorted(stored[0] + stored[1]) == list(range(40))  # each stored once, none lost
+            assert stored[0]
+            assert stored[1]
+            assert owner.alerts is not None
+            assert other.alerts is not None
+            assert "env-1" in owner.alerts.devices
+            assert "env-1" not in other.alerts.devices

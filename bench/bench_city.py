@@ -1,0 +1,313 @@
+"""A city across controller instances: 50,000 lamps + 2,000 sensors + 500 access points, 1 vs 3.
+
+    python -m bench.bench_city [--lamps 50000] [--sensors 2000] [--aps 500]
+                               [--instances 1 --instances 3] [--seconds 60]
+
+Everything real, on loopback: the simulators in their own process (Modbus TCP gateways of 200
+lamps; every sensor and access point its own MQTT connection), a private Mosquitto, a private
+InfluxDB 1.x (the shared telemetry store), a fresh PostgreSQL database (the shared registry), and N
+`lamplighter run` processes with `[cluster] instances = N`, the MQTT link in a shared subscription
+group. Lamps are polled every 20 s, MQTT devices publish every 10 s: the load a city of this size
+puts on its controllers, not their ceiling (`make bench-polling` measures that).
+
+Reported per instance count, over a window after a warm-up:
+  polls/s and MQTT readings/s taken in (against what the city sends), telemetry points/s stored;
+  CPU (% of one core) and RSS of each instance, and of the simulators, broker, InfluxDB and
+  PostgreSQL; the API's p99 for one device's status at 200 req/s and the whole city as GeoJSON,
+  from instance 0; then a schedule for the whole city put through instance 0: how long until every
+  lamp confirmed its level, and how many commands each instance sent (each lamp exactly once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.common import free_port_block, simulators, write_city
+from controller.auth_store import AuthStore
+from controller.db import create_engine
+from tests.mosquitto import Mosquitto
+from tests.postgres import fresh_database
+from tests.tsdb import InfluxDB1
+
+LAMP_INTERVAL_S = 20.0
+MQTT_INTERVAL_S = 10.0  # the simulators' default `[simulator] mqtt_interval_s`
+WARMUP_S = 30.0
+API_RATE = 200.0
+
+
+def mqtt_devices(broker: Mosquitto, sensors: int, aps: int) -> str:
+    parts = [
+        f'[[links]]\nid = "mqtt"\nsite = "bench"\nkind = "mqtt"\nhost = "127.0.0.1"\nport = {broker.port}\n'
+        'shared_group = "lamplighter"\nmax_queued_messages = 20000\n'
+    ]
+    for i in range(sensors):
+        parts.append(
+            f'[[devices]]\nid = "env-{i:05d}"\nlink = "mqtt"\nprofile = "env_sensor"\ngroup = "env"\n'
+            f"latitude = {21.0 + i * 1e-5:.5f}\nlongitude = 105.8\n"
+        )
+    for i in range(aps):
+        parts.append(
+            f'[[devices]]\nid = "ap-{i:05d}"\nlink = "mqtt"\nprofile = "wifi_ap"\ngroup = "wifi"\n'
+            f"latitude = {21.0 + i * 1e-5:.5f}\nlongitude = 105.81\n"
+        )
+    return "\n".join(parts)
+
+
+@dataclass
+class Instance:
+    number: int
+    port: int
+    proc: psutil.Popen
+    samples: list[int] = field(default_factory=list)  # RSS
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _cpu(p: psutil.Process) -> float:
+    t = p.cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def postgres_processes() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
+
+
+def scrape(url: str, key: str) -> dict[str, float]:
+    """The instance's counters that matter here, summed over their labels."""
+    body = httpx.get(f"{url}/metrics", headers={"X-API-Key": key}, timeout=30).text
+    out: dict[str, float] = defaultdict(float)
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            if s.name == "lamplighter_polls_total":
+                ok = s.labels["result"] == "ok"
+                out["polls_ok" if ok else "polls_failed"] += s.value
+            elif s.name == "lamplighter_readings_stored_total":
+                out["stored"] += s.value
+            elif s.name == "lamplighter_commands_total" and s.labels.get("action") == "set_level":
+                out[f"set_level_{s.labels['status']}"] += s.value
+            elif s.name == "lamplighter_telemetry_points" and s.labels.get("state") == "written":
+                out["points_written"] += s.value
+    return dict(out)
+
+
+@contextlib.asynccontextmanager
+async def instances(
+    n: int, config: Path, registry: str, influx: InfluxDB1, tmp: Path
+) -> AsyncIterator[list[Instance]]:
+    base = free_port_block(n)
+    running: list[Instance] = []
+    try:
+        for i in range(n):
+            env = {
+                **os.environ,
+                "LAMPLIGHTER_DATABASE__URL": registry,
+                "LAMPLIGHTER_TELEMETRY__BACKEND": "influxdb",
+                "LAMPLIGHTER_TELEMETRY__INFLUXDB__URL": influx.url,
+                "LAMPLIGHTER_TELEMETRY__INFLUXDB__WRITE_ENDPOINT": "v1",
+                "LAMPLIGHTER_TELEMETRY__INFLUXDB__DATABASE": "city",
+                "LAMPLIGHTER_TELEMETRY__INFLUXDB__BUFFER_DIR": str(tmp / f"buffer-{i}"),
+                "LAMPLIGHTER_API__PORT": str(base + i),
+                "LAMPLIGHTER_API__RATE_LIMIT_PER_S": "0",
+                "LAMPLIGHTER_CLUSTER__INSTANCE": str(i),
+                "LAMPLIGHTER_CLUSTER__INSTANCES": str(n),
+            }
+            log = (tmp / f"instance-{i}.log").open("wb")
+            proc = psutil.Popen(
+                [sys.executable, "-m", "controller.cli", "run", "-c", str(config)],
+                env=env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+            running.append(Instance(i, base + i, proc))
+        yield running
+    finally:
+        for inst in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(inst.proc.pid, signal.SIGINT)
+        for inst in running:
+            try:
+                inst.proc.wait(60)
+            except psutil.TimeoutExpired:
+                inst.proc.kill()
+
+
+async def ready(inst: Instance, tmp: Path, within_s: float = 600) -> float:
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.perf_counter() - t0 < within_s:
+            if inst.proc.poll() is not None:
+                raise RuntimeError((tmp / f"instance-{inst.number}.log").read_text()[-3000:])
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{inst.url}/healthz")).status_code == 200:
+                    return time.perf_counter() - t0
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"instance {inst.number} not ready in {within_s} s")
+
+
+async def api_load(url: str, key: str, lamps: int, seconds: float) -> dict[str, dict[str, float]]:
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bench.api_load", "--url", url, "--devices", str(lamps)),
+        *("--rate", str(API_RATE), "--seconds", str(seconds), "--geojson-times", "3"),
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "LAMPLIGHTER_API_KEY": key},
+    )
+    out, _ = await proc.communicate()
+    result: dict[str, dict[str, float]] = json.loads(out)
+    return result
+
+
+@contextlib.contextmanager
+def servers(tmp: Path) -> Iterator[tuple[Mosquitto, InfluxDB1]]:
+    broker = Mosquitto(tmp / "mosquitto")
+    influx = InfluxDB1(tmp / "influx")
+    broker.start()
+    influx.start()
+    try:
+        yield broker, influx
+    finally:
+        influx.stop()
+        broker.stop()
+
+
+async def put_schedule(url: str, key: str) -> None:
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=120) as api:
+        for path, body in (
+            ("/api/v1/schedules/bench-flat", {"id": "bench-flat", "steps": [{"at": "00:00", "level": 35}]}),
+            ("/api/v1/calendars/bench", {"id": "bench", "default_program": "bench-flat"}),
+            ("/api/v1/groups/bench/calendar", {"calendar": "bench"}),
+        ):
+            (await api.put(path, json=body)).raise_for_status()
+
+
+async def run(n: int, lamps: int, sensors: int, aps: int, seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp_name, servers(Path(tmp_name)) as (broker, influx):
+        tmp = Path(tmp_name)
+        config = tmp / "city.toml"
+        gateways, base = write_city(
+            config, lamps, interval_s=LAMP_INTERVAL_S, data_dir=tmp, extra=mqtt_devices(broker, sensors, aps)
+        )
+        sent_per_s = lamps / LAMP_INTERVAL_S + (sensors + aps) / MQTT_INTERVAL_S
+        print(
+            f"\n== {n} instance(s): {lamps:,} lamps on {gateways} gateways (polled every "
+            f"{LAMP_INTERVAL_S:g} s), {sensors:,} sensors + {aps:,} APs over MQTT (every "
+            f"{MQTT_INTERVAL_S:g} s): {sent_per_s:,.0f} readings/s offered ==",
+            flush=True,
+        )
+        t0 = time.perf_counter()
+        with simulators(config, base + gateways + 1) as sim_popen:
+            print(f"simulators up in {time.perf_counter() - t0:.0f} s", flush=True)
+            sim = psutil.Process(sim_popen.pid)
+            broker_p = psutil.Process(broker._proc.pid)  # type: ignore[union-attr]
+            influx_p = psutil.Process(influx._proc.pid)  # type: ignore[union-attr]
+            async with fresh_database() as registry, instances(n, config, registry, influx, tmp) as insts:
+                starts = await asyncio.gather(*(ready(i, tmp) for i in insts))
+                print(f"instances answering after {', '.join(f'{s:.0f} s' for s in starts)}", flush=True)
+                auth = AuthStore(create_engine(registry))
+                _, new_key = await auth.create_key("bench", "admin", "bench")
+                key = new_key.plaintext
+                await auth.engine.dispose()
+                await asyncio.sleep(WARMUP_S)
+
+                others = {"simulators": [sim], "mosquitto": [broker_p], "influxd": [influx_p]}
+                others["postgres"] = postgres_processes()
+                before = [await asyncio.to_thread(scrape, i.url, key) for i in insts]
+                cpu0 = [_cpu(i.proc) for i in insts]
+                other0 = {k: sum(_cpu(p) for p in ps) for k, ps in others.items()}
+                w0 = time.perf_counter()
+                api_task = asyncio.create_task(api_load(insts[0].url, key, lamps, min(20.0, seconds / 2)))
+                while time.perf_counter() - w0 < seconds:
+                    for inst in insts:
+                        inst.samples.append(inst.proc.memory_info().rss)
+                    await asyncio.sleep(2)
+                window = time.perf_counter() - w0
+                after = [await asyncio.to_thread(scrape, i.url, key) for i in insts]
+                cpu1 = [_cpu(i.proc) for i in insts]
+                other1 = {k: sum(_cpu(p) for p in ps) for k, ps in others.items()}
+                api = await api_task
+
+                def rate(k: str, i: int) -> float:
+                    return (after[i].get(k, 0) - before[i].get(k, 0)) / window
+
+                print(f"window {window:.0f} s:")
+                for i, inst in enumerate(insts):
+                    print(
+                        f"  instance {i}: polls {rate('polls_ok', i):7,.0f}/s ok "
+                        f"({rate('polls_failed', i):.1f}/s failed), "
+                        f"stored {rate('stored', i):7,.0f} readings/s, "
+                        f"points written {rate('points_written', i):7,.0f}/s, "
+                        f"CPU {100 * (cpu1[i] - cpu0[i]) / window:5.1f} %, "
+                        f"RSS {inst.samples[-1] / 2**20:4.0f} MB (peak {max(inst.samples) / 2**20:.0f})"
+                    )
+                polls = sum(rate("polls_ok", i) for i in range(n))
+                stored = sum(rate("stored", i) for i in range(n))
+                mqtt_sent = (sensors + aps) / MQTT_INTERVAL_S
+                print(
+                    f"  all: {polls:,.0f} polls/s (of {lamps / LAMP_INTERVAL_S:,.0f} due), "
+                    f"{stored - polls:,.0f} MQTT readings/s (of {mqtt_sent:,.0f} sent), "
+                    f"{stored:,.0f} stored/s; controllers' CPU "
+                    f"{100 * sum(c1 - c0 for c0, c1 in zip(cpu0, cpu1, strict=True)) / window:.1f} %"
+                )
+                print(
+                    "  others' CPU: "
+                    + ", ".join(f"{k} {100 * (other1[k] - other0[k]) / window:.1f} %" for k in others)
+                )
+                s, g = api["status"], api["geojson"]
+                print(
+                    f"  API (instance 0): device status at {API_RATE:g}/s: p50 {s['p50_ms']:.1f} ms, "
+                    f"p99 {s['p99_ms']:.1f} ms, {s['errors']} errors; GeoJSON of {lamps + sensors + aps:,} "
+                    f"devices ({g['bytes'] / 2**20:.1f} MB): median {g['median_ms']:.0f} ms"
+                )
+
+                # One schedule for the whole city, through instance 0: every lamp once.
+                t_put = time.perf_counter()
+                await put_schedule(insts[0].url, key)
+                counts: list[dict[str, float]] = []
+                while time.perf_counter() - t_put < 300:
+                    counts = [await asyncio.to_thread(scrape, i.url, key) for i in insts]
+                    done = sum(c.get("set_level_confirmed", 0) + c.get("set_level_failed", 0) for c in counts)
+                    if done >= lamps:
+                        break
+                    await asyncio.sleep(1)
+                took = time.perf_counter() - t_put
+                confirmed = [int(c.get("set_level_confirmed", 0)) for c in counts]
+                print(
+                    f"  schedule for the whole city: {sum(confirmed):,} lamps confirmed in {took:.1f} s; "
+                    f"set_level commands per instance {confirmed} (each lamp once: "
+                    f"{'yes' if sum(confirmed) == lamps else 'NO'})",
+                    flush=True,
+                )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lamps", type=int, default=50_000)
+    p.add_argument("--sensors", type=int, default=2_000)
+    p.add_argument("--aps", type=int, default=500)
+    p.add_argument("--instances", type=int, action="append")
+    p.add_argument("--seconds", type=float, default=60)
+    a = p.parse_args()
+    for n in a.instances or [1, 3]:
+        asyncio.run(run(n, a.lamps, a.sensors, a.aps, a.seconds))
+
+
+if __name__ == "__main__":
+    main()
