@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+#: SQLSTATE classes that mean "the database is away for now", not "this request is wrong":
+#: connection exceptions, operator intervention (shutdown, restart), insufficient resources, and
+#: a database not accepting connections (maintenance).
+_AWAY_SQLSTATES = ("08", "57P", "53", "55000")
+DATABASE_RETRY_AFTER_S = 5
 
 
 class ErrorDetail(BaseModel):
@@ -51,7 +61,35 @@ def error_response(
     return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)
 
 
+def database_is_away(exc: BaseException) -> bool:
+    """A database error that will pass by itself (restart, failover, network), not a bug."""
+    if isinstance(exc, PoolTimeout | ConnectionError | TimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, OperationalError):
+        return True
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(state, str) and state.startswith(_AWAY_SQLSTATES)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not database_is_away(exc):
+            log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+            return error_response(500, "internal_error", "internal error (logged)")
+        log.warning("%s %s: the database is unavailable (%s)", request.method, request.url.path, exc)
+        return error_response(
+            503,
+            "database_unavailable",
+            "the registry database is unavailable; live device state, polling and telemetry go on. "
+            "Retry shortly.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
+
+    for exc_class in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError):
+        app.add_exception_handler(exc_class, _database)
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)

@@ -82,12 +82,22 @@ class Instance:
 
 
 def _cpu(p: psutil.Process) -> float:
+    """CPU seconds of a process and its children, those still running and those ended."""
     t = p.cpu_times()
-    return t.user + t.system + t.children_user + t.children_system
+    total = t.user + t.system + t.children_user + t.children_system
+    for child in p.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            c = child.cpu_times()
+            total += c.user + c.system
+    return total
 
 
-def postgres_processes() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
+def postmaster() -> psutil.Process:
+    """PostgreSQL's main process: its backends come and go as connections do."""
+    for p in psutil.process_iter(["name"]):
+        if (p.info["name"] or "").startswith("postgres") and not p.parent().name().startswith("postgres"):
+            return p
+    raise RuntimeError("no PostgreSQL server process here")
 
 
 def scrape(url: str, key: str) -> dict[str, float]:
@@ -228,7 +238,7 @@ async def run(n: int, lamps: int, sensors: int, aps: int, seconds: float) -> Non
                 await asyncio.sleep(WARMUP_S)
 
                 others = {"simulators": [sim], "mosquitto": [broker_p], "influxd": [influx_p]}
-                others["postgres"] = postgres_processes()
+                others["postgres"] = [postmaster()]
                 before = [await asyncio.to_thread(scrape, i.url, key) for i in insts]
                 cpu0 = [_cpu(i.proc) for i in insts]
                 other0 = {k: sum(_cpu(p) for p in ps) for k, ps in others.items()}

@@ -149,6 +149,10 @@ class Fleet:
         self._dirty.clear()
         return rows
 
+    def mark_dirty(self, device_ids: Iterable[str]) -> None:
+        """Save these states again at the next flush (the last one did not reach the database)."""
+        self._dirty.update(device_ids)
+
     def restore(self, rows: Iterable[DeviceStateRow]) -> None:
         """Bring back the last known state after a restart (state is re-derived on next poll)."""
         for row in rows:

@@ -303,7 +303,14 @@ class Controller:
             await asyncio.sleep(self.settings.poller.state_flush_interval_s)
             rows = self.fleet.take_dirty_rows()
             if rows:
-                await self._state_writes.run(self.registry.save_states(rows))
+                try:
+                    await self._state_writes.run(self.registry.save_states(rows))
+                except Exception:
+                    # The database is away: keep these for the next flush (a device whose state
+                    # no longer changes would otherwise never be saved), and let the supervisor
+                    # log it and back off.
+                    self.fleet.mark_dirty(row["device_id"] for row in rows)
+                    raise
             await self.auth.flush_key_use()
 
 
