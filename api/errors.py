@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -89,6 +90,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for exc_class in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError):
         app.add_exception_handler(exc_class, _database)
+
+    @app.exception_handler(httpx.TransportError)
+    async def _time_series(request: Request, exc: httpx.TransportError) -> JSONResponse:
+        # The only HTTP a route makes is to the time-series database (history, energy).
+        log.warning("%s %s: the telemetry store is unavailable (%r)", request.method, request.url.path, exc)
+        return error_response(
+            503,
+            "telemetry_unavailable",
+            "the time-series database is unavailable; new readings are kept in the controller's "
+            "buffer meanwhile. Retry shortly.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

@@ -129,6 +129,15 @@ async def create_campaign(request: Request, response: Response, body: CampaignIn
         raise ApiError(404, "not_found", f"no uploaded image {body.image}")
     if body.id in service.campaigns:
         raise ApiError(409, "exists", f"campaign {body.id!r} exists")
+    ctl = request.app.state.controller
+    elsewhere = sorted(d for d in body.devices or () if d in ctl.devices and d not in ctl.owned)
+    if elsewhere:  # [cluster]: each instance updates the devices of its own links
+        raise ApiError(
+            409,
+            "other_instance",
+            f"{len(elsewhere)} of these devices ({', '.join(elsewhere[:5])}) are on links another "
+            "controller instance serves ([cluster]): upload the image and start their campaign there",
+        )
     targets = service.targets(stored.signed.manifest.model, body.group, body.devices, body.current_version)
     if not targets:
         raise ApiError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Literal
@@ -121,10 +122,22 @@ class CommandDispatcher:
             for row in rows:
                 self._finish(row, "expired", "expired before it could be sent")
         else:
-            await asyncio.gather(*(self._send(row, *self.refs[row.device_id], setpoints) for row in rows))
+            by_link: dict[str, list[CommandRow]] = defaultdict(list)
+            for row in rows:
+                by_link[self.refs[row.device_id][1].link_id].append(row)
+            await asyncio.gather(
+                *(self._send_in_turn(link_rows, setpoints) for link_rows in by_link.values())
+            )
             self.remember(rows)  # asked is asked: a failed command still says what the lamp should do
         await self.registry.update_commands(rows)
         return rows
+
+    async def _send_in_turn(self, rows: Sequence[CommandRow], setpoints: dict[str, FieldValue]) -> None:
+        """One link's commands one after another (a link carries one exchange at a time), so each
+        command's timeout measures its own exchange, not its place in the queue: 200 lamps behind
+        one gateway take seconds between them, and used to time out at the back."""
+        for row in rows:
+            await self._send(row, *self.refs[row.device_id], setpoints)
 
     async def _send(
         self, row: CommandRow, ref: DeviceRef, driver: Driver, setpoints: dict[str, FieldValue]

@@ -226,9 +226,15 @@ class FirmwareService:
         for cid, doc in rows:
             try:
                 spec = CampaignSpec.model_validate(doc["spec"])
-                stored = self.images[doc["image"]]
             except (KeyError, ValueError) as exc:
                 log.warning("firmware campaign %s cannot be restored: %s", cid, exc)
+                continue
+            if not set(spec.targets) <= self.devices.keys() and set(spec.targets) & self._elsewhere():
+                continue  # [cluster]: another instance's campaign (each updates its own devices)
+            try:
+                stored = self.images[doc["image"]]
+            except KeyError as exc:
+                log.warning("firmware campaign %s cannot be restored: no image %s", cid, exc)
                 continue
             campaign = self._campaign_for(spec, stored, bool(doc.get("allow_downgrade")))
             campaign.statuses = {d: _status(s) for d, s in doc.get("statuses", {}).items()}
@@ -247,6 +253,11 @@ class FirmwareService:
             self._extra[cid] = {"image": doc["image"], "allow_downgrade": bool(doc.get("allow_downgrade"))}
         if self.campaigns:
             log.info("firmware: %d campaigns restored", len(self.campaigns))
+
+    def _elsewhere(self) -> set[str]:
+        """Devices on links other controller instances serve ([cluster])."""
+        owned_links = self.settings.owned_links()
+        return {d.id for d in self.settings.all_devices() if d.link not in owned_links}
 
     async def _channel(self, row: DeviceRow) -> tuple[FirmwareChannel, int]:
         """How frames reach this device: its serial line (borrowed between polls), or MQTT."""

@@ -144,10 +144,17 @@ class Fleet:
     # -- persistence ---------------------------------------------------------------------------
     def take_dirty_rows(self) -> list[dict[str, Any]]:
         """State rows (plain dicts, cheap to build for 10,000s of devices) changed since last call."""
-        now = datetime.now(UTC)
-        rows = [self._row(self.devices[d], now) for d in self._dirty if d in self.devices]
+        return self.rows(self.take_dirty_ids())
+
+    def take_dirty_ids(self) -> list[str]:
+        """Devices whose state changed since the last call (build their rows with `rows`)."""
+        ids = [d for d in self._dirty if d in self.devices]
         self._dirty.clear()
-        return rows
+        return ids
+
+    def rows(self, device_ids: Iterable[str]) -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        return [self._row(self.devices[d], now) for d in device_ids]
 
     def mark_dirty(self, device_ids: Iterable[str]) -> None:
         """Save these states again at the next flush (the last one did not reach the database)."""

@@ -187,3 +187,36 @@ async def test_a_campaign_survives_a_controller_restart_and_resumes(
     assert final["state"] == "finished", final
     assert final["summary"] == {"UPDATED": 3}
     assert sorted(b.boots for b in bootloaders.values()) == [1, 1, 1]  # the first device was not sent again
+
+
+async def test_in_a_cluster_each_instance_updates_only_its_own_devices(
+    tmp_path: Path, fw: FirmwareFleet
+) -> None:
+    """A owns the broker link, B none: B refuses a campaign for A's devices and, restarted, does not
+    take up A's campaign from the shared database."""
+    from controller.config import ClusterSettings
+
+    def instance(i: int, links: list[str]) -> ControllerSettings:
+        cluster = ClusterSettings(instance=i, instances=2, links=tuple(links))
+        telemetry = fw.settings.telemetry.model_copy(
+            update={"url": f"sqlite+aiosqlite:///{tmp_path}/t{i}.db"}
+        )
+        return fw.settings.model_copy(update={"cluster": cluster, "telemetry": telemetry})
+
+    image = bytes(range(256)) * 40
+    signed = sign_image(image, fw.private, model="env_sensor", version="2.1.0")
+    files = {"image": image, "manifest": signed.model_dump_json().encode()}
+    body = {"id": "env-2.1", "image": signed.manifest.sha256, "waves": [100]}
+    async with running_controller(instance(0, ["broker"])) as a, api_client(a, "technician") as api_a:
+        async with running_controller(instance(1, [])) as b, api_client(b, "technician") as api_b:
+            assert (await api_b.post("/api/v1/firmware", files=files)).status_code == 201
+            refused = await api_b.post("/api/v1/campaigns", json={**body, "devices": ["env-hk1"]})
+            assert refused.status_code == 409
+            assert refused.json()["error"]["code"] == "other_instance"
+            assert "env-hk1" in refused.json()["error"]["message"]
+            assert (await api_a.post("/api/v1/firmware", files=files)).status_code == 201
+            created = await api_a.post("/api/v1/campaigns", json={**body, "group": "hanoi"})
+            assert created.status_code == 201, created.text
+        async with running_controller(instance(1, [])) as b_again:
+            assert b_again.firmware is not None
+            assert b_again.firmware.campaigns == {}  # A's campaign stays A's

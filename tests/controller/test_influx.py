@@ -260,6 +260,11 @@ buffer_dir = "{tmp_path}/buffer"
             body = (
                 await client.get("/api/v1/devices/gw1-001/telemetry", params={"fields": "voltage_v"})
             ).json()
+            influx.stop()
+            away = await client.get("/api/v1/devices/gw1-001/telemetry", params={"fields": "voltage_v"})
+            assert away.status_code == 503
+            assert away.json()["error"]["code"] == "telemetry_unavailable"
+            influx.start()
     assert len(body["points"]) >= 3
     assert 220 < body["points"][0]["values"]["voltage_v"] < 240
     rows = influx.query(
