@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= examples/city.toml
 
-.PHONY: run test install system-deps postgres lint typecheck unit bench bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api clean
+.PHONY: run test install system-deps postgres lint typecheck unit soak bench bench-city bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api clean
 
 ## run: the simulated city, the controller polling it, and the API on localhost (Ctrl-C stops)
 run: install system-deps
@@ -64,7 +64,7 @@ unit: install system-deps postgres
 	$(BIN)/pytest -q
 
 ## bench: performance figures (not tests): polling throughput, RS-485 efficiency, controller RSS
-bench: bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api
+bench: bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api bench-city
 
 bench-polling: install
 	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000
@@ -91,6 +91,20 @@ bench-firmware: install system-deps
 
 bench-api: install
 	$(BIN)/python -m bench.bench_api --devices 10000 --rate 500 --seconds 10
+
+## bench-city: 50,000 lamps + 2,000 sensors + 500 access points served by 1, then 3 instances
+## sharing PostgreSQL, InfluxDB and Mosquitto (about 8 minutes; docs/deployment.md)
+bench-city: install system-deps postgres
+	$(BIN)/python -m bench.bench_city --instances 1 --instances 3 --seconds 60
+
+## soak: the resilience tests five times over (broker, InfluxDB and PostgreSQL outages, kill -9 of
+## an instance), then the MQTT broker restart at 1,000 msg/s and a 60 s overload
+soak: install system-deps postgres
+	for i in 1 2 3 4 5; do \
+	  $(BIN)/pytest -q tests/controller/test_restarts.py tests/controller/test_takeover.py \
+	    tests/controller/test_database_outage.py || exit 1; \
+	done
+	$(BIN)/python -m bench.bench_mqtt_resilience --overload-seconds 60
 
 bench-rss: install
 	$(BIN)/python -m bench.bench_rss --lamps 10000

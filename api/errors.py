@@ -10,15 +10,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from controller.db import DATABASE_AWAY_ERRORS, database_is_away
+
 log = logging.getLogger(__name__)
-#: SQLSTATE classes that mean "the database is away for now", not "this request is wrong":
-#: connection exceptions, operator intervention (shutdown, restart), insufficient resources, and
-#: a database not accepting connections (maintenance).
-_AWAY_SQLSTATES = ("08", "57P", "53", "55000")
 DATABASE_RETRY_AFTER_S = 5
 
 
@@ -62,18 +58,6 @@ def error_response(
     return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)
 
 
-def database_is_away(exc: BaseException) -> bool:
-    """A database error that will pass by itself (restart, failover, network), not a bug."""
-    if isinstance(exc, PoolTimeout | ConnectionError | TimeoutError):
-        return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    if exc.connection_invalidated or isinstance(exc, OperationalError):
-        return True
-    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return isinstance(state, str) and state.startswith(_AWAY_SQLSTATES)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         if not database_is_away(exc):
@@ -88,7 +72,7 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
         )
 
-    for exc_class in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError):
+    for exc_class in DATABASE_AWAY_ERRORS:
         app.add_exception_handler(exc_class, _database)
 
     @app.exception_handler(httpx.TransportError)

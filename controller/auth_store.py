@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,9 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.credentials import ROLES, NewKey, Role, hash_password, new_api_key, new_token_secret
+from controller.db import DATABASE_AWAY_ERRORS, database_is_away
 from controller.registry import Base
 
+log = logging.getLogger(__name__)
 CACHE_TTL_S = 5.0
+STALE_OK_S = 900.0  # with the database away, credentials checked this recently still count
 
 
 class UserRow(Base):
@@ -103,6 +107,7 @@ class AuthStore:
         self._keys: dict[str, tuple[float, KeyRecord | None]] = {}
         self._users: dict[str, tuple[float, UserRecord | None]] = {}
         self._used: dict[str, dt.datetime] = {}
+        self._stale_logged = 0.0
 
     # ---- keys
     async def create_key(self, name: str, role: Role, created_by: str) -> tuple[ApiKeyRow, NewKey]:
@@ -233,8 +238,18 @@ class AuthStore:
         hit = cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
             return hit[1]
-        async with self.session() as s:
-            row = await s.get(model, key)
+        try:
+            async with self.session() as s:
+                row = await s.get(model, key)
+        except DATABASE_AWAY_ERRORS as exc:
+            # The database is away (restart, failover): a credential seen in the last STALE_OK_S
+            # still counts, so the IOC keeps the live state; nothing can be revoked meanwhile.
+            if hit is None or time.monotonic() - hit[0] > STALE_OK_S or not database_is_away(exc):
+                raise
+            if time.monotonic() - self._stale_logged > 60:
+                self._stale_logged = time.monotonic()
+                log.warning("credentials: the database is away (%s); using what was checked before", exc)
+            return hit[1]
         value = None if row is None else record(row)
         cache[key] = (time.monotonic(), value)
         return value

@@ -7,7 +7,28 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+#: SQLSTATE classes that mean "the database is away for now", not "this request is wrong":
+#: connection exceptions, operator intervention (shutdown, restart), insufficient resources, and
+#: a database not accepting connections (maintenance).
+_AWAY_SQLSTATES = ("08", "57P", "53", "55000")
+#: what a database that is away raises, besides DBAPIError (refused or timed-out connections)
+DATABASE_AWAY_ERRORS = (DBAPIError, PoolTimeout, ConnectionError, TimeoutError)
+
+
+def database_is_away(exc: BaseException) -> bool:
+    """A database error that will pass by itself (restart, failover, network), not a bug."""
+    if isinstance(exc, PoolTimeout | ConnectionError | TimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, OperationalError):
+        return True
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(state, str) and state.startswith(_AWAY_SQLSTATES)
 
 
 def create_engine(url: str) -> AsyncEngine:

@@ -1,6 +1,6 @@
 """The persisted registry: sites, links and devices mirrored from the config; state and commands.
 
-Source of truth (docs/sources-of-truth.md): the config file owns sites, links and devices; the
+Source of truth (docs/architecture.md): the config file owns sites, links and devices; the
 database owns their live state, the command history and everything created through the API.
 """
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import gc
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
@@ -191,6 +192,10 @@ class Controller:
             self.settings, self.owned, self.fleet, self.registry.engine, self.drivers
         )
         await self.firmware.start()
+        # What start built (config, registry rows, profiles: ~800,000 objects for 50,000 devices)
+        # lives as long as the process. Out of the collector's sight, a full collection no longer
+        # walks it: 235 ms each time before, and the API's p99 showed it.
+        gc.freeze()
         self.started_at = datetime.now(UTC)
         log.info(
             "controller started: %d links, %d devices (of the city's %d)",
@@ -253,6 +258,7 @@ class Controller:
         await self.store.close()
         await self.registry.engine.dispose()
         self.started_at = None
+        gc.unfreeze()  # a process that starts controllers again (tests) gets its memory back
         log.info("controller stopped")
 
     def refresh_metrics(self) -> None:

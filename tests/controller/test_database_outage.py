@@ -51,6 +51,10 @@ async def test_polling_goes_on_without_the_database_and_nothing_is_lost_after(tm
                     await asyncio.sleep(6)  # past the credential cache's 5 s
                     # Polling and the telemetry store go on.
                     assert ctl.metrics.readings_stored._value.get() > stored + 50
+                    # The live state comes from memory: the IOC keeps it (the key checked before
+                    # still counts), while what lives in the database answers 503.
+                    live = await api.get("/api/v1/devices/gw1-001")
+                    assert live.status_code == 200, live.text
                     answer = await api.get("/api/v1/alerts")
                     assert answer.status_code == 503
                     assert answer.json()["error"]["code"] == "database_unavailable"
