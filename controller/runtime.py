@@ -56,7 +56,7 @@ from schedules.astro import AstroClock
 log = logging.getLogger(__name__)
 SCHEDULE_SYNC_S = 2.0  # [cluster]: how often an instance looks for schedule changes made elsewhere
 STATE_FLUSH_CHUNK = 1000  # device states saved (or read back from other instances) per transaction
-PEER_CLOCK_MARGIN = timedelta(seconds=60)  # other instances' clocks may be this far behind ours
+PEER_CLOCK_MARGIN = timedelta(seconds=10)  # slow commits, and other instances' clocks behind ours
 
 
 class Controller:
