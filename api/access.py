@@ -22,7 +22,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
-from api.throttle import LoginThrottle, RateLimiter
+from api.throttle import RateLimiter, SharedLoginThrottle
 from controller.auth_store import AuthStore
 from controller.config import ApiSettings
 from controller.credentials import (
@@ -72,7 +72,9 @@ class AccessGuard:
         self.settings = settings
         self.token_ttl = timedelta(seconds=settings.token_ttl_s)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
-        self.logins = LoginThrottle(settings.lockout_after, settings.lockout_s, settings.lockout_max_s)
+        self.logins = SharedLoginThrottle(
+            store, settings.lockout_after, settings.lockout_s, settings.lockout_max_s
+        )
         self._secret: str | None = None
 
     async def token_secret(self) -> str:

@@ -58,7 +58,7 @@ async def login(request: Request, body: LoginIn) -> TokenOut:
     guard = guard_of(request)
     client = request.client.host if request.client else "unknown"
     keys = [f"user:{body.username}", f"addr:{client}"]
-    wait = guard.logins.wait_for(keys)
+    wait = await guard.logins.wait_for(keys)
     if wait > 0:
         raise ApiError(
             429,
@@ -71,10 +71,10 @@ async def login(request: Request, body: LoginIn) -> TokenOut:
     stored = user.password_hash if user is not None else DUMMY_PASSWORD_HASH
     good = await asyncio.to_thread(verify_password, body.password, stored)
     if user is None or not good or user.disabled:
-        guard.logins.failed(keys)
+        await guard.logins.failed(keys)
         request.state.audit_actor = f"user:{body.username}"
         raise ApiError(401, "unauthorized", "wrong username or password, or the user is disabled")
-    guard.logins.succeeded(keys[0])
+    await guard.logins.succeeded(keys[0])
     request.state.audit_actor = f"user:{user.username}"
     now = datetime.now(UTC).replace(microsecond=0)
     token = issue_token(user.username, user.role, await guard.token_secret(), guard.token_ttl, now)

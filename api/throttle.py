@@ -1,7 +1,9 @@
-"""Request rate limits (token buckets) and the login lockout, in memory per instance.
+"""Request rate limits (token buckets), in memory per instance, and the login lockout, shared.
 
-Both are kept per process: with several instances behind a balancer each enforces its own share,
-which still bounds a client (docs/api.md says so).
+Rate limits are kept per process: with several instances behind a balancer each enforces its own
+share, which still bounds a client (docs/deployment.md says so). The lockout's failure counts live
+in the database every instance shares, so a password guesser spread over N instances is locked out
+after the same number of tries as against one.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from controller.auth_store import AuthStore
 
 _MAX_TRACKED = 10_000  # identities remembered; the oldest are forgotten first (bounded memory)
 
@@ -44,49 +49,43 @@ class RateLimiter:
         return (1 - bucket.tokens) / self.rate
 
 
-@dataclass
-class _Failures:
-    count: int
-    locked_until: float
-    last: float
+class SharedLoginThrottle:
+    """The login lockout, its records in the shared database (table `login_failures`): after
+    `after` failed logins for a username (or from an address) each further attempt waits
+    `base_s`, doubling per failure up to `max_s`; success clears the username's record, and any
+    record is forgotten `max_s` after its last failure. Concurrent failures on two instances may
+    count once: a lockout bounds guessing, it is not an exact tally."""
 
-
-class LoginThrottle:
-    """After `after` failed logins for a username (or from an address), each further attempt must
-    wait `base_s`, doubling per failure up to `max_s`. Success clears the username's record; the
-    record of an address is forgotten `max_s` after its last failure."""
-
-    def __init__(self, after: int, base_s: float, max_s: float) -> None:
+    def __init__(self, store: AuthStore, after: int, base_s: float, max_s: float) -> None:
+        self.store = store
         self.after = after
         self.base_s = base_s
         self.max_s = max_s
-        self._failures: OrderedDict[str, _Failures] = OrderedDict()
 
-    def wait_for(self, keys: list[str], now: float | None = None) -> float:
-        now = time.monotonic() if now is None else now
+    async def wait_for(self, keys: list[str]) -> float:
+        now = _utcnow()
         waits = [0.0]
-        for key in keys:
-            record = self._failures.get(key)
-            if record is None:
-                continue
-            if now - record.last > self.max_s:
-                del self._failures[key]
-                continue
-            waits.append(record.locked_until - now)
+        for _, _, locked_until, last in await self.store.login_failures(keys):
+            if (now - last).total_seconds() <= self.max_s:
+                waits.append((locked_until - now).total_seconds())
         return max(waits)
 
-    def failed(self, keys: list[str], now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+    async def failed(self, keys: list[str]) -> None:
+        now = _utcnow()
+        known = {k: (count, last) for k, count, _, last in await self.store.login_failures(keys)}
+        rows = []
         for key in keys:
-            record = self._failures.pop(key, None) or _Failures(0, now, now)
-            record.count += 1
-            record.last = now
-            if record.count >= self.after:
-                doublings = record.count - self.after
-                record.locked_until = now + min(self.max_s, self.base_s * 2 ** min(doublings, 32))
-            self._failures[key] = record
-            if len(self._failures) > _MAX_TRACKED:
-                self._failures.popitem(last=False)
+            count, last = known.get(key, (0, now))
+            count = 1 if (now - last).total_seconds() > self.max_s else count + 1
+            wait = 0.0
+            if count >= self.after:
+                wait = min(self.max_s, self.base_s * 2 ** min(count - self.after, 32))
+            rows.append((key, count, now + timedelta(seconds=wait), now))
+        await self.store.put_login_failures(rows, forget_before=now - timedelta(seconds=self.max_s))
 
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
+    async def succeeded(self, key: str) -> None:
+        await self.store.forget_login_failures(key)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)  # the tables keep naive UTC

@@ -195,20 +195,31 @@ async def test_people_log_in_for_short_lived_tokens_and_bad_tokens_are_refused(
         assert "changed" in stale.json()["error"]["message"]
 
 
-async def test_repeated_failed_logins_lock_the_user_out_for_a_while(tmp_path: Path) -> None:
-    settings = with_api(settings_for(tmp_path), lockout_after=3, lockout_s=1.0, lockout_max_s=4.0)
-    async with serving(settings) as (ctl, url), httpx.AsyncClient(base_url=url, timeout=10) as anon:
+async def test_repeated_failed_logins_lock_the_user_out_for_a_while_on_every_instance(
+    tmp_path: Path, registry_url: str
+) -> None:
+    """Failures through one instance lock the user out on another: the counts are in the database
+    the instances share, so guessing spread over a cluster gets no more tries."""
+    settings = with_api(
+        settings_for(tmp_path, registry_url=registry_url), lockout_after=3, lockout_s=1.0, lockout_max_s=4.0
+    )
+    async with (
+        serving(settings) as (ctl, url),
+        serving(settings) as (_, other_url),
+        httpx.AsyncClient(base_url=url, timeout=10) as anon,
+        httpx.AsyncClient(base_url=other_url, timeout=10) as elsewhere,
+    ):
         await ctl.auth.create_user("minh", "viewer", "correct-horse-9")
         good = {"username": "minh", "password": "correct-horse-9"}
         for _ in range(3):
             bad = await anon.post("/api/v1/auth/login", json={"username": "minh", "password": "guess"})
             assert bad.status_code == 401
-        locked = await anon.post("/api/v1/auth/login", json=good)
-        assert locked.status_code == 429  # even the right password waits
+        locked = await elsewhere.post("/api/v1/auth/login", json=good)
+        assert locked.status_code == 429  # even the right password waits, on the other instance too
         assert int(locked.headers["Retry-After"]) >= 1
         assert "try again" in locked.json()["error"]["message"]
         await asyncio.sleep(1.1)
-        assert (await anon.post("/api/v1/auth/login", json=good)).status_code == 200
+        assert (await elsewhere.post("/api/v1/auth/login", json=good)).status_code == 200
 
 
 async def test_keys_made_by_the_cli_work_until_revoked(api: tuple[Controller, str], tmp_path: Path) -> None:
