@@ -58,18 +58,24 @@ def error_response(
     return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)
 
 
+def _unavailable(request: Request, exc: Exception, code: str, what: str) -> JSONResponse:
+    """503 for a server we depend on that is away for now: the client should retry."""
+    log.warning("%s %s: %s (%r)", request.method, request.url.path, code, exc)
+    return error_response(
+        503, code, f"{what}. Retry shortly.", headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         if not database_is_away(exc):
             log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
             return error_response(500, "internal_error", "internal error (logged)")
-        log.warning("%s %s: the database is unavailable (%s)", request.method, request.url.path, exc)
-        return error_response(
-            503,
+        return _unavailable(
+            request,
+            exc,
             "database_unavailable",
-            "the registry database is unavailable; live device state, polling and telemetry go on. "
-            "Retry shortly.",
-            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+            "the registry database is unavailable; live device state, polling and telemetry go on",
         )
 
     for exc_class in DATABASE_AWAY_ERRORS:
@@ -78,13 +84,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(httpx.TransportError)
     async def _time_series(request: Request, exc: httpx.TransportError) -> JSONResponse:
         # The only HTTP a route makes is to the time-series database (history, energy).
-        log.warning("%s %s: the telemetry store is unavailable (%r)", request.method, request.url.path, exc)
-        return error_response(
-            503,
+        return _unavailable(
+            request,
+            exc,
             "telemetry_unavailable",
-            "the time-series database is unavailable; new readings are kept in the controller's "
-            "buffer meanwhile. Retry shortly.",
-            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+            "the time-series database is unavailable; new readings are kept in the controller's buffer",
         )
 
     @app.exception_handler(ApiError)

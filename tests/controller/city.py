@@ -160,3 +160,10 @@ backoff_cap_s = 0.5
         encoding="utf-8",
     )
     return path
+
+
+def with_influx(text: str, extra: str) -> str:
+    """The city config with its [telemetry] section replaced by an InfluxDB one."""
+    lines = text.splitlines()
+    i = lines.index("[telemetry]")
+    return "\n".join([*lines[:i], *extra.strip().splitlines(), *lines[i + 2 :]]) + "\n"

@@ -16,7 +16,7 @@ from controller.disk_buffer import TelemetryBufferError
 from controller.influx import InfluxStore
 from drivers.base import Reading
 from tests.api.keys import api_client
-from tests.controller.city import running_city, running_controller, write_city
+from tests.controller.city import running_city, running_controller, with_influx, write_city
 from tests.tsdb import InfluxDB1, VictoriaMetrics
 from tests.waiting import until
 
@@ -252,7 +252,7 @@ password = "{ADMIN[1]}"
 buffer_dir = "{tmp_path}/buffer"
 """
     path = write_city(tmp_path, gw_lamps=2, bus_lamps=1)
-    path.write_text(_with_influx(path.read_text(), extra))
+    path.write_text(with_influx(path.read_text(), extra))
     config = load_config(path)
     async with running_city(config), running_controller(config) as ctl:
         await asyncio.sleep(1.5)
@@ -271,10 +271,3 @@ buffer_dir = "{tmp_path}/buffer"
         'SELECT count("voltage_v") FROM "lamplighter" WHERE "site" = \'hn\' GROUP BY "device"', "city"
     )
     assert len(rows) == 3
-
-
-def _with_influx(text: str, extra: str) -> str:
-    """The city config with its [telemetry] section replaced by an InfluxDB one."""
-    lines = text.splitlines()
-    i = lines.index("[telemetry]")
-    return "\n".join([*lines[:i], *extra.strip().splitlines(), *lines[i + 2 :]]) + "\n"

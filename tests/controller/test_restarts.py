@@ -16,7 +16,7 @@ from pathlib import Path
 
 from controller.config import load_config
 from controller.influx import InfluxStore
-from tests.controller.city import running_controller
+from tests.controller.city import running_controller, with_influx, write_mqtt_city
 from tests.mosquitto import Mosquitto
 from tests.tsdb import InfluxDB1
 from tests.waiting import fetched_until, until
@@ -27,16 +27,10 @@ RATE = 250.0  # readings per second: the stream lasts 12 s
 
 
 def write_config(tmp_path: Path, broker: Mosquitto, influx: InfluxDB1) -> Path:
-    sensors = "\n".join(
-        f'[[devices]]\nid = "s{i:05d}"\nlink = "broker"\nprofile = "env_sensor"\n'
-        "latitude = 21.0\nlongitude = 105.8\n"
-        for i in range(SENSORS)
-    )
-    path = tmp_path / "city.toml"
-    path.write_text(
-        f"""
-[database]
-url = "sqlite+aiosqlite:///{tmp_path}/registry.db"
+    """Sensors on the broker (QoS 1, persistent session: the link's defaults), telemetry to InfluxDB."""
+    sensors = [(f"s{i:05d}", f"s{i:05d}", "env_sensor") for i in range(SENSORS)]
+    path = write_mqtt_city(tmp_path, broker.port, sensors)
+    telemetry = f"""
 [telemetry]
 backend = "influxdb"
 [telemetry.influxdb]
@@ -44,31 +38,11 @@ url = "{influx.url}"
 write_endpoint = "v1"
 database = "city"
 batch_size = 200
-timeout_s = 2
 backoff_base_s = 0.05
 backoff_cap_s = 0.5
 buffer_dir = "{tmp_path}/buffer"
-
-[[sites]]
-id = "hn"
-latitude = 21.0
-longitude = 105.8
-
-[[links]]
-id = "broker"
-site = "hn"
-kind = "mqtt"
-host = "127.0.0.1"
-port = {broker.port}
-qos = 1
-persistent_session = true
-backoff_base_s = 0.1
-backoff_cap_s = 0.5
-
-{sensors}
-""",
-        encoding="utf-8",
-    )
+"""
+    path.write_text(with_influx(path.read_text(), telemetry))
     return path
 
 
