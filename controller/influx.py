@@ -61,6 +61,7 @@ class InfluxStore(TelemetryStore):
         self.down = False
         self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        self._spill: asyncio.Future[None] | None = None  # pending batches on their way to disk
         self._http: httpx.AsyncClient | None = None
         self._v2: InfluxDBClientAsync | None = None
         self._v2_write: WriteApiAsync | None = None
@@ -93,6 +94,8 @@ class InfluxStore(TelemetryStore):
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
             self._sender = None
+        if self._spill is not None:  # a batch half-way to the disk must get there (not be lost)
+            await asyncio.gather(self._spill, return_exceptions=True)
         while self.pending:
             lines, n = self.pending.popleft()
             await self.buffer.append(lines, n)
@@ -174,9 +177,11 @@ class InfluxStore(TelemetryStore):
                     )
                 self.down = True
                 self.last_error = str(exc)
-                while self.pending:  # keep order: everything after the first unsent batch goes to disk
-                    held, count = self.pending.popleft()
-                    await self.buffer.append(held, count)
+                # Keep order: everything after the first unsent batch goes to disk. Shielded, and
+                # awaited by close(): cancelled half-way, a batch taken off `pending` but not yet in
+                # the buffer was lost (a flaky test found it).
+                self._spill = asyncio.ensure_future(self._spill_pending())
+                await asyncio.shield(self._spill)
                 await asyncio.sleep(backoff.next_delay())
                 continue
             if self.down:
@@ -188,6 +193,12 @@ class InfluxStore(TelemetryStore):
                 await self.buffer.remove(seg)
             for _ in range(taken):
                 self.pending.popleft()
+
+    async def _spill_pending(self) -> None:
+        while self.pending:
+            held, count = self.pending[0]
+            await self.buffer.append(held, count)
+            self.pending.popleft()  # only once it is on disk
 
     def _take_segments(self) -> list[Segment]:
         """The oldest buffered batches, together up to `batch_size` points (at least one)."""
