@@ -485,8 +485,11 @@ class ControllerSettings(BaseSettings):
         `shared_group`, whose telemetry the broker spreads over all the instances in the group.
         The instance that owns such a link (`owned_links`) still alone watches and commands its
         devices."""
-        shared = {x.id for x in self.links if isinstance(x, MqttLinkConfig) and x.shared_group}
-        return self.owned_links() | shared
+        return self.owned_links() | self.shared_links()
+
+    def shared_links(self) -> frozenset[str]:
+        """MQTT links with a `shared_group`: every instance takes in a share of their telemetry."""
+        return frozenset(x.id for x in self.links if isinstance(x, MqttLinkConfig) and x.shared_group)
 
     def link(self, link_id: str) -> LinkConfig:
         return next(link for link in self.links if link.id == link_id)

@@ -123,7 +123,8 @@ class Controller:
 
         # MQTT links in a shared group are ingested by every instance (docs/deployment.md).
         ingest_links = self.settings.ingest_links()
-        self.shared = {d for d, row in self.devices.items() if self._is_shared(row)}
+        shared_links = self.settings.shared_links()
+        self.shared = {d for d, row in self.devices.items() if row.link_id in shared_links}
         by_link: dict[str, list[DeviceRef]] = defaultdict(list)
         intervals: dict[str, float] = {}
         for row in self.devices.values():
@@ -203,10 +204,6 @@ class Controller:
             len(self.owned),
             len(self.devices),
         )
-
-    def _is_shared(self, row: DeviceRow) -> bool:
-        link = self.settings.link(row.link_id)
-        return isinstance(link, MqttLinkConfig) and link.shared_group is not None
 
     async def _start_alerts(self, clocks: dict[str, AstroClock]) -> None:
         cfg = self.settings.alerts

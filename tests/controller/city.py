@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -167,3 +168,18 @@ def with_influx(text: str, extra: str) -> str:
     lines = text.splitlines()
     i = lines.index("[telemetry]")
     return "\n".join([*lines[:i], *extra.strip().splitlines(), *lines[i + 2 :]]) + "\n"
+
+
+def influx_telemetry(url: str, buffer_dir: Path, **options: str | float) -> str:
+    """A `[telemetry]` section sending to InfluxDB 1.x database `city`, for `with_influx`."""
+    lines = [
+        "[telemetry]",
+        'backend = "influxdb"',
+        "[telemetry.influxdb]",
+        f'url = "{url}"',
+        'write_endpoint = "v1"',
+        'database = "city"',
+        f'buffer_dir = "{buffer_dir}"',
+        *(f"{key} = {json.dumps(value)}" for key, value in options.items()),
+    ]
+    return "\n".join(lines) + "\n"

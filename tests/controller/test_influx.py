@@ -16,7 +16,13 @@ from controller.disk_buffer import TelemetryBufferError
 from controller.influx import InfluxStore
 from drivers.base import Reading
 from tests.api.keys import api_client
-from tests.controller.city import running_city, running_controller, with_influx, write_city
+from tests.controller.city import (
+    influx_telemetry,
+    running_city,
+    running_controller,
+    with_influx,
+    write_city,
+)
 from tests.tsdb import InfluxDB1, VictoriaMetrics
 from tests.waiting import until
 
@@ -240,17 +246,7 @@ async def test_a_buffer_that_cannot_be_written_fails_the_write_clearly(
 
 
 async def test_the_controller_and_api_use_influxdb(influx: InfluxDB1, tmp_path: Path) -> None:
-    extra = f"""
-[telemetry]
-backend = "influxdb"
-[telemetry.influxdb]
-url = "{influx.url}"
-write_endpoint = "v1"
-database = "city"
-username = "{ADMIN[0]}"
-password = "{ADMIN[1]}"
-buffer_dir = "{tmp_path}/buffer"
-"""
+    extra = influx_telemetry(influx.url, tmp_path / "buffer", username=ADMIN[0], password=ADMIN[1])
     path = write_city(tmp_path, gw_lamps=2, bus_lamps=1)
     path.write_text(with_influx(path.read_text(), extra))
     config = load_config(path)

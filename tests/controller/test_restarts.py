@@ -16,7 +16,7 @@ from pathlib import Path
 
 from controller.config import load_config
 from controller.influx import InfluxStore
-from tests.controller.city import running_controller, with_influx, write_mqtt_city
+from tests.controller.city import influx_telemetry, running_controller, with_influx, write_mqtt_city
 from tests.mosquitto import Mosquitto
 from tests.tsdb import InfluxDB1
 from tests.waiting import fetched_until, until
@@ -30,18 +30,9 @@ def write_config(tmp_path: Path, broker: Mosquitto, influx: InfluxDB1) -> Path:
     """Sensors on the broker (QoS 1, persistent session: the link's defaults), telemetry to InfluxDB."""
     sensors = [(f"s{i:05d}", f"s{i:05d}", "env_sensor") for i in range(SENSORS)]
     path = write_mqtt_city(tmp_path, broker.port, sensors)
-    telemetry = f"""
-[telemetry]
-backend = "influxdb"
-[telemetry.influxdb]
-url = "{influx.url}"
-write_endpoint = "v1"
-database = "city"
-batch_size = 200
-backoff_base_s = 0.05
-backoff_cap_s = 0.5
-buffer_dir = "{tmp_path}/buffer"
-"""
+    telemetry = influx_telemetry(
+        influx.url, tmp_path / "buffer", batch_size=200, backoff_base_s=0.05, backoff_cap_s=0.5
+    )
     path.write_text(with_influx(path.read_text(), telemetry))
     return path
 
