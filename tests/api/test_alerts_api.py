@@ -17,7 +17,7 @@ from simulators.city import SimulatedCity
 from simulators.lamp import Fault
 from tests.api.keys import api_client
 from tests.controller.city import running_city, running_controller, settings_for
-from tests.waiting import until
+from tests.waiting import fetched_until, until
 
 Env = tuple[httpx.AsyncClient, Controller, SimulatedCity]
 
@@ -46,7 +46,8 @@ async def test_alerts_are_listed_filtered_and_acknowledged(env: Env) -> None:
     city.segments.find("gw1", 2).faults.add(Fault.VOLTAGE_SAG)
     city.segments.find("bus1", 1).faults.add(Fault.VOLTAGE_SURGE)
     await until(lambda: ctl.alerts is not None and len(ctl.alerts.book.active) == 2, what="two alerts")
-    everything = await open_alerts(client)
+    # The book moves first, then the change is stored: wait for what the API reads.
+    everything = await fetched_until(lambda: open_alerts(client), lambda page: page["total"] == 2)
     assert everything["total"] == 2
     low = await open_alerts(client, kind="supplyVoltageTooLow")
     (alert,) = low["items"]
@@ -78,7 +79,8 @@ async def test_alerts_are_listed_filtered_and_acknowledged(env: Env) -> None:
 
     city.segments.find("gw1", 2).faults.clear()
     await until(lambda: ctl.alerts is not None and len(ctl.alerts.book.active) == 1, what="cleared")
-    cleared = (await open_alerts(client, state="cleared"))["items"]
+    page = await fetched_until(lambda: open_alerts(client, state="cleared"), lambda page: page["total"] >= 1)
+    cleared = page["items"]
     assert [a["id"] for a in cleared] == [alert["id"]]
     late = await client.post(f"/api/v1/alerts/{alert['id']}/ack")
     assert late.status_code == 409

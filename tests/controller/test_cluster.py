@@ -19,7 +19,7 @@ from tests.api.keys import auth_headers
 from tests.controller.city import running_city, running_controller, settings_for, write_mqtt_city
 from tests.mosquitto import Mosquitto
 from tests.postgres import fresh_database
-from tests.waiting import until
+from tests.waiting import fetched_until, until
 
 
 def as_instance(settings: ControllerSettings, **cluster: object) -> ControllerSettings:
@@ -97,7 +97,11 @@ async def test_two_instances_serve_one_city_each_its_own_links(tmp_path: Path) -
                     )
                     assert a.alerts is not None
                     assert not a.alerts.book.active  # A does not watch B's devices
-                    alerts = (await api.get("/api/v1/alerts")).json()
+                    # B's book moves first, then B stores the change that A reads.
+                    listed = await fetched_until(
+                        lambda: api.get("/api/v1/alerts"), lambda r: r.json()["total"] == 1
+                    )
+                    alerts = listed.json()
                     assert [x["device_id"] for x in alerts["items"]] == ["bus1-002"]
                     geo = (await api.get("/api/v1/geojson")).json()
                     ringed = {
