@@ -223,14 +223,17 @@ class FirmwareService:
     async def _load_campaigns(self) -> None:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(CampaignRow.id, CampaignRow.doc))).all()
+        elsewhere: set[str] | None = None
         for cid, doc in rows:
             try:
                 spec = CampaignSpec.model_validate(doc["spec"])
             except (KeyError, ValueError) as exc:
                 log.warning("firmware campaign %s cannot be restored: %s", cid, exc)
                 continue
-            if not set(spec.targets) <= self.devices.keys() and set(spec.targets) & self._elsewhere():
-                continue  # [cluster]: another instance's campaign (each updates its own devices)
+            if not set(spec.targets) <= self.devices.keys():
+                elsewhere = elsewhere if elsewhere is not None else self._elsewhere()  # once per start
+                if set(spec.targets) & elsewhere:
+                    continue  # [cluster]: another instance's campaign (each updates its own devices)
             try:
                 stored = self.images[doc["image"]]
             except KeyError as exc:
