@@ -22,7 +22,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
-from api.throttle import RateLimiter, SharedLoginThrottle
+from api.throttle import RateLimiter
 from controller.auth_store import AuthStore
 from controller.config import ApiSettings
 from controller.credentials import (
@@ -33,6 +33,7 @@ from controller.credentials import (
     read_token,
     split_api_key,
 )
+from controller.login_lockout import LoginLockout
 
 
 class Permission(StrEnum):
@@ -67,14 +68,12 @@ class Principal:
 class AccessGuard:
     """Checks credentials for one app; holds the token secret, the rate limiter and login lockout."""
 
-    def __init__(self, store: AuthStore, settings: ApiSettings) -> None:
+    def __init__(self, store: AuthStore, logins: LoginLockout, settings: ApiSettings) -> None:
         self.store = store
+        self.logins = logins
         self.settings = settings
         self.token_ttl = timedelta(seconds=settings.token_ttl_s)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
-        self.logins = SharedLoginThrottle(
-            store, settings.lockout_after, settings.lockout_s, settings.lockout_max_s
-        )
         self._secret: str | None = None
 
     async def token_secret(self) -> str:
@@ -112,9 +111,11 @@ class AccessGuard:
         user = await self.store.user(claims.username)
         if user is None or user.disabled:
             raise _unauthorized("this user no longer exists or is disabled")
-        if claims.issued_at < user.tokens_valid_after.replace(microsecond=0):
+        # To the microsecond: a change made in the same second as a login ends that session too.
+        if claims.issued_at < user.tokens_valid_after:
             raise _unauthorized("this token was issued before the user's password or role changed")
-        return Principal("user", user.username, claims.role)
+        # The role is the user's now, not the one written into the token when it was issued.
+        return Principal("user", user.username, user.role)
 
     def rate_limit(self, identity: str) -> None:
         wait = self.limiter.take(identity)

@@ -68,7 +68,7 @@ def create_app(controller: Controller) -> FastAPI:
         max_body_size=api.max_body_bytes,
     )
     app.state.controller = controller
-    app.state.guard = AccessGuard(controller.auth, api)
+    app.state.guard = AccessGuard(controller.auth, controller.logins, api)
     install_error_handlers(app)
     app.add_middleware(AuditMiddleware, store=controller.auth)
     if api.cors_origins:

@@ -57,31 +57,32 @@ class MeOut(BaseModel):
 async def login(request: Request, body: LoginIn) -> TokenOut:
     guard = guard_of(request)
     client = request.client.host if request.client else "unknown"
-    keys = [f"user:{body.username}", f"addr:{client}"]
-    wait = await guard.logins.wait_for(keys)
+    user_key = f"user:{body.username}"
+    # The attempt is counted before the password is checked (controller/login_lockout.py).
+    wait = await guard.logins.claim([user_key, f"addr:{client}"])
     if wait > 0:
+        request.state.audit_skip = True  # refused unheard: counted in metrics, not written to the audit log
         raise ApiError(
             429,
             "locked_out",
             f"too many failed logins for this user or address: try again in {math.ceil(wait)} s",
             headers={"Retry-After": str(math.ceil(wait))},
         )
+    read_at = datetime.now(UTC)  # the token is as old as what it was checked against
     user = await guard.store.user(body.username, fresh=True)
     # The hash is checked even for an unknown user, so timing does not tell which names exist.
     stored = user.password_hash if user is not None else DUMMY_PASSWORD_HASH
     good = await asyncio.to_thread(verify_password, body.password, stored)
     if user is None or not good or user.disabled:
-        await guard.logins.failed(keys)
         request.state.audit_actor = f"user:{body.username}"
         raise ApiError(401, "unauthorized", "wrong username or password, or the user is disabled")
-    await guard.logins.succeeded(keys[0])
+    await guard.logins.succeeded(user_key, f"addr:{client}")
     request.state.audit_actor = f"user:{user.username}"
-    now = datetime.now(UTC).replace(microsecond=0)
-    token = issue_token(user.username, user.role, await guard.token_secret(), guard.token_ttl, now)
+    token = issue_token(user.username, user.role, await guard.token_secret(), guard.token_ttl, read_at)
     return TokenOut(
         access_token=token,
         expires_in=int(guard.token_ttl.total_seconds()),
-        expires_at=now + guard.token_ttl,
+        expires_at=(read_at + guard.token_ttl).replace(microsecond=0),
         username=user.username,
         role=user.role,
     )

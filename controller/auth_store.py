@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Boolean, Integer, String, delete, func, select, update
+from sqlalchemy import JSON, Boolean, Integer, String, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
@@ -27,16 +27,6 @@ from controller.registry import Base
 log = logging.getLogger(__name__)
 CACHE_TTL_S = 5.0
 STALE_OK_S = 900.0  # with the database away, credentials checked this recently still count
-
-
-class LoginFailureRow(Base):
-    """Failed logins per username or client address, shared by every instance ([cluster])."""
-
-    __tablename__ = "login_failures"
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    count: Mapped[int] = mapped_column(Integer)
-    locked_until: Mapped[dt.datetime] = mapped_column()
-    last: Mapped[dt.datetime] = mapped_column()
 
 
 class UserRow(Base):
@@ -276,26 +266,6 @@ class AuthStore:
             )
             users = await s.scalar(select(func.count()).select_from(UserRow))
         return bool(keys) or bool(users)
-
-    # ---- login failures (the lockout: api/throttle.py)
-    async def login_failures(self, keys: Sequence[str]) -> list[tuple[str, int, dt.datetime, dt.datetime]]:
-        """(key, count, locked_until, last) of these keys, naive UTC like every table here."""
-        async with self.session() as s:
-            rows = (await s.scalars(select(LoginFailureRow).where(LoginFailureRow.key.in_(keys)))).all()
-        return [(r.key, r.count, _naive_utc(r.locked_until), _naive_utc(r.last)) for r in rows]
-
-    async def put_login_failures(
-        self, rows: Sequence[tuple[str, int, dt.datetime, dt.datetime]], forget_before: dt.datetime
-    ) -> None:
-        """Write these records, and forget records last touched before `forget_before`."""
-        async with self.session.begin() as s:
-            await s.execute(delete(LoginFailureRow).where(LoginFailureRow.last < forget_before))
-            await s.execute(delete(LoginFailureRow).where(LoginFailureRow.key.in_([r[0] for r in rows])))
-            s.add_all(LoginFailureRow(key=k, count=c, locked_until=u, last=t) for k, c, u, t in rows)
-
-    async def forget_login_failures(self, key: str) -> None:
-        async with self.session.begin() as s:
-            await s.execute(delete(LoginFailureRow).where(LoginFailureRow.key == key))
 
     # ---- token secret
     async def token_secret(self) -> str:

@@ -96,7 +96,15 @@ class InvalidToken(ValueError):
 
 def issue_token(username: str, role: Role, secret: str, ttl: timedelta, now: datetime | None = None) -> str:
     issued = now or datetime.now(UTC)
-    claims = {"sub": username, "role": role, "iat": issued, "exp": issued + ttl, "typ": "access"}
+    # `iat` keeps its microseconds (RFC 7519 allows a fractional NumericDate): a password or role
+    # changed in the same second as a login must still end that session.
+    claims = {
+        "sub": username,
+        "role": role,
+        "iat": issued.timestamp(),
+        "exp": int((issued + ttl).timestamp()),
+        "typ": "access",
+    }
     return jwt.encode(claims, secret, algorithm=TOKEN_ALGORITHM)
 
 

@@ -38,6 +38,7 @@ from controller.firmware import FirmwareService
 from controller.fleet import Fleet
 from controller.influx import InfluxStore
 from controller.ingest import ReadingIngest
+from controller.login_lockout import LockoutPolicy, LoginLockout
 from controller.metrics import ControllerMetrics
 from controller.outbound import StatePublisher
 from controller.poller import LinkPoller, PolledDevice
@@ -90,6 +91,10 @@ class Controller:
         self.scheduling: Scheduling | None = None
         self.alert_store = AlertStore(self.registry.engine)
         self.auth = AuthStore(self.registry.engine)
+        api = settings.api
+        self.logins = LoginLockout(
+            self.registry.engine, LockoutPolicy(api.lockout_after, api.lockout_s, api.lockout_max_s)
+        )
         self.events = EventHub()
         self.alerts: AlertService | None = None
         self.webhooks: dict[str, WebhookSender] = {}

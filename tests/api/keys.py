@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 
 from api.app import create_app
 from api.server import ApiServer
+from controller.config import ControllerSettings
 from controller.credentials import Role
 from controller.runtime import Controller
+from tests.controller.city import running_controller
 
 
 async def auth_headers(ctl: Controller, role: Role = "admin") -> dict[str, str]:
@@ -29,3 +32,20 @@ async def api_client(ctl: Controller, role: Role = "admin") -> AsyncIterator[htt
             yield client
     finally:
         await server.stop()
+
+
+@asynccontextmanager
+async def serving(settings: ControllerSettings) -> AsyncIterator[tuple[Controller, str]]:
+    """A controller started from `settings` and its API on a free loopback port: (controller, url)."""
+    async with running_controller(settings) as ctl:
+        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        await server.start()
+        try:
+            yield ctl, server.url
+        finally:
+            await server.stop()
+
+
+def with_api(settings: ControllerSettings, **changes: Any) -> ControllerSettings:
+    """The settings with these `[api]` options changed."""
+    return settings.model_copy(update={"api": settings.api.model_copy(update=changes)})

@@ -6,7 +6,6 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,11 @@ import jwt
 import pytest
 
 from api.app import create_app
-from api.server import ApiServer
 from controller.auth_store import CACHE_TTL_S
-from controller.config import ControllerSettings
 from controller.credentials import ROLES, issue_token
 from controller.runtime import Controller
-from tests.api.keys import auth_headers
-from tests.controller.city import running_controller, settings_for
+from tests.api.keys import auth_headers, serving, with_api
+from tests.controller.city import settings_for
 
 # The specification this test holds the app to: who may call each route. A route added to the app
 # without a row here fails the test, so no route can ship unguarded by accident.
@@ -81,21 +78,6 @@ ROLE_MATRIX: dict[str, set[str]] = {
     "GET /metrics": EVERYONE,
 }
 PUBLIC = {"POST /api/v1/auth/login", "GET /healthz"}
-
-
-@asynccontextmanager
-async def serving(settings: ControllerSettings) -> AsyncIterator[tuple[Controller, str]]:
-    async with running_controller(settings) as ctl:
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
-        await server.start()
-        try:
-            yield ctl, server.url
-        finally:
-            await server.stop()
-
-
-def with_api(settings: ControllerSettings, **changes: Any) -> ControllerSettings:
-    return settings.model_copy(update={"api": settings.api.model_copy(update=changes)})
 
 
 @pytest.fixture
