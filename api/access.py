@@ -148,15 +148,18 @@ async def current_principal(
     api_key: Annotated[str | None, Depends(_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller, once per request (FastAPI caches it across the route's dependencies)."""
+    """The caller, once per request (FastAPI caches it across the route's dependencies). A request
+    with a body was identified before its body was read (api/gate.py)."""
     guard = guard_of(request)
-    client = request.client.host if request.client else "unknown"
-    try:
-        principal = await guard.principal(api_key, bearer.credentials if bearer else None)
-    except ApiError:
-        guard.rate_limit(f"addr:{client}")  # unauthenticated probing is limited per address
-        raise
-    request.state.principal = principal
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        client = request.client.host if request.client else "unknown"
+        try:
+            principal = await guard.principal(api_key, bearer.credentials if bearer else None)
+        except ApiError:
+            guard.rate_limit(f"addr:{client}")  # unauthenticated probing is limited per address
+            raise
+        request.state.principal = principal
     guard.rate_limit(principal.actor)
     return principal
 
@@ -164,17 +167,22 @@ async def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+def forbidden(principal: Principal, permission: Permission) -> ApiError:
+    """403 naming the caller's role and the roles that would do."""
+    return ApiError(
+        403,
+        "forbidden",
+        f"{principal.actor} has role {principal.role!r}, which may not {permission.value}: "
+        f"this needs one of {', '.join(r for r, p in ROLE_PERMISSIONS.items() if permission in p)}",
+    )
+
+
 def allow(permission: Permission) -> Any:
     """A dependency that lets the request through only if the caller's role grants `permission`."""
 
     async def _check(principal: CurrentPrincipal) -> Principal:
         if permission not in ROLE_PERMISSIONS[principal.role]:
-            raise ApiError(
-                403,
-                "forbidden",
-                f"{principal.actor} has role {principal.role!r}, which may not {permission.value}: "
-                f"this needs one of {', '.join(r for r, p in ROLE_PERMISSIONS.items() if permission in p)}",
-            )
+            raise forbidden(principal, permission)
         return principal
 
     return Depends(_check)

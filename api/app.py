@@ -10,11 +10,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import alerts, audit, auth, devices, energy, firmware, geo, kpis, ngsi_ld, schedules
 from api.access import AccessGuard, Permission, allow
 from api.audit import AuditMiddleware
 from api.errors import install_error_handlers
+from api.gate import RequestGate
 from api.models import Health
 from controller.runtime import Controller
 
@@ -65,12 +67,17 @@ def create_app(controller: Controller) -> FastAPI:
         title="Lamplighter API",
         version="1",
         description=API_DESCRIPTION,
-        max_body_size=api.max_body_bytes,
     )
     app.state.controller = controller
-    app.state.guard = AccessGuard(controller.auth, controller.logins, api)
+    app.state.guard = guard = AccessGuard(controller.auth, controller.logins, api)
     install_error_handlers(app)
-    app.add_middleware(AuditMiddleware, store=controller.auth)
+    app.add_middleware(  # inside the audit: its refusals are counted
+        RequestGate,
+        guard=guard,
+        max_body_bytes=api.max_body_bytes,
+        max_image_bytes=int(controller.settings.firmware.max_image_mb * 2**20),
+    )
+    app.add_middleware(AuditMiddleware, store=controller.auth, refused=controller.metrics.api_refused)
     if api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -80,6 +87,8 @@ def create_app(controller: Controller) -> FastAPI:
             expose_headers=["Retry-After", "Location", "NGSILD-Results-Count"],
             max_age=600,
         )
+    if api.trusted_proxies:  # outermost: every layer below sees the client the proxy saw
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=api.trusted_proxies)
     app.include_router(auth.login_router)
     app.include_router(auth.me_router)
     app.include_router(auth.admin_router)

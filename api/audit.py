@@ -2,8 +2,14 @@
 
 A pure ASGI middleware (no buffering of responses, so the SSE stream is untouched) records each
 POST/PUT/PATCH/DELETE after it is answered, refused ones included: a 403 is exactly what an auditor
-wants to see. The first 4 KB of a JSON body are kept with secrets masked; other bodies are
-described by type and size. Admins read it at `GET /api/v1/audit`.
+wants to see. A JSON body of up to 4 KB is kept with secrets masked; a body that is longer, or not
+valid JSON, is described by type and size only, never kept as text (a login with a trailing comma
+would otherwise leave its password here). Query parameters that carry secrets are masked too.
+
+Requests from no one — no credentials, or credentials refused — and requests refused by a rate
+limit or the login lockout (429) are counted (`lamplighter_api_refused_total`) and logged at most
+once a minute, not written: a row for each would let anyone fill the disk. Login attempts whose
+password was checked are written, under the name they tried.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import json
 import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Query, Request
+from prometheus_client import Counter
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,17 +29,22 @@ from api.access import Permission, allow, guard_of
 from api.models import Page
 from api.params import utc
 from controller.auth_store import AuthStore
+from drivers.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _KEEP_BYTES = 4096
-_SECRET_FIELDS = frozenset({"password", "secret", "token", "key", "access_token", "passphrase"})
+_SECRET_FIELDS = frozenset(
+    {"password", "secret", "token", "key", "access_token", "passphrase", "api_key", "apikey"}
+)
 
 
 class AuditMiddleware:
-    def __init__(self, app: ASGIApp, store: AuthStore) -> None:
+    def __init__(self, app: ASGIApp, store: AuthStore, refused: Counter) -> None:
         self.app = app
         self.store = store
+        self.refused = refused
+        self._refusals_log = RateLimitedLog(log, interval_s=60.0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in MUTATING:
@@ -61,9 +74,16 @@ class AuditMiddleware:
     async def _record(self, scope: Scope, status: int, body: bytes) -> None:
         state = scope.get("state", {})
         principal = state.get("principal")
-        actor = principal.actor if principal is not None else state.get("audit_actor", "anonymous")
         client = scope.get("client")
-        query = scope.get("query_string", b"").decode("latin-1")
+        # Throttled (429) or anonymous: counted and logged, not written (see the module's note).
+        if status == 429 or (principal is None and "audit_actor" not in state):
+            self.refused.labels(str(status)).inc()
+            self._refusals_log.warning(
+                status, "refused %s %s from %s: %d", scope["method"], scope["path"], client, status
+            )
+            return
+        actor = principal.actor if principal is not None else state["audit_actor"]
+        query = _masked_query(scope.get("query_string", b"").decode("latin-1"))
         action = f"{scope['method']} {scope['path']}" + (f"?{query}" if query else "")
         try:
             await self.store.audit(
@@ -83,12 +103,24 @@ def _describe(scope: Scope, body: bytes) -> dict[str, Any] | None:
         return None
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
     content_type = headers.get("content-type", "")
-    if "json" in content_type:
+    size = int(headers["content-length"]) if headers.get("content-length", "").isdigit() else len(body)
+    if "json" in content_type and size < _KEEP_BYTES:
         try:
             return {"body": _mask(json.loads(body))}
         except (ValueError, UnicodeDecodeError):
-            return {"body_text": body[:_KEEP_BYTES].decode("utf-8", "replace")}
-    return {"content_type": content_type[:100], "bytes": int(headers.get("content-length", len(body)))}
+            return {"content_type": content_type[:100], "bytes": size, "kept": "no: not valid JSON"}
+    kept = "no: longer than 4 KB" if "json" in content_type else "no: not JSON"
+    return {"content_type": content_type[:100], "bytes": size, "kept": kept}
+
+
+def _masked_query(query: str) -> str:
+    """The query string with the values of secret-looking parameters (`?api_key=…`) masked."""
+    if not query:
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(k.lower() in _SECRET_FIELDS for k, _ in pairs):
+        return query
+    return urlencode([(k, "***" if k.lower() in _SECRET_FIELDS else v) for k, v in pairs])
 
 
 def _mask(value: Any) -> Any:

@@ -61,7 +61,6 @@ async def login(request: Request, body: LoginIn) -> TokenOut:
     # The attempt is counted before the password is checked (controller/login_lockout.py).
     wait = await guard.logins.claim([user_key, f"addr:{client}"])
     if wait > 0:
-        request.state.audit_skip = True  # refused unheard: counted in metrics, not written to the audit log
         raise ApiError(
             429,
             "locked_out",

@@ -80,8 +80,7 @@ def _service(request: Request) -> FirmwareService:
 @router.post(
     "/firmware",
     dependencies=[allow(Permission.DEVICES)],
-    # Images are bigger than the API's body limit; the route checks [firmware] max_image_mb itself.
-    max_body_size=512 * 2**20,
+    # Images are bigger than the API's body limit: api/gate.py lets [firmware] max_image_mb through.
     response_model=FirmwareOut,
     status_code=201,
     responses={422: {"model": ErrorBody, "description": "refused, with the reason"}},

@@ -22,8 +22,17 @@ class ApiServer:
     """uvicorn as a task: `await start()`, read `.port` (useful with port 0), `await stop()`."""
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+        # X-Forwarded-For is believed only from configured proxies ([api] trusted_proxies, handled
+        # by the app): uvicorn's default believes 127.0.0.1, so anything on the host could pick the
+        # address its lockout, rate limit and audit record are kept under.
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            proxy_headers=False,
         )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None

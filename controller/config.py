@@ -7,6 +7,7 @@ docs/configuration.md. Environment variables `LAMPLIGHTER_<SECTION>__<KEY>` over
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 import zlib
 from collections.abc import Iterator
@@ -60,6 +61,21 @@ class ApiSettings(_Strict):
     lockout_after: int = Field(default=5, ge=1, description="failed logins before a wait is imposed")
     lockout_s: float = Field(default=30.0, gt=0, description="first wait; doubles per further failure")
     lockout_max_s: float = Field(default=900.0, gt=0)
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks of reverse proxies whose X-Forwarded-For is believed; "
+        "empty (the default) believes no one, so a client cannot choose its own address",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or network like 10.0.0.0/8") from None
+        return proxies
 
     @field_validator("cors_origins")
     @classmethod

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
 
 #: SQLSTATE classes that mean "the database is away for now", not "this request is wrong":
 #: connection exceptions, operator intervention (shutdown, restart), insufficient resources, and
@@ -37,7 +42,7 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _private_file(Path(parsed.database))
     engine = create_async_engine(url)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -49,3 +54,14 @@ def create_engine(url: str) -> AsyncEngine:
         cur.close()
 
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """The database file readable by its owner only: the registry holds the token-signing secret
+    and password hashes. SQLite gives its -wal and -shm files the main file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # made private, never world-readable
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:  # made by an earlier version, or with another umask
+        path.chmod(mode & 0o700)
+        log.info("database %s: access for others removed (was %o)", path, mode)

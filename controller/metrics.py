@@ -59,6 +59,12 @@ class ControllerMetrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self.api_refused = Counter(
+            "lamplighter_api_refused_total",
+            "Changing requests refused before anyone was identified (not in the audit log), by status",
+            ["status"],
+            registry=r,
+        )
         self.telemetry_points = Gauge(
             "lamplighter_telemetry_points",
             "InfluxDB store: points written, refused, waiting in the buffer, dropped past its cap",
