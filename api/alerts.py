@@ -7,13 +7,15 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import CurrentPrincipal, Permission, allow
 from api.errors import ApiError, ErrorBody
 from api.models import Page
+from api.params import Limit, Offset, RowId
+from api.streams import stream_slot
 from controller.alert_messages import AlertOut, alert_out
 from controller.alert_store import AlertState, ReportRow
 from controller.detectors import FaultKind
@@ -68,11 +70,13 @@ async def list_alerts(
         Query(description="open (not cleared: active or acknowledged), active, acknowledged, cleared, all"),
     ] = "open",
     kind: Annotated[FaultKind | None, Query()] = None,
-    site: Annotated[str | None, Query()] = None,
-    group: Annotated[str | None, Query(description="group path; includes its sub-groups")] = None,
-    device: Annotated[str | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    site: Annotated[str | None, Query(max_length=64)] = None,
+    group: Annotated[
+        str | None, Query(max_length=300, description="group path; includes its sub-groups")
+    ] = None,
+    device: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[AlertOut]:
     alerts, total = await _controller(request).alert_store.query(
         state=state, kind=kind, site=site, group=group, device=device, limit=limit, offset=offset
@@ -81,7 +85,7 @@ async def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut, responses=_NOT_FOUND, summary="One alert")
-async def get_alert(request: Request, alert_id: int) -> AlertOut:
+async def get_alert(request: Request, alert_id: RowId) -> AlertOut:
     alert = await _controller(request).alert_store.get(alert_id)
     if alert is None:
         raise ApiError(404, "not_found", f"no alert {alert_id}")
@@ -97,7 +101,7 @@ async def get_alert(request: Request, alert_id: int) -> AlertOut:
 )
 async def acknowledge(
     request: Request,
-    alert_id: int,
+    alert_id: RowId,
     principal: CurrentPrincipal,
     body: Annotated[AckIn | None, Body()] = None,
 ) -> AlertOut:
@@ -122,11 +126,15 @@ async def acknowledge(
     description=(
         "A `text/event-stream`. Event `alert` carries an alert message (the payload of MQTT "
         "`…/alert`), `report` a citizen report's verdict, `lagged` how many events this client "
-        "missed because it read too slowly. Reconnect with `Last-Event-ID` to replay missed events."
+        "missed because it read too slowly. Reconnect with `Last-Event-ID` to replay missed events. "
+        "At most `[api] max_event_streams_per_client` streams per caller (429 `too_many_streams`) "
+        "and `max_event_streams` in all (503 `busy`)."
     ),
 )
 async def events(
-    request: Request, last_event_id: Annotated[int | None, Header()] = None
+    request: Request,
+    _slot: Annotated[None, Depends(stream_slot)],
+    last_event_id: Annotated[int | None, Header(ge=0, le=2**63 - 1)] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     hub = _controller(request).events
     async with hub.listen(last_event_id) as listener:
@@ -183,8 +191,8 @@ async def create_report(request: Request, response: Response, report: ReportIn) 
 @router.get("/reports", response_model=Page[ReportOut], summary="Citizen reports, newest first")
 async def list_reports(
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[ReportOut]:
     ctl = _controller(request)
     rows, total = await ctl.alert_store.reports(limit, offset)
@@ -193,7 +201,7 @@ async def list_reports(
 
 
 @router.get("/reports/{report_id}", response_model=ReportOut, responses=_NOT_FOUND, summary="One report")
-async def get_report(request: Request, report_id: int) -> ReportOut:
+async def get_report(request: Request, report_id: RowId) -> ReportOut:
     ctl = _controller(request)
     row = await ctl.alert_store.report(report_id)
     if row is None:
@@ -208,8 +216,8 @@ async def get_report(request: Request, report_id: int) -> ReportOut:
 )
 async def dead_letters(
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[DeadLetterOut]:
     rows, total = await _controller(request).alert_store.dead_letters(limit, offset)
     items = [
@@ -233,7 +241,7 @@ async def dead_letters(
     responses=_NOT_FOUND,
     summary="Send a dead letter's events again",
 )
-async def retry_dead_letter(request: Request, letter_id: int) -> dict[str, int]:
+async def retry_dead_letter(request: Request, letter_id: RowId) -> dict[str, int]:
     ctl = _controller(request)
     row = await ctl.alert_store.take_dead_letter(letter_id, webhooks=set(ctl.webhooks))
     if row is None:

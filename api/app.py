@@ -15,9 +15,11 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from api import alerts, audit, auth, devices, energy, firmware, geo, kpis, ngsi_ld, schedules
 from api.access import AccessGuard, Permission, allow
 from api.audit import AuditMiddleware
-from api.errors import install_error_handlers
+from api.errors import RequestIdMiddleware, install_error_handlers
 from api.gate import RequestGate
+from api.heavy import HeavyWork
 from api.models import Health
+from api.streams import StreamSlots
 from controller.runtime import Controller
 
 API_DESCRIPTION = """
@@ -69,6 +71,8 @@ def create_app(controller: Controller) -> FastAPI:
         description=API_DESCRIPTION,
     )
     app.state.controller = controller
+    app.state.heavy = HeavyWork()
+    app.state.streams = StreamSlots(total=api.max_event_streams, per_caller=api.max_event_streams_per_client)
     app.state.guard = guard = AccessGuard(controller.auth, controller.logins, api)
     install_error_handlers(app)
     app.add_middleware(  # inside the audit: its refusals are counted
@@ -87,8 +91,9 @@ def create_app(controller: Controller) -> FastAPI:
             expose_headers=["Retry-After", "Location", "NGSILD-Results-Count"],
             max_age=600,
         )
-    if api.trusted_proxies:  # outermost: every layer below sees the client the proxy saw
+    if api.trusted_proxies:  # every layer below sees the client the proxy saw
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=api.trusted_proxies)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the request's id
     app.include_router(auth.login_router)
     app.include_router(auth.me_router)
     app.include_router(auth.admin_router)

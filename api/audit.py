@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access import Permission, allow, guard_of
 from api.models import Page
-from api.params import utc
+from api.params import Limit, Offset, instant
 from controller.auth_store import AuthStore
 from drivers.ratelog import RateLimitedLog
 
@@ -150,18 +150,22 @@ router = APIRouter(prefix="/api/v1", tags=["access"], dependencies=[allow(Permis
 )
 async def audit_log(
     request: Request,
-    actor: Annotated[str | None, Query(description="e.g. user:alice or key:ioc(0a1b2c3d4e5f)")] = None,
-    action: Annotated[str | None, Query(description="part of the method and path, e.g. /overrides")] = None,
+    actor: Annotated[
+        str | None, Query(max_length=120, description="e.g. user:alice or key:ioc(0a1b2c3d4e5f)")
+    ] = None,
+    action: Annotated[
+        str | None, Query(max_length=300, description="part of the method and path, e.g. /overrides")
+    ] = None,
     since: Annotated[datetime | None, Query(alias="from")] = None,
     until: Annotated[datetime | None, Query(alias="to")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[AuditOut]:
     rows, total = await guard_of(request).store.audit_log(
         actor=actor,
         action=action,
-        since=utc(since) if since else None,
-        until=utc(until) if until else None,
+        since=instant(since, "from") if since else None,
+        until=instant(until, "to") if until else None,
         limit=limit,
         offset=offset,
     )

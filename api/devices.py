@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
 from api.access import Permission, allow
 from api.errors import ApiError, ErrorBody
+from api.heavy import heavy_work
 from api.models import (
     CommandOut,
     DeviceDetail,
@@ -21,7 +22,7 @@ from api.models import (
     TelemetryOut,
     TelemetryPointOut,
 )
-from api.params import parse_every, utc
+from api.params import Limit, Offset, RowId, parse_every, time_range, utc
 from controller.commands import Command, UnknownDevice
 from controller.fleet import DeviceStatus
 from controller.registry import CommandRow, DeviceRow
@@ -29,6 +30,8 @@ from controller.runtime import Controller
 from drivers.fields import READING_FIELDS
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"], dependencies=[allow(Permission.READ)])
+MAX_TELEMETRY_SPAN = timedelta(days=366)
+MAX_POINTS = 50_000
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "no such device"}}
 
 
@@ -40,11 +43,13 @@ def _controller(request: Request) -> Controller:
 @router.get("", response_model=Page[DeviceSummary], summary="List devices")
 async def list_devices(
     request: Request,
-    site: Annotated[str | None, Query(description="site id")] = None,
-    group: Annotated[str | None, Query(description="group path; includes its sub-groups")] = None,
+    site: Annotated[str | None, Query(max_length=64, description="site id")] = None,
+    group: Annotated[
+        str | None, Query(max_length=300, description="group path; includes its sub-groups")
+    ] = None,
     state: Annotated[DeviceStateName | None, Query(description="live state")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[DeviceSummary]:
     ctl = _controller(request)
     rows = [
@@ -77,6 +82,8 @@ async def get_device(request: Request, device_id: str) -> DeviceDetail:
     response_model=TelemetryOut,
     responses={**_NOT_FOUND, 400: {"model": ErrorBody}},
     summary="Telemetry history of one device",
+    description=f"At most {MAX_TELEMETRY_SPAN.days} days from `from` to `to` and {MAX_POINTS:,} points "
+    "per request. A time without a zone is UTC.",
 )
 async def get_telemetry(
     request: Request,
@@ -85,22 +92,17 @@ async def get_telemetry(
     end: Annotated[datetime | None, Query(alias="to", description="default: now")] = None,
     every: Annotated[
         str | None,
-        Query(description="aggregation window, e.g. 30s, 5m, 1h, 1d; omit for raw points"),
+        Query(max_length=20, description="aggregation window, e.g. 30s, 5m, 1h, 1d; omit for raw points"),
     ] = None,
-    fields: Annotated[str | None, Query(description="comma-separated field names; default all")] = None,
+    fields: Annotated[
+        str | None, Query(max_length=2000, description="comma-separated field names; default all")
+    ] = None,
     aggregate: Literal["mean", "min", "max"] = "mean",
-    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
-) -> TelemetryOut:
+    limit: Annotated[int, Query(ge=1, le=MAX_POINTS, description="most points returned")] = 10_000,
+) -> Response:
     ctl = _controller(request)
     _row(ctl, device_id)
-    end = utc(end) if end else datetime.now(UTC)
-    start = utc(start) if start else end - timedelta(hours=1)
-    if start >= end:
-        raise ApiError(
-            400,
-            "invalid_range",
-            f"`from` ({start.isoformat()}) must be before `to` ({end.isoformat()})",
-        )
+    start, end = time_range(start, end, default_span=timedelta(hours=1), max_span=MAX_TELEMETRY_SPAN)
     every_s = parse_every(every) if every else None
     wanted = [f.strip() for f in fields.split(",") if f.strip()] if fields else list(READING_FIELDS)
     unknown = [f for f in wanted if f not in READING_FIELDS]
@@ -109,14 +111,16 @@ async def get_telemetry(
     points = await ctl.store.query(
         device_id, start, end, fields=wanted, every_s=every_s, aggregate=aggregate, limit=limit
     )
-    return TelemetryOut(
-        device_id=device_id,
-        start=start,
-        end=end,
-        every_s=every_s,
-        aggregate=aggregate if every_s else None,
-        fields=wanted,
-        points=[TelemetryPointOut(ts=p.ts, values=p.values) for p in points],
+    return await heavy_work(request).json(
+        lambda: TelemetryOut(
+            device_id=device_id,
+            start=start,
+            end=end,
+            every_s=every_s,
+            aggregate=aggregate if every_s else None,
+            fields=wanted,
+            points=[TelemetryPointOut(ts=p.ts, values=p.values) for p in points],
+        )
     )
 
 
@@ -128,7 +132,7 @@ async def get_telemetry(
     responses={
         **_NOT_FOUND,
         409: {"model": ErrorBody, "description": "another controller instance serves this device"},
-        422: {"model": ErrorBody},
+        422: {"model": ErrorBody, "description": "an invalid command, or a device that takes none"},
     },
     summary="Send a command; the answer says whether the device confirmed it",
 )
@@ -146,8 +150,14 @@ async def post_command(request: Request, response: Response, device_id: str, com
         )
     try:
         row = await ctl.dispatcher.execute(device_id, command)
-    except UnknownDevice:
-        raise ApiError(404, "not_found", f"no device {device_id!r}") from None
+    except UnknownDevice:  # it exists (above): its link carries no commands (MQTT, BLE)
+        link = ctl.settings.link(device.link_id)
+        raise ApiError(
+            422,
+            "not_commandable",
+            f"device {device_id!r} is a {device.kind.replace('_', ' ')} on {link.kind} link "
+            f"{device.link_id!r}, which carries no commands",
+        ) from None
     response.headers["Location"] = f"/api/v1/devices/{device_id}/commands/{row.id}"
     return _command_out(row)
 
@@ -161,8 +171,8 @@ async def post_command(request: Request, response: Response, device_id: str, com
 async def list_commands(
     request: Request,
     device_id: str,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[CommandOut]:
     ctl = _controller(request)
     _row(ctl, device_id)
@@ -176,7 +186,7 @@ async def list_commands(
     responses=_NOT_FOUND,
     summary="One command and its outcome",
 )
-async def get_command(request: Request, device_id: str, command_id: int) -> CommandOut:
+async def get_command(request: Request, device_id: str, command_id: RowId) -> CommandOut:
     ctl = _controller(request)
     _row(ctl, device_id)
     row = await ctl.registry.command(device_id, command_id)

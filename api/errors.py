@@ -1,16 +1,26 @@
-"""One error shape for every endpoint: {"error": {"code", "message", "details"}}."""
+"""One error shape for every endpoint: {"error": {"code", "message", "details", "request_id"}}.
+
+Every request gets an id (`X-Request-ID`: the client's own if it sent a sensible one, else a new
+one), answered in that header and in every error body, and written in the log beside any failure,
+so an operator can find what went wrong from what a user reports. An unexpected exception is
+answered 500 in the same JSON shape, never as plain text.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.db import DATABASE_AWAY_ERRORS, database_is_away
 
@@ -19,9 +29,10 @@ DATABASE_RETRY_AFTER_S = 5
 
 
 class ErrorDetail(BaseModel):
-    code: str
-    message: str
+    code: str = Field(description="machine-readable: invalid_request, unauthorized, not_found, …")
+    message: str = Field(description="what was wrong, and where")
     details: list[dict[str, Any]] = []
+    request_id: str | None = Field(default=None, description="the X-Request-ID of the request")
 
 
 class ErrorBody(BaseModel):
@@ -53,24 +64,82 @@ def error_response(
     message: str,
     details: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    *,
+    scope: Scope | None = None,
 ) -> JSONResponse:
-    body = ErrorBody(error=ErrorDetail(code=code, message=message, details=details or []))
+    """The shared error shape; with the request's `scope`, its id in the body and headers."""
+    request_id = request_id_of(scope) if scope is not None else None
+    body = ErrorBody(
+        error=ErrorDetail(code=code, message=message, details=details or [], request_id=request_id)
+    )
+    if request_id is not None:
+        headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}
     return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def request_id_of(scope: Scope) -> str | None:
+    state = scope.get("state")
+    return state.get("request_id") if isinstance(state, dict) else None
+
+
+class RequestIdMiddleware:
+    """Gives each request an id (the client's `X-Request-ID` if it is short and plain) and answers it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        request_id = given if _CLIENT_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if REQUEST_ID_HEADER not in headers:
+                    headers.append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 def _unavailable(request: Request, exc: Exception, code: str, what: str) -> JSONResponse:
     """503 for a server we depend on that is away for now: the client should retry."""
-    log.warning("%s %s: %s (%r)", request.method, request.url.path, code, exc)
+    path, request_id = request.url.path, request_id_of(request.scope)
+    log.warning("%s %s: %s (%r) [request %s]", request.method, path, code, exc, request_id)
     return error_response(
-        503, code, f"{what}. Retry shortly.", headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+        503,
+        code,
+        f"{what}. Retry shortly.",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        scope=request.scope,
+    )
+
+
+def _internal(request: Request, exc: BaseException) -> JSONResponse:
+    log.error(
+        "%s %s failed [request %s]",
+        request.method,
+        request.url.path,
+        request_id_of(request.scope),
+        exc_info=exc,
+    )
+    return error_response(
+        500, "internal_error", "internal error: logged with this request's id", scope=request.scope
     )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         if not database_is_away(exc):
-            log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-            return error_response(500, "internal_error", "internal error (logged)")
+            return _internal(request, exc)
         return _unavailable(
             request,
             exc,
@@ -92,18 +161,29 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(
+            exc.status, exc.code, exc.message, exc.details, exc.headers, scope=request.scope
+        )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [{"where": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()]
         message = "; ".join(f"{d['where']}: {d['problem']}" for d in details)
-        return error_response(422, "invalid_request", message, details)
+        return error_response(422, "invalid_request", message[:2000], details[:50], scope=request.scope)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             exc.status_code, "http_error"
         )
-        return error_response(exc.status_code, code, str(exc.detail))
+        return error_response(
+            exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}), scope=request.scope
+        )
+
+    # Anything else: Starlette's outermost layer calls this, then re-raises for the server's log.
+    app.add_exception_handler(Exception, _unexpected)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return _internal(request, exc)

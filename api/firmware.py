@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.access import Permission, allow
 from api.errors import ApiError, ErrorBody
 from api.models import Page
+from api.params import Limit, Offset
 from controller.firmware import FirmwareService, StoredImage
 from drivers.firmware import FirmwareRejected, Manifest
 from firmware_bridge.campaign import Campaign, CampaignSpec
@@ -29,10 +30,16 @@ class CampaignIn(BaseModel):
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     image: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of an uploaded image")
-    group: str | None = Field(default=None, description="target this group and its sub-groups")
-    devices: list[str] | None = Field(default=None, description="or these devices")
-    current_version: str | None = Field(default=None, description="only devices running this version")
-    waves: tuple[float, ...] = (1, 10, 100)
+    group: str | None = Field(
+        default=None, max_length=300, description="target this group and its sub-groups"
+    )
+    devices: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, max_length=100_000, description="or these devices"
+    )
+    current_version: str | None = Field(
+        default=None, max_length=64, description="only devices running this version"
+    )
+    waves: tuple[float, ...] = Field(default=(1, 10, 100), min_length=1, max_length=20)
     success_threshold_pct: float = Field(default=95, ge=0, le=100)
     error_threshold_pct: float = Field(default=10, ge=0, le=100)
     approval: bool = False
@@ -160,10 +167,11 @@ async def create_campaign(request: Request, response: Response, body: CampaignIn
     return _campaign_out(campaign)
 
 
-@router.get("/campaigns", response_model=Page[CampaignOut], summary="Campaigns")
-async def campaigns(request: Request) -> Page[CampaignOut]:
-    items = [_campaign_out(c) for c in _service(request).campaigns.values()]
-    return Page[CampaignOut](items=items, total=len(items), limit=max(len(items), 1), offset=0)
+@router.get("/campaigns", response_model=Page[CampaignOut], summary="Campaigns, oldest first")
+async def campaigns(request: Request, limit: Limit = 100, offset: Offset = 0) -> Page[CampaignOut]:
+    every = list(_service(request).campaigns.values())
+    items = [_campaign_out(c) for c in every[offset : offset + limit]]
+    return Page[CampaignOut](items=items, total=len(every), limit=limit, offset=offset)
 
 
 @router.get(

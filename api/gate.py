@@ -67,7 +67,12 @@ class RequestGate:
                 raise forbidden(principal, needed)
         except ApiError as exc:
             response = error_response(
-                exc.status, exc.code, exc.message, exc.details, {**exc.headers, "Connection": "close"}
+                exc.status,
+                exc.code,
+                exc.message,
+                exc.details,
+                {**exc.headers, "Connection": "close"},
+                scope=scope,
             )
             await response(scope, receive, send)
             return
@@ -78,7 +83,7 @@ class RequestGate:
     ) -> None:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await _too_large(limit)(scope, receive, send)
+            await _too_large(limit, scope)(scope, receive, send)
             return
         received = 0
 
@@ -97,5 +102,7 @@ def _too_large_text(limit: int) -> str:
     return f"the body is larger than this route accepts ({limit:,} bytes)"
 
 
-def _too_large(limit: int) -> JSONResponse:
-    return error_response(413, "too_large", _too_large_text(limit), headers={"Connection": "close"})
+def _too_large(limit: int, scope: Scope) -> JSONResponse:
+    return error_response(
+        413, "too_large", _too_large_text(limit), headers={"Connection": "close"}, scope=scope
+    )

@@ -27,8 +27,8 @@ router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permissio
 )
 async def geojson(
     request: Request,
-    site: Annotated[str | None, Query()] = None,
-    group: Annotated[str | None, Query(description="includes sub-groups")] = None,
+    site: Annotated[str | None, Query(max_length=64)] = None,
+    group: Annotated[str | None, Query(max_length=300, description="includes sub-groups")] = None,
     state: Annotated[DeviceStateName | None, Query()] = None,
     kind: Annotated[Literal["lamp", "sensor", "access_point"] | None, Query()] = None,
 ) -> Response:

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import Permission, allow
 from api.errors import ApiError, ErrorBody
+from api.heavy import heavy_work
+from api.params import time_range
 from controller.runtime import Controller
 from controller.scheduling import Kind, Scheduling
 from schedules.astro import AstroClock
@@ -58,15 +60,51 @@ def _same_id(path_id: str, body_id: str) -> None:
         raise ApiError(422, "invalid_request", f"body.id {body_id!r} differs from the path's {path_id!r}")
 
 
-@router.get("/schedules/preview", summary="The level curve, transitions and energy of a group or lamp")
+class PreviewPointOut(BaseModel):
+    at: dt.datetime
+    level: int = Field(ge=0, le=100)
+    cause: str
+
+
+class SunEventOut(BaseModel):
+    event: str
+    at: dt.datetime
+
+
+class PreviewOut(BaseModel):
+    group: str
+    lamps: int
+    start: dt.datetime = Field(serialization_alias="from")
+    end: dt.datetime = Field(serialization_alias="to")
+    points: list[PreviewPointOut] = Field(description="the level every `every_min` minutes")
+    transitions: list[PreviewPointOut] = Field(description="each change of level, with its cause")
+    sun: list[SunEventOut]
+    energy_kwh: float
+    baseline_kwh: float = Field(description="the same lamps at full power while the sun is down")
+    saving_pct: float
+
+
+MAX_PREVIEW_SPAN = dt.timedelta(days=7)
+
+
+@router.get(
+    "/schedules/preview",
+    response_model=PreviewOut,
+    responses={400: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    summary="The level curve, transitions and energy of a group or lamp",
+    description=f"At most {MAX_PREVIEW_SPAN.days} days from `from` to `to`, sampled every 1 to 60 "
+    "minutes. A time without a zone is UTC.",
+)
 async def get_preview(
     request: Request,
-    group: Annotated[str, Query(description="group path")],
-    start: Annotated[dt.datetime | None, Query(alias="from")] = None,
-    end: Annotated[dt.datetime | None, Query(alias="to")] = None,
-    every_min: Annotated[float, Query(gt=0, le=60)] = 5,
-    device: Annotated[str | None, Query(description="one lamp of the group (its overrides count)")] = None,
-) -> dict[str, Any]:
+    group: Annotated[str, Query(max_length=300, description="group path")],
+    start: Annotated[dt.datetime | None, Query(alias="from", description="default: now")] = None,
+    end: Annotated[dt.datetime | None, Query(alias="to", description="default: 24 h after `from`")] = None,
+    every_min: Annotated[float, Query(ge=1, le=60, description="minutes between points")] = 5,
+    device: Annotated[
+        str | None, Query(max_length=64, description="one lamp of the group (its overrides count)")
+    ] = None,
+) -> Response:
     ctl: Controller = request.app.state.controller
     sched = _scheduling(request)
     lamps = [
@@ -78,12 +116,17 @@ async def get_preview(
         raise ApiError(422, "unknown_group", f"group {group!r}: no lamps in it")
     plan = sched.plan_for(lamps[0])
     assert plan is not None
-    start = start or dt.datetime.now(dt.UTC)
-    end = end or start + dt.timedelta(hours=24)
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ApiError(422, "invalid_request", "`from` and `to` need a time zone")
+    now = dt.datetime.now(dt.UTC)
+    start, end = time_range(
+        start if start is not None or end is not None else now,
+        end,
+        default_span=dt.timedelta(hours=24),
+        max_span=MAX_PREVIEW_SPAN,
+    )
     watts = sum(r.rated_power_w or 0 for r in lamps) / len(lamps)
-    try:
+    clock = sched.clocks.get(lamps[0].site_id)
+
+    def computed() -> PreviewOut:
         result = preview(
             plan,
             Target(group, device),
@@ -93,20 +136,23 @@ async def get_preview(
             rated_power_w=watts,
             lamps=len(lamps),
         )
+        return PreviewOut(
+            group=group,
+            lamps=len(lamps),
+            start=start,
+            end=end,
+            points=[PreviewPointOut(at=p.at, level=p.level, cause=p.cause) for p in result.points],
+            transitions=[PreviewPointOut(at=t.at, level=t.level, cause=t.cause) for t in result.transitions],
+            sun=[SunEventOut(**e) for e in _sun_events(clock, start, end)],
+            energy_kwh=round(result.energy_kwh, 3),
+            baseline_kwh=round(result.baseline_kwh, 3),
+            saving_pct=round(result.saving_pct, 1),
+        )
+
+    try:
+        return await heavy_work(request).json(computed)
     except (ScheduleError, ValueError) as exc:
         raise ApiError(422, "invalid_schedule", str(exc)) from None
-    return {
-        "group": group,
-        "lamps": len(lamps),
-        "from": start,
-        "to": end,
-        "points": [{"at": p.at, "level": p.level, "cause": p.cause} for p in result.points],
-        "transitions": [{"at": t.at, "level": t.level, "cause": t.cause} for t in result.transitions],
-        "sun": _sun_events(sched.clocks.get(lamps[0].site_id), start, end),
-        "energy_kwh": round(result.energy_kwh, 3),
-        "baseline_kwh": round(result.baseline_kwh, 3),
-        "saving_pct": round(result.saving_pct, 1),
-    }
 
 
 @router.get("/schedules", response_model=list[Program], summary="Dimming programs")

@@ -134,7 +134,10 @@ class AlertStore:
             q = q.where(AlertRow.device_id == device)
         if group:
             g = group.rstrip("/")
-            q = q.where(or_(AlertRow.group_path == g, AlertRow.group_path.startswith(g + "/")))
+            # autoescape: `%` and `_` in a group filter are characters, not wildcards (`%` matched all)
+            q = q.where(
+                or_(AlertRow.group_path == g, AlertRow.group_path.startswith(g + "/", autoescape=True))
+            )
         async with self.session() as s:
             total = await s.scalar(select(func.count()).select_from(q.subquery()))
             rows = (await s.scalars(q.order_by(AlertRow.id.desc()).limit(limit).offset(offset))).all()

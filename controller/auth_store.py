@@ -321,7 +321,7 @@ class AuthStore:
         if actor is not None:
             query = query.where(AuditRow.actor == actor)
         if action is not None:
-            query = query.where(AuditRow.action.contains(action))
+            query = query.where(AuditRow.action.contains(action, autoescape=True))
         if since is not None:
             query = query.where(AuditRow.at >= since.astimezone(dt.UTC).replace(tzinfo=None))
         if until is not None:

@@ -61,6 +61,8 @@ class ApiSettings(_Strict):
     lockout_after: int = Field(default=5, ge=1, description="failed logins before a wait is imposed")
     lockout_s: float = Field(default=30.0, gt=0, description="first wait; doubles per further failure")
     lockout_max_s: float = Field(default=900.0, gt=0)
+    max_event_streams: int = Field(default=200, ge=1, description="live event streams open at once")
+    max_event_streams_per_client: int = Field(default=5, ge=1, description="… per API key or user")
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="addresses or networks of reverse proxies whose X-Forwarded-For is believed; "

@@ -339,12 +339,18 @@ class InfluxStore(TelemetryStore):
                 f"GROUP BY time({max(1, int(every_s))}s) fill(none) LIMIT {int(limit)}"
             )
         rows = await self.influxql(q)
-        return [
-            TelemetryPoint(
-                datetime.fromtimestamp(row[0] / 1000, UTC), dict(zip(names, row[1:], strict=False))
-            )
-            for row in rows
-        ]
+
+        def points() -> list[TelemetryPoint]:
+            return [
+                TelemetryPoint(
+                    datetime.fromtimestamp(row[0] / 1000, UTC),
+                    # raw points carry only what the reading had (as the SQLite store answers)
+                    {n: v for n, v in zip(names, row[1:], strict=False) if v is not None or every_s},
+                )
+                for row in rows
+            ]
+
+        return await asyncio.to_thread(points)  # 50,000 points are felt on the event loop
 
     async def energy(
         self, device_ids: Sequence[str], start: datetime, end: datetime, every_s: float, offset_s: float = 0
@@ -381,7 +387,8 @@ class InfluxStore(TelemetryStore):
         response = await self._http.get("/query", params=params)
         if response.status_code != 200:
             raise RuntimeError(f"InfluxDB /query answered HTTP {response.status_code}: {response.text[:200]}")
-        result: dict[str, Any] = response.json()["results"][0]
+        # A long answer takes a while to parse: not on the event loop.
+        result: dict[str, Any] = (await asyncio.to_thread(response.json))["results"][0]
         if "error" in result:
             raise RuntimeError(f"InfluxDB /query: {result['error']}")
         return result

@@ -190,7 +190,9 @@ class Controller:
                 polled = [PolledDevice(ref, intervals[ref.device_id]) for ref in by_link[link_id]]
                 poller = LinkPoller(driver, polled, self.queue, self.fleet, self.metrics)
                 self.supervisor.spawn(f"poll:{link_id}", poller.run, group="pollers")
-        self.scheduling = Scheduling(self.registry.engine, self.owned, clocks, self.dispatcher, self.fleet)
+        self.scheduling = Scheduling(
+            self.registry.engine, self.owned, clocks, self.dispatcher, self.fleet, city=self.devices
+        )
         await self.scheduling.start()
         if len(self.owned) < len(self.devices):
             self.supervisor.spawn("schedule-sync", self._sync_schedules_forever, group="housekeeping")

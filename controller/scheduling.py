@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -35,6 +35,8 @@ from schedules.plan import Plan, ScheduleError, Target
 log = logging.getLogger(__name__)
 Kind = Literal["program", "calendar", "group_calendar", "override"]
 _MODELS: dict[str, type[BaseModel]] = {"program": Program, "calendar": Calendar, "override": Override}
+#: how many of each a city may keep (overrides: those not yet expired); every change re-plans them all
+MAX_OBJECTS: dict[str, int] = {"program": 1_000, "calendar": 1_000, "override": 10_000}
 
 
 class ScheduleObjectRow(Base):
@@ -55,9 +57,13 @@ class Scheduling:
         clocks: dict[str, AstroClock],
         dispatcher: CommandDispatcher,
         fleet: Fleet,
+        city: Mapping[str, DeviceRow] | None = None,
     ) -> None:
+        """`devices`: the lamps this instance schedules; `city`: every device, which overrides and
+        group calendars may name (the same unless several instances share the city)."""
         self.engine = engine
         self.devices = devices
+        self.city = devices if city is None else city
         self.clocks = clocks  # site id → its sun
         self.dispatcher = dispatcher
         self.fleet = fleet
@@ -116,6 +122,7 @@ class Scheduling:
     # -- changes (from the API) --------------------------------------------------------------------
     async def put(self, kind: Kind, key: str, doc: dict[str, Any]) -> None:
         """Store a validated object after checking that the whole plan still works with it."""
+        self._check_new(kind, key, doc)
         previous = self._snapshot()
         self._load(kind, key, doc)
         try:
@@ -146,12 +153,32 @@ class Scheduling:
         await self.replan()
         return True
 
+    def _check_new(self, kind: Kind, key: str, doc: dict[str, Any]) -> None:
+        """What one object must satisfy on its own: a target that exists, room for one more."""
+        if kind == "override":
+            device, group = doc.get("device_id"), doc.get("group")
+            if device is not None and device not in self.city:
+                raise ScheduleError(f"override {key!r}: no device {device!r}")
+            if group is not None and not any(self._in_group(row, group) for row in self.city.values()):
+                raise ScheduleError(f"override {key!r}: unknown group {group!r}: no device is in it")
+        store = self._store(kind)
+        if key in store or kind == "group_calendar":
+            return
+        now = dt.datetime.now(dt.UTC)
+        live = [o for o in self.overrides.values() if o.expiry > now] if kind == "override" else store
+        if len(live) >= MAX_OBJECTS[kind]:
+            raise ScheduleError(
+                f"at most {MAX_OBJECTS[kind]:,} {kind}s"
+                + (" that have not expired" if kind == "override" else "")
+                + f"; remove one before adding {key!r}"
+            )
+
     def check(self) -> None:
         """Every assigned group can be resolved for the next two nights; else ScheduleError says why."""
         for group, calendar_id in self.group_calendars.items():
             if calendar_id not in self.calendars:
                 raise ScheduleError(f"group {group!r} uses unknown calendar {calendar_id!r}")
-            if not any(self._in_group(row, group) for row in self.devices.values()):
+            if not any(self._in_group(row, group) for row in self.city.values()):
                 raise ScheduleError(f"unknown group {group!r}: no device is in it")
         now = dt.datetime.now(dt.UTC)
         for site, plan in self.plans().items():

@@ -10,6 +10,7 @@ not happen at all; the behaviour is explicit (see `AstroClock.event`):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -34,8 +35,10 @@ class AstroClock:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @functools.lru_cache(maxsize=8192)  # noqa: B019 - clocks live as long as the process; few sites
     def event(self, name: SunEvent, day: dt.date) -> dt.datetime | None:
-        """When `name` happens on `day` (local date), or None if it does not happen (midnight sun)."""
+        """When `name` happens on `day` (local date), or None if it does not happen (midnight sun).
+        Remembered: a preview or an energy table asks for the same few days thousands of times."""
         observer = Observer(latitude=self.latitude, longitude=self.longitude)
         tz = self.tz
         try:
@@ -57,18 +60,37 @@ class AstroClock:
                 return dt.datetime.combine(day, dt.time(0), tz)
             return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tz)
 
-    def dark_hours(
-        self, start: dt.datetime, end: dt.datetime, step: dt.timedelta = dt.timedelta(minutes=5)
-    ) -> float:
-        """Hours in [start, end) when the sun is down (sampled every `step`, as previews are)."""
+    def dark_hours(self, start: dt.datetime, end: dt.datetime) -> float:
+        """Hours in [start, end) when the sun is down: before sunrise and after sunset of each local
+        day. Exact from the day's two events (sampling the sun's elevation every few minutes cost
+        seconds for a year of daily energy windows, and was only approximately this)."""
         hours = 0.0
-        t = start
-        while t < end:
-            nxt = min(t + step, end)
-            if not self.is_daylight(t):
-                hours += (nxt - t) / dt.timedelta(hours=1)
-            t = nxt
+        day = start.astimezone(self.tz).date() - dt.timedelta(days=1)
+        last = end.astimezone(self.tz).date()
+        while day <= last:
+            for dark_from, dark_to in self.dark_intervals(day):
+                overlap = min(dark_to, end) - max(dark_from, start)
+                if overlap > dt.timedelta(0):
+                    hours += overlap / dt.timedelta(hours=1)
+            day += dt.timedelta(days=1)
         return hours
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - as `event`
+    def dark_intervals(self, day: dt.date) -> tuple[tuple[dt.datetime, dt.datetime], ...]:
+        """The dark parts of local day `day`: midnight to sunrise, sunset to midnight (the whole
+        day in polar night; none under the midnight sun)."""
+        tz = self.tz
+        midnight = dt.datetime.combine(day, dt.time(0), tz)
+        next_midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tz)
+        sunrise = self.event("sunrise", day)
+        sunset = self.event("sunset", day)
+        if sunrise is None and sunset is None:
+            return ()
+        morning_end = sunrise if sunrise is not None else midnight
+        evening_start = sunset if sunset is not None else next_midnight
+        if evening_start <= morning_end:  # polar night: the events meet
+            return ((midnight, next_midnight),)
+        return ((midnight, morning_end), (evening_start, next_midnight))
 
     def is_daylight(self, instant: dt.datetime) -> bool:
         observer = Observer(latitude=self.latitude, longitude=self.longitude)

@@ -63,6 +63,7 @@ class Plan:
     calendars: Mapping[str, Calendar]  # group path → calendar
     overrides: Sequence[Override] = ()
     _holidays: dict[tuple[str, int], holidays.HolidayBase] = field(default_factory=dict, compare=False)
+    _steps: dict[tuple[str, dt.date], list[TimedStep]] = field(default_factory=dict, compare=False)
 
     def resolve(
         self,
@@ -133,7 +134,16 @@ class Plan:
         return program, why
 
     def steps(self, program: Program, night: dt.date) -> list[TimedStep]:
-        """The program's steps placed in time for the night starting on `night` (noon to noon)."""
+        """The program's steps placed in time for the night starting on `night` (noon to noon).
+        Placed once per plan and night: a preview resolves the same night thousands of times. (A
+        plan lives until the next schedule change: the nights it is asked about stay few.)"""
+        key = (program.id, night)
+        placed = self._steps.get(key)
+        if placed is None:
+            placed = self._steps[key] = self._place(program, night)
+        return placed
+
+    def _place(self, program: Program, night: dt.date) -> list[TimedStep]:
         tz = self.clock.tz
         window_start = dt.datetime.combine(night, dt.time(12), tz)
         window_end = window_start + dt.timedelta(days=1)

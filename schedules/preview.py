@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -51,7 +52,15 @@ def preview(
         decision = plan.resolve(target, t)
         points.append(PreviewPoint(t, decision.level, decision.cause))
         energy_wh += decision.level / 100 * rated_power_w * lamps * hours
-        if not plan.clock.is_daylight(t):
-            baseline_wh += rated_power_w * lamps * hours
+        baseline_wh += rated_power_w * lamps * plan.clock.dark_hours(t, step_end)
         t = step_end
-    return Preview(points, list(plan.transitions(target, start, end)), energy_wh / 1000, baseline_wh / 1000)
+    transitions = [_settled(plan, target, step) for step in plan.transitions(target, start, end)]
+    return Preview(points, transitions, energy_wh / 1000, baseline_wh / 1000)
+
+
+def _settled(plan: Plan, target: Target, step: TimedStep) -> TimedStep:
+    """An override's end says "expires" (level -1, for the runner); show the level that follows."""
+    if step.level >= 0:
+        return step
+    after = plan.resolve(target, step.at)
+    return dataclasses.replace(step, level=after.level, cause=f"{step.cause}: back to {after.cause}")

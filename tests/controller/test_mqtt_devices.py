@@ -96,5 +96,12 @@ async def test_sensor_and_access_point_appear_in_the_api_like_lamps(
                     env = (await api.get("/api/v1/devices/env-hoankiem")).json()
                     assert "rejected message (not_json)" in env["last_error"]
                     assert env["last_reading"]["values"]["pm2_5_ugm3"] == 55.5
+
+                    # a sensor takes no commands: said so (it was "no device", though it exists)
+                    command = {"action": "set_level", "value": 50}
+                    refused = await api.post("/api/v1/devices/env-hoankiem/commands", json=command)
+                    assert refused.status_code == 422, refused.text
+                    assert refused.json()["error"]["code"] == "not_commandable"
+                    assert "sensor on mqtt link 'broker'" in refused.json()["error"]["message"]
         finally:
             await server.stop()
