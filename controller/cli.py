@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +21,8 @@ import httpx
 import typer
 
 from controller.auth_cli import api_headers, auth_app, demo_credentials, refused_hint
-from controller.broker import EmbeddedBroker
+from controller.broker import EmbeddedBrokerRun, start_embedded_broker
+from controller.broker_cli import broker_app
 from controller.config import ConfigError, ControllerSettings, load_config
 from controller.firmware_cli import firmware_app
 from controller.schedule_file import ScheduleFile, load_schedule_file
@@ -35,6 +38,7 @@ schedules_app = typer.Typer(
 app.add_typer(schedules_app, name="schedules")
 app.add_typer(firmware_app, name="firmware")
 app.add_typer(auth_app, name="auth")
+app.add_typer(broker_app, name="broker")
 ApiOpt = Annotated[str, typer.Option(help="the controller's API")]
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="configuration file (TOML)")]
@@ -195,8 +199,12 @@ async def _run_controller(
     from controller.simulate import simulated_ble_backends, simulated_radios
 
     stop = _stop_event()
-    broker, settings = await _start_embedded_broker(settings)
-    child = await _spawn_simulators(simulate_config, settings) if simulate_config else None
+    demo = simulate_config is not None
+    embedded = await start_embedded_broker(settings, demo=demo) if settings.embedded_broker.enabled else None
+    if embedded is not None:
+        settings = embedded.settings
+    credentials = _device_credentials_file(embedded) if embedded is not None and demo else None
+    child = await _spawn_simulators(simulate_config, settings, credentials) if simulate_config else None
     radios = simulated_radios(settings)
     controller = Controller(settings, ble_backends=simulated_ble_backends(settings, radios))
     api = ApiServer(create_app(controller), settings.api.host, settings.api.port)
@@ -216,6 +224,13 @@ async def _run_controller(
                 f"  dashboard login:  demo / {password}\n"
                 f"  e.g. curl -H 'X-API-Key: {key}' {api.url}/api/v1/devices"
             )
+            if embedded is not None:
+                eb = settings.embedded_broker
+                for reader, secret in embedded.reader_passwords.items():
+                    typer.echo(
+                        f"  MQTT (read {settings.outbound.topic_prefix}/#): {reader} / {secret} "
+                        f"on {eb.host}:{eb.port}"
+                    )
         elif not await controller.auth.has_credentials():
             typer.echo(
                 "No API keys or users yet: every route but /healthz answers 401. Make one with\n"
@@ -230,8 +245,10 @@ async def _run_controller(
         await controller.stop()
         if child is not None:
             await _end_child(child)
-        if broker is not None:
-            await broker.stop()
+        if credentials is not None:
+            credentials.unlink(missing_ok=True)
+        if embedded is not None:
+            await embedded.broker.stop()
 
 
 async def _run_simulators(settings: ControllerSettings) -> None:
@@ -266,21 +283,22 @@ async def _run_simulators(settings: ControllerSettings) -> None:
         await city.stop()
 
 
-async def _start_embedded_broker(
-    settings: ControllerSettings,
-) -> tuple[EmbeddedBroker | None, ControllerSettings]:
-    """Start the in-process broker if the config asks for one; return settings with its real port."""
-    if not settings.embedded_broker.enabled:
-        return None, settings
-    broker = EmbeddedBroker(settings.embedded_broker.host, settings.embedded_broker.port)
-    port = await broker.start()
-    resolved = settings.embedded_broker.model_copy(update={"port": port})
-    return broker, settings.model_copy(update={"embedded_broker": resolved})
+def _device_credentials_file(embedded: EmbeddedBrokerRun) -> Path:
+    """The simulated devices' fresh MQTT passwords, for the simulator process: a private temporary
+    file (0600), removed when the demo stops."""
+    fd, name = tempfile.mkstemp(prefix="lamplighter-demo-mqtt-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(embedded.device_passwords, f)
+    return Path(name)
 
 
-async def _spawn_simulators(config: Path, settings: ControllerSettings) -> asyncio.subprocess.Process:
+async def _spawn_simulators(
+    config: Path, settings: ControllerSettings, credentials: Path | None
+) -> asyncio.subprocess.Process:
     """Simulators run in their own process so they get their own core, as real hardware would."""
     env = {**os.environ, "LAMPLIGHTER_EMBEDDED_BROKER__PORT": str(settings.embedded_broker.port)}
+    if credentials is not None:
+        env["LAMPLIGHTER_SIMULATOR__MQTT_CREDENTIALS"] = str(credentials)
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "controller.cli", "simulate", "-c", str(config), env=env
     )

@@ -165,17 +165,39 @@ class SimulatorSettings(_Strict):
     control_port: int = Field(default=8099, ge=1, le=65535)
     seed: int = 1
     mqtt_interval_s: float = Field(default=10.0, gt=0, description="how often simulated MQTT devices publish")
+    mqtt_credentials: Path | None = Field(
+        default=None,
+        description="a JSON file {device key: password} the simulated MQTT devices log in with "
+        "(`lamplighter run --simulate` makes one for each run)",
+    )
 
 
 class EmbeddedBrokerSettings(_Strict):
     """An MQTT broker inside the controller process (amqtt), for set-ups without Mosquitto/EMQX.
 
-    MQTT links with `host = "embedded"` use it. `port = 0` picks a free port at start.
+    MQTT links with `host = "embedded"` use it. `port = 0` picks a free port at start. Every
+    client logs in: the controller with a password made at each start, devices and readers with
+    those in `password_file`; each may use only its own topics (controller/broker_access.py).
     """
 
     enabled: bool = False
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", description="loopback unless devices on the network must reach it")
     port: int = Field(default=0, ge=0, le=65535)
+    password_file: Path | None = Field(
+        default=None,
+        description="Mosquitto-format users and password hashes of devices and readers "
+        "(mosquitto_passwd, or `lamplighter broker passwd`); the user name of a device is its key",
+    )
+    readers: tuple[str, ...] = Field(
+        default=(), description="users that may read the outbound topics (the IOC), nothing else"
+    )
+    allow_anonymous: bool = Field(
+        default=False, description="let anyone connect and use any topic (a lab only; docs/deployment.md)"
+    )
+    max_message_bytes: int = Field(
+        default=262_144, ge=1024, le=268_435_455, description="larger messages close the connection"
+    )
+    max_connections: int = Field(default=10_000, ge=1, description="clients connected at once")
 
 
 class OutboundSettings(_Strict):
@@ -270,6 +292,8 @@ class FirmwareSettings(_Strict):
     images_dir: Path = Path("./var/firmware")
     mqtt_host: str = Field(default="embedded", description='broker for MQTT devices\' frames, or "embedded"')
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
     topic_prefix: str = Field(default="lamplighter/fw", pattern=r"^[^+#]+$")
     chunk_size: int = Field(default=4096, ge=16, le=8192)
     timeout_s: float = Field(default=5.0, gt=0, le=120)
@@ -541,6 +565,9 @@ def load_config(path: str | Path) -> ControllerSettings:
     locator = TomlLocator(path, text, ignore=_LINK_KINDS)
     if isinstance(data.get("profiles_dir"), str):
         data["profiles_dir"] = str((path.parent / data["profiles_dir"]).resolve())
+    broker = data.get("embedded_broker")
+    if isinstance(broker, dict) and isinstance(broker.get("password_file"), str):
+        broker["password_file"] = str((path.parent / broker["password_file"]).resolve())
     firmware = data.get("firmware")
     if isinstance(firmware, dict) and isinstance(firmware.get("trusted_keys"), list):
         firmware["trusted_keys"] = [str((path.parent / k).resolve()) for k in firmware["trusted_keys"]]

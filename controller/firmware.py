@@ -286,7 +286,13 @@ class FirmwareService:
         host, port = self.fw.mqtt_host, self.fw.mqtt_port
         if host == EMBEDDED:
             host, port = self.settings.embedded_broker.host, self.settings.embedded_broker.port
-        link = MqttFirmwareLink(host, port, prefix=self.fw.topic_prefix)
+        link = MqttFirmwareLink(
+            host,
+            port,
+            prefix=self.fw.topic_prefix,
+            username=self.fw.mqtt_username,
+            password=self.fw.mqtt_password,
+        )
         await link.__aenter__()  # MqttError: the devices of the campaign fail, saying why
         return link
 

@@ -3,7 +3,9 @@ every RTU link a simulated bus on a socat pty pair whose controller end is the l
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from pathlib import Path
 
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.scanner import BaseBleakScanner
@@ -29,13 +31,19 @@ def city_from_config(settings: ControllerSettings) -> SimulatedCity:
     lamps: dict[str, list[SimLamp]] = defaultdict(list)
     mqtt_devices: dict[str, list[SimMqttDevice]] = defaultdict(list)
     timezones = {site.id: site.timezone for site in settings.sites}
+    passwords = _mqtt_passwords(settings.simulator.mqtt_credentials)
     for dev in settings.all_devices():
         profile = settings.profile(dev.profile)
         link = settings.link(dev.link)
         if isinstance(link, MqttLinkConfig):
             key = str(device_address(dev, link))
             mqtt_devices[dev.link].append(
-                SimMqttDevice(key=key, profile=dev.profile, timezone=timezones.get(link.site, "UTC"))
+                SimMqttDevice(
+                    key=key,
+                    profile=dev.profile,
+                    timezone=timezones.get(link.site, "UTC"),
+                    password=passwords.get(key),
+                )
             )
             continue
         if dev.unit_id is None:
@@ -73,6 +81,16 @@ def city_from_config(settings: ControllerSettings) -> SimulatedCity:
             )
     keys = trusted_keys(list(settings.firmware.trusted_keys)) if settings.firmware.trusted_keys else None
     return SimulatedCity(gateways, buses, brokers, lines, seed=settings.simulator.seed, trusted_keys=keys)
+
+
+def _mqtt_passwords(path: Path | None) -> dict[str, str]:
+    """device key → password from the simulator's credentials file (JSON), if there is one."""
+    if path is None:
+        return {}
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+        raise ValueError(f"{path}: expected a JSON object of device key → password")
+    return {str(k): v for k, v in doc.items()}
 
 
 def simulated_radios(settings: ControllerSettings) -> dict[str, SimulatedRadio]:

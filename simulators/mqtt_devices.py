@@ -43,6 +43,8 @@ class SimMqttDevice:
     key: str
     profile: str
     timezone: str = "UTC"
+    #: its login on the broker (user name = its key), as a real device is provisioned with one
+    password: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -189,7 +191,13 @@ class MqttDeviceFleet:
                 status = layout.availability_topic.for_device(key)
                 will = aiomqtt.Will(status, layout.payload_offline, qos=1, retain=True)
             client = aiomqtt.Client(
-                self.spec.host, self.spec.port, identifier=f"sim-{key}", will=will, keepalive=5
+                self.spec.host,
+                self.spec.port,
+                identifier=f"sim-{key}",
+                will=will,
+                keepalive=5,
+                username=key if device.spec.password is not None else None,
+                password=device.spec.password,
             )
             try:
                 async with client:

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.conftest import free_port
@@ -23,7 +24,12 @@ class Mosquitto:
         users: dict[str, str] | None = None,
         tls: TlsFiles | None = None,
         nodelay: bool = False,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+        max_packet_bytes: int | None = None,
+        extra: Sequence[str] = (),
     ) -> None:
+        """`users` are added with mosquitto_passwd; or give a `password_file` made elsewhere."""
         exe = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
         if exe is None:
             raise RuntimeError("mosquitto is required (make test installs the Debian package)")
@@ -54,13 +60,21 @@ class Mosquitto:
             # as root, mosquitto switches to its own user, which cannot read a private temp dir
             lines.append("user root")
         if users:
-            pwfile = self.dir / "passwd"
-            pwfile.write_text("")
+            pwfile = password_file or self.dir / "passwd"
+            if not pwfile.exists():
+                pwfile.write_text("")
             for user, password in users.items():
                 subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, password], check=True)
-            lines += ["allow_anonymous false", f"password_file {pwfile}"]
+            password_file = pwfile
+        if password_file is not None:
+            lines += ["allow_anonymous false", f"password_file {password_file}"]
         else:
             lines.append("allow_anonymous true")
+        if acl_file is not None:
+            lines.append(f"acl_file {acl_file}")
+        if max_packet_bytes is not None:
+            lines.append(f"max_packet_size {max_packet_bytes}")
+        lines += extra
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
         self._proc: subprocess.Popen[bytes] | None = None

@@ -28,6 +28,9 @@ mqtt_interval_s = 0.5
 [embedded_broker]
 enabled = true
 port = 0
+[outbound]
+enabled = true
+host = "embedded"
 
 [[links]]
 id = "broker"
@@ -86,6 +89,16 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
         assert kinds["env-1"] == "sensor"
         assert kinds["ap-1"] == "access_point"
         assert list(kinds.values()).count("lamp") == 9
+        # The embedded broker is not open: strangers are refused, the printed reader reads state.
+        reader, password, broker = output.mqtt_reader()
+        host, port = broker.split(":")
+        sub = ["mosquitto_sub", "-h", host, "-p", port, "-t", "lamplighter/#", "-C", "1", "-W", "10"]
+        stranger = subprocess.run(sub, capture_output=True, text=True, timeout=30)
+        assert stranger.returncode != 0
+        assert "not auth" in (stranger.stderr + stranger.stdout).lower()
+        ioc = subprocess.run([*sub, "-u", reader, "-P", password], capture_output=True, text=True, timeout=30)
+        assert ioc.returncode == 0, ioc.stderr
+        assert '"state"' in ioc.stdout
         inject = _inject_fault(control_port, unit=4)
         assert inject.returncode == 0
         assert "faults: lamp_failure" in inject.stdout
@@ -167,7 +180,21 @@ class _Output:
         self._thread = threading.Thread(target=lambda: [self._lines.put(x) for x in stdout], daemon=True)
         self._thread.start()
 
+    def mqtt_reader(self, timeout: float = 10) -> tuple[str, str, str]:
+        """(user, password, host:port) of the MQTT reader demo mode prints."""
+        line = self._line_with("MQTT (read", timeout)
+        user, _, rest = line.split(": ", 1)[1].partition(" / ")
+        password, _, broker = rest.partition(" on ")
+        return user, password, broker.strip()
+
     def demo_key(self, timeout: float = 60) -> str:
+        return self._line_with("API key (admin):", timeout).split(":", 1)[1].strip()
+
+    def _line_with(self, marker: str, timeout: float) -> str:
+        """The first line (seen already, or to come within `timeout`) that contains `marker`."""
+        for line in self._seen:
+            if marker in line:
+                return line
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -175,9 +202,9 @@ class _Output:
             except queue.Empty:
                 continue
             self._seen.append(line)
-            if "API key (admin):" in line:
-                return line.split(":", 1)[1].strip()
-        raise AssertionError("no demo key printed:\n" + "".join(self._seen))
+            if marker in line:
+                return line
+        raise AssertionError(f"no line with {marker!r} printed:\n" + "".join(self._seen))
 
     def text(self) -> str:
         self._thread.join(timeout=10)
