@@ -6,14 +6,14 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= examples/city.toml
 
-.PHONY: run test install system-deps postgres lint typecheck unit soak bench bench-city bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api clean
+.PHONY: run test install system-deps postgres ngsi-client lint typecheck unit soak bench bench-city bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api clean
 
 ## run: the simulated city, the controller polling it, and the API on localhost (Ctrl-C stops)
 run: install system-deps
 	$(BIN)/lamplighter run -c $(CONFIG) --simulate --schedules examples/schedules.toml
 
 ## test: install everything, lint, type-check, run the whole suite
-test: install system-deps postgres lint typecheck unit
+test: install system-deps postgres ngsi-client lint typecheck unit
 
 install: $(STAMP)
 
@@ -27,7 +27,8 @@ $(STAMP): pyproject.toml
 ## mosquitto is the real broker the MQTT tests start on a private port; influxdb (1.6, /write and
 ## InfluxQL) and victoria-metrics (/api/v2/write) are the telemetry servers the tests start the same way
 ## (their packages start nothing: the tests run them on loopback ports, data under a temp dir);
-## chromium is the browser the dashboard tests drive with Playwright (never `playwright install`)
+## chromium is the browser the dashboard tests drive with Playwright (never `playwright install`);
+## prometheus brings promtool, which lints /metrics (its server is not started)
 system-deps:
 	@missing=""; \
 	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
@@ -35,6 +36,7 @@ system-deps:
 	command -v influxd >/dev/null 2>&1 || missing="$$missing influxdb"; \
 	command -v victoria-metrics >/dev/null 2>&1 || missing="$$missing victoria-metrics"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
@@ -54,13 +56,23 @@ postgres:
 	for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 	$(AS_POSTGRES) psql -q -c "ALTER USER postgres PASSWORD 'postgres'"
 
+## ngsi-client: the FIWARE client library the NGSI-LD tests drive our API with (tests/api/test_ngsi_ld.py).
+## It pins an old httpx, so it lives in its own virtual environment, as a foreign client would.
+NGSI_VENV := .venv-ngsi
+ngsi-client: $(NGSI_VENV)/.installed-stamp
+
+$(NGSI_VENV)/.installed-stamp: Makefile
+	$(PYTHON) -m venv $(NGSI_VENV)
+	$(NGSI_VENV)/bin/python -m pip install --quiet 'ngsildclient==0.5.2'
+	touch $@
+
 lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
 	$(BIN)/mypy
 
-unit: install system-deps postgres
+unit: install system-deps postgres ngsi-client
 	$(BIN)/pytest -q
 
 ## bench: performance figures (not tests): polling throughput, RS-485 efficiency, controller RSS
@@ -110,4 +122,4 @@ bench-rss: install
 	$(BIN)/python -m bench.bench_rss --lamps 10000
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) $(NGSI_VENV) var .mypy_cache .ruff_cache .pytest_cache *.egg-info

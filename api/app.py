@@ -19,6 +19,7 @@ from api.errors import RequestIdMiddleware, install_error_handlers
 from api.gate import RequestGate
 from api.heavy import HeavyWork
 from api.models import Health
+from api.openapi import install_openapi
 from api.streams import StreamSlots
 from controller.runtime import Controller
 
@@ -75,6 +76,7 @@ def create_app(controller: Controller) -> FastAPI:
     app.state.streams = StreamSlots(total=api.max_event_streams, per_caller=api.max_event_streams_per_client)
     app.state.guard = guard = AccessGuard(controller.auth, controller.logins, api)
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(  # inside the audit: its refusals are counted
         RequestGate,
         guard=guard,
@@ -107,6 +109,7 @@ def create_app(controller: Controller) -> FastAPI:
     app.include_router(geo.router)
     app.include_router(kpis.router)
     app.include_router(ngsi_ld.router)
+    app.include_router(ngsi_ld.contexts_router)
 
     # The dashboard: static files (the page logs in through the API like any client).
     app.mount("/dashboard", _StrictContent(StaticFiles(directory=DASHBOARD, html=True)), name="dashboard")
@@ -115,7 +118,13 @@ def create_app(controller: Controller) -> FastAPI:
     async def home() -> RedirectResponse:
         return RedirectResponse("/dashboard/")
 
-    @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness and link health")
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "starting: not serving yet"}},
+        tags=["operations"],
+        summary="Liveness and link health",
+    )
     async def healthz(response: Response) -> Health:
         links = {link_id: d.stats.connected for link_id, d in controller.drivers.items()}
         status: Literal["ok", "starting", "degraded"]

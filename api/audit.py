@@ -26,10 +26,12 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access import Permission, allow, guard_of
+from api.errors import ErrorBody
 from api.models import Page
 from api.params import Limit, Offset, instant
 from controller.auth_store import AuthStore
 from drivers.ratelog import RateLimitedLog
+from schedules.inputs import Instant
 
 log = logging.getLogger(__name__)
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -146,7 +148,10 @@ router = APIRouter(prefix="/api/v1", tags=["access"], dependencies=[allow(Permis
 
 
 @router.get(
-    "/audit", response_model=Page[AuditOut], summary="Who changed what, when and from where; newest first"
+    "/audit",
+    response_model=Page[AuditOut],
+    responses={400: {"model": ErrorBody, "description": "invalid_range: `from` or `to` out of range"}},
+    summary="Who changed what, when and from where; newest first",
 )
 async def audit_log(
     request: Request,
@@ -156,8 +161,8 @@ async def audit_log(
     action: Annotated[
         str | None, Query(max_length=300, description="part of the method and path, e.g. /overrides")
     ] = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Annotated[Instant | None, Query(alias="from")] = None,
+    until: Annotated[Instant | None, Query(alias="to")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AuditOut]:

@@ -14,6 +14,7 @@ from api.access import ROLE_PERMISSIONS, CurrentPrincipal, Permission, allow, gu
 from api.errors import ApiError, ErrorBody
 from controller.auth_store import ApiKeyRow, NameTaken, UserRow
 from controller.credentials import DUMMY_PASSWORD_HASH, Role, issue_token, verify_password
+from schedules.inputs import Flag
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 Name = Annotated[str, Field(pattern=NAME, description="letters, digits and . _ @ -; up to 64")]
@@ -109,7 +110,7 @@ class UserIn(BaseModel):
 class UserPatch(BaseModel):
     role: Role | None = None
     password: Password | None = None
-    disabled: bool | None = None
+    disabled: Flag | None = None
 
 
 class UserOut(BaseModel):

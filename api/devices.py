@@ -28,6 +28,7 @@ from controller.fleet import DeviceStatus
 from controller.registry import CommandRow, DeviceRow
 from controller.runtime import Controller
 from drivers.fields import READING_FIELDS
+from schedules.inputs import Instant
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"], dependencies=[allow(Permission.READ)])
 MAX_TELEMETRY_SPAN = timedelta(days=366)
@@ -88,8 +89,8 @@ async def get_device(request: Request, device_id: str) -> DeviceDetail:
 async def get_telemetry(
     request: Request,
     device_id: str,
-    start: Annotated[datetime | None, Query(alias="from", description="default: 1 h before `to`")] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="default: now")] = None,
+    start: Annotated[Instant | None, Query(alias="from", description="default: 1 h before `to`")] = None,
+    end: Annotated[Instant | None, Query(alias="to", description="default: now")] = None,
     every: Annotated[
         str | None,
         Query(max_length=20, description="aggregation window, e.g. 30s, 5m, 1h, 1d; omit for raw points"),

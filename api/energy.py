@@ -16,6 +16,7 @@ from api.params import parse_every, time_range
 from controller.registry import DeviceRow
 from controller.runtime import Controller
 from schedules.astro import AstroClock
+from schedules.inputs import Instant
 
 router = APIRouter(prefix="/api/v1", tags=["energy"], dependencies=[allow(Permission.READ)])
 MAX_WINDOWS = 400
@@ -66,10 +67,8 @@ class EnergyOut(BaseModel):
 async def energy(
     request: Request,
     group: Annotated[str, Query(max_length=300, description="group path; includes its sub-groups")],
-    start: Annotated[
-        dt.datetime | None, Query(alias="from", description="default: 7 days before `to`")
-    ] = None,
-    end: Annotated[dt.datetime | None, Query(alias="to", description="default: now")] = None,
+    start: Annotated[Instant | None, Query(alias="from", description="default: 7 days before `to`")] = None,
+    end: Annotated[Instant | None, Query(alias="to", description="default: now")] = None,
     every: Annotated[str, Query(max_length=20, description="window: 1h, 1d, 7d …")] = "1d",
     per_lamp: Annotated[bool, Query(description="each lamp's windows too (false: group totals only)")] = True,
 ) -> Response:

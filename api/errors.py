@@ -67,7 +67,14 @@ def error_response(
     *,
     scope: Scope | None = None,
 ) -> JSONResponse:
-    """The shared error shape; with the request's `scope`, its id in the body and headers."""
+    """The shared error shape; with the request's `scope`, its id in the body and headers. Under
+    /ngsi-ld/ the same error is a ProblemDetails document, as NGSI-LD clients expect."""
+    if scope is not None and str(scope.get("path", "")).startswith(NGSI_LD):
+        kind = _PROBLEM_OF_STATUS.get(status, code)
+        status = 400 if status == 422 else status  # NGSI-LD: a bad query is BadRequestData (400)
+        return problem_response(
+            status, kind, code.replace("_", " "), message, headers, scope=scope, code=code
+        )
     request_id = request_id_of(scope) if scope is not None else None
     body = ErrorBody(
         error=ErrorDetail(code=code, message=message, details=details or [], request_id=request_id)
@@ -75,6 +82,54 @@ def error_response(
     if request_id is not None:
         headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}
     return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)
+
+
+NGSI_LD = "/ngsi-ld/"
+NGSI_ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+#: ETSI GS CIM 009's error types and their HTTP statuses
+PROBLEM_STATUS = {
+    "BadRequestData": 400,
+    "InvalidRequest": 400,
+    "ResourceNotFound": 404,
+    "TooManyResults": 403,
+    "TooComplexQuery": 403,
+    "OperationNotSupported": 422,
+    "LdContextNotAvailable": 503,
+    "InternalError": 500,
+}
+_PROBLEM_OF_STATUS = {
+    400: "BadRequestData",
+    404: "ResourceNotFound",
+    422: "BadRequestData",
+    500: "InternalError",
+}
+
+
+def problem_response(
+    status: int,
+    kind: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    *,
+    scope: Scope | None = None,
+    code: str | None = None,
+) -> JSONResponse:
+    """An NGSI-LD ProblemDetails answer (RFC 7807 with an ETSI error `type` where one applies; our
+    own `code` beside it as an extension member)."""
+    request_id = request_id_of(scope) if scope is not None else None
+    body: dict[str, Any] = {
+        "type": f"{NGSI_ERRORS}{kind}" if kind in PROBLEM_STATUS else "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if code is not None:
+        body["code"] = code
+    if request_id is not None:
+        body["instance"] = f"urn:lamplighter:request:{request_id}"
+        headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}
+    return JSONResponse(body, status_code=status, media_type="application/json", headers=headers)
 
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -174,6 +229,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # Only the framework raises these: a body it cannot decode at all (not UTF-8, a broken
+            # multipart form). The same answer as any other invalid body.
+            message = f"body: cannot be read ({exc.detail}); JSON in UTF-8 or a multipart form is expected"
+            return error_response(422, "invalid_request", message, scope=request.scope)
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             exc.status_code, "http_error"
         )

@@ -15,6 +15,7 @@ from api.params import Limit, Offset
 from controller.firmware import FirmwareService, StoredImage
 from drivers.firmware import FirmwareRejected, Manifest
 from firmware_bridge.campaign import Campaign, CampaignSpec
+from schedules.inputs import Flag, Number, Whole
 
 router = APIRouter(prefix="/api/v1", tags=["firmware"], dependencies=[allow(Permission.READ)])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "not found"}}
@@ -39,12 +40,12 @@ class CampaignIn(BaseModel):
     current_version: str | None = Field(
         default=None, max_length=64, description="only devices running this version"
     )
-    waves: tuple[float, ...] = Field(default=(1, 10, 100), min_length=1, max_length=20)
-    success_threshold_pct: float = Field(default=95, ge=0, le=100)
-    error_threshold_pct: float = Field(default=10, ge=0, le=100)
-    approval: bool = False
-    concurrency: int = Field(default=50, ge=1, le=10_000)
-    allow_downgrade: bool = False
+    waves: tuple[Number, ...] = Field(default=(1, 10, 100), min_length=1, max_length=20)
+    success_threshold_pct: Number = Field(default=95, ge=0, le=100)
+    error_threshold_pct: Number = Field(default=10, ge=0, le=100)
+    approval: Flag = False
+    concurrency: Whole = Field(default=50, ge=1, le=10_000)
+    allow_downgrade: Flag = False
 
 
 class DeviceUpdateOut(BaseModel):

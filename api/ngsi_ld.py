@@ -1,186 +1,360 @@
-"""NGSI-LD (ETSI GS CIM 009) read access in FIWARE Smart Data Models, so a FIWARE-based IOC consumes us as is.
+"""NGSI-LD (ETSI GS CIM 009) read access, so a FIWARE-based IOC consumes us as it would a context broker.
 
-`GET /ngsi-ld/v1/entities?type=Streetlight|StreetlightGroup|AirQualityObserved` and
-`GET /ngsi-ld/v1/entities/{id}`, normalized representation, errors as NGSI-LD ProblemDetails.
-Mapping (docs/api.md): lamps → Streetlight (dataModel.Streetlighting), their groups →
-StreetlightGroup, environmental sensors → AirQualityObserved (dataModel.Environment).
+`GET /ngsi-ld/v1/entities` queries by `type` (names, lists, IRIs), `id`, `idPattern`, `attrs`, `q`,
+`georel`/`geometry`/`coordinates`, with `options=keyValues` (or `format=simplified`), `count`,
+`limit`/`offset` and `Link` paging. `GET /ngsi-ld/v1/entities/{id}` reads one. Content negotiation:
+`application/json` (the default: the @context in a `Link` header), `application/ld+json` (the
+@context in the body), `application/geo+json`; anything else is 406. Every error is a ProblemDetails
+document with an ETSI error type. Parameters this broker does not implement are refused (400)
+rather than ignored. The entities themselves: api/ngsi_entities.py.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections import defaultdict
+import math
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.access import Permission, allow
-from controller.registry import DeviceRow
+from api.errors import PROBLEM_STATUS, problem_response
+from api.ngsi_entities import CONTEXT, KNOWN_CONTEXTS, TYPES, entities_of, short_name
+from api.ngsi_geo import parse_georel
+from api.ngsi_query import QueryError, id_pattern, parse_q, parse_types
 from controller.runtime import Controller
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"], dependencies=[allow(Permission.READ)])
-CONTEXT = [
-    "https://raw.githubusercontent.com/smart-data-models/dataModel.Streetlighting/master/context.jsonld",
-    "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld",
-    "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld",
-]
-TYPES = ("Streetlight", "StreetlightGroup", "AirQualityObserved")
-MEDIA = "application/ld+json"
-#: open alerts → Streetlight `status` (the model's enumeration)
-DEFECTIVE = {"lampFailure", "driverFault", "lampPowerTooLow", "cyclingLamp", "overTemperature"}
-COLUMN = {"relayFault", "supplyVoltageTooLow", "supplyVoltageTooHigh", "lampPowerTooHigh"}
+contexts_router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"])
+JSONLD_REL = "http://www.w3.org/ns/json-ld#context"
+CONTEXT_PATH = "/ngsi-ld/v1/jsonldContexts/lamplighter"
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 20
+_MEDIA = ("application/json", "application/ld+json", "application/geo+json")
+_QUERY_PARAMS = frozenset(
+    {
+        "type", "id", "idPattern", "attrs", "q", "georel", "geometry", "coordinates", "geoproperty",
+        "options", "format", "count", "limit", "offset", "local", "lang",
+    }
+)  # fmt: skip
+_ENTITY_PARAMS = frozenset({"attrs", "options", "format", "local"})
 
 
-def urn(kind: str, key: str) -> str:
-    return f"urn:ngsi-ld:{kind}:{key.replace('/', ':')}"
-
-
-def _problem(status: int, kind: str, title: str, detail: str) -> JSONResponse:
-    body = {"type": f"https://uri.etsi.org/ngsi-ld/errors/{kind}", "title": title, "detail": detail}
-    return JSONResponse(body, status_code=status, media_type="application/json")
+class NgsiError(Exception):
+    def __init__(
+        self, kind: str, detail: str, *, status: int | None = None, title: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+        self.status = status or PROBLEM_STATUS[kind]
+        self.title = title or kind
 
 
 @router.get(
     "/entities",
-    summary="NGSI-LD entities of one type",
-    description=f"`type` is one of {', '.join(TYPES)}. Paginated with `limit` and `offset`.",
+    summary="Query entities (NGSI-LD)",
+    description=f"At least one of `type`, `id`, `idPattern`, `attrs`, `q` or `georel`. Types: "
+    f"{', '.join(TYPES)} (short names or their full IRIs). `limit` 0–{MAX_LIMIT} (default "
+    f"{DEFAULT_LIMIT}; 0 only with `count=true`), `offset`. Next and previous pages in the `Link` header.",
     response_class=JSONResponse,
 )
-async def entities(
+async def query_entities(
     request: Request,
-    type: Annotated[str | None, Query(description="entity type")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    type: Annotated[str | None, Query(description="entity types: A, A,B or A|B, (A;B)")] = None,
+    id: Annotated[str | None, Query(description="entity ids, comma-separated")] = None,
+    idPattern: Annotated[str | None, Query(description="a regular expression the id matches (RE2)")] = None,
+    attrs: Annotated[
+        str | None, Query(description="attributes to return (entities with at least one)")
+    ] = None,
+    q: Annotated[
+        str | None, Query(description='NGSI-LD query language, e.g. powerConsumption>50;status=="ok"')
+    ] = None,
+    georel: Annotated[str | None, Query(description="near;maxDistance==500, within, intersects, …")] = None,
+    geometry: Annotated[str | None, Query(description="Point, LineString, Polygon, MultiPolygon")] = None,
+    coordinates: Annotated[str | None, Query(description="GeoJSON coordinates, e.g. [105.85,21.03]")] = None,
+    geoproperty: Annotated[str | None, Query(description="location (the only GeoProperty)")] = None,
+    options: Annotated[str | None, Query(description="keyValues (or concise), normalized, count")] = None,
+    format: Annotated[str | None, Query(description="simplified or normalized")] = None,
+    count: Annotated[str | None, Query(description="true: NGSILD-Results-Count header")] = None,
+    limit: Annotated[str | None, Query(description=f"0–{MAX_LIMIT}")] = None,
+    offset: Annotated[str | None, Query(description="entities to skip")] = None,
 ) -> JSONResponse:
-    if type is None:
-        return _problem(400, "BadRequestData", "type is required", f"give type= one of {', '.join(TYPES)}")
-    if type not in TYPES:
-        return _problem(
-            400, "BadRequestData", "unknown type", f"{type!r}: this broker serves {', '.join(TYPES)}"
-        )
-    found = await _all(request.app.state.controller, type)
+    try:
+        media = _negotiate(request)
+        _refuse_unknown(request, _QUERY_PARAMS)
+        _check_context(request)
+        simplified, counted = _representation(options, format, count)
+        page_size = _integer("limit", limit, DEFAULT_LIMIT, 0, None)
+        skip = _integer("offset", offset, 0, 0, 2**31 - 1)
+        if page_size > MAX_LIMIT:
+            raise NgsiError("TooManyResults", f"limit {page_size}: at most {MAX_LIMIT} entities a page")
+        if page_size == 0 and not counted:
+            raise NgsiError(
+                "BadRequestData", "limit=0 asks for no entities: add count=true to get their number"
+            )
+        if not any((type, id, idPattern, attrs, q, georel)):
+            raise NgsiError(
+                "BadRequestData",
+                "give at least one of type, id, idPattern, attrs, q or georel (ETSI GS CIM 009)",
+            )
+        kinds = _kinds(type)
+        keep = _filters(id, idPattern, attrs, q, georel, geometry, coordinates, geoproperty)
+        found = [e for e in await entities_of(_controller(request), kinds) if keep(e)]
+    except NgsiError as exc:
+        return _error(request, exc)
+    page = found[skip : skip + page_size]
+    wanted = _attrs(attrs)
+    body: Any = [_shape(e, wanted, simplified, media) for e in page]
+    if media == "application/geo+json":
+        body = {"type": "FeatureCollection", "features": body}
+    headers = _context_headers(request, media)
+    if counted:
+        headers["NGSILD-Results-Count"] = str(len(found))
+    links = _page_links(request, skip, page_size, len(found))
+    if links:
+        headers["Link"] = ", ".join(filter(None, [headers.get("Link"), *links]))
+    return JSONResponse(body, media_type=media, headers=headers)
+
+
+@router.get(
+    "/entities/{entity_id}",
+    summary="One entity (NGSI-LD)",
+    response_class=JSONResponse,
+)
+async def retrieve_entity(
+    request: Request,
+    entity_id: str,
+    attrs: Annotated[str | None, Query(description="attributes to return")] = None,
+    options: Annotated[str | None, Query(description="keyValues (or concise), normalized")] = None,
+    format: Annotated[str | None, Query(description="simplified or normalized")] = None,
+) -> JSONResponse:
+    try:
+        media = _negotiate(request)
+        _refuse_unknown(request, _ENTITY_PARAMS)
+        _check_context(request)
+        simplified, _ = _representation(options, format, None)
+        if ":" not in entity_id:
+            raise NgsiError("BadRequestData", f"{entity_id!r} is not a URI (urn:ngsi-ld:<Type>:<id>)")
+        parts = entity_id.split(":")
+        kind = parts[2] if len(parts) >= 4 and parts[:2] == ["urn", "ngsi-ld"] else None
+        found = [
+            e for e in await entities_of(_controller(request), {kind} if kind in TYPES else set())
+            if e["id"] == entity_id
+        ]  # fmt: skip
+        if not found:
+            raise NgsiError("ResourceNotFound", f"no entity {entity_id}")
+        wanted = _attrs(attrs)
+        if wanted and not wanted & found[0].keys():
+            raise NgsiError(
+                "ResourceNotFound", f"entity {entity_id} has none of the attributes {sorted(wanted)}"
+            )
+    except NgsiError as exc:
+        return _error(request, exc)
     return JSONResponse(
-        found[offset : offset + limit],
-        media_type=MEDIA,
-        headers={"NGSILD-Results-Count": str(len(found))},
+        _shape(found[0], wanted, simplified, media),
+        media_type=media,
+        headers=_context_headers(request, media),
     )
 
 
-@router.get("/entities/{entity_id}", summary="One NGSI-LD entity", response_class=JSONResponse)
-async def entity(request: Request, entity_id: str) -> JSONResponse:
-    parts = entity_id.split(":")
-    if len(parts) < 4 or parts[:2] != ["urn", "ngsi-ld"] or parts[2] not in TYPES:
-        return _problem(404, "ResourceNotFound", "no such entity", entity_id)
-    for candidate in await _all(request.app.state.controller, parts[2]):
-        if candidate["id"] == entity_id:
-            return JSONResponse(candidate, media_type=MEDIA)
-    return _problem(404, "ResourceNotFound", "no such entity", entity_id)
+@contexts_router.get(
+    "/jsonldContexts/lamplighter",
+    summary="The @context the entities are written in (public, for JSON-LD processors)",
+    response_class=JSONResponse,
+)
+async def our_context() -> JSONResponse:
+    return JSONResponse({"@context": CONTEXT}, media_type="application/ld+json")
 
 
-async def _all(ctl: Controller, kind: str) -> list[dict[str, Any]]:
-    rows = sorted(ctl.devices.values(), key=lambda r: r.id)
-    alerts: dict[str, set[str]] = defaultdict(set)
-    for device_id, alert_kind in await ctl.open_alerts():
-        alerts[device_id].add(alert_kind)
-    if kind == "Streetlight":
-        return [_streetlight(ctl, r, alerts[r.id]) for r in rows if r.kind == "lamp"]
-    if kind == "AirQualityObserved":
-        return [e for r in rows if r.kind == "sensor" and (e := _air_quality(ctl, r)) is not None]
-    groups: dict[str, list[DeviceRow]] = defaultdict(list)
-    for r in rows:
-        if r.kind == "lamp":
-            groups[r.group_path].append(r)
-    return [_group(ctl, path, members, alerts) for path, members in sorted(groups.items())]
+# -- parameters -----------------------------------------------------------------------------------
 
 
-def _prop(value: Any, observed: dt.datetime | None = None, unit: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "Property", "value": value}
-    if observed is not None:
-        out["observedAt"] = observed.isoformat().replace("+00:00", "Z")
-    if unit is not None:
-        out["unitCode"] = unit
+def _negotiate(request: Request) -> str:
+    """The media type to answer in, from `Accept` (q-values honoured); application/json by default."""
+    accept = request.headers.get("accept", "").strip()
+    if not accept:
+        return "application/json"
+    offers: list[tuple[float, int, str]] = []
+    for i, part in enumerate(accept.split(",")):
+        media, *params = (x.strip() for x in part.split(";"))
+        quality = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    quality = float(param[2:])
+                except ValueError:
+                    quality = 0.0
+        offers.append((quality, -i, media.lower()))
+    for quality, _, media in sorted(offers, reverse=True):
+        if quality <= 0 or not math.isfinite(quality):
+            continue
+        if media in _MEDIA:
+            return media
+        if media in ("*/*", "application/*"):
+            return "application/json"
+    raise NgsiError(
+        "NotAcceptable",
+        f"cannot answer in {accept[:100]!r}: ask for {', '.join(_MEDIA)}",
+        status=406,
+        title="Not Acceptable",
+    )
+
+
+def _refuse_unknown(request: Request, allowed: frozenset[str]) -> None:
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise NgsiError(
+            "BadRequestData",
+            f"this broker does not implement {', '.join(unknown)}; it takes {', '.join(sorted(allowed))}",
+        )
+    repeated = sorted(k for k in set(request.query_params) if len(request.query_params.getlist(k)) > 1)
+    if repeated:
+        raise NgsiError("BadRequestData", f"{', '.join(repeated)} given more than once")
+
+
+def _check_context(request: Request) -> None:
+    link = request.headers.get("link")
+    if not link:
+        return
+    url = link.split(";", 1)[0].strip().strip("<>")
+    if url not in KNOWN_CONTEXTS and not url.endswith(CONTEXT_PATH):
+        raise NgsiError(
+            "LdContextNotAvailable",
+            f"this broker cannot fetch the @context {url[:200]}; it resolves terms with its own "
+            f"({', '.join(CONTEXT)}): send no Link header, or one of those",
+        )
+
+
+def _representation(options: str | None, fmt: str | None, count: str | None) -> tuple[bool, bool]:
+    """(keyValues?, count?) from `options`, `format` and `count`."""
+    chosen = {o.strip() for o in (options or "").split(",") if o.strip()}
+    unknown = chosen - {"keyValues", "concise", "normalized", "count"}
+    if unknown:
+        raise NgsiError(
+            "BadRequestData", f"options {', '.join(sorted(unknown))}: keyValues, normalized or count"
+        )
+    if fmt is not None and fmt not in ("simplified", "normalized", "keyValues"):
+        raise NgsiError("BadRequestData", f"format {fmt!r}: simplified or normalized")
+    if count is not None and count not in ("true", "false"):
+        raise NgsiError("BadRequestData", f"count {count!r}: true or false")
+    simplified = bool(chosen & {"keyValues", "concise"}) or fmt in ("simplified", "keyValues")
+    return simplified, count == "true" or "count" in chosen
+
+
+def _integer(name: str, raw: str | None, default: int, low: int, high: int | None) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 12:
+        raise NgsiError("BadRequestData", f"{name} {raw[:20]!r}: a whole number")
+    value = int(raw)
+    if value < low or (high is not None and value > high):
+        raise NgsiError("BadRequestData", f"{name} {value}: from {low} to {high}")
+    return value
+
+
+def _kinds(selector: str | None) -> set[str]:
+    if selector is None:
+        return set(TYPES)
+    try:
+        matches = parse_types(selector, short_name)
+    except QueryError as exc:
+        raise NgsiError(exc.kind, str(exc)) from None
+    return {t for t in TYPES if matches(t)}  # an unknown type matches nothing: 200 with []
+
+
+def _attrs(attrs: str | None) -> set[str]:
+    return {short_name(a.strip()) for a in (attrs or "").split(",") if a.strip()}
+
+
+def _filters(
+    ids: str | None,
+    pattern: str | None,
+    attrs: str | None,
+    q: str | None,
+    georel: str | None,
+    geometry: str | None,
+    coordinates: str | None,
+    geoproperty: str | None,
+) -> Callable[[Mapping[str, Any]], bool]:
+    tests: list[Callable[[Mapping[str, Any]], bool]] = []
+    try:
+        if ids is not None:
+            wanted_ids = {i.strip() for i in ids.split(",") if i.strip()}
+            tests.append(lambda e: e["id"] in wanted_ids)
+        if pattern is not None:
+            matches = id_pattern(pattern)
+            tests.append(lambda e: matches(e["id"]))
+        if attrs is not None:
+            names = _attrs(attrs)
+            tests.append(lambda e: bool(names & e.keys()))
+        if q is not None:
+            tests.append(parse_q(q, short_name))
+        if georel is not None or geometry is not None or coordinates is not None:
+            if georel is None:
+                raise QueryError("geometry and coordinates need georel")
+            geo = parse_georel(georel, geometry, coordinates)
+            where = short_name(geoproperty or "location")
+
+            def located(e: Mapping[str, Any]) -> bool:
+                value = e.get(where, {}).get("value", {})
+                return value.get("type") == "Point" and geo.matches(*value["coordinates"][:2])
+
+            tests.append(located)
+    except QueryError as exc:
+        raise NgsiError(exc.kind, str(exc)) from None
+    return lambda e: all(t(e) for t in tests)
+
+
+# -- answers --------------------------------------------------------------------------------------
+
+
+def _shape(entity: Mapping[str, Any], attrs: set[str], simplified: bool, media: str) -> dict[str, Any]:
+    """Project `attrs`, simplify to keyValues if asked, then wrap for the media type."""
+    out: dict[str, Any] = {}
+    for key, value in entity.items():
+        if key in ("id", "type") or not attrs or key in attrs:
+            out[key] = _simple(value) if simplified and key not in ("id", "type") else value
+    if media == "application/geo+json":
+        location = entity.get("location", {}).get("value")
+        properties = {k: v for k, v in out.items() if k != "id"}
+        return {"id": out["id"], "type": "Feature", "geometry": location, "properties": properties}
+    if media == "application/ld+json":
+        out["@context"] = CONTEXT
     return out
 
 
-def _point(lon: float, lat: float) -> dict[str, Any]:
-    return {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}}
+def _simple(attribute: Any) -> Any:
+    if isinstance(attribute, Mapping):
+        if attribute.get("type") == "Relationship":
+            return attribute.get("object")
+        return attribute.get("value")
+    return attribute
 
 
-def _power_state(values: dict[str, Any]) -> str:
-    if not values.get("lamp_on"):
-        return "off"
-    level = values.get("dim_level_pct")
-    return "low" if isinstance(level, int | float) and level < 100 else "on"
+def _context_headers(request: Request, media: str) -> dict[str, str]:
+    if media == "application/ld+json":
+        return {}
+    url = str(request.url_for("our_context"))
+    return {"Link": f'<{url}>; rel="{JSONLD_REL}"; type="application/ld+json"'}
 
 
-def _streetlight(ctl: Controller, row: DeviceRow, alerts: set[str]) -> dict[str, Any]:
-    st = ctl.fleet[row.id]
-    values = (st.last_reading_doc() or {}).get("values", {})
-    status = "defectiveLamp" if alerts & DEFECTIVE else "columnIssue" if alerts & COLUMN else "ok"
-    entity: dict[str, Any] = {
-        "id": urn("Streetlight", row.id),
-        "type": "Streetlight",
-        "name": _prop(row.id),
-        "location": _point(row.longitude, row.latitude),
-        "status": _prop(status),
-        "refStreetlightGroup": {"type": "Relationship", "object": urn("StreetlightGroup", row.group_path)},
-        "@context": CONTEXT,
-    }
-    if values:
-        entity["powerState"] = _prop(_power_state(values), st.last_seen)
-        level = values.get("dim_level_pct")
-        if isinstance(level, int | float):
-            entity["illuminanceLevel"] = _prop(round(level / 100, 3), st.last_seen)
-        power = values.get("power_w")
-        if isinstance(power, int | float):
-            entity["powerConsumption"] = _prop(round(power, 2), st.last_seen, "WTT")
-    if st.state == "offline":
-        entity["annotations"] = _prop(["communication lost: values are the last ones received"])
-    return entity
+def _page_links(request: Request, skip: int, size: int, total: int) -> list[str]:
+    links = []
+    if size and skip + size < total:
+        links.append(f'<{request.url.include_query_params(offset=skip + size, limit=size)}>; rel="next"')
+    if size and skip > 0:
+        links.append(
+            f'<{request.url.include_query_params(offset=max(0, skip - size), limit=size)}>; rel="prev"'
+        )
+    return links
 
 
-def _group(
-    ctl: Controller, path: str, members: list[DeviceRow], alerts: dict[str, set[str]]
-) -> dict[str, Any]:
-    lit = sum(
-        1 for m in members if (ctl.fleet[m.id].last_reading_doc() or {}).get("values", {}).get("lamp_on")
-    )
-    faulty = sum(1 for m in members if alerts[m.id] & (DEFECTIVE | COLUMN))
-    lon = sum(m.longitude for m in members) / len(members)
-    lat = sum(m.latitude for m in members) / len(members)
-    return {
-        "id": urn("StreetlightGroup", path),
-        "type": "StreetlightGroup",
-        "name": _prop(path),
-        "location": _point(round(lon, 7), round(lat, 7)),
-        "powerState": _prop("on" if lit == len(members) else "off" if lit == 0 else "low"),
-        "refStreetlight": {"type": "Relationship", "object": [urn("Streetlight", m.id) for m in members]},
-        "annotations": _prop([f"{len(members)} lamps, {lit} lit, {faulty} with an open fault"]),
-        "@context": CONTEXT,
-    }
+def _error(request: Request, exc: NgsiError) -> JSONResponse:
+    return problem_response(exc.status, exc.kind, exc.title, exc.detail, scope=request.scope)
 
 
-def _air_quality(ctl: Controller, row: DeviceRow) -> dict[str, Any] | None:
-    st = ctl.fleet[row.id]
-    values = (st.last_reading_doc() or {}).get("values", {})
-    if not values or st.last_seen is None:
-        return None
-    entity: dict[str, Any] = {
-        "id": urn("AirQualityObserved", row.id),
-        "type": "AirQualityObserved",
-        "location": _point(row.longitude, row.latitude),
-        "dateObserved": _prop(st.last_seen.isoformat().replace("+00:00", "Z")),
-        "@context": CONTEXT,
-    }
-    fields = {
-        "pm25": ("pm2_5_ugm3", "GQ", 1.0),
-        "pm10": ("pm10_ugm3", "GQ", 1.0),
-        "temperature": ("air_temperature_c", "CEL", 1.0),
-        "relativeHumidity": ("humidity_pct", "C62", 0.01),  # the model wants a fraction 0–1
-    }
-    for name, (field, unit, scale) in fields.items():
-        value = values.get(field)
-        if isinstance(value, int | float):
-            entity[name] = _prop(round(value * scale, 4), st.last_seen, unit)
-    return entity
+def _controller(request: Request) -> Controller:
+    ctl: Controller = request.app.state.controller
+    return ctl

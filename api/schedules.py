@@ -15,6 +15,7 @@ from api.params import time_range
 from controller.runtime import Controller
 from controller.scheduling import Kind, Scheduling
 from schedules.astro import AstroClock
+from schedules.inputs import Instant
 from schedules.model import Calendar, Override, Program
 from schedules.plan import ScheduleError, Target
 from schedules.preview import preview
@@ -98,8 +99,8 @@ MAX_PREVIEW_SPAN = dt.timedelta(days=7)
 async def get_preview(
     request: Request,
     group: Annotated[str, Query(max_length=300, description="group path")],
-    start: Annotated[dt.datetime | None, Query(alias="from", description="default: now")] = None,
-    end: Annotated[dt.datetime | None, Query(alias="to", description="default: 24 h after `from`")] = None,
+    start: Annotated[Instant | None, Query(alias="from", description="default: now")] = None,
+    end: Annotated[Instant | None, Query(alias="to", description="default: 24 h after `from`")] = None,
     every_min: Annotated[float, Query(ge=1, le=60, description="minutes between points")] = 5,
     device: Annotated[
         str | None, Query(max_length=64, description="one lamp of the group (its overrides count)")

@@ -113,7 +113,7 @@ def scrape(url: str, key: str) -> dict[str, float]:
                 out["stored"] += s.value
             elif s.name == "lamplighter_commands_total" and s.labels.get("action") == "set_level":
                 out[f"set_level_{s.labels['status']}"] += s.value
-            elif s.name == "lamplighter_telemetry_points" and s.labels.get("state") == "written":
+            elif s.name == "lamplighter_telemetry_points_written_total":
                 out["points_written"] += s.value
     return dict(out)
 

@@ -7,15 +7,16 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 from controller.detectors import Expected
 from controller.metrics import ControllerMetrics
 from controller.registry import CommandRow, Registry
 from drivers.base import DeviceRef, Driver, FieldValue
 from drivers.errors import DriverError
+from schedules.inputs import Instant, Whole
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,12 @@ class Command(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Action
-    value: int | bool = Field(description="level 0–100 for set_level, true/false for switch")
+    value: Annotated[bool, Strict()] | Whole = Field(
+        description="level 0–100 for set_level, true/false for switch"
+    )
     origin: Origin = "operator"
-    priority: int = Field(default=50, ge=0, le=100, description="higher wins (schedules use it)")
-    expires_at: datetime | None = Field(default=None, description="not executed after this instant")
+    priority: Whole = Field(default=50, ge=0, le=100, description="higher wins (schedules use it)")
+    expires_at: Instant | None = Field(default=None, description="not executed after this instant")
 
     @model_validator(mode="after")
     def _value_fits_action(self) -> Command:

@@ -1,8 +1,83 @@
-"""Prometheus metrics of one controller instance (its own registry, so tests can run several)."""
+"""Prometheus metrics of one controller instance (its own registry, so tests can run several).
+
+Conventions (checked by `promtool check metrics` in tests/controller/test_metrics.py): counters end
+in `_total` and only grow; a gauge is one current level; one meaning per metric. Figures kept by
+other parts (task restarts, the InfluxDB store's points) are read when Prometheus scrapes, by
+`StateCollector`, as counters or gauges as they are. No `_created` series: they doubled every
+counter and nothing reads them.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
+
+
+@dataclass(frozen=True)
+class TelemetryFigures:
+    """The InfluxDB store's own counts (zero for the embedded store, which has no buffer)."""
+
+    written_points: int = 0
+    rejected_points: int = 0
+    dropped_points: int = 0
+    buffered_points: int = 0
+    buffer_bytes: int = 0
+
+
+class StateCollector(Collector):
+    """Reads, at each scrape, what other parts count: supervised task restarts and the store's points."""
+
+    def __init__(
+        self,
+        restarts: Callable[[], Mapping[str, int]],
+        telemetry: Callable[[], TelemetryFigures | None],
+    ) -> None:
+        self.restarts = restarts
+        self.telemetry = telemetry
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        restarted = CounterMetricFamily(
+            "lamplighter_task_restarts", "Restarts of supervised tasks after a crash", labels=["task"]
+        )
+        for task, n in sorted(self.restarts().items()):
+            restarted.add_metric([task], n)
+        yield restarted
+        figures = self.telemetry()
+        if figures is None:
+            return
+        for name, text, value in (
+            ("written", "InfluxDB store: points written", figures.written_points),
+            ("rejected", "InfluxDB store: points the server refused", figures.rejected_points),
+            (
+                "dropped",
+                "InfluxDB store: buffered points dropped past the buffer's cap",
+                figures.dropped_points,
+            ),
+        ):
+            yield CounterMetricFamily(f"lamplighter_telemetry_points_{name}", text, value=value)
+        yield GaugeMetricFamily(
+            "lamplighter_telemetry_points_buffered",
+            "InfluxDB store: points waiting in the on-disk buffer",
+            value=figures.buffered_points,
+        )
+        yield GaugeMetricFamily(
+            "lamplighter_telemetry_buffer_bytes",
+            "InfluxDB store: size of the on-disk buffer",
+            value=figures.buffer_bytes,
+        )
 
 
 class ControllerMetrics:
@@ -46,9 +121,6 @@ class ControllerMetrics:
         )
         self.devices = Gauge("lamplighter_devices", "Devices by state", ["state"], registry=r)
         self.link_up = Gauge("lamplighter_link_up", "1 while the link is connected", ["link"], registry=r)
-        self.task_restarts = Gauge(
-            "lamplighter_task_restarts", "Restarts of supervised tasks", ["task"], registry=r
-        )
         self.alerts = Counter(
             "lamplighter_alerts_total", "Alert changes by kind and change", ["kind", "change"], registry=r
         )
@@ -65,15 +137,9 @@ class ControllerMetrics:
             ["status"],
             registry=r,
         )
-        self.telemetry_points = Gauge(
-            "lamplighter_telemetry_points",
-            "InfluxDB store: points written, refused, waiting in the buffer, dropped past its cap",
-            ["state"],
-            registry=r,
-        )
-        self.telemetry_buffer_bytes = Gauge(
-            "lamplighter_telemetry_buffer_bytes", "InfluxDB store: size of the on-disk buffer", registry=r
-        )
+
+    def watch(self, collector: StateCollector) -> None:
+        self.registry.register(collector)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,6 +19,7 @@ from controller.alert_book import Alert
 from controller.detectors import Expected
 from controller.fleet import DeviceStatus
 from controller.registry import DeviceRow
+from schedules.inputs import Number
 
 ReportKind = Literal["lamp_out", "day_burning", "flickering"]
 Verdict = Literal["confirmed", "not_confirmed", "unknown"]
@@ -41,9 +42,9 @@ class ReportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: ReportKind = "lamp_out"
-    latitude: float = Field(ge=-90, le=90, allow_inf_nan=False)
-    longitude: float = Field(ge=-180, le=180, allow_inf_nan=False)
-    radius_m: float = Field(default=50, gt=0, le=500, description="how far from the point to look")
+    latitude: Number = Field(ge=-90, le=90, allow_inf_nan=False)
+    longitude: Number = Field(ge=-180, le=180, allow_inf_nan=False)
+    radius_m: Number = Field(default=50, gt=0, le=500, description="how far from the point to look")
     reference: str | None = Field(default=None, max_length=200, description="the IOC's ticket id")
     description: str = Field(default="", max_length=2000)
 

@@ -39,7 +39,7 @@ from controller.fleet import Fleet
 from controller.influx import InfluxStore
 from controller.ingest import ReadingIngest
 from controller.login_lockout import LockoutPolicy, LoginLockout
-from controller.metrics import ControllerMetrics
+from controller.metrics import ControllerMetrics, StateCollector, TelemetryFigures
 from controller.outbound import StatePublisher
 from controller.poller import LinkPoller, PolledDevice
 from controller.registry import DeviceRow, Registry
@@ -75,6 +75,7 @@ class Controller:
         self.ble_backends = dict(ble_backends or {})
         self.metrics = ControllerMetrics()
         self.supervisor = Supervisor()
+        self.metrics.watch(StateCollector(self.supervisor.restarts, self._telemetry_figures))
         self.queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=settings.poller.queue_size)
         self.registry = Registry(create_engine(settings.database.url))
         self.store: TelemetryStore = create_store(settings.telemetry)
@@ -273,15 +274,18 @@ class Controller:
         for link_id, driver in self.drivers.items():
             m.link_up.labels(link_id).set(1 if driver.stats.connected else 0)
         m.queue_depth.set(self.queue.qsize())
-        for task, n in self.supervisor.restarts().items():
-            m.task_restarts.labels(task).set(n)
-        if isinstance(self.store, InfluxStore):
-            s = self.store
-            m.telemetry_points.labels("written").set(s.written_points)
-            m.telemetry_points.labels("rejected").set(s.rejected_points)
-            m.telemetry_points.labels("buffered").set(s.backlog_points)
-            m.telemetry_points.labels("dropped").set(s.buffer.dropped_points)
-            m.telemetry_buffer_bytes.set(s.buffer.bytes)
+
+    def _telemetry_figures(self) -> TelemetryFigures | None:
+        if not isinstance(self.store, InfluxStore):
+            return None
+        s = self.store
+        return TelemetryFigures(
+            written_points=s.written_points,
+            rejected_points=s.rejected_points,
+            dropped_points=s.buffer.dropped_points,
+            buffered_points=s.backlog_points,
+            buffer_bytes=s.buffer.bytes,
+        )
 
     async def open_alerts(self) -> list[tuple[str, str]]:
         """(device id, kind) of every open alert in the city: from memory when this instance

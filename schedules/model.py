@@ -3,7 +3,6 @@ per night, and overrides with a start and an expiry. Validated at the edge (pyda
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 from typing import Literal
 
@@ -11,6 +10,7 @@ import holidays
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schedules.astro import SunEvent
+from schedules.inputs import Day, Instant, Number, Whole
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -27,8 +27,8 @@ class _Frozen(BaseModel):
 class Photocell(_Frozen):
     """Lux-triggered switching with hysteresis: on below `on_below_lx`, off above `off_above_lx`."""
 
-    on_below_lx: float = Field(ge=0)
-    off_above_lx: float = Field(gt=0)
+    on_below_lx: Number = Field(ge=0, allow_inf_nan=False)
+    off_above_lx: Number = Field(gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Photocell:
@@ -56,9 +56,9 @@ class Step(_Frozen):
 
     at: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM")
     event: SunEvent | None = None
-    offset_min: int = Field(default=0, ge=-240, le=240)
-    level: int = Field(ge=0, le=100)
-    ramp_min: float = Field(default=0, ge=0, le=120)
+    offset_min: Whole = Field(default=0, ge=-240, le=240)
+    level: Whole = Field(ge=0, le=100)
+    ramp_min: Number = Field(default=0, ge=0, le=120)
     photocell: Photocell | None = Field(
         default=None, description="until the next step, follow the photocell: `level` when on, 0 when off"
     )
@@ -92,7 +92,7 @@ class Program(_Frozen):
         max_length=MAX_STEPS,
         description=f"at most {MAX_STEPS}: every lamp's level is decided from them, often",
     )
-    constant_light_output: tuple[tuple[float, float], ...] = Field(default=(), max_length=100)
+    constant_light_output: tuple[tuple[Number, Number], ...] = Field(default=(), max_length=100)
 
     @model_validator(mode="after")
     def _clo_curve(self) -> Program:
@@ -120,14 +120,14 @@ class CalendarRule(_Frozen):
 
     program: str = Field(max_length=64)
     weekdays: tuple[Weekday, ...] | None = Field(default=None, min_length=1, max_length=7)
-    date: dt.date | None = None
-    date_from: dt.date | None = None
-    date_to: dt.date | None = None
+    date: Day | None = None
+    date_from: Day | None = None
+    date_to: Day | None = None
     holiday: str | None = Field(
         default=None, max_length=100, description='a holiday name, or "any" public holiday'
     )
-    lunar_month: int | None = Field(default=None, ge=1, le=12)
-    lunar_day: int | None = Field(default=None, ge=1, le=30)
+    lunar_month: Whole | None = Field(default=None, ge=1, le=12)
+    lunar_day: Whole | None = Field(default=None, ge=1, le=30)
 
     @model_validator(mode="after")
     def _one_kind(self) -> CalendarRule:
@@ -175,10 +175,10 @@ class Override(_Frozen):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     device_id: str | None = Field(default=None, max_length=64)
     group: str | None = Field(default=None, max_length=300)
-    level: int = Field(ge=0, le=100)
-    start: dt.datetime
-    expiry: dt.datetime
-    priority: int = Field(default=50, ge=0, le=100)
+    level: Whole = Field(ge=0, le=100)
+    start: Instant
+    expiry: Instant
+    priority: Whole = Field(default=50, ge=0, le=100)
     reason: str = Field(default="", max_length=500, description="free text, shown as text (never as markup)")
 
     @model_validator(mode="after")

@@ -77,7 +77,7 @@ ROLE_MATRIX: dict[str, set[str]] = {
     "GET /ngsi-ld/v1/entities/{entity_id}": EVERYONE,
     "GET /metrics": EVERYONE,
 }
-PUBLIC = {"POST /api/v1/auth/login", "GET /healthz"}
+PUBLIC = {"POST /api/v1/auth/login", "GET /healthz", "GET /ngsi-ld/v1/jsonldContexts/lamplighter"}
 
 
 @pytest.fixture

@@ -318,7 +318,11 @@ async def test_ngsi_ld_serves_streetlights_and_their_groups_as_smart_data_models
             break
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
-    response = await client.get("/ngsi-ld/v1/entities", params={"type": "Streetlight", "limit": 3})
+    response = await client.get(
+        "/ngsi-ld/v1/entities",
+        params={"type": "Streetlight", "limit": 3, "count": "true"},
+        headers={"Accept": "application/ld+json"},
+    )
     assert response.headers["content-type"].startswith("application/ld+json")
     assert response.headers["ngsild-results-count"] == "9"
     lights = {e["id"]: e for e in response.json()}

@@ -1,0 +1,193 @@
+"""Our devices as NGSI-LD entities of the FIWARE Smart Data Models, and the terms they are written in.
+
+- a lamp → `Streetlight` (dataModel.Streetlighting): location, status, powerState, illuminanceLevel,
+  powerConsumption, refStreetlightGroup, annotations;
+- a group of lamps → `StreetlightGroup`: location (centroid), powerState, refStreetlight, annotations;
+- an environmental sensor → `AirQualityObserved` (dataModel.Environment): location, dateObserved,
+  pm25, pm10, temperature, relativeHumidity.
+
+Entities are built in their normalized form from the live state; the other representations
+(keyValues, GeoJSON) are derived from it (api/ngsi_ld.py). The terms' full IRIs are those of the
+Smart Data Models' and ETSI's @context documents, so a client may name types and attributes either
+way (`Streetlight` or `https://uri.etsi.org/ngsi-ld/default-context/Streetlight`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from controller.registry import DeviceRow
+from controller.runtime import Controller
+
+CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
+STREETLIGHTING = (
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.Streetlighting/master/context.jsonld"
+)
+ENVIRONMENT = (
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld"
+)
+CONTEXT = [STREETLIGHTING, ENVIRONMENT, CORE_CONTEXT]
+#: contexts a client may name in its Link header: their terms are ours (we cannot fetch others)
+KNOWN_CONTEXTS = frozenset(
+    {
+        *CONTEXT,
+        "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.6.jsonld",
+        "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.7.jsonld",
+        "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld",
+        "https://smartdatamodels.org/context.jsonld",
+        "https://smart-data-models.github.io/dataModel.Streetlighting/context.jsonld",
+        "https://smart-data-models.github.io/dataModel.Environment/context.jsonld",
+    }
+)
+TYPES = ("Streetlight", "StreetlightGroup", "AirQualityObserved")
+_SDM = "https://smartdatamodels.org/"
+_VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
+#: full IRI → our short name, for types and attributes
+_IRIS: dict[str, str] = {
+    **{f"{_VOCAB}{t}": t for t in TYPES},
+    f"{_SDM}dataModel.Streetlighting/Streetlight": "Streetlight",
+    f"{_SDM}dataModel.Streetlighting/StreetlightGroup": "StreetlightGroup",
+    f"{_SDM}dataModel.Environment/AirQualityObserved": "AirQualityObserved",
+    "https://uri.etsi.org/ngsi-ld/location": "location",
+    "https://uri.etsi.org/ngsi-ld/status": "status",
+    f"{_SDM}annotations": "annotations",
+    f"{_SDM}name": "name",
+    f"{_SDM}dataModel.Environment/name": "name",
+    **{
+        f"{_SDM}dataModel.Streetlighting/{a}": a
+        for a in (
+            "powerState",
+            "illuminanceLevel",
+            "powerConsumption",
+            "refStreetlightGroup",
+            "refStreetlight",
+        )
+    },
+    **{
+        f"{_SDM}dataModel.Environment/{a}": a
+        for a in ("dateObserved", "pm25", "pm10", "temperature", "relativeHumidity")
+    },
+}
+#: open alerts → Streetlight `status` (the model's enumeration)
+DEFECTIVE = {"lampFailure", "driverFault", "lampPowerTooLow", "cyclingLamp", "overTemperature"}
+COLUMN = {"relayFault", "supplyVoltageTooLow", "supplyVoltageTooHigh", "lampPowerTooHigh"}
+
+
+def short_name(term: str) -> str:
+    """Our name for a type or attribute written short or as a full IRI (others stay as written)."""
+    return _IRIS.get(term, term.removeprefix(_VOCAB))
+
+
+def urn(kind: str, key: str) -> str:
+    return f"urn:ngsi-ld:{kind}:{key.replace('/', ':')}"
+
+
+async def entities_of(ctl: Controller, kinds: set[str]) -> list[dict[str, Any]]:
+    """Every entity of these types, normalized, sorted by type then id."""
+    rows = sorted(ctl.devices.values(), key=lambda r: r.id)
+    alerts: dict[str, set[str]] = defaultdict(set)
+    if kinds & {"Streetlight", "StreetlightGroup"}:
+        for device_id, alert_kind in await ctl.open_alerts():
+            alerts[device_id].add(alert_kind)
+    found: list[dict[str, Any]] = []
+    if "AirQualityObserved" in kinds:
+        found += [e for r in rows if r.kind == "sensor" and (e := _air_quality(ctl, r)) is not None]
+    if "Streetlight" in kinds:
+        found += [_streetlight(ctl, r, alerts[r.id]) for r in rows if r.kind == "lamp"]
+    if "StreetlightGroup" in kinds:
+        groups: dict[str, list[DeviceRow]] = defaultdict(list)
+        for r in rows:
+            if r.kind == "lamp":
+                groups[r.group_path].append(r)
+        found += [_group(ctl, path, members, alerts) for path, members in sorted(groups.items())]
+    return found
+
+
+def _prop(value: Any, observed: dt.datetime | None = None, unit: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "Property", "value": value}
+    if observed is not None:
+        out["observedAt"] = observed.isoformat().replace("+00:00", "Z")
+    if unit is not None:
+        out["unitCode"] = unit
+    return out
+
+
+def _point(lon: float, lat: float) -> dict[str, Any]:
+    return {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}}
+
+
+def _power_state(values: Mapping[str, Any]) -> str:
+    if not values.get("lamp_on"):
+        return "off"
+    level = values.get("dim_level_pct")
+    return "low" if isinstance(level, int | float) and level < 100 else "on"
+
+
+def _streetlight(ctl: Controller, row: DeviceRow, alerts: set[str]) -> dict[str, Any]:
+    st = ctl.fleet[row.id]
+    values = st.last_values()
+    status = "defectiveLamp" if alerts & DEFECTIVE else "columnIssue" if alerts & COLUMN else "ok"
+    entity: dict[str, Any] = {
+        "id": urn("Streetlight", row.id),
+        "type": "Streetlight",
+        "name": _prop(row.id),
+        "location": _point(row.longitude, row.latitude),
+        "status": _prop(status),
+        "refStreetlightGroup": {"type": "Relationship", "object": urn("StreetlightGroup", row.group_path)},
+    }
+    if values:
+        entity["powerState"] = _prop(_power_state(values), st.last_seen)
+        level = values.get("dim_level_pct")
+        if isinstance(level, int | float):
+            entity["illuminanceLevel"] = _prop(round(level / 100, 3), st.last_seen)
+        power = values.get("power_w")
+        if isinstance(power, int | float):
+            entity["powerConsumption"] = _prop(round(power, 2), st.last_seen, "WTT")
+    if st.state == "offline":
+        entity["annotations"] = _prop(["communication lost: values are the last ones received"])
+    return entity
+
+
+def _group(
+    ctl: Controller, path: str, members: list[DeviceRow], alerts: dict[str, set[str]]
+) -> dict[str, Any]:
+    lit = sum(1 for m in members if ctl.fleet[m.id].last_values().get("lamp_on"))
+    faulty = sum(1 for m in members if alerts[m.id] & (DEFECTIVE | COLUMN))
+    lon = sum(m.longitude for m in members) / len(members)
+    lat = sum(m.latitude for m in members) / len(members)
+    return {
+        "id": urn("StreetlightGroup", path),
+        "type": "StreetlightGroup",
+        "name": _prop(path),
+        "location": _point(round(lon, 7), round(lat, 7)),
+        "powerState": _prop("on" if lit == len(members) else "off" if lit == 0 else "low"),
+        "refStreetlight": {"type": "Relationship", "object": [urn("Streetlight", m.id) for m in members]},
+        "annotations": _prop([f"{len(members)} lamps, {lit} lit, {faulty} with an open fault"]),
+    }
+
+
+def _air_quality(ctl: Controller, row: DeviceRow) -> dict[str, Any] | None:
+    st = ctl.fleet[row.id]
+    values = st.last_values()
+    if not values or st.last_seen is None:
+        return None
+    entity: dict[str, Any] = {
+        "id": urn("AirQualityObserved", row.id),
+        "type": "AirQualityObserved",
+        "location": _point(row.longitude, row.latitude),
+        "dateObserved": _prop(st.last_seen.isoformat().replace("+00:00", "Z")),
+    }
+    fields = {
+        "pm25": ("pm2_5_ugm3", "GQ", 1.0),
+        "pm10": ("pm10_ugm3", "GQ", 1.0),
+        "temperature": ("air_temperature_c", "CEL", 1.0),
+        "relativeHumidity": ("humidity_pct", "C62", 0.01),  # the model wants a fraction 0–1
+    }
+    for name, (field, unit, scale) in fields.items():
+        value = values.get(field)
+        if isinstance(value, int | float):
+            entity[name] = _prop(round(value * scale, 4), st.last_seen, unit)
+    return entity
