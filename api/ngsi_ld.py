@@ -82,10 +82,7 @@ async def query_entities(
     offset: Annotated[str | None, Query(description="entities to skip")] = None,
 ) -> JSONResponse:
     try:
-        media = _negotiate(request)
-        _refuse_unknown(request, _QUERY_PARAMS)
-        _check_context(request)
-        simplified, counted = _representation(options, format, count)
+        media, simplified, counted = _request_shape(request, _QUERY_PARAMS, options, format, count)
         page_size = _integer("limit", limit, DEFAULT_LIMIT, 0, None)
         skip = _integer("offset", offset, 0, 0, 2**31 - 1)
         if page_size > MAX_LIMIT:
@@ -131,10 +128,7 @@ async def retrieve_entity(
     format: Annotated[str | None, Query(description="simplified or normalized")] = None,
 ) -> JSONResponse:
     try:
-        media = _negotiate(request)
-        _refuse_unknown(request, _ENTITY_PARAMS)
-        _check_context(request)
-        simplified, _ = _representation(options, format, None)
+        media, simplified, _ = _request_shape(request, _ENTITY_PARAMS, options, format, None)
         if ":" not in entity_id:
             raise NgsiError("BadRequestData", f"{entity_id!r} is not a URI (urn:ngsi-ld:<Type>:<id>)")
         parts = entity_id.split(":")
@@ -169,6 +163,17 @@ async def our_context() -> JSONResponse:
 
 
 # -- parameters -----------------------------------------------------------------------------------
+
+
+def _request_shape(
+    request: Request, allowed: frozenset[str], options: str | None, fmt: str | None, count: str | None
+) -> tuple[str, bool, bool]:
+    """What every NGSI-LD request settles first: (media type, keyValues?, count?), having refused
+    parameters we do not implement and @contexts we cannot read."""
+    media = _negotiate(request)
+    _refuse_unknown(request, allowed)
+    _check_context(request)
+    return (media, *_representation(options, fmt, count))
 
 
 def _negotiate(request: Request) -> str:

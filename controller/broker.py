@@ -189,17 +189,21 @@ class _GuardedBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
             await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
-class PasswordCheck(BaseAuthPlugin):  # type: ignore[misc]
-    """amqtt plugin: the user name and password of every CONNECT."""
+class _AccessPlugin:
+    """What both plugins share: the access object handed over in their config, a refusal log."""
 
     @dataclass
     class Config:
         access: Any = None
 
     def __init__(self, context: Any) -> None:
-        super().__init__(context)
-        self.access: BrokerAccess = self.context.config.access
+        super().__init__(context)  # type: ignore[call-arg]  # the amqtt base class takes the context
+        self.access: BrokerAccess = context.config.access
         self._refusals = RateLimitedLog(log, interval_s=60.0)
+
+
+class PasswordCheck(_AccessPlugin, BaseAuthPlugin):  # type: ignore[misc]
+    """amqtt plugin: the user name and password of every CONNECT."""
 
     async def authenticate(self, *, session: Session) -> bool:
         if await self.access.login(session.username, session.password):
@@ -211,17 +215,8 @@ class PasswordCheck(BaseAuthPlugin):  # type: ignore[misc]
         return False
 
 
-class TopicCheck(BaseTopicPlugin):  # type: ignore[misc]
+class TopicCheck(_AccessPlugin, BaseTopicPlugin):  # type: ignore[misc]
     """amqtt plugin: every PUBLISH and SUBSCRIBE against the user's topic rules."""
-
-    @dataclass
-    class Config:
-        access: Any = None
-
-    def __init__(self, context: Any) -> None:
-        super().__init__(context)
-        self.access: BrokerAccess = self.context.config.access
-        self._refusals = RateLimitedLog(log, interval_s=60.0)
 
     async def topic_filtering(
         self, *, session: Session | None = None, topic: str | None = None, action: Action | None = None
