@@ -25,6 +25,7 @@ from controller.detectors import DeviceView, Expected, Thresholds, detect
 from controller.fleet import Fleet, reading_document
 from controller.metrics import ControllerMetrics
 from controller.registry import DeviceRow
+from controller.supervisor import CriticalSection
 from drivers.backoff import Backoff
 from drivers.base import Reading
 from schedules.astro import AstroClock
@@ -70,8 +71,12 @@ class AlertService:
         channels: Sequence[AlertChannel] = (),
         interval_s: float = 0.2,
         sweep_interval_s: float = 1.0,
+        writes: CriticalSection | None = None,
     ) -> None:
+        """`writes`: where the alert table's writes run, so that stopping never cuts one short
+        (a transaction cut short leaves SQLite "database is locked" for the next writer)."""
         self.devices = devices  # the devices this instance watches
+        self.writes = writes or CriticalSection()
         #: every device of the city's config; alerts of devices outside it are cleared at start
         self.configured = set(devices) if configured is None else set(configured)
         self.fleet = fleet
@@ -200,7 +205,7 @@ class AlertService:
         backoff = Backoff(base_s=0.2, cap_s=10.0)
         while True:
             try:
-                await self.store.record(events)
+                await self.writes.run(self.store.record(events))
                 return
             except SQLAlchemyError as exc:
                 delay = backoff.next_delay()

@@ -235,6 +235,7 @@ class Controller:
             book=AlertBook(raise_after=cfg.raise_after, clear_after=cfg.clear_after),
             channels=channels,
             sweep_interval_s=cfg.sweep_interval_s,
+            writes=self._state_writes,
         )
         await self.alerts.start()
         self.supervisor.spawn("alerts", self.alerts.run, group="housekeeping")
@@ -324,7 +325,7 @@ class Controller:
         while True:
             await asyncio.sleep(self.settings.poller.state_flush_interval_s)
             await self._flush_states()
-            await self.auth.flush_key_use()
+            await self._state_writes.run(self.auth.flush_key_use())
 
     async def _flush_states(self) -> None:
         """Save the changed states in chunks, giving the event loop back between them: 16,000
