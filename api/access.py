@@ -23,9 +23,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from api.errors import ApiError
 from api.throttle import RateLimiter
-from controller.auth_store import AuthStore
-from controller.config import ApiSettings
-from controller.credentials import (
+from controller.auth.credentials import (
     InvalidToken,
     Role,
     TokenClaims,
@@ -33,7 +31,9 @@ from controller.credentials import (
     read_token,
     split_api_key,
 )
-from controller.login_lockout import LoginLockout
+from controller.auth.lockout import LoginLockout
+from controller.auth.store import AuthStore
+from controller.config import ApiSettings
 
 
 class Permission(StrEnum):

@@ -16,10 +16,10 @@ from api.errors import ApiError, ErrorBody
 from api.models import Page
 from api.params import Limit, Offset, RowId
 from api.streams import stream_slot
-from controller.alert_messages import AlertOut, alert_out
-from controller.alert_store import AlertState, ReportRow
-from controller.detectors import FaultKind
-from controller.reports import ReportIn, ReportKind, Verdict, assess, nearest_lamps
+from controller.alerts.messages import AlertOut, alert_out
+from controller.alerts.reports import ReportIn, ReportKind, Verdict, assess, nearest_lamps
+from controller.alerts.store import AlertState, ReportRow
+from controller.faults import FaultKind
 from controller.runtime import Controller
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"], dependencies=[allow(Permission.READ)])

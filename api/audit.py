@@ -29,7 +29,7 @@ from api.access import Permission, allow, guard_of
 from api.errors import ErrorBody
 from api.models import Page
 from api.params import Limit, Offset, instant
-from controller.auth_store import AuthStore
+from controller.auth.store import AuthStore
 from drivers.ratelog import RateLimitedLog
 from schedules.inputs import Instant
 

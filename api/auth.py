@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field
 
 from api.access import ROLE_PERMISSIONS, CurrentPrincipal, Permission, allow, guard_of
 from api.errors import ApiError, ErrorBody
-from controller.auth_store import ApiKeyRow, NameTaken, UserRow
-from controller.credentials import DUMMY_PASSWORD_HASH, Role, issue_token, verify_password
+from controller.auth.credentials import DUMMY_PASSWORD_HASH, Role, issue_token, verify_password
+from controller.auth.store import ApiKeyRow, NameTaken, UserRow
 from schedules.inputs import Flag
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
@@ -59,7 +59,7 @@ async def login(request: Request, body: LoginIn) -> TokenOut:
     guard = guard_of(request)
     client = request.client.host if request.client else "unknown"
     user_key = f"user:{body.username}"
-    # The attempt is counted before the password is checked (controller/login_lockout.py).
+    # The attempt is counted before the password is checked (controller/auth/lockout.py).
     wait = await guard.logins.claim([user_key, f"addr:{client}"])
     if wait > 0:
         raise ApiError(

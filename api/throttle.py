@@ -2,7 +2,7 @@
 
 Rate limits are kept per process: with several instances behind a balancer each enforces its own
 share, which still bounds a client (docs/deployment.md says so). The login lockout, which must hold
-across instances, lives in the shared database (controller/login_lockout.py).
+across instances, lives in the shared database (controller/auth/lockout.py).
 """
 
 from __future__ import annotations

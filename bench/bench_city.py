@@ -39,7 +39,7 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import free_port_block, simulators, write_city
-from controller.auth_store import AuthStore
+from controller.auth.store import AuthStore
 from controller.db import create_engine
 from tests.mosquitto import Mosquitto
 from tests.postgres import fresh_database
@@ -141,7 +141,7 @@ async def instances(
             }
             log = (tmp / f"instance-{i}.log").open("wb")
             proc = psutil.Popen(
-                [sys.executable, "-m", "controller.cli", "run", "-c", str(config)],
+                [sys.executable, "-m", "lamplighter.cli", "run", "-c", str(config)],
                 env=env,
                 stdout=log,
                 stderr=log,

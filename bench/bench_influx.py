@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 
 from controller.config import InfluxSettings
-from controller.influx import InfluxStore
-from controller.influx_lines import encode, series_keys
+from controller.telemetry.influx import InfluxStore
+from controller.telemetry.lines import encode, series_keys
 from drivers.base import Reading
 from tests.tsdb import InfluxDB1
 

@@ -19,8 +19,10 @@ from pathlib import Path
 from bench.common import percentiles
 from controller.config import load_config
 from controller.runtime import Controller
-from simulators.modbus_server import BusSpec, ModbusSegment, SimLamp, WireClock
+from simulators.lamp import SimLamp
+from simulators.modbus_server import BusSpec, ModbusSegment
 from simulators.pty import PtyPair
+from simulators.wire import WireClock
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 LAMPS = 16

@@ -11,11 +11,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
-from controller.detectors import Expected
+from controller.alerts.detectors import Expected
 from controller.metrics import ControllerMetrics
 from controller.registry import CommandRow, Registry
-from drivers.base import DeviceRef, Driver, FieldValue
+from drivers.base import DeviceRef, Driver
 from drivers.errors import DriverError
+from drivers.fields import FieldValue
 from schedules.inputs import Instant, Whole
 
 log = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from sqlalchemy import JSON, DateTime, String, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from controller import cluster
 from controller.config import EMBEDDED, ControllerSettings
 from controller.fleet import Fleet
 from controller.registry import Base, DeviceRow
@@ -259,7 +260,7 @@ class FirmwareService:
 
     def _elsewhere(self) -> set[str]:
         """Devices on links other controller instances serve ([cluster])."""
-        owned_links = self.settings.owned_links()
+        owned_links = cluster.owned_links(self.settings)
         return {d.id for d in self.settings.all_devices() if d.link not in owned_links}
 
     async def _channel(self, row: DeviceRow) -> tuple[FirmwareChannel, int]:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import aiomqtt
 from pydantic import BaseModel, Field
 
-from controller.alert_messages import AlertMessage
+from controller.alerts.messages import AlertMessage
 from controller.fleet import DeviceStatus, Fleet
 from controller.metrics import ControllerMetrics
 from controller.registry import DeviceRow

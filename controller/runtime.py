@@ -18,10 +18,14 @@ from datetime import UTC, datetime, timedelta
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.scanner import BaseBleakScanner
 
-from controller.alert_book import AlertBook
-from controller.alert_store import AlertStore
+from controller import cluster
 from controller.alerts import AlertChannel, AlertService, thresholds_by_device
-from controller.auth_store import AuthStore
+from controller.alerts.book import AlertBook
+from controller.alerts.events import EventHub
+from controller.alerts.store import AlertStore
+from controller.alerts.webhooks import WebhookSender
+from controller.auth.lockout import LockoutPolicy, LoginLockout
+from controller.auth.store import AuthStore
 from controller.commands import CommandDispatcher
 from controller.config import (
     BleLinkConfig,
@@ -33,12 +37,9 @@ from controller.config import (
     SerialLineLinkConfig,
 )
 from controller.db import create_engine
-from controller.event_hub import EventHub
 from controller.firmware import FirmwareService
 from controller.fleet import Fleet
-from controller.influx import InfluxStore
 from controller.ingest import ReadingIngest
-from controller.login_lockout import LockoutPolicy, LoginLockout
 from controller.metrics import ControllerMetrics, StateCollector, TelemetryFigures
 from controller.outbound import StatePublisher
 from controller.poller import LinkPoller, PolledDevice
@@ -46,7 +47,7 @@ from controller.registry import DeviceRow, Registry
 from controller.scheduling import Scheduling
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
-from controller.webhooks import WebhookSender
+from controller.telemetry.influx import InfluxStore
 from drivers.base import DeviceRef, Driver, ListeningDriver, Reading, SerialPort
 from drivers.ble import BleLink, BleRadio, BleScanLink
 from drivers.modbus import ModbusLink, ModbusOptions, ModbusTcp
@@ -106,7 +107,7 @@ class Controller:
         kept, removed = await self.registry.mirror_config(self.settings)
         log.info("registry mirrors the config: %d devices (%d removed)", kept, removed)
         self.devices = {row.id: row for row in await self.registry.devices()}
-        owned_links = self.settings.owned_links()
+        owned_links = cluster.owned_links(self.settings)
         # This instance's shard: it polls, commands, schedules and watches these; the API and the
         # fleet cover every device (the others' states are read back from the shared database).
         self.owned = {d: row for d, row in self.devices.items() if row.link_id in owned_links}
@@ -128,8 +129,8 @@ class Controller:
         await self.store.open()
 
         # MQTT links in a shared group are ingested by every instance (docs/deployment.md).
-        ingest_links = self.settings.ingest_links()
-        shared_links = self.settings.shared_links()
+        ingest_links = cluster.ingest_links(self.settings)
+        shared_links = cluster.shared_links(self.settings)
         self.shared = {d for d, row in self.devices.items() if row.link_id in shared_links}
         by_link: dict[str, list[DeviceRef]] = defaultdict(list)
         intervals: dict[str, float] = {}

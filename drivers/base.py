@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
+from drivers.fields import FieldValue
+
 if TYPE_CHECKING:
     from drivers.profile import DeviceProfile
-
-FieldValue = float | int | bool | str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -26,7 +26,6 @@ from drivers.base import (
     AvailabilitySink,
     DeviceRef,
     Driver,
-    FieldValue,
     LinkStats,
     ListeningDriver,
     Reading,
@@ -34,6 +33,7 @@ from drivers.base import (
     RejectionSink,
 )
 from drivers.errors import DeviceTimeout, LinkUnavailable, ProtocolError
+from drivers.fields import FieldValue
 
 log = logging.getLogger(__name__)
 

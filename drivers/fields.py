@@ -9,6 +9,9 @@ from typing import Annotated, Final
 
 from pydantic import AfterValidator
 
+#: a decoded value: a number with its unit in the field's name, a switch, or text (a version)
+FieldValue = float | int | bool | str
+
 #: field name → (unit, description). Profiles may only map registers onto these names.
 READING_FIELDS: Final[dict[str, tuple[str, str]]] = {
     "dim_level_pct": ("%", "actual light output level"),

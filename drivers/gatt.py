@@ -13,8 +13,7 @@ from typing import Literal
 from bleak.uuids import normalize_uuid_str
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from drivers.base import FieldValue
-from drivers.fields import ReadingFieldName
+from drivers.fields import FieldValue, ReadingFieldName
 
 _FORMATS = {"uint8": "<B", "sint8": "<b", "uint16": "<H", "sint16": "<h", "uint32": "<I", "sint32": "<i"}
 

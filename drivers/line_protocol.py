@@ -20,8 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from drivers.base import FieldValue
-from drivers.fields import SETPOINT_FIELDS, STATUS_FLAGS, ReadingFieldName
+from drivers.fields import SETPOINT_FIELDS, STATUS_FLAGS, FieldValue, ReadingFieldName
 
 MAX_LINE_BYTES = 256
 _FRAME = re.compile(r"^([<>])([0-9A-F]{2}) ([A-Z]+)((?: [^*\s]+)*)\*([0-9A-F]{2})$")

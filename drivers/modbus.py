@@ -21,9 +21,10 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from pymodbus.framer import FramerType
 
 from drivers.backoff import ReconnectSchedule
-from drivers.base import DeviceRef, Driver, FieldValue, LinkStats, Reading, SerialPort
+from drivers.base import DeviceRef, Driver, LinkStats, Reading, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
-from drivers.registers import ReadBlock
+from drivers.fields import FieldValue
+from drivers.registers import ReadBlock, codec_for
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class ModbusLink(Driver):
             self.stats.connected = False
 
     async def read(self, device: DeviceRef) -> Reading:
-        codec = device.profile.codec
+        codec = codec_for(device.profile)
         async with self._lock:
             blocks = [await self._read_block(device, b) for b in codec.poll_blocks]
         values, status, raw_status, rejected = codec.decode_poll(blocks)
@@ -107,7 +108,7 @@ class ModbusLink(Driver):
 
     async def write(self, device: DeviceRef, setpoints: Mapping[str, FieldValue]) -> None:
         try:
-            writes = device.profile.codec.encode_setpoints(setpoints)
+            writes = codec_for(device.profile).encode_setpoints(setpoints)
         except ValueError as exc:
             raise DecodeError(str(exc), device_id=device.device_id) from exc
         unit = int(device.address)
@@ -116,7 +117,7 @@ class ModbusLink(Driver):
                 await self._call(device, functools.partial(_write_registers, start, words, unit))
 
     async def read_setpoints(self, device: DeviceRef) -> dict[str, FieldValue]:
-        codec = device.profile.codec
+        codec = codec_for(device.profile)
         async with self._lock:
             blocks = [await self._read_block(device, b) for b in codec.setpoint_blocks]
         try:

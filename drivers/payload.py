@@ -16,8 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from drivers.base import FieldValue
-from drivers.fields import ReadingFieldName
+from drivers.fields import FieldValue, ReadingFieldName
 
 #: why a whole message was refused (counted per reason and device)
 MessageProblem = Literal["too_large", "not_json", "not_object", "unknown_device"]

@@ -1,7 +1,7 @@
 """Device profiles: per device model, the register map, JSON, line or GATT layout — as data.
 
 A profile is the single truth about a device model: drivers read with it, simulators serve with it.
-The register codec is in drivers/registers.py (`DeviceProfile.codec`). The only I/O here is
+The register codec is in drivers/registers.py (`codec_for(profile)`). The only I/O here is
 `load_profile`, which reads a TOML file once at start-up.
 """
 
@@ -11,7 +11,7 @@ import functools
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -20,9 +20,6 @@ from drivers.fields import READING_FIELDS, SETPOINT_FIELDS, STATUS_FLAGS
 from drivers.gatt import BleLayout
 from drivers.line_protocol import LineLayout
 from drivers.payload import MqttLayout
-
-if TYPE_CHECKING:
-    from drivers.registers import RegisterCodec
 
 Table = Literal["holding", "input"]
 RegisterType = Literal["uint16", "int16", "uint32", "int32", "float32", "bits16", "version16"]
@@ -132,12 +129,6 @@ class DeviceProfile(BaseModel):
 
     def __hash__(self) -> int:  # profiles are immutable; hash by name for caches
         return hash(self.profile.name)
-
-    @functools.cached_property
-    def codec(self) -> RegisterCodec:
-        from drivers.registers import RegisterCodec  # the codec module imports this one
-
-        return RegisterCodec(self)
 
 
 # -- loading ---------------------------------------------------------------------------------

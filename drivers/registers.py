@@ -1,16 +1,17 @@
 """The register codec: a profile's registers ⇄ physical values, and the reads that fetch them.
 
-Pure functions; built once per profile (`DeviceProfile.codec`). Drivers decode polls with it,
+Pure functions; built once per profile (`codec_for(profile)`). Drivers decode polls with it,
 simulators encode their register images with it.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from drivers.base import FieldValue
+from drivers.fields import FieldValue
 from drivers.profile import DeviceProfile, RegisterSpec, Table, WordOrder
 
 #: Modbus allows at most 125 registers in one read.
@@ -230,3 +231,9 @@ def _contiguous(words: Mapping[int, int]) -> list[tuple[int, list[int]]]:
         else:
             runs.append((addr, [words[addr]]))
     return runs
+
+
+@functools.lru_cache(maxsize=256)
+def codec_for(profile: DeviceProfile) -> RegisterCodec:
+    """The codec of a profile, built once (profiles are immutable and hash by name)."""
+    return RegisterCodec(profile)

@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 import serial_asyncio_fast
 
 from drivers.backoff import ReconnectSchedule
-from drivers.base import DeviceRef, Driver, FieldValue, LinkStats, Reading, SerialPort
+from drivers.base import DeviceRef, Driver, LinkStats, Reading, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
+from drivers.fields import FieldValue
 from drivers.line_protocol import MAX_LINE_BYTES, Frame, FrameError, LineLayout, decode_frame, encode_frame
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ from drivers.firmware import (
     parse_signed_manifest,
     unb64,
 )
-from simulators.modbus_server import WireClock
+from simulators.wire import WireClock
 
 log = logging.getLogger(__name__)
 REBOOT_S = 0.3

@@ -9,16 +9,37 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from simulators.bootloader import BootloaderModel
-from simulators.modbus_server import BusSpec, GatewaySpec, ModbusSegment, SegmentSet
+from simulators.lamp import LampModel
+from simulators.modbus_server import BusSpec, GatewaySpec, ModbusSegment
 from simulators.mqtt_devices import BrokerSpec, MqttDeviceFleet
 from simulators.pty import PtyPair
 from simulators.serial_nodes import SerialLineSpec, SerialNodeLine
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class SegmentSet:
+    """All simulated links of a city, by name: Modbus segments and MQTT device fleets."""
+
+    segments: dict[str, ModbusSegment] = field(default_factory=dict)
+    mqtt: dict[str, MqttDeviceFleet] = field(default_factory=dict)
+    lines: dict[str, SerialNodeLine] = field(default_factory=dict)
+
+    def find(self, segment: str, unit_id: int) -> LampModel:
+        """The lamp at `unit_id` on a Modbus segment or serial line; LookupError says what is unknown."""
+        holder = self.segments.get(segment) or self.lines.get(segment)
+        if holder is None:
+            raise LookupError(f"no simulated link {segment!r}")
+        lamp = holder.lamps.get(unit_id)
+        if lamp is None:
+            raise LookupError(f"{segment} has no unit {unit_id}")
+        return lamp
 
 
 class SimulatedCity:

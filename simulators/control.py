@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import FastAPI, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 
+from simulators.city import SegmentSet
 from simulators.lamp import Fault, LampModel
-from simulators.modbus_server import SegmentSet
 from simulators.mqtt_devices import MqttDeviceModel, MqttFault
 
 

@@ -15,8 +15,9 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from drivers.base import FieldValue
+from drivers.fields import FieldValue
 from drivers.profile import DeviceProfile, RegisterSpec
+from drivers.registers import codec_for
 
 
 class Fault(enum.StrEnum):
@@ -158,7 +159,7 @@ class RegisterImage:
 
     def __init__(self, profile: DeviceProfile) -> None:
         self.profile = profile
-        self.codec = profile.codec
+        self.codec = codec_for(profile)
         self.by_table: dict[str, list[RegisterSpec]] = {"holding": [], "input": []}
         for reg in profile.registers:
             self.by_table[reg.table].append(reg)
@@ -203,3 +204,13 @@ class RegisterImage:
         if not out:
             raise ValueError(f"no writable register at {address}..{end - 1}")
         return out
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SimLamp:
+    """One simulated lamp controller on a segment."""
+
+    unit_id: int
+    rated_power_w: float
+    device_id: str = ""
+    profile: str = "lamp_lcu"

@@ -7,13 +7,11 @@ where physics are advanced, writes validated, faults applied and wire time spent
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
@@ -22,23 +20,10 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.profile import DeviceProfile, load_profile
-from simulators.lamp import Fault, LampModel, RegisterImage
-from simulators.mqtt_devices import MqttDeviceFleet
-
-if TYPE_CHECKING:
-    from simulators.serial_nodes import SerialNodeLine
+from simulators.lamp import Fault, LampModel, RegisterImage, SimLamp
+from simulators.wire import WireClock
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SimLamp:
-    """One simulated lamp controller on a segment."""
-
-    unit_id: int
-    rated_power_w: float
-    device_id: str = ""
-    profile: str = "lamp_lcu"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -67,49 +52,6 @@ class SegmentStats:
     writes: int = 0
     rejected_writes: int = 0
     silent: int = 0
-
-
-class WireClock:
-    """Emulates RS-485 wire time for RTU frames: 11-bit characters, 3.5-character silences.
-
-    A pseudo-terminal moves bytes instantly; this clock delays each reply until the moment it
-    would have finished arriving on a real bus, and delays a request that arrives before the
-    bus's inter-frame silence has elapsed. One transaction occupies the bus for
-    (request + 3.5 + response + 3.5) character times.
-    """
-
-    BITS_PER_CHAR = 11  # start + 8 data + parity or second stop + stop
-
-    def __init__(self, baudrate: int) -> None:
-        self.char_s = self.BITS_PER_CHAR / baudrate
-        self.gap_s = 3.5 * self.char_s
-        self._bus_free_at = 0.0
-
-    @staticmethod
-    def frame_sizes(function_code: int, count: int, writing: bool) -> tuple[int, int]:
-        """RTU (request, response) sizes in bytes: address + PDU + CRC16."""
-        if function_code in (3, 4):
-            return 8, 5 + 2 * count
-        if function_code == 6:
-            return 8, 8
-        if function_code == 16:
-            return 9 + 2 * count, 8
-        return 8, 5
-
-    def transaction_s(self, request_bytes: int, response_bytes: int) -> float:
-        """Bus time of one request/response pair, silences included."""
-        return (request_bytes + response_bytes) * self.char_s + 2 * self.gap_s
-
-    async def transact(self, request_bytes: int, response_bytes: int | None) -> None:
-        """Wait as long as the wire would; `response_bytes=None` means the slave stays silent."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        start = max(now, self._bus_free_at)
-        done = start + request_bytes * self.char_s
-        if response_bytes is not None:
-            done += self.gap_s + response_bytes * self.char_s
-        self._bus_free_at = done + self.gap_s
-        await asyncio.sleep(done - now)
 
 
 class ModbusSegment:
@@ -225,22 +167,3 @@ def _new_lamp(lamp: SimLamp, profile: DeviceProfile, rng: random.Random) -> Lamp
     model.burning_h = rng.uniform(500, 20_000)
     model.energy_wh = model.burning_h * lamp.rated_power_w * 0.7
     return model
-
-
-@dataclass(slots=True)
-class SegmentSet:
-    """All simulated links of a city, by name: Modbus segments and MQTT device fleets."""
-
-    segments: dict[str, ModbusSegment] = field(default_factory=dict)
-    mqtt: dict[str, MqttDeviceFleet] = field(default_factory=dict)
-    lines: dict[str, SerialNodeLine] = field(default_factory=dict)
-
-    def find(self, segment: str, unit_id: int) -> LampModel:
-        """The lamp at `unit_id` on a Modbus segment or serial line; LookupError says what is unknown."""
-        holder = self.segments.get(segment) or self.lines.get(segment)
-        if holder is None:
-            raise LookupError(f"no simulated link {segment!r}")
-        lamp = holder.lamps.get(unit_id)
-        if lamp is None:
-            raise LookupError(f"{segment} has no unit {unit_id}")
-        return lamp

@@ -19,8 +19,8 @@ from drivers import firmware
 from drivers.line_protocol import Frame, FrameError, LineLayout, decode_frame, encode_frame
 from drivers.profile import load_profile
 from simulators.bootloader import REBOOT_S, BootloaderModel
-from simulators.lamp import Fault, LampModel
-from simulators.modbus_server import SimLamp, WireClock
+from simulators.lamp import Fault, LampModel, SimLamp
+from simulators.wire import WireClock
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import httpx
 
 from api.app import create_app
 from api.server import ApiServer
+from controller.auth.credentials import Role
 from controller.config import ControllerSettings
-from controller.credentials import Role
 from controller.runtime import Controller
 from tests.controller.city import running_controller
 

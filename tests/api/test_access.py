@@ -15,8 +15,8 @@ import jwt
 import pytest
 
 from api.app import create_app
-from controller.auth_store import CACHE_TTL_S
-from controller.credentials import ROLES, issue_token
+from controller.auth.credentials import ROLES, issue_token
+from controller.auth.store import CACHE_TTL_S
 from controller.runtime import Controller
 from tests.api.keys import auth_headers, serving, with_api
 from tests.controller.city import settings_for
@@ -211,7 +211,7 @@ async def test_keys_made_by_the_cli_work_until_revoked(api: tuple[Controller, st
 
     async def cli(*args: str) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "controller.cli", "auth", *args, "-c", config,
+            sys.executable, "-m", "lamplighter.cli", "auth", *args, "-c", config,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 60)

@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.app import create_app
 from api.server import ApiServer
-from controller.auth_cli import API_KEY_ENV
 from controller.config import ControllerSettings, load_config
 from drivers.firmware import key_id
 from firmware_bridge.signing import generate_keypair, load_private_key, load_public_key, sign_image
+from lamplighter.auth_cli import API_KEY_ENV
 from simulators.bootloader import BootloaderModel, MqttBootloaders
 from tests.api.keys import api_client, auth_headers
 from tests.controller.city import running_controller, write_mqtt_city
@@ -118,7 +118,7 @@ async def test_the_cli_uploads_and_runs_a_campaign_with_progress(tmp_path: Path,
 
     async def cli(*args: str) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "controller.cli", "firmware", *args,
+            sys.executable, "-m", "lamplighter.cli", "firmware", *args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 60)

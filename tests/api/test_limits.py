@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from controller.alert_book import Alert, AlertEvent
+from controller.alerts.book import Alert, AlertEvent
 from controller.runtime import Controller
 from tests.api.keys import api_client, auth_headers, serving, with_api
 from tests.controller.city import running_controller, settings_for

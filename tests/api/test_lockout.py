@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from controller.login_lockout import LoginFailureRow
+from controller.auth.lockout import LoginFailureRow
 from tests.api.keys import auth_headers, serving, with_api
 from tests.controller.city import settings_for
 

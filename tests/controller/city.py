@@ -9,7 +9,7 @@ from pathlib import Path
 
 from controller.config import ControllerSettings, load_config
 from controller.runtime import Controller
-from controller.simulate import city_from_config
+from lamplighter.simulate import city_from_config
 from simulators.city import SimulatedCity
 from tests.conftest import free_port
 

@@ -17,9 +17,9 @@ import aiomqtt
 import pytest
 
 from controller.alerts import thresholds_by_device
+from controller.alerts.detectors import Thresholds
 from controller.commands import Command
 from controller.config import load_config
-from controller.detectors import Thresholds
 from controller.registry import DeviceRow
 from simulators.city import SimulatedCity
 from simulators.lamp import Fault

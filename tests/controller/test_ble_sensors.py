@@ -8,7 +8,7 @@ import pytest
 
 from controller.config import ConfigError, load_config
 from controller.runtime import Controller
-from controller.simulate import simulated_radios
+from lamplighter.simulate import simulated_radios
 from simulators.ble_radio import BleFault
 from tests.waiting import until
 

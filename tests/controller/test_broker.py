@@ -1,6 +1,6 @@
 """The broker is not open: the same rules on the embedded broker and on a real Mosquitto.
 
-One behaviour, two brokers: the embedded broker enforces controller/broker_access.py itself; the
+One behaviour, two brokers: the embedded broker enforces controller/broker/access.py itself; the
 real Mosquitto runs with the acl_file `lamplighter broker acl` prints and a password file written
 partly by `mosquitto_passwd`, partly by us (each broker reads the other's hashes).
 """
@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from controller.broker import BrokerAccess, EmbeddedBroker
-from controller.broker_access import (
+from controller.broker.access import (
     broker_rules,
     mosquitto_acl,
     read_password_file,

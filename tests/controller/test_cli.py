@@ -13,11 +13,11 @@ from pathlib import Path
 
 import httpx
 
-from controller.auth_cli import API_KEY_ENV, api_headers
+from lamplighter.auth_cli import API_KEY_ENV, api_headers
 from tests.conftest import free_port
 from tests.controller.city import write_city
 
-LAMPLIGHTER = [sys.executable, "-m", "controller.cli"]
+LAMPLIGHTER = [sys.executable, "-m", "lamplighter.cli"]
 # what `make run` adds to the lamps: its own ports, the embedded broker, a sensor and an access point
 EXTRA = """
 [api]

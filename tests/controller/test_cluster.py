@@ -12,6 +12,7 @@ import httpx
 
 from api.app import create_app
 from api.server import ApiServer
+from controller.cluster import owned_links
 from controller.config import ClusterSettings, ControllerSettings, load_config
 from controller.runtime import Controller
 from simulators.lamp import Fault
@@ -30,7 +31,7 @@ def test_instances_of_n_share_the_links_out_between_them(tmp_path: Path) -> None
     settings = settings_for(tmp_path)
     links = {link.id for link in settings.links}
     for n in (1, 2, 3):
-        shards = [as_instance(settings, instance=i, instances=n).owned_links() for i in range(n)]
+        shards = [owned_links(as_instance(settings, instance=i, instances=n)) for i in range(n)]
         assert set().union(*shards) == links  # every link served …
         assert sum(len(s) for s in shards) == len(links)  # … by exactly one instance
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from controller.alert_book import AlertBook
-from controller.detectors import DeviceView, Expected, detect
+from controller.alerts.book import AlertBook
+from controller.alerts.detectors import DeviceView, Expected, detect
 from drivers.base import Reading
 
 NOW = dt.datetime(2026, 11, 25, 22, 0, tzinfo=dt.UTC)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.event_hub import EventHub
+from controller.alerts.events import EventHub
 
 
 async def test_a_slow_listener_loses_events_and_is_told_how_many() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from controller.config import InfluxSettings, load_config
-from controller.disk_buffer import TelemetryBufferError
-from controller.influx import InfluxStore
+from controller.telemetry.disk_buffer import TelemetryBufferError
+from controller.telemetry.influx import InfluxStore
 from drivers.base import Reading
 from tests.api.keys import api_client
 from tests.controller.city import (

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from controller.config import load_config
-from controller.influx import InfluxStore
+from controller.telemetry.influx import InfluxStore
 from tests.controller.city import influx_telemetry, running_controller, with_influx, write_mqtt_city
 from tests.mosquitto import Mosquitto
 from tests.tsdb import InfluxDB1

@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 
-from controller.auth_store import AuthStore
+from controller.auth.store import AuthStore
 from controller.db import create_engine
-from controller.simulate import city_from_config
+from lamplighter.simulate import city_from_config
 from simulators.lamp import Fault
 from tests.conftest import free_port
 from tests.controller.city import settings_for
@@ -33,7 +33,7 @@ from tests.postgres import fresh_database
 from tests.waiting import fetched_until, until
 
 POLL_S = 1.0
-LAMPLIGHTER = [sys.executable, "-m", "controller.cli"]
+LAMPLIGHTER = [sys.executable, "-m", "lamplighter.cli"]
 
 
 class Instance:

@@ -15,14 +15,14 @@ import pytest
 from fastapi import FastAPI, Request, Response
 
 from api.server import ApiServer
-from controller.alert_book import Alert, AlertEvent
-from controller.alert_messages import alert_message
-from controller.alert_store import AlertStore
+from controller.alerts.book import Alert, AlertEvent
+from controller.alerts.messages import alert_message
+from controller.alerts.store import AlertStore
+from controller.alerts.webhooks import SIGNATURE_HEADER, WebhookSender, sign, verify_signature
 from controller.config import ConfigError, WebhookSettings, load_config
 from controller.db import create_engine
 from controller.metrics import ControllerMetrics
 from controller.registry import Registry
-from controller.webhooks import SIGNATURE_HEADER, WebhookSender, sign, verify_signature
 from simulators.lamp import Fault
 from tests.conftest import free_port
 from tests.controller.city import running_city, running_controller, write_city

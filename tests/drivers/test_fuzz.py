@@ -18,6 +18,7 @@ from drivers.errors import ProfileError
 from drivers.line_protocol import Frame, FrameError, decode_frame, encode_frame
 from drivers.payload import PayloadError, decode_json
 from drivers.profile import load_profile, parse_profile
+from drivers.registers import codec_for
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RECEIVED = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -90,7 +91,7 @@ def test_mqtt_payloads_decode_or_are_refused_with_a_reason(data: st.DataObject, 
 def test_modbus_registers_decode_within_limits_or_are_refused(data: st.DataObject, wide: bool) -> None:
     """Any register contents, including words a broken gateway reports wider than 16 bits."""
     profile = load_profile("lamp_lcu")
-    codec = profile.codec
+    codec = codec_for(profile)
     top = 0x1FFFF if wide else 0xFFFF
     blocks = [
         data.draw(st.lists(st.integers(0, top), min_size=b.count, max_size=b.count))

@@ -12,8 +12,8 @@ from drivers.base import DeviceRef, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
 from drivers.modbus import ModbusLink, ModbusOptions, ModbusTcp
 from drivers.profile import load_profile, parse_profile
-from simulators.lamp import Fault
-from simulators.modbus_server import BusSpec, GatewaySpec, ModbusSegment, SimLamp
+from simulators.lamp import Fault, SimLamp
+from simulators.modbus_server import BusSpec, GatewaySpec, ModbusSegment
 from simulators.pty import PtyPair
 
 LAMP = load_profile("lamp_lcu")

@@ -17,7 +17,8 @@ from drivers.base import DeviceRef
 from drivers.errors import DriverError
 from drivers.modbus import ModbusLink, ModbusOptions, ModbusTcp
 from drivers.profile import load_profile
-from simulators.modbus_server import GatewaySpec, ModbusSegment, SimLamp
+from simulators.lamp import SimLamp
+from simulators.modbus_server import GatewaySpec, ModbusSegment
 from tests.conftest import free_port
 from tests.drivers.test_fuzz import _check_values
 

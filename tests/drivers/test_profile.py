@@ -6,7 +6,7 @@ import pytest
 
 from drivers.errors import ProfileError
 from drivers.profile import load_profile, parse_profile
-from drivers.registers import plan_reads
+from drivers.registers import codec_for, plan_reads
 
 LAMP = load_profile("lamp_lcu")
 
@@ -32,12 +32,12 @@ def _input_image(**overrides: list[int]) -> list[int]:
 
 
 def test_lamp_profile_reads_all_measurements_in_one_request() -> None:
-    assert [(b.table, b.start, b.count) for b in LAMP.codec.poll_blocks] == [("input", 0, 14)]
-    assert [(b.table, b.start, b.count) for b in LAMP.codec.setpoint_blocks] == [("holding", 0, 2)]
+    assert [(b.table, b.start, b.count) for b in codec_for(LAMP).poll_blocks] == [("input", 0, 14)]
+    assert [(b.table, b.start, b.count) for b in codec_for(LAMP).setpoint_blocks] == [("holding", 0, 2)]
 
 
 def test_decode_scales_signs_word_order_and_status_bits() -> None:
-    values, status, raw, rejected = LAMP.codec.decode_poll([_input_image()])
+    values, status, raw, rejected = codec_for(LAMP).decode_poll([_input_image()])
     assert rejected == {}
     assert values["dim_level_pct"] == 60
     assert values["lamp_on"] is True
@@ -55,7 +55,7 @@ def test_decode_scales_signs_word_order_and_status_bits() -> None:
 
 
 def test_out_of_range_value_is_rejected_and_the_rest_kept() -> None:
-    values, _, _, rejected = LAMP.codec.decode_poll([_input_image(w2=[9999], w0=[250])])
+    values, _, _, rejected = codec_for(LAMP).decode_poll([_input_image(w2=[9999], w0=[250])])
     assert "voltage_v" not in values
     assert "dim_level_pct" not in values
     assert "supply_voltage (input 2)" in rejected["voltage_v"]
@@ -64,12 +64,12 @@ def test_out_of_range_value_is_rejected_and_the_rest_kept() -> None:
 
 
 def test_setpoints_encode_to_one_contiguous_write_and_check_range() -> None:
-    assert LAMP.codec.encode_setpoints({"dim_level_pct": 40, "lamp_on": True}) == [(0, [40, 1])]
-    assert LAMP.codec.encode_setpoints({"lamp_on": False}) == [(1, [0])]
+    assert codec_for(LAMP).encode_setpoints({"dim_level_pct": 40, "lamp_on": True}) == [(0, [40, 1])]
+    assert codec_for(LAMP).encode_setpoints({"lamp_on": False}) == [(1, [0])]
     with pytest.raises(ValueError, match=r"outside 0\.0\.\.100\.0"):
-        LAMP.codec.encode_setpoints({"dim_level_pct": 101})
+        codec_for(LAMP).encode_setpoints({"dim_level_pct": 101})
     with pytest.raises(ValueError, match="no setpoint"):
-        LAMP.codec.encode_setpoints({"colour": 3})
+        codec_for(LAMP).encode_setpoints({"colour": 3})
 
 
 def test_little_word_order_is_honoured() -> None:
@@ -90,7 +90,7 @@ field = "energy_wh"
 """,
         "t.toml",
     )
-    values, *_ = profile.codec.decode_poll([[0x86A0, 0x0001]])
+    values, *_ = codec_for(profile).decode_poll([[0x86A0, 0x0001]])
     assert values["energy_wh"] == 100_000
 
 
@@ -147,6 +147,6 @@ def test_unknown_profile_lists_available() -> None:
 
 
 def test_words_wider_than_16_bits_are_a_decode_error_not_a_crash() -> None:
-    values, _, _, rejected = LAMP.codec.decode_poll([_input_image(w6=[0x1FFFF, 0])])
+    values, _, _, rejected = codec_for(LAMP).decode_poll([_input_image(w6=[0x1FFFF, 0])])
     assert "energy_wh" in rejected
     assert values["voltage_v"] == pytest.approx(230.1)

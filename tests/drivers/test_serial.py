@@ -11,8 +11,7 @@ from drivers.base import DeviceRef, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
 from drivers.profile import load_profile
 from drivers.serial import SerialLineLink, SerialOptions
-from simulators.lamp import Fault
-from simulators.modbus_server import SimLamp
+from simulators.lamp import Fault, SimLamp
 from simulators.pty import PtyPair
 from simulators.serial_nodes import SerialLineSpec, SerialNodeLine
 

@@ -15,7 +15,7 @@ from simulators.bootloader import BootloaderModel, SerialBootloaders
 from simulators.pty import PtyPair
 from tests.firmware_bridge.conftest import image_of
 
-LAMPLIGHTER = [sys.executable, "-m", "controller.cli", "firmware"]
+LAMPLIGHTER = [sys.executable, "-m", "lamplighter.cli", "firmware"]
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

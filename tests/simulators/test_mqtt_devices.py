@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from controller.config import load_config
-from controller.simulate import city_from_config
+from lamplighter.simulate import city_from_config
 from simulators.mqtt_devices import MqttFault, access_point_values, sensor_values
 from tests.controller.city import running_city, running_controller
 from tests.controller.test_mqtt_devices import city_with_broker

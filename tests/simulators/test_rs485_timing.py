@@ -8,8 +8,10 @@ from pathlib import Path
 from drivers.base import DeviceRef, SerialPort
 from drivers.modbus import ModbusLink, ModbusOptions
 from drivers.profile import load_profile
-from simulators.modbus_server import BusSpec, ModbusSegment, SimLamp, WireClock
+from simulators.lamp import SimLamp
+from simulators.modbus_server import BusSpec, ModbusSegment
 from simulators.pty import PtyPair
+from simulators.wire import WireClock
 
 
 def test_frame_sizes_follow_the_rtu_spec() -> None:

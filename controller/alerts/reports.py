@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.alert_book import Alert
-from controller.detectors import Expected
+from controller.alerts.book import Alert
+from controller.alerts.detectors import Expected
 from controller.fleet import DeviceStatus
 from controller.registry import DeviceRow
 from schedules.inputs import Number

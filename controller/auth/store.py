@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from controller.credentials import ROLES, NewKey, Role, hash_password, new_api_key, new_token_secret
+from controller.auth.credentials import ROLES, NewKey, Role, hash_password, new_api_key, new_token_secret
 from controller.db import DATABASE_AWAY_ERRORS, database_is_away
 from controller.registry import Base
 

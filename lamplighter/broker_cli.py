@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from controller.broker_access import PasswordFileError, broker_rules, mosquitto_acl, set_password
+from controller.broker.access import PasswordFileError, broker_rules, mosquitto_acl, set_password
 from controller.config import ConfigError, MqttLinkConfig, load_config
 
 broker_app = typer.Typer(help="MQTT broker users and topic rules.", no_args_is_help=True)

@@ -2,7 +2,7 @@
 
 It speaks MQTT 3.1.1 only and binds loopback by default. It is not open: every client logs in
 (the controller with a password made at each start, devices and readers from a Mosquitto-format
-password file), each may publish and subscribe only where controller/broker_access.py allows, and
+password file), each may publish and subscribe only where controller/broker/access.py allows, and
 a message over `max_message_bytes` closes its connection before it is read into memory.
 
 Two amqtt behaviours are corrected here, both found by a probe of the running controller:
@@ -29,7 +29,7 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-from controller.broker_access import (
+from controller.broker.access import (
     CONTROLLER_USER,
     BrokerRules,
     broker_rules,

@@ -1,82 +1,24 @@
-"""Telemetry stores: write batches of readings, query a device's fields over a time range.
+"""The embedded telemetry store: SQLite through aiosqlite, the zero-set-up default.
 
-`SqliteTelemetryStore` is the zero-set-up default. Values are kept as one JSON document per
-reading, so new device classes add fields without a schema migration; aggregation runs in SQL.
+Values are kept as one JSON document per reading, so new device classes add fields without a
+schema migration; aggregation runs in SQL. Decoding long answers runs in a worker thread.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from controller.config import TelemetrySettings
 from controller.db import create_engine
-from drivers.base import FieldValue, Reading
-from drivers.fields import READING_FIELDS
-
-Aggregate = Literal["mean", "min", "max"]
-#: fields that are not numbers cannot be aggregated; they are returned only for raw queries.
-NON_NUMERIC = frozenset({"firmware_version"})
-
-
-@dataclass(frozen=True, slots=True)
-class TelemetryPoint:
-    ts: datetime
-    values: dict[str, FieldValue | None]
-
-
-class TelemetryStore(abc.ABC):
-    """Where readings go, and where history is read from."""
-
-    @abc.abstractmethod
-    async def open(self) -> None: ...
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
-
-    @abc.abstractmethod
-    async def write(self, readings: Sequence[Reading]) -> None:
-        """Store a batch atomically: all of it or, on error, none of it (the caller retries)."""
-
-    @abc.abstractmethod
-    async def query(
-        self,
-        device_id: str,
-        start: datetime,
-        end: datetime,
-        *,
-        fields: Sequence[str] | None = None,
-        every_s: float | None = None,
-        aggregate: Aggregate = "mean",
-        limit: int = 10_000,
-    ) -> list[TelemetryPoint]:
-        """Points in [start, end), oldest first; with `every_s`, one aggregated point per window."""
-
-    @abc.abstractmethod
-    async def energy(
-        self, device_ids: Sequence[str], start: datetime, end: datetime, every_s: float, offset_s: float = 0
-    ) -> dict[str, dict[datetime, float]]:
-        """Wh used per device per window (the spread of its `energy_wh` counter in the window).
-
-        Windows start at `offset_s` past a multiple of `every_s` since the epoch (local midnight)."""
-
-
-def known_fields(fields: Sequence[str] | None) -> list[str]:
-    """The fields asked for (all by default); ValueError naming any that is not a reading field."""
-    wanted = list(fields) if fields else list(READING_FIELDS)
-    unknown = [f for f in wanted if f not in READING_FIELDS]
-    if unknown:
-        raise ValueError(f"unknown fields {unknown}")
-    return wanted
-
+from controller.telemetry.store import NON_NUMERIC, Aggregate, TelemetryPoint, TelemetryStore, known_fields
+from drivers.base import Reading
+from drivers.fields import FieldValue
 
 _metadata = MetaData()
 telemetry_table = Table(
@@ -218,11 +160,3 @@ def _dt(ts: float) -> datetime:
 
 def _round(v: object) -> FieldValue | None:
     return round(v, 6) if isinstance(v, float) else v  # type: ignore[return-value]
-
-
-def create_store(settings: TelemetrySettings) -> TelemetryStore:
-    if settings.backend == "influxdb":
-        from controller.influx import InfluxStore  # here: controller.influx imports this module
-
-        return InfluxStore(settings.influxdb)
-    return SqliteTelemetryStore(settings.url)

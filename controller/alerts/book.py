@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from controller.detectors import FaultKind
+from controller.faults import FaultKind
 
 Severity = Literal["critical", "major", "minor", "warning"]
 SEVERITY: dict[FaultKind, Severity] = {

@@ -17,9 +17,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from controller.auth_store import AuthStore, NameTaken
+from controller.auth.credentials import ROLES, Role
+from controller.auth.store import AuthStore, NameTaken
 from controller.config import ConfigError, load_config
-from controller.credentials import ROLES, Role
 from controller.db import create_engine
 from controller.registry import Registry
 

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Float, Index, Integer, String, func, insert, or_, s
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from controller.alert_book import Alert, AlertEvent
+from controller.alerts.book import Alert, AlertEvent
 from controller.registry import Base
 
 AlertState = Literal["active", "open", "acknowledged", "cleared", "all"]

@@ -9,49 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Literal, get_args
+from dataclasses import dataclass, field
 
+from controller.faults import DeviceKind, FaultKind, Thresholds
 from drivers.base import Reading
-
-FaultKind = Literal[
-    "lampFailure",
-    "dayBurning",
-    "cyclingLamp",
-    "lampPowerTooHigh",
-    "lampPowerTooLow",
-    "supplyVoltageTooHigh",
-    "supplyVoltageTooLow",
-    "relayFault",
-    "driverFault",
-    "overTemperature",
-    "communicationFailure",
-    "sensorStale",
-    "sensorOutOfRange",
-    "accessPointOffline",
-]
-FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
-DeviceKind = Literal["lamp", "sensor", "access_point"]
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Limits the detectors apply; every field can be set in a device profile and per group."""
-
-    voltage_min_v: float = 207.0  # 230 V −10 %
-    voltage_max_v: float = 253.0  # 230 V +10 %
-    power_tolerance: float = 0.25  # ±25 % of the power the level and rating predict
-    lamp_failure_ratio: float = 0.2  # below 20 % of the predicted power: the lamp is out
-    standby_w: float = 2.0  # what an unlit controller may draw
-    cycling_toggles: float = 4  # on/off changes within the window …
-    cycling_window_s: float = 600.0
-    missed_polls: float = 3  # comms loss by the third missed poll
-    stale_after_s: float = 900.0  # a sensor or access point silent this long is stale
-    settle_s: float = 2.0  # readings this soon after a command are not judged against it
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from controller.config import InfluxSettings
-from controller.disk_buffer import DiskBuffer, Segment
-from controller.influx_lines import encode, series_keys
-from controller.telemetry import NON_NUMERIC, Aggregate, TelemetryPoint, TelemetryStore, known_fields
+from controller.telemetry.disk_buffer import DiskBuffer, Segment
+from controller.telemetry.lines import encode, series_keys
+from controller.telemetry.store import NON_NUMERIC, Aggregate, TelemetryPoint, TelemetryStore, known_fields
 from drivers.backoff import Backoff
 from drivers.base import Reading
 from drivers.fields import READING_FIELDS

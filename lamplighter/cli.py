@@ -20,12 +20,12 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from controller.auth_cli import api_headers, auth_app, demo_credentials, refused_hint
 from controller.broker import EmbeddedBrokerRun, start_embedded_broker
-from controller.broker_cli import broker_app
 from controller.config import ConfigError, ControllerSettings, load_config
-from controller.firmware_cli import firmware_app
-from controller.schedule_file import ScheduleFile, load_schedule_file
+from lamplighter.auth_cli import api_headers, auth_app, demo_credentials, refused_hint
+from lamplighter.broker_cli import broker_app
+from lamplighter.firmware_cli import firmware_app
+from lamplighter.schedule_file import ScheduleFile, load_schedule_file
 from simulators.lamp import Fault
 from simulators.mqtt_devices import MqttFault
 
@@ -196,7 +196,7 @@ async def _run_controller(
     from api.app import create_app
     from api.server import ApiServer
     from controller.runtime import Controller
-    from controller.simulate import simulated_ble_backends, simulated_radios
+    from lamplighter.simulate import simulated_ble_backends, simulated_radios
 
     stop = _stop_event()
     demo = simulate_config is not None
@@ -253,7 +253,7 @@ async def _run_controller(
 
 async def _run_simulators(settings: ControllerSettings) -> None:
     from api.server import ApiServer
-    from controller.simulate import city_from_config
+    from lamplighter.simulate import city_from_config
     from simulators.control import create_control_app
 
     stop = _stop_event()
@@ -300,7 +300,7 @@ async def _spawn_simulators(
     if credentials is not None:
         env["LAMPLIGHTER_SIMULATOR__MQTT_CREDENTIALS"] = str(credentials)
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "controller.cli", "simulate", "-c", str(config), env=env
+        sys.executable, "-m", "lamplighter.cli", "simulate", "-c", str(config), env=env
     )
     url = f"http://{settings.simulator.control_host}:{settings.simulator.control_port}/links"
     async with httpx.AsyncClient() as client:

@@ -22,7 +22,8 @@ from controller.config import (
 from firmware_bridge.signing import trusted_keys
 from simulators.ble_radio import SimulatedRadio
 from simulators.city import SimulatedCity
-from simulators.modbus_server import BusSpec, GatewaySpec, SimLamp
+from simulators.lamp import SimLamp
+from simulators.modbus_server import BusSpec, GatewaySpec
 from simulators.mqtt_devices import BrokerSpec, SimMqttDevice
 from simulators.serial_nodes import SerialLineSpec
 

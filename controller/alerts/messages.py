@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from controller.alert_book import Alert, AlertEvent
-from controller.detectors import FaultKind
+from controller.alerts.book import Alert, AlertEvent
+from controller.faults import FaultKind
 
 
 class AlertOut(BaseModel):

@@ -13,7 +13,6 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from controller.auth_cli import api_headers, refused_hint
 from drivers.base import SerialPort
 from drivers.firmware import (
     FirmwareRejected,
@@ -31,6 +30,7 @@ from firmware_bridge.signing import (
     trusted_keys,
 )
 from firmware_bridge.transfer import TransferOptions, TransferStatus, transfer
+from lamplighter.auth_cli import api_headers, refused_hint
 from simulators.bootloader import BootFault, BootloaderModel, SerialBootloaders
 from simulators.pty import PtyPair
 

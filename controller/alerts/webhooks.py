@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from controller.alert_book import SEVERITY_RANK
-from controller.alert_messages import AlertMessage
-from controller.alert_store import AlertStore
+from controller.alerts.book import SEVERITY_RANK
+from controller.alerts.messages import AlertMessage
+from controller.alerts.store import AlertStore
 from controller.config import WebhookSettings
 from controller.metrics import ControllerMetrics
 from drivers.backoff import Backoff

@@ -17,12 +17,14 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.alert_book import Alert, AlertBook, AlertEvent
-from controller.alert_messages import AlertMessage, alert_message
-from controller.alert_store import AlertStore
-from controller.config import ControllerSettings, ThresholdOverrides
-from controller.detectors import DeviceView, Expected, Thresholds, detect
+from controller.alerts.book import Alert, AlertBook, AlertEvent
+from controller.alerts.detectors import DeviceView, Expected, detect
+from controller.alerts.messages import AlertMessage, alert_message
+from controller.alerts.store import AlertStore
+from controller.config import ControllerSettings
+from controller.faults import Thresholds
 from controller.fleet import Fleet, reading_document
+from controller.groups import in_group
 from controller.metrics import ControllerMetrics
 from controller.registry import DeviceRow
 from controller.supervisor import CriticalSection
@@ -46,11 +48,11 @@ def thresholds_by_device(settings: ControllerSettings, devices: Iterable[DeviceR
     for row in devices:
         key = (row.profile, row.group_path)
         if key not in cache:
-            values = ThresholdOverrides.model_validate(settings.profile(row.profile).alerts).values()
+            values = Thresholds.model_validate(settings.profile(row.profile).alerts).overrides()
             for g in by_group:
-                if row.group_path == g.group or row.group_path.startswith(g.group + "/"):
-                    values.update(g.values())
-            cache[key] = Thresholds(**values)
+                if in_group(row.group_path, g.group):
+                    values.update(g.overrides())
+            cache[key] = Thresholds.model_validate(values)
         out[row.id] = cache[key]
     return out
 

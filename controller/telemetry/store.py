@@ -1,0 +1,69 @@
+"""The telemetry store's interface: write batches of readings, query a device's fields over a time
+range, read energy counters by window. Implementations: controller/telemetry/sqlite.py (the
+zero-set-up default) and controller/telemetry/influx.py."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from drivers.base import Reading
+from drivers.fields import READING_FIELDS, FieldValue
+
+Aggregate = Literal["mean", "min", "max"]
+#: fields that are not numbers cannot be aggregated; they are returned only for raw queries.
+NON_NUMERIC = frozenset({"firmware_version"})
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryPoint:
+    ts: datetime
+    values: dict[str, FieldValue | None]
+
+
+class TelemetryStore(abc.ABC):
+    """Where readings go, and where history is read from."""
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def write(self, readings: Sequence[Reading]) -> None:
+        """Store a batch atomically: all of it or, on error, none of it (the caller retries)."""
+
+    @abc.abstractmethod
+    async def query(
+        self,
+        device_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        fields: Sequence[str] | None = None,
+        every_s: float | None = None,
+        aggregate: Aggregate = "mean",
+        limit: int = 10_000,
+    ) -> list[TelemetryPoint]:
+        """Points in [start, end), oldest first; with `every_s`, one aggregated point per window."""
+
+    @abc.abstractmethod
+    async def energy(
+        self, device_ids: Sequence[str], start: datetime, end: datetime, every_s: float, offset_s: float = 0
+    ) -> dict[str, dict[datetime, float]]:
+        """Wh used per device per window (the spread of its `energy_wh` counter in the window).
+
+        Windows start at `offset_s` past a multiple of `every_s` since the epoch (local midnight)."""
+
+
+def known_fields(fields: Sequence[str] | None) -> list[str]:
+    """The fields asked for (all by default); ValueError naming any that is not a reading field."""
+    wanted = list(fields) if fields else list(READING_FIELDS)
+    unknown = [f for f in wanted if f not in READING_FIELDS]
+    if unknown:
+        raise ValueError(f"unknown fields {unknown}")
+    return wanted
