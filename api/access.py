@@ -138,6 +138,9 @@ def guard_of(request: Request) -> AccessGuard:
     return guard
 
 
+Guard = Annotated[AccessGuard, Depends(guard_of)]
+
+
 # Declared as security schemes so the OpenAPI description (and /docs) shows both ways in.
 _key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (ll_…)")
 _bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/login, or an API key")

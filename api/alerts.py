@@ -12,15 +12,16 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import CurrentPrincipal, Permission, allow
+from api.deps import Service
 from api.errors import ApiError, ErrorBody
 from api.models import Page
 from api.params import Limit, Offset, RowId
 from api.streams import stream_slot
 from controller.alerts.messages import AlertOut, alert_out
-from controller.alerts.reports import ReportIn, ReportKind, Verdict, assess, nearest_lamps
+from controller.alerts.reports import ReportIn, ReportKind, Verdict
 from controller.alerts.store import AlertState, ReportRow
 from controller.faults import FaultKind
-from controller.runtime import Controller
+from controller.service import ControllerService
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"], dependencies=[allow(Permission.READ)])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "not found"}}
@@ -57,14 +58,9 @@ class DeadLetterOut(BaseModel):
     events: int
 
 
-def _controller(request: Request) -> Controller:
-    ctl: Controller = request.app.state.controller
-    return ctl
-
-
 @router.get("/alerts", response_model=Page[AlertOut], summary="List alerts")
 async def list_alerts(
-    request: Request,
+    service: Service,
     state: Annotated[
         AlertState,
         Query(description="open (not cleared: active or acknowledged), active, acknowledged, cleared, all"),
@@ -78,15 +74,15 @@ async def list_alerts(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AlertOut]:
-    alerts, total = await _controller(request).alert_store.query(
+    alerts, total = await service.alerts(
         state=state, kind=kind, site=site, group=group, device=device, limit=limit, offset=offset
     )
     return Page[AlertOut](items=[alert_out(a) for a in alerts], total=total, limit=limit, offset=offset)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut, responses=_NOT_FOUND, summary="One alert")
-async def get_alert(request: Request, alert_id: RowId) -> AlertOut:
-    alert = await _controller(request).alert_store.get(alert_id)
+async def get_alert(service: Service, alert_id: RowId) -> AlertOut:
+    alert = await service.alert_store.get(alert_id)
     if alert is None:
         raise ApiError(404, "not_found", f"no alert {alert_id}")
     return alert_out(alert)
@@ -100,18 +96,15 @@ async def get_alert(request: Request, alert_id: RowId) -> AlertOut:
     summary="Acknowledge an alert",
 )
 async def acknowledge(
-    request: Request,
+    service: Service,
     alert_id: RowId,
     principal: CurrentPrincipal,
     body: Annotated[AckIn | None, Body()] = None,
 ) -> AlertOut:
-    ctl = _controller(request)
-    if ctl.alerts is None:
-        raise ApiError(503, "alerts_disabled", "fault detection is disabled ([alerts] enabled = false)")
     # Recorded as the credentials' owner; a name given in the body (the operator at a shared
     # IOC account) is kept beside it, never instead of it.
     by = principal.actor if body is None or not body.by else f"{body.by} ({principal.actor})"
-    alert = await ctl.alerts.acknowledge(alert_id, by)
+    alert = await service.acknowledge(alert_id, by)
     if alert is None:
         raise ApiError(404, "not_found", f"no alert {alert_id}")
     if alert.cleared_at is not None:
@@ -133,10 +126,11 @@ async def acknowledge(
 )
 async def events(
     request: Request,
+    service: Service,
     _slot: Annotated[None, Depends(stream_slot)],
     last_event_id: Annotated[int | None, Header(ge=0, le=2**63 - 1)] = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    hub = _controller(request).events
+    hub = service.events
     async with hub.listen(last_event_id) as listener:
         while True:
             try:
@@ -160,53 +154,31 @@ async def events(
     description="Finds the lamps nearest the point, checks their telemetry and open alerts, and answers "
     "confirmed / not_confirmed / unknown with the evidence. A confirmed report is linked to its alerts.",
 )
-async def create_report(request: Request, response: Response, report: ReportIn) -> ReportOut:
-    ctl = _controller(request)
-    now = dt.datetime.now(dt.UTC)
-    near = nearest_lamps(report, ctl.devices.values())
-    open_alerts = await ctl.alert_store.open_for([row.id for row, _ in near])
-    expected = ctl.dispatcher.expected if ctl.dispatcher else {}
-    result = assess(report, near, ctl.fleet.devices, open_alerts, expected, now)
-    row = await ctl.alert_store.add_report(
-        ReportRow(
-            kind=report.kind,
-            latitude=report.latitude,
-            longitude=report.longitude,
-            radius_m=report.radius_m,
-            reference=report.reference,
-            description=report.description,
-            received_at=now,
-            verdict=result.verdict,
-            reason=result.reason,
-            lamps=result.lamps,
-            alert_ids=result.alert_ids,
-        )
-    )
-    out = await _report_out(ctl, row)
-    ctl.events.publish("report", out.model_dump_json())
+async def create_report(service: Service, response: Response, report: ReportIn) -> ReportOut:
+    row = await service.file_report(report)
+    out = await _report_out(service, row)
+    service.events.publish("report", out.model_dump_json())
     response.headers["Location"] = f"/api/v1/reports/{row.id}"
     return out
 
 
 @router.get("/reports", response_model=Page[ReportOut], summary="Citizen reports, newest first")
 async def list_reports(
-    request: Request,
+    service: Service,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[ReportOut]:
-    ctl = _controller(request)
-    rows, total = await ctl.alert_store.reports(limit, offset)
-    items = [await _report_out(ctl, r) for r in rows]
+    rows, total = await service.alert_store.reports(limit, offset)
+    items = [await _report_out(service, r) for r in rows]
     return Page[ReportOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/reports/{report_id}", response_model=ReportOut, responses=_NOT_FOUND, summary="One report")
-async def get_report(request: Request, report_id: RowId) -> ReportOut:
-    ctl = _controller(request)
-    row = await ctl.alert_store.report(report_id)
+async def get_report(service: Service, report_id: RowId) -> ReportOut:
+    row = await service.alert_store.report(report_id)
     if row is None:
         raise ApiError(404, "not_found", f"no report {report_id}")
-    return await _report_out(ctl, row)
+    return await _report_out(service, row)
 
 
 @router.get(
@@ -215,11 +187,11 @@ async def get_report(request: Request, report_id: RowId) -> ReportOut:
     summary="Webhook batches that could not be delivered",
 )
 async def dead_letters(
-    request: Request,
+    service: Service,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[DeadLetterOut]:
-    rows, total = await _controller(request).alert_store.dead_letters(limit, offset)
+    rows, total = await service.alert_store.dead_letters(limit, offset)
     items = [
         DeadLetterOut(
             id=r.id,
@@ -241,17 +213,15 @@ async def dead_letters(
     responses=_NOT_FOUND,
     summary="Send a dead letter's events again",
 )
-async def retry_dead_letter(request: Request, letter_id: RowId) -> dict[str, int]:
-    ctl = _controller(request)
-    row = await ctl.alert_store.take_dead_letter(letter_id, webhooks=set(ctl.webhooks))
+async def retry_dead_letter(service: Service, letter_id: RowId) -> dict[str, int]:
+    row = await service.retry_dead_letter(letter_id)
     if row is None:
         raise ApiError(404, "not_found", f"no dead letter {letter_id} for a configured webhook")
-    await ctl.webhooks[row.webhook_id].resend(row.body)
     return {"queued": len(row.body.get("events", []))}
 
 
-async def _report_out(ctl: Controller, row: ReportRow) -> ReportOut:
-    alerts = await ctl.alert_store.alerts_by_id(row.alert_ids)
+async def _report_out(service: ControllerService, row: ReportRow) -> ReportOut:
+    alerts = await service.alert_store.alerts_by_id(row.alert_ids)
     received = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=dt.UTC)
     return ReportOut(
         id=row.id,

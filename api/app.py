@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -15,13 +15,14 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from api import alerts, audit, auth, devices, energy, firmware, geo, kpis, ngsi_ld, schedules
 from api.access import AccessGuard, Permission, allow
 from api.audit import AuditMiddleware
+from api.deps import Service
 from api.errors import RequestIdMiddleware, install_error_handlers
 from api.gate import RequestGate
 from api.heavy import HeavyWork
 from api.models import Health
 from api.openapi import install_openapi
 from api.streams import StreamSlots
-from controller.runtime import Controller
+from controller.service import ControllerService
 
 API_DESCRIPTION = """
 Lamplighter's HTTP API for Intelligent Operations Centres and lighting engineers.
@@ -63,27 +64,27 @@ class _StrictContent:
         await self.app(scope, receive, with_headers)
 
 
-def create_app(controller: Controller) -> FastAPI:
-    """Build the API around a controller that the caller starts and stops."""
-    api = controller.settings.api
+def create_app(service: ControllerService) -> FastAPI:
+    """Build the API around a controller (through its service) that the caller starts and stops."""
+    api = service.settings.api
     app = FastAPI(
         title="Lamplighter API",
         version="1",
         description=API_DESCRIPTION,
     )
-    app.state.controller = controller
+    app.state.service = service
     app.state.heavy = HeavyWork()
     app.state.streams = StreamSlots(total=api.max_event_streams, per_caller=api.max_event_streams_per_client)
-    app.state.guard = guard = AccessGuard(controller.auth, controller.logins, api)
+    app.state.guard = guard = AccessGuard(service.auth, service.logins, api)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(  # inside the audit: its refusals are counted
         RequestGate,
         guard=guard,
         max_body_bytes=api.max_body_bytes,
-        max_image_bytes=int(controller.settings.firmware.max_image_mb * 2**20),
+        max_image_bytes=int(service.settings.firmware.max_image_mb * 2**20),
     )
-    app.add_middleware(AuditMiddleware, store=controller.auth, refused=controller.metrics.api_refused)
+    app.add_middleware(AuditMiddleware, store=service.auth, refused=service.metrics.api_refused)
     if api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -125,20 +126,20 @@ def create_app(controller: Controller) -> FastAPI:
         tags=["operations"],
         summary="Liveness and link health",
     )
-    async def healthz(response: Response) -> Health:
-        links = {link_id: d.stats.connected for link_id, d in controller.drivers.items()}
+    async def healthz(service: Service, response: Response) -> Health:
+        figures = service.health()
         status: Literal["ok", "starting", "degraded"]
-        if controller.started_at is None:
+        if figures.started_at is None:
             status = "starting"
             response.status_code = 503
         else:
-            status = "ok" if all(links.values()) else "degraded"
+            status = "ok" if all(figures.links.values()) else "degraded"
         return Health(
             status=status,
-            started_at=controller.started_at,
-            links=links,
-            devices=controller.fleet.counts_by_state(),
-            queue_depth=controller.queue.qsize(),
+            started_at=figures.started_at,
+            links=figures.links,
+            devices=figures.devices,
+            queue_depth=figures.queue_depth,
         )
 
     @app.get(
@@ -149,8 +150,7 @@ def create_app(controller: Controller) -> FastAPI:
         response_class=Response,
         responses={200: {"content": {"text/plain": {}}}},
     )
-    async def metrics(_: Request) -> Response:
-        controller.refresh_metrics()
-        return Response(controller.metrics.render(), media_type="text/plain; version=0.0.4")
+    async def metrics(service: Service) -> Response:
+        return Response(service.metrics_text(), media_type="text/plain; version=0.0.4")
 
     return app

@@ -20,12 +20,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from prometheus_client import Counter
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.access import Permission, allow, guard_of
+from api.access import Permission, allow
+from api.deps import Service
 from api.errors import ErrorBody
 from api.models import Page
 from api.params import Limit, Offset, instant
@@ -154,7 +155,7 @@ router = APIRouter(prefix="/api/v1", tags=["access"], dependencies=[allow(Permis
     summary="Who changed what, when and from where; newest first",
 )
 async def audit_log(
-    request: Request,
+    service: Service,
     actor: Annotated[
         str | None, Query(max_length=120, description="e.g. user:alice or key:ioc(0a1b2c3d4e5f)")
     ] = None,
@@ -166,7 +167,7 @@ async def audit_log(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AuditOut]:
-    rows, total = await guard_of(request).store.audit_log(
+    rows, total = await service.auth.audit_log(
         actor=actor,
         action=action,
         since=instant(since, "from") if since else None,

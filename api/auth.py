@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from api.access import ROLE_PERMISSIONS, CurrentPrincipal, Permission, allow, guard_of
+from api.access import ROLE_PERMISSIONS, CurrentPrincipal, Guard, Permission, allow
+from api.deps import Service
 from api.errors import ApiError, ErrorBody
 from controller.auth.credentials import DUMMY_PASSWORD_HASH, Role, issue_token, verify_password
 from controller.auth.store import ApiKeyRow, NameTaken, UserRow
@@ -55,8 +56,7 @@ class MeOut(BaseModel):
     },
     summary="Exchange a username and password for a short-lived bearer token",
 )
-async def login(request: Request, body: LoginIn) -> TokenOut:
-    guard = guard_of(request)
+async def login(request: Request, guard: Guard, body: LoginIn) -> TokenOut:
     client = request.client.host if request.client else "unknown"
     user_key = f"user:{body.username}"
     # The attempt is counted before the password is checked (controller/auth/lockout.py).
@@ -133,8 +133,8 @@ _NO_USER: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "descript
 
 
 @admin_router.get("/users", response_model=list[UserOut], summary="Users who log in")
-async def list_users(request: Request) -> list[UserOut]:
-    return [_user_out(u) for u in await guard_of(request).store.users()]
+async def list_users(service: Service) -> list[UserOut]:
+    return [_user_out(u) for u in await service.auth.users()]
 
 
 @admin_router.post(
@@ -144,9 +144,9 @@ async def list_users(request: Request) -> list[UserOut]:
     responses={409: {"model": ErrorBody, "description": "the name is taken"}},
     summary="Add a user",
 )
-async def add_user(request: Request, body: UserIn) -> UserOut:
+async def add_user(service: Service, body: UserIn) -> UserOut:
     try:
-        row = await guard_of(request).store.create_user(body.username, body.role, body.password)
+        row = await service.auth.create_user(body.username, body.role, body.password)
     except NameTaken as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     return _user_out(row)
@@ -158,8 +158,8 @@ async def add_user(request: Request, body: UserIn) -> UserOut:
     responses=_NO_USER,
     summary="Change a user's role or password, or disable them (their tokens stop working)",
 )
-async def change_user(request: Request, username: str, body: UserPatch) -> UserOut:
-    row = await guard_of(request).store.update_user(
+async def change_user(service: Service, username: str, body: UserPatch) -> UserOut:
+    row = await service.auth.update_user(
         username, role=body.role, password=body.password, disabled=body.disabled
     )
     if row is None:
@@ -168,8 +168,8 @@ async def change_user(request: Request, username: str, body: UserPatch) -> UserO
 
 
 @admin_router.delete("/users/{username}", status_code=204, responses=_NO_USER, summary="Remove a user")
-async def remove_user(request: Request, username: str) -> Response:
-    if not await guard_of(request).store.delete_user(username):
+async def remove_user(service: Service, username: str) -> Response:
+    if not await service.auth.delete_user(username):
         raise ApiError(404, "not_found", f"no user {username!r}")
     return Response(status_code=204)
 
@@ -212,8 +212,8 @@ def _key_out(row: ApiKeyRow) -> KeyOut:
 
 
 @admin_router.get("/keys", response_model=list[KeyOut], summary="API keys (never the keys themselves)")
-async def list_keys(request: Request) -> list[KeyOut]:
-    store = guard_of(request).store
+async def list_keys(service: Service) -> list[KeyOut]:
+    store = service.auth
     await store.flush_key_use()
     return [_key_out(k) for k in await store.keys()]
 
@@ -221,8 +221,8 @@ async def list_keys(request: Request) -> list[KeyOut]:
 @admin_router.post(
     "/keys", response_model=NewKeyOut, status_code=201, summary="Create an API key; the answer shows it once"
 )
-async def add_key(request: Request, body: KeyIn, principal: CurrentPrincipal) -> NewKeyOut:
-    row, key = await guard_of(request).store.create_key(body.name, body.role, principal.actor)
+async def add_key(service: Service, body: KeyIn, principal: CurrentPrincipal) -> NewKeyOut:
+    row, key = await service.auth.create_key(body.name, body.role, principal.actor)
     return NewKeyOut(**_key_out(row).model_dump(), key=key.plaintext)
 
 
@@ -232,7 +232,7 @@ async def add_key(request: Request, body: KeyIn, principal: CurrentPrincipal) ->
     responses={404: {"model": ErrorBody, "description": "no live key with that id"}},
     summary="Revoke an API key",
 )
-async def revoke_key(request: Request, key_id: str) -> Response:
-    if not await guard_of(request).store.revoke_key(key_id):
+async def revoke_key(service: Service, key_id: str) -> Response:
+    if not await service.auth.revoke_key(key_id):
         raise ApiError(404, "not_found", f"no live API key {key_id!r}")
     return Response(status_code=204)

@@ -6,11 +6,11 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from api.access import Permission, allow
+from api.deps import Heavy, Service
 from api.errors import ApiError, ErrorBody
-from api.heavy import heavy_work
 from api.models import (
     CommandOut,
     DeviceDetail,
@@ -23,10 +23,9 @@ from api.models import (
     TelemetryPointOut,
 )
 from api.params import Limit, Offset, RowId, parse_every, time_range, utc
-from controller.commands import Command, UnknownDevice
-from controller.fleet import DeviceStatus
-from controller.registry import CommandRow, DeviceRow
-from controller.runtime import Controller
+from controller.commands import Command
+from controller.registry import CommandRow
+from controller.service import DeviceInfo
 from drivers.fields import READING_FIELDS
 from schedules.inputs import Instant
 
@@ -36,14 +35,9 @@ MAX_POINTS = 50_000
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "no such device"}}
 
 
-def _controller(request: Request) -> Controller:
-    ctl: Controller = request.app.state.controller
-    return ctl
-
-
 @router.get("", response_model=Page[DeviceSummary], summary="List devices")
 async def list_devices(
-    request: Request,
+    service: Service,
     site: Annotated[str | None, Query(max_length=64, description="site id")] = None,
     group: Annotated[
         str | None, Query(max_length=300, description="group path; includes its sub-groups")
@@ -52,25 +46,17 @@ async def list_devices(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[DeviceSummary]:
-    ctl = _controller(request)
-    rows = [
-        row
-        for row in ctl.devices.values()
-        if (site is None or row.site_id == site)
-        and (group is None or row.group_path == group or row.group_path.startswith(group.rstrip("/") + "/"))
-        and (state is None or ctl.fleet[row.id].state == state)
-    ]
-    items = [_summary(row, ctl.fleet[row.id]) for row in rows[offset : offset + limit]]
-    return Page[DeviceSummary](items=items, total=len(rows), limit=limit, offset=offset)
+    found = service.find(site=site, group=group, state=state)
+    items = [_summary(d) for d in found[offset : offset + limit]]
+    return Page[DeviceSummary](items=items, total=len(found), limit=limit, offset=offset)
 
 
 @router.get("/{device_id}", response_model=DeviceDetail, responses=_NOT_FOUND, summary="One device")
-async def get_device(request: Request, device_id: str) -> DeviceDetail:
-    ctl = _controller(request)
-    row = _row(ctl, device_id)
-    st = ctl.fleet[device_id]
+async def get_device(service: Service, device_id: str) -> DeviceDetail:
+    device = service.device(device_id)
+    st = device.status
     return DeviceDetail(
-        **_summary(row, st).model_dump(),
+        **_summary(device).model_dump(),
         last_reading=ReadingOut.model_validate(doc) if (doc := st.last_reading_doc()) else None,
         last_error=st.last_error,
         consecutive_failures=st.consecutive_failures,
@@ -87,7 +73,8 @@ async def get_device(request: Request, device_id: str) -> DeviceDetail:
     "per request. A time without a zone is UTC.",
 )
 async def get_telemetry(
-    request: Request,
+    service: Service,
+    heavy: Heavy,
     device_id: str,
     start: Annotated[Instant | None, Query(alias="from", description="default: 1 h before `to`")] = None,
     end: Annotated[Instant | None, Query(alias="to", description="default: now")] = None,
@@ -101,18 +88,17 @@ async def get_telemetry(
     aggregate: Literal["mean", "min", "max"] = "mean",
     limit: Annotated[int, Query(ge=1, le=MAX_POINTS, description="most points returned")] = 10_000,
 ) -> Response:
-    ctl = _controller(request)
-    _row(ctl, device_id)
+    service.device(device_id)
     start, end = time_range(start, end, default_span=timedelta(hours=1), max_span=MAX_TELEMETRY_SPAN)
     every_s = parse_every(every) if every else None
     wanted = [f.strip() for f in fields.split(",") if f.strip()] if fields else list(READING_FIELDS)
     unknown = [f for f in wanted if f not in READING_FIELDS]
     if unknown:
         raise ApiError(400, "unknown_field", f"unknown fields {unknown}; known: {sorted(READING_FIELDS)}")
-    points = await ctl.store.query(
+    points = await service.telemetry(
         device_id, start, end, fields=wanted, every_s=every_s, aggregate=aggregate, limit=limit
     )
-    return await heavy_work(request).json(
+    return await heavy.json(
         lambda: TelemetryOut(
             device_id=device_id,
             start=start,
@@ -137,28 +123,8 @@ async def get_telemetry(
     },
     summary="Send a command; the answer says whether the device confirmed it",
 )
-async def post_command(request: Request, response: Response, device_id: str, command: Command) -> CommandOut:
-    ctl = _controller(request)
-    device = _row(ctl, device_id)
-    if ctl.dispatcher is None:
-        raise ApiError(503, "not_ready", "the controller is still starting")
-    if device_id not in ctl.owned:
-        raise ApiError(
-            409,
-            "other_instance",
-            f"device {device_id!r} is on link {device.link_id!r}, which another controller instance "
-            "serves ([cluster] in the config): send the command there",
-        )
-    try:
-        row = await ctl.dispatcher.execute(device_id, command)
-    except UnknownDevice:  # it exists (above): its link carries no commands (MQTT, BLE)
-        link = ctl.settings.link(device.link_id)
-        raise ApiError(
-            422,
-            "not_commandable",
-            f"device {device_id!r} is a {device.kind.replace('_', ' ')} on {link.kind} link "
-            f"{device.link_id!r}, which carries no commands",
-        ) from None
+async def post_command(service: Service, response: Response, device_id: str, command: Command) -> CommandOut:
+    row = await service.command(device_id, command)
     response.headers["Location"] = f"/api/v1/devices/{device_id}/commands/{row.id}"
     return _command_out(row)
 
@@ -170,14 +136,12 @@ async def post_command(request: Request, response: Response, device_id: str, com
     summary="Command history of one device, newest first",
 )
 async def list_commands(
-    request: Request,
+    service: Service,
     device_id: str,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[CommandOut]:
-    ctl = _controller(request)
-    _row(ctl, device_id)
-    rows, total = await ctl.registry.commands(device_id, limit, offset)
+    rows, total = await service.commands(device_id, limit, offset)
     return Page[CommandOut](items=[_command_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
@@ -187,23 +151,15 @@ async def list_commands(
     responses=_NOT_FOUND,
     summary="One command and its outcome",
 )
-async def get_command(request: Request, device_id: str, command_id: RowId) -> CommandOut:
-    ctl = _controller(request)
-    _row(ctl, device_id)
-    row = await ctl.registry.command(device_id, command_id)
+async def get_command(service: Service, device_id: str, command_id: RowId) -> CommandOut:
+    row = await service.command_record(device_id, command_id)
     if row is None:
         raise ApiError(404, "not_found", f"device {device_id!r} has no command {command_id}")
     return _command_out(row)
 
 
-def _row(ctl: Controller, device_id: str) -> DeviceRow:
-    row = ctl.devices.get(device_id)
-    if row is None:
-        raise ApiError(404, "not_found", f"no device {device_id!r}")
-    return row
-
-
-def _summary(row: DeviceRow, st: DeviceStatus) -> DeviceSummary:
+def _summary(device: DeviceInfo) -> DeviceSummary:
+    row, st = device.row, device.status
     return DeviceSummary(
         id=row.id,
         site=row.site_id,
@@ -257,23 +213,8 @@ groups_router = APIRouter(prefix="/api/v1/groups", tags=["groups"], dependencies
     },
     summary="Send a command to every device of a group and its sub-groups; one result per lamp",
 )
-async def post_group_command(request: Request, group: str, command: Command) -> GroupCommandOut:
-    ctl = _controller(request)
-    if ctl.dispatcher is None:
-        raise ApiError(503, "not_ready", "the controller is still starting")
-    prefix = group.rstrip("/") + "/"
-    lamps = [
-        row
-        for row in ctl.devices.values()
-        if (row.group_path == group.rstrip("/") or row.group_path.startswith(prefix)) and row.kind == "lamp"
-    ]
-    if not lamps:
-        raise ApiError(404, "not_found", f"no lamps in group {group!r}")
-    # With several instances ([cluster]) each commands the lamps of its own links.
-    members = [row.id for row in lamps if row.id in ctl.owned]
-    if not members:
-        raise ApiError(409, "other_instance", f"the lamps of group {group!r} are served by other instances")
-    rows = await ctl.dispatcher.execute_many(members, command)
+async def post_group_command(service: Service, group: str, command: Command) -> GroupCommandOut:
+    rows = await service.group_command(group, command)
     by_status = Counter(row.status for row in rows)
     return GroupCommandOut(
         group=group, total=len(rows), by_status=dict(by_status), results=[_command_out(r) for r in rows]

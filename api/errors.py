@@ -23,9 +23,29 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.db import DATABASE_AWAY_ERRORS, database_is_away
+from controller.errors import (
+    AlertsDisabled,
+    NoLamps,
+    NotCommandable,
+    NotOwned,
+    NotReady,
+    ServiceError,
+    UnknownDevice,
+)
 
 log = logging.getLogger(__name__)
 DATABASE_RETRY_AFTER_S = 5
+
+
+#: what the controller refuses (controller/errors.py) → status and code
+_SERVICE_ANSWERS: dict[type[ServiceError], tuple[int, str]] = {
+    UnknownDevice: (404, "not_found"),
+    NoLamps: (404, "not_found"),
+    NotOwned: (409, "other_instance"),
+    NotCommandable: (422, "not_commandable"),
+    NotReady: (503, "not_ready"),
+    AlertsDisabled: (503, "alerts_disabled"),
+}
 
 
 class ErrorDetail(BaseModel):
@@ -214,6 +234,15 @@ def install_error_handlers(app: FastAPI) -> None:
             "telemetry_unavailable",
             "the time-series database is unavailable; new readings are kept in the controller's buffer",
         )
+
+    @app.exception_handler(ServiceError)
+    async def _refused(request: Request, exc: ServiceError) -> JSONResponse:
+        status, code = next(
+            (answer for kind, answer in _SERVICE_ANSWERS.items() if isinstance(exc, kind)),
+            (500, "internal_error"),
+        )
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)} if status == 503 else None
+        return error_response(status, code, str(exc), headers=headers, scope=request.scope)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Request, Response, UploadFile
+from fastapi import APIRouter, File, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import Permission, allow
+from api.deps import Service
 from api.errors import ApiError, ErrorBody
 from api.models import Page
 from api.params import Limit, Offset
-from controller.firmware import FirmwareService, StoredImage
+from controller.firmware import StoredImage
+from controller.service import ControllerService
 from drivers.firmware import FirmwareRejected, Manifest
 from firmware_bridge.campaign import Campaign, CampaignSpec
 from schedules.inputs import Flag, Number, Whole
@@ -78,13 +80,6 @@ class CampaignOut(BaseModel):
     devices: list[DeviceUpdateOut]
 
 
-def _service(request: Request) -> FirmwareService:
-    service: FirmwareService | None = request.app.state.controller.firmware
-    if service is None:
-        raise ApiError(503, "not_ready", "the controller is still starting")
-    return service
-
-
 @router.post(
     "/firmware",
     dependencies=[allow(Permission.DEVICES)],
@@ -98,18 +93,18 @@ def _service(request: Request) -> FirmwareService:
     "`bad_signature`, `truncated`, `hash_mismatch`, …).",
 )
 async def upload(
-    request: Request,
+    service: Service,
     response: Response,
     image: Annotated[UploadFile, File()],
     manifest: Annotated[UploadFile, File()],
 ) -> FirmwareOut:
-    service = _service(request)
-    limit = int(service.fw.max_image_mb * 2**20)
+    firmware = service.firmware
+    limit = int(firmware.fw.max_image_mb * 2**20)
     data = await image.read(limit + 1)
     if len(data) > limit:
-        raise ApiError(413, "too_large", f"images are limited to {service.fw.max_image_mb:g} MB")
+        raise ApiError(413, "too_large", f"images are limited to {firmware.fw.max_image_mb:g} MB")
     try:
-        stored = await service.upload(data, await manifest.read(1_000_000))
+        stored = await firmware.upload(data, await manifest.read(1_000_000))
     except FirmwareRejected as exc:
         raise ApiError(422, "firmware_rejected", f"{exc.reason}: {exc}", [{"reason": exc.reason}]) from None
     response.headers["Location"] = f"/api/v1/firmware/{stored.sha256}"
@@ -117,8 +112,8 @@ async def upload(
 
 
 @router.get("/firmware", response_model=list[FirmwareOut], summary="Uploaded images")
-async def images(request: Request) -> list[FirmwareOut]:
-    return [_image_out(i) for i in _service(request).images.values()]
+async def images(service: Service) -> list[FirmwareOut]:
+    return [_image_out(i) for i in service.firmware.images.values()]
 
 
 @router.post(
@@ -129,15 +124,14 @@ async def images(request: Request) -> list[FirmwareOut]:
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
     summary="Start a rollout campaign",
 )
-async def create_campaign(request: Request, response: Response, body: CampaignIn) -> CampaignOut:
-    service = _service(request)
-    stored = service.images.get(body.image)
+async def create_campaign(service: Service, response: Response, body: CampaignIn) -> CampaignOut:
+    firmware = service.firmware
+    stored = firmware.images.get(body.image)
     if stored is None:
         raise ApiError(404, "not_found", f"no uploaded image {body.image}")
-    if body.id in service.campaigns:
+    if body.id in firmware.campaigns:
         raise ApiError(409, "exists", f"campaign {body.id!r} exists")
-    ctl = request.app.state.controller
-    elsewhere = sorted(d for d in body.devices or () if d in ctl.devices and d not in ctl.owned)
+    elsewhere = service.served_elsewhere(body.devices or [])
     if elsewhere:  # [cluster]: each instance updates the devices of its own links
         raise ApiError(
             409,
@@ -145,7 +139,7 @@ async def create_campaign(request: Request, response: Response, body: CampaignIn
             f"{len(elsewhere)} of these devices ({', '.join(elsewhere[:5])}) are on links another "
             "controller instance serves ([cluster]): upload the image and start their campaign there",
         )
-    targets = service.targets(stored.signed.manifest.model, body.group, body.devices, body.current_version)
+    targets = firmware.targets(stored.signed.manifest.model, body.group, body.devices, body.current_version)
     if not targets:
         raise ApiError(
             422, "no_targets", f"no {stored.signed.manifest.model} device reachable for firmware matches"
@@ -163,14 +157,14 @@ async def create_campaign(request: Request, response: Response, body: CampaignIn
         )
     except ValueError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None
-    campaign = await service.create_campaign(spec, body.image, body.allow_downgrade)
+    campaign = await firmware.create_campaign(spec, body.image, body.allow_downgrade)
     response.headers["Location"] = f"/api/v1/campaigns/{body.id}"
     return _campaign_out(campaign)
 
 
 @router.get("/campaigns", response_model=Page[CampaignOut], summary="Campaigns, oldest first")
-async def campaigns(request: Request, limit: Limit = 100, offset: Offset = 0) -> Page[CampaignOut]:
-    every = list(_service(request).campaigns.values())
+async def campaigns(service: Service, limit: Limit = 100, offset: Offset = 0) -> Page[CampaignOut]:
+    every = list(service.firmware.campaigns.values())
     items = [_campaign_out(c) for c in every[offset : offset + limit]]
     return Page[CampaignOut](items=items, total=len(every), limit=limit, offset=offset)
 
@@ -178,8 +172,8 @@ async def campaigns(request: Request, limit: Limit = 100, offset: Offset = 0) ->
 @router.get(
     "/campaigns/{campaign_id}", response_model=CampaignOut, responses=_NOT_FOUND, summary="One campaign"
 )
-async def campaign(request: Request, campaign_id: str) -> CampaignOut:
-    return _campaign_out(_find(request, campaign_id))
+async def campaign(service: Service, campaign_id: str) -> CampaignOut:
+    return _campaign_out(_find(service, campaign_id))
 
 
 @router.post(
@@ -190,9 +184,9 @@ async def campaign(request: Request, campaign_id: str) -> CampaignOut:
     summary="pause, resume (or approve the next wave), cancel, retry failed",
 )
 async def steer(
-    request: Request, campaign_id: str, action: Literal["pause", "resume", "cancel", "retry"]
+    service: Service, campaign_id: str, action: Literal["pause", "resume", "cancel", "retry"]
 ) -> CampaignOut:
-    c = _find(request, campaign_id)
+    c = _find(service, campaign_id)
     if action == "pause":
         c.pause()
     elif action == "resume":
@@ -204,8 +198,8 @@ async def steer(
     return _campaign_out(c)
 
 
-def _find(request: Request, campaign_id: str) -> Campaign:
-    c = _service(request).campaigns.get(campaign_id)
+def _find(service: ControllerService, campaign_id: str) -> Campaign:
+    c = service.firmware.campaigns.get(campaign_id)
     if c is None:
         raise ApiError(404, "not_found", f"no campaign {campaign_id!r}")
     return c

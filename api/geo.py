@@ -6,12 +6,12 @@ import json
 from collections import defaultdict
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from api.access import Permission, allow
+from api.deps import Service
 from api.models import DeviceStateName
 from controller.registry import DeviceRow
-from controller.runtime import Controller
 
 router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permission.READ)])
 
@@ -26,27 +26,19 @@ router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permissio
     responses={200: {"content": {"application/geo+json": {}}}},
 )
 async def geojson(
-    request: Request,
+    service: Service,
     site: Annotated[str | None, Query(max_length=64)] = None,
     group: Annotated[str | None, Query(max_length=300, description="includes sub-groups")] = None,
     state: Annotated[DeviceStateName | None, Query()] = None,
     kind: Annotated[Literal["lamp", "sensor", "access_point"] | None, Query()] = None,
 ) -> Response:
-    ctl: Controller = request.app.state.controller
     alerts: dict[str, list[str]] = defaultdict(list)
-    for device_id, alert_kind in await ctl.open_alerts():
+    for device_id, alert_kind in await service.open_alerts():
         alerts[device_id].append(alert_kind)
-    prefix = group.rstrip("/") + "/" if group else None
     dumps = _COMPACT.encode
     parts: list[str] = []
-    for row in ctl.devices.values():
-        st = ctl.fleet.devices.get(row.id)
-        if st is None:
-            continue
-        if (site and row.site_id != site) or (kind and row.kind != kind) or (state and st.state != state):
-            continue
-        if group and not (row.group_path == group or row.group_path.startswith(prefix or "")):
-            continue
+    for device in service.find(site=site, group=group, state=state, kind=kind):
+        row, st = device.row, device.status
         # What never changes is encoded once per device; each request adds only the live part.
         parts.append(
             f'{_static_part(row)}"state":"{st.state}",'

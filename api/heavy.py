@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from fastapi import Request, Response
+from fastapi import Response
 from pydantic import BaseModel
 
 from api.errors import ApiError
@@ -63,8 +63,3 @@ class HeavyWork:
             return build().model_dump_json(by_alias=True).encode()
 
         return Response(await self.run(encoded), media_type="application/json")
-
-
-def heavy_work(request: Request) -> HeavyWork:
-    work: HeavyWork = request.app.state.heavy
-    return work

@@ -7,12 +7,13 @@ import statistics
 from collections import Counter
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.access import Permission, allow
-from api.energy import saving_pct, totals
-from controller.runtime import Controller
+from api.deps import Service
+from controller.energy import saving_pct
+from controller.service import ControllerService, DeviceKind
 
 router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permission.READ)])
 MTTR_DAYS = 30
@@ -55,28 +56,27 @@ class Kpis(BaseModel):
 
 
 @router.get("/kpis", response_model=Kpis, summary="Key figures for the operations room")
-async def kpis(request: Request) -> Kpis:
-    ctl: Controller = request.app.state.controller
+async def kpis(service: Service) -> Kpis:
     now = dt.datetime.now(dt.UTC)
-    rows = list(ctl.devices.values())
-    lamps = [r for r in rows if r.kind == "lamp"]
-    states = Counter(ctl.fleet[r.id].state for r in lamps)
+    lamps = service.lamps()
+    statuses = service.statuses()
+    states = Counter(statuses[r.id].state for r in lamps)
     lit = 0
     for r in lamps:
-        values = (ctl.fleet[r.id].last_reading_doc() or {}).get("values", {})
+        values = statuses[r.id].last_values()
         lit += bool(values.get("lamp_on")) and float(values.get("power_w") or 0) > 2.0
-    open_alerts = await ctl.open_alerts()
+    open_alerts = await service.open_alerts()
     by_kind = Counter(kind for _, kind in open_alerts)
     silent = {
         d for d, kind in open_alerts if kind in ("sensorStale", "accessPointOffline", "communicationFailure")
     }
-    repairs = await ctl.alert_store.repair_hours(now - dt.timedelta(days=MTTR_DAYS))
-    tz = ctl.settings.sites[0].timezone if ctl.settings.sites else "UTC"
+    repairs = await service.alert_store.repair_hours(now - dt.timedelta(days=MTTR_DAYS))
+    tz = service.sites[0].timezone if service.sites else "UTC"
     local = now.astimezone(ZoneInfo(tz))  # "today" and "this month" in the (first) site's time zone
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
     month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
-    today = await totals(ctl, lamps, midnight, now)
-    month = await totals(ctl, lamps, month_start, now)
+    today = await service.energy_totals(lamps, midnight, now)
+    month = await service.energy_totals(lamps, month_start, now)
     answering = len(lamps) - states["offline"] - states["unknown"]
     return Kpis(
         at=now,
@@ -97,12 +97,12 @@ async def kpis(request: Request) -> Kpis:
             month_baseline_kwh=round(month[1], 3),
             month_saving_pct=saving_pct(*month),
         ),
-        sensors=_uptime(ctl, "sensor", silent),
-        access_points=_uptime(ctl, "access_point", silent),
+        sensors=_uptime(service, "sensor", silent),
+        access_points=_uptime(service, "access_point", silent),
     )
 
 
-def _uptime(ctl: Controller, kind: str, silent: set[str]) -> UptimeKpis:
-    ids = [r.id for r in ctl.devices.values() if r.kind == kind]
-    up = sum(1 for d in ids if ctl.fleet[d].state not in ("offline", "unknown") and d not in silent)
-    return UptimeKpis(total=len(ids), up_pct=round(100 * up / len(ids), 2) if ids else None)
+def _uptime(service: ControllerService, kind: DeviceKind, silent: set[str]) -> UptimeKpis:
+    devices = service.find(kind=kind)
+    up = sum(1 for d in devices if d.status.state not in ("offline", "unknown") and d.row.id not in silent)
+    return UptimeKpis(total=len(devices), up_pct=round(100 * up / len(devices), 2) if devices else None)

@@ -19,8 +19,9 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+from controller.fleet import DeviceStatus
 from controller.registry import DeviceRow
-from controller.runtime import Controller
+from controller.service import ControllerService
 
 CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
 STREETLIGHTING = (
@@ -85,24 +86,25 @@ def urn(kind: str, key: str) -> str:
     return f"urn:ngsi-ld:{kind}:{key.replace('/', ':')}"
 
 
-async def entities_of(ctl: Controller, kinds: set[str]) -> list[dict[str, Any]]:
+async def entities_of(service: ControllerService, kinds: set[str]) -> list[dict[str, Any]]:
     """Every entity of these types, normalized, sorted by type then id."""
-    rows = sorted(ctl.devices.values(), key=lambda r: r.id)
+    rows = sorted(service.rows(), key=lambda r: r.id)
+    states = service.statuses()
     alerts: dict[str, set[str]] = defaultdict(set)
     if kinds & {"Streetlight", "StreetlightGroup"}:
-        for device_id, alert_kind in await ctl.open_alerts():
+        for device_id, alert_kind in await service.open_alerts():
             alerts[device_id].add(alert_kind)
     found: list[dict[str, Any]] = []
     if "AirQualityObserved" in kinds:
-        found += [e for r in rows if r.kind == "sensor" and (e := _air_quality(ctl, r)) is not None]
+        found += [e for r in rows if r.kind == "sensor" and (e := _air_quality(states[r.id], r)) is not None]
     if "Streetlight" in kinds:
-        found += [_streetlight(ctl, r, alerts[r.id]) for r in rows if r.kind == "lamp"]
+        found += [_streetlight(states[r.id], r, alerts[r.id]) for r in rows if r.kind == "lamp"]
     if "StreetlightGroup" in kinds:
         groups: dict[str, list[DeviceRow]] = defaultdict(list)
         for r in rows:
             if r.kind == "lamp":
                 groups[r.group_path].append(r)
-        found += [_group(ctl, path, members, alerts) for path, members in sorted(groups.items())]
+        found += [_group(states, path, members, alerts) for path, members in sorted(groups.items())]
     return found
 
 
@@ -126,8 +128,7 @@ def _power_state(values: Mapping[str, Any]) -> str:
     return "low" if isinstance(level, int | float) and level < 100 else "on"
 
 
-def _streetlight(ctl: Controller, row: DeviceRow, alerts: set[str]) -> dict[str, Any]:
-    st = ctl.fleet[row.id]
+def _streetlight(st: DeviceStatus, row: DeviceRow, alerts: set[str]) -> dict[str, Any]:
     values = st.last_values()
     status = "defectiveLamp" if alerts & DEFECTIVE else "columnIssue" if alerts & COLUMN else "ok"
     entity: dict[str, Any] = {
@@ -152,9 +153,9 @@ def _streetlight(ctl: Controller, row: DeviceRow, alerts: set[str]) -> dict[str,
 
 
 def _group(
-    ctl: Controller, path: str, members: list[DeviceRow], alerts: dict[str, set[str]]
+    states: Mapping[str, DeviceStatus], path: str, members: list[DeviceRow], alerts: dict[str, set[str]]
 ) -> dict[str, Any]:
-    lit = sum(1 for m in members if ctl.fleet[m.id].last_values().get("lamp_on"))
+    lit = sum(1 for m in members if states[m.id].last_values().get("lamp_on"))
     faulty = sum(1 for m in members if alerts[m.id] & (DEFECTIVE | COLUMN))
     lon = sum(m.longitude for m in members) / len(members)
     lat = sum(m.latitude for m in members) / len(members)
@@ -169,8 +170,7 @@ def _group(
     }
 
 
-def _air_quality(ctl: Controller, row: DeviceRow) -> dict[str, Any] | None:
-    st = ctl.fleet[row.id]
+def _air_quality(st: DeviceStatus, row: DeviceRow) -> dict[str, Any] | None:
     values = st.last_values()
     if not values or st.last_seen is None:
         return None

@@ -19,11 +19,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.access import Permission, allow
+from api.deps import Service
 from api.errors import PROBLEM_STATUS, problem_response
 from api.ngsi_entities import CONTEXT, KNOWN_CONTEXTS, TYPES, entities_of, short_name
 from api.ngsi_geo import parse_georel
 from api.ngsi_query import QueryError, id_pattern, parse_q, parse_types
-from controller.runtime import Controller
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"], dependencies=[allow(Permission.READ)])
 contexts_router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"])
@@ -62,6 +62,7 @@ class NgsiError(Exception):
 )
 async def query_entities(
     request: Request,
+    service: Service,
     type: Annotated[str | None, Query(description="entity types: A, A,B or A|B, (A;B)")] = None,
     id: Annotated[str | None, Query(description="entity ids, comma-separated")] = None,
     idPattern: Annotated[str | None, Query(description="a regular expression the id matches (RE2)")] = None,
@@ -98,7 +99,7 @@ async def query_entities(
             )
         kinds = _kinds(type)
         keep = _filters(id, idPattern, attrs, q, georel, geometry, coordinates, geoproperty)
-        found = [e for e in await entities_of(_controller(request), kinds) if keep(e)]
+        found = [e for e in await entities_of(service, kinds) if keep(e)]
     except NgsiError as exc:
         return _error(request, exc)
     page = found[skip : skip + page_size]
@@ -122,6 +123,7 @@ async def query_entities(
 )
 async def retrieve_entity(
     request: Request,
+    service: Service,
     entity_id: str,
     attrs: Annotated[str | None, Query(description="attributes to return")] = None,
     options: Annotated[str | None, Query(description="keyValues (or concise), normalized")] = None,
@@ -134,7 +136,7 @@ async def retrieve_entity(
         parts = entity_id.split(":")
         kind = parts[2] if len(parts) >= 4 and parts[:2] == ["urn", "ngsi-ld"] else None
         found = [
-            e for e in await entities_of(_controller(request), {kind} if kind in TYPES else set())
+            e for e in await entities_of(service, {kind} if kind in TYPES else set())
             if e["id"] == entity_id
         ]  # fmt: skip
         if not found:
@@ -358,8 +360,3 @@ def _page_links(request: Request, skip: int, size: int, total: int) -> list[str]
 
 def _error(request: Request, exc: NgsiError) -> JSONResponse:
     return problem_response(exc.status, exc.kind, exc.title, exc.detail, scope=request.scope)
-
-
-def _controller(request: Request) -> Controller:
-    ctl: Controller = request.app.state.controller
-    return ctl

@@ -5,15 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import Permission, allow
+from api.deps import Heavy, Service
 from api.errors import ApiError, ErrorBody
-from api.heavy import heavy_work
 from api.params import time_range
-from controller.runtime import Controller
-from controller.scheduling import Kind, Scheduling
+from controller.scheduling import Kind
+from controller.service import ControllerService
 from schedules.astro import AstroClock
 from schedules.inputs import Instant
 from schedules.model import Calendar, Override, Program
@@ -26,23 +26,16 @@ _INVALID: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _scheduling(request: Request) -> Scheduling:
-    ctl: Controller = request.app.state.controller
-    if ctl.scheduling is None:
-        raise ApiError(503, "not_ready", "the controller is still starting")
-    return ctl.scheduling
-
-
-async def _put(request: Request, kind: Kind, key: str, doc: dict[str, Any]) -> None:
+async def _put(service: ControllerService, kind: Kind, key: str, doc: dict[str, Any]) -> None:
     try:
-        await _scheduling(request).put(kind, key, doc)
+        await service.scheduling.put(kind, key, doc)
     except ScheduleError as exc:
         raise ApiError(422, "invalid_schedule", str(exc)) from None
 
 
-async def _remove(request: Request, kind: Kind, key: str) -> Response:
+async def _remove(service: ControllerService, kind: Kind, key: str) -> Response:
     try:
-        removed = await _scheduling(request).remove(kind, key)
+        removed = await service.scheduling.remove(kind, key)
     except ScheduleError as exc:
         raise ApiError(422, "invalid_schedule", f"cannot remove {kind} {key!r}: {exc}") from None
     if not removed:
@@ -97,7 +90,8 @@ MAX_PREVIEW_SPAN = dt.timedelta(days=7)
     "minutes. A time without a zone is UTC.",
 )
 async def get_preview(
-    request: Request,
+    service: Service,
+    heavy: Heavy,
     group: Annotated[str, Query(max_length=300, description="group path")],
     start: Annotated[Instant | None, Query(alias="from", description="default: now")] = None,
     end: Annotated[Instant | None, Query(alias="to", description="default: 24 h after `from`")] = None,
@@ -106,13 +100,8 @@ async def get_preview(
         str | None, Query(max_length=64, description="one lamp of the group (its overrides count)")
     ] = None,
 ) -> Response:
-    ctl: Controller = request.app.state.controller
-    sched = _scheduling(request)
-    lamps = [
-        r
-        for r in ctl.devices.values()
-        if r.kind == "lamp" and (r.group_path == group or r.group_path.startswith(group.rstrip("/") + "/"))
-    ]
+    sched = service.scheduling
+    lamps = service.lamps(group)
     if not lamps:
         raise ApiError(422, "unknown_group", f"group {group!r}: no lamps in it")
     plan = sched.plan_for(lamps[0])
@@ -151,14 +140,14 @@ async def get_preview(
         )
 
     try:
-        return await heavy_work(request).json(computed)
+        return await heavy.json(computed)
     except (ScheduleError, ValueError) as exc:
         raise ApiError(422, "invalid_schedule", str(exc)) from None
 
 
 @router.get("/schedules", response_model=list[Program], summary="Dimming programs")
-async def list_programs(request: Request) -> list[Program]:
-    return list(_scheduling(request).programs.values())
+async def list_programs(service: Service) -> list[Program]:
+    return list(service.scheduling.programs.values())
 
 
 @router.put(
@@ -168,22 +157,22 @@ async def list_programs(request: Request) -> list[Program]:
     responses=_INVALID,
     summary="Create or replace a program",
 )
-async def put_program(request: Request, program_id: str, program: Program) -> Program:
+async def put_program(service: Service, program_id: str, program: Program) -> Program:
     _same_id(program_id, program.id)
-    await _put(request, "program", program.id, program.model_dump(mode="json"))
+    await _put(service, "program", program.id, program.model_dump(mode="json"))
     return program
 
 
 @router.delete(
     "/schedules/{program_id}", dependencies=[allow(Permission.SCHEDULES)], status_code=204, responses=_INVALID
 )
-async def delete_program(request: Request, program_id: str) -> Response:
-    return await _remove(request, "program", program_id)
+async def delete_program(service: Service, program_id: str) -> Response:
+    return await _remove(service, "program", program_id)
 
 
 @router.get("/calendars", response_model=list[Calendar])
-async def list_calendars(request: Request) -> list[Calendar]:
-    return list(_scheduling(request).calendars.values())
+async def list_calendars(service: Service) -> list[Calendar]:
+    return list(service.scheduling.calendars.values())
 
 
 @router.put(
@@ -192,9 +181,9 @@ async def list_calendars(request: Request) -> list[Calendar]:
     response_model=Calendar,
     responses=_INVALID,
 )
-async def put_calendar(request: Request, calendar_id: str, calendar: Calendar) -> Calendar:
+async def put_calendar(service: Service, calendar_id: str, calendar: Calendar) -> Calendar:
     _same_id(calendar_id, calendar.id)
-    await _put(request, "calendar", calendar.id, calendar.model_dump(mode="json"))
+    await _put(service, "calendar", calendar.id, calendar.model_dump(mode="json"))
     return calendar
 
 
@@ -204,8 +193,8 @@ async def put_calendar(request: Request, calendar_id: str, calendar: Calendar) -
     status_code=204,
     responses=_INVALID,
 )
-async def delete_calendar(request: Request, calendar_id: str) -> Response:
-    return await _remove(request, "calendar", calendar_id)
+async def delete_calendar(service: Service, calendar_id: str) -> Response:
+    return await _remove(service, "calendar", calendar_id)
 
 
 @router.put(
@@ -214,8 +203,8 @@ async def delete_calendar(request: Request, calendar_id: str) -> Response:
     responses=_INVALID,
     summary="Give a group (and its sub-groups) a calendar",
 )
-async def put_group_calendar(request: Request, group: str, body: GroupCalendarIn) -> dict[str, str]:
-    await _put(request, "group_calendar", group.rstrip("/"), {"calendar": body.calendar})
+async def put_group_calendar(service: Service, group: str, body: GroupCalendarIn) -> dict[str, str]:
+    await _put(service, "group_calendar", group.rstrip("/"), {"calendar": body.calendar})
     return {"group": group.rstrip("/"), "calendar": body.calendar}
 
 
@@ -225,13 +214,13 @@ async def put_group_calendar(request: Request, group: str, body: GroupCalendarIn
     status_code=204,
     responses=_INVALID,
 )
-async def delete_group_calendar(request: Request, group: str) -> Response:
-    return await _remove(request, "group_calendar", group.rstrip("/"))
+async def delete_group_calendar(service: Service, group: str) -> Response:
+    return await _remove(service, "group_calendar", group.rstrip("/"))
 
 
 @router.get("/overrides", response_model=list[Override])
-async def list_overrides(request: Request) -> list[Override]:
-    return list(_scheduling(request).overrides.values())
+async def list_overrides(service: Service) -> list[Override]:
+    return list(service.scheduling.overrides.values())
 
 
 @router.post(
@@ -241,8 +230,8 @@ async def list_overrides(request: Request) -> list[Override]:
     status_code=201,
     responses=_INVALID,
 )
-async def post_override(request: Request, override: Override) -> Override:
-    await _put(request, "override", override.id, override.model_dump(mode="json"))
+async def post_override(service: Service, override: Override) -> Override:
+    await _put(service, "override", override.id, override.model_dump(mode="json"))
     return override
 
 
@@ -252,8 +241,8 @@ async def post_override(request: Request, override: Override) -> Override:
     status_code=204,
     responses=_INVALID,
 )
-async def delete_override(request: Request, override_id: str) -> Response:
-    return await _remove(request, "override", override_id)
+async def delete_override(service: Service, override_id: str) -> Response:
+    return await _remove(service, "override", override_id)
 
 
 def _sun_events(clock: AstroClock | None, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:

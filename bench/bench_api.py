@@ -26,6 +26,7 @@ from api.server import ApiServer
 from bench.common import write_city
 from controller.config import load_config
 from controller.runtime import Controller
+from controller.service import ControllerService
 from drivers.base import Reading
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -76,7 +77,7 @@ async def main() -> None:
         # Write the 10,000 new states now: the periodic flush would otherwise land in the measured
         # window at a random point (it builds 10,000 rows on the event loop: p99 ~45 ms that run).
         await ctl.registry.save_states(ctl.fleet.take_dirty_rows())
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        server = ApiServer(create_app(ControllerService(ctl)), "127.0.0.1", 0)
         await server.start()
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.api_load", "--url", server.url, "--devices", str(args.devices),

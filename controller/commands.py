@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 from controller.alerts.detectors import Expected
+from controller.errors import UnknownDevice
 from controller.metrics import ControllerMetrics
 from controller.registry import CommandRow, Registry
 from drivers.base import DeviceRef, Driver
@@ -54,10 +55,6 @@ class Command(BaseModel):
         if self.action == "set_level":
             return {"dim_level_pct": int(self.value), "lamp_on": int(self.value) > 0}
         return {"lamp_on": bool(self.value)}
-
-
-class UnknownDevice(KeyError):
-    """No device with that id is configured."""
 
 
 class CommandDispatcher:

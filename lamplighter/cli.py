@@ -22,6 +22,7 @@ import typer
 
 from controller.broker import EmbeddedBrokerRun, start_embedded_broker
 from controller.config import ConfigError, ControllerSettings, load_config
+from controller.service import ControllerService
 from lamplighter.auth_cli import api_headers, auth_app, demo_credentials, refused_hint
 from lamplighter.broker_cli import broker_app
 from lamplighter.firmware_cli import firmware_app
@@ -207,7 +208,7 @@ async def _run_controller(
     child = await _spawn_simulators(simulate_config, settings, credentials) if simulate_config else None
     radios = simulated_radios(settings)
     controller = Controller(settings, ble_backends=simulated_ble_backends(settings, radios))
-    api = ApiServer(create_app(controller), settings.api.host, settings.api.port)
+    api = ApiServer(create_app(ControllerService(controller)), settings.api.host, settings.api.port)
     try:
         await controller.start()
         if plan_file is not None and controller.scheduling is not None:

@@ -13,6 +13,7 @@ from api.server import ApiServer
 from controller.auth.credentials import Role
 from controller.config import ControllerSettings
 from controller.runtime import Controller
+from controller.service import ControllerService
 from tests.controller.city import running_controller
 
 
@@ -24,7 +25,7 @@ async def auth_headers(ctl: Controller, role: Role = "admin") -> dict[str, str]:
 @asynccontextmanager
 async def api_client(ctl: Controller, role: Role = "admin") -> AsyncIterator[httpx.AsyncClient]:
     """The controller's API on a free loopback port, and a client holding a key of `role`."""
-    server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+    server = ApiServer(create_app(ControllerService(ctl)), "127.0.0.1", 0)
     await server.start()
     try:
         headers = await auth_headers(ctl, role)
@@ -38,7 +39,7 @@ async def api_client(ctl: Controller, role: Role = "admin") -> AsyncIterator[htt
 async def serving(settings: ControllerSettings) -> AsyncIterator[tuple[Controller, str]]:
     """A controller started from `settings` and its API on a free loopback port: (controller, url)."""
     async with running_controller(settings) as ctl:
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        server = ApiServer(create_app(ControllerService(ctl)), "127.0.0.1", 0)
         await server.start()
         try:
             yield ctl, server.url

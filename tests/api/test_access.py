@@ -18,6 +18,7 @@ from api.app import create_app
 from controller.auth.credentials import ROLES, issue_token
 from controller.auth.store import CACHE_TTL_S
 from controller.runtime import Controller
+from controller.service import ControllerService
 from tests.api.keys import auth_headers, serving, with_api
 from tests.controller.city import settings_for
 
@@ -100,7 +101,8 @@ async def status_of(client: httpx.AsyncClient, method: str, path: str, headers: 
 
 async def test_every_route_enforces_the_role_matrix(api: tuple[Controller, str]) -> None:
     ctl, url = api
-    app_routes = {f"{m.upper()} {p}" for p, ops in create_app(ctl).openapi()["paths"].items() for m in ops}
+    paths = create_app(ControllerService(ctl)).openapi()["paths"]
+    app_routes = {f"{m.upper()} {p}" for p, ops in paths.items() for m in ops}
     assert app_routes == set(ROLE_MATRIX) | PUBLIC, "every route needs a row in ROLE_MATRIX"
 
     headers = {role: await auth_headers(ctl, role) for role in ROLES}

@@ -15,6 +15,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from api.app import create_app
 from api.server import ApiServer
 from controller.runtime import Controller
+from controller.service import ControllerService
 from simulators.city import SimulatedCity
 from simulators.lamp import Fault
 from tests.api.keys import auth_headers
@@ -40,7 +41,7 @@ NIGHTLY = {
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     settings = settings_for(tmp_path)
     async with running_city(settings) as city, running_controller(settings) as ctl:
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        server = ApiServer(create_app(ControllerService(ctl)), "127.0.0.1", 0)
         await server.start()
         await until(lambda: all(st.last_seen for st in ctl.fleet.devices.values()), what="first polls")
         assert ctl.scheduling is not None

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from api.app import create_app
 from api.server import ApiServer
 from controller.config import ControllerSettings, load_config
+from controller.service import ControllerService
 from drivers.firmware import key_id
 from firmware_bridge.signing import generate_keypair, load_private_key, load_public_key, sign_image
 from lamplighter.auth_cli import API_KEY_ENV
@@ -125,7 +126,7 @@ async def test_the_cli_uploads_and_runs_a_campaign_with_progress(tmp_path: Path,
         return proc.returncode or 0, out.decode(), err.decode()
 
     async with running_controller(settings) as ctl:
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        server = ApiServer(create_app(ControllerService(ctl)), "127.0.0.1", 0)
         await server.start()
         env[API_KEY_ENV] = (await auth_headers(ctl, "technician"))["X-API-Key"]
         try:

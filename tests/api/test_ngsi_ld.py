@@ -19,6 +19,7 @@ from api.app import create_app
 from api.server import ApiServer
 from controller.commands import Command
 from controller.runtime import Controller
+from controller.service import ControllerService
 from tests.api.keys import auth_headers
 from tests.controller.city import running_city, running_controller, settings_for
 from tests.waiting import until
@@ -37,7 +38,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[Controller, str, httpx.A
         await ctl.dispatcher.execute("gw1-001", Command(action="set_level", value=60))
         await ctl.dispatcher.execute("gw1-002", Command(action="set_level", value=60))
         await until(lambda: ctl.fleet["gw1-002"].last_values().get("dim_level_pct") == 60)
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        server = ApiServer(create_app(ControllerService(ctl)), "127.0.0.1", 0)
         await server.start()
         try:
             headers = await auth_headers(ctl, "viewer")

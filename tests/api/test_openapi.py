@@ -14,11 +14,12 @@ from openapi_spec_validator import validate
 
 from api.app import create_app
 from controller.runtime import Controller
+from controller.service import ControllerService
 from tests.controller.city import settings_for
 
 
 def _description(tmp_path: Path) -> dict[str, Any]:
-    return create_app(Controller(settings_for(tmp_path))).openapi()
+    return create_app(ControllerService(Controller(settings_for(tmp_path)))).openapi()
 
 
 def test_the_description_passes_the_validator(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from api.app import create_app
 from api.server import ApiServer
+from controller.service import ControllerService
 from tests.api.keys import auth_headers
 from tests.controller.city import running_city, running_controller, settings_for
 
@@ -38,7 +39,7 @@ async def test_every_operation_answers_as_documented(tmp_path: Path) -> None:
     # The fuzzer sends hundreds of requests a second with one key: the rate limit would only 429 it.
     settings = settings.model_copy(update={"api": settings.api.model_copy(update={"rate_limit_per_s": 0})})
     async with running_city(settings) as _city, running_controller(settings) as ctl:
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        server = ApiServer(create_app(ControllerService(ctl)), "127.0.0.1", 0)
         await server.start()
         key = (await auth_headers(ctl, "admin"))["X-API-Key"]
         try:

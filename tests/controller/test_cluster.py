@@ -15,6 +15,7 @@ from api.server import ApiServer
 from controller.cluster import owned_links
 from controller.config import ClusterSettings, ControllerSettings, load_config
 from controller.runtime import Controller
+from controller.service import ControllerService
 from simulators.lamp import Fault
 from tests.api.keys import auth_headers
 from tests.controller.city import running_city, running_controller, settings_for, write_mqtt_city
@@ -51,7 +52,7 @@ async def test_two_instances_serve_one_city_each_its_own_links(tmp_path: Path) -
             # Each sees the other's devices through the database.
             await until(lambda: all(st.last_seen for st in a.fleet.devices.values()), what="A sees all")
             await until(lambda: all(st.last_seen for st in b.fleet.devices.values()), what="B sees all")
-            server = ApiServer(create_app(a), "127.0.0.1", 0)
+            server = ApiServer(create_app(ControllerService(a)), "127.0.0.1", 0)
             await server.start()
             try:
                 async with httpx.AsyncClient(base_url=server.url, headers=await auth_headers(a)) as api:

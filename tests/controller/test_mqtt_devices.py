@@ -12,6 +12,7 @@ import httpx
 from api.app import create_app
 from api.server import ApiServer
 from controller.config import load_config
+from controller.service import ControllerService
 from tests.api.keys import auth_headers
 from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
@@ -29,7 +30,7 @@ async def test_sensor_and_access_point_appear_in_the_api_like_lamps(
     settings = load_config(city_with_broker(tmp_path, mosquitto))
     async with running_controller(settings) as ctl:
         await until(lambda: ctl.drivers["broker"].stats.connected)
-        server = ApiServer(create_app(ctl), "127.0.0.1", 0)
+        server = ApiServer(create_app(ControllerService(ctl)), "127.0.0.1", 0)
         await server.start()
         try:
             async with aiomqtt.Client("127.0.0.1", mosquitto.port) as device:

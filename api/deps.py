@@ -1,0 +1,25 @@
+"""What routes receive (FastAPI dependencies): the controller's service, the worker for costly
+answers, the access guard. The one place that reads the application's state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.heavy import HeavyWork
+from controller.service import ControllerService
+
+
+def _service(request: Request) -> ControllerService:
+    service: ControllerService = request.app.state.service
+    return service
+
+
+def _heavy(request: Request) -> HeavyWork:
+    work: HeavyWork = request.app.state.heavy
+    return work
+
+
+Service = Annotated[ControllerService, Depends(_service)]
+Heavy = Annotated[HeavyWork, Depends(_heavy)]

@@ -1,0 +1,303 @@
+"""The controller as the API sees it: one typed object, and the one place its policy is applied.
+
+Routes receive a `ControllerService` (api/deps.py) and ask it, never the controller's parts: which
+devices match a filter, what one device is doing, send a command (refused as `NotReady`,
+`NotOwned`, `NotCommandable` or `UnknownDevice`, controller/errors.py), telemetry and energy,
+alerts, citizen reports, schedules, firmware, health. Ownership across instances ([cluster]), the
+group rule (controller/groups.py) and readiness are decided here, not in the routes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from controller.alerts.book import Alert
+from controller.alerts.events import EventHub
+from controller.alerts.reports import ReportIn, assess, nearest_lamps
+from controller.alerts.store import AlertState, AlertStore, DeadLetterRow, ReportRow
+from controller.auth import AuthStore, LoginLockout
+from controller.commands import Command
+from controller.config import ControllerSettings, Site
+from controller.energy import totals
+from controller.errors import AlertsDisabled, NoLamps, NotCommandable, NotOwned, NotReady, UnknownDevice
+from controller.firmware import FirmwareService
+from controller.fleet import DeviceStatus
+from controller.groups import in_group
+from controller.metrics import ControllerMetrics
+from controller.registry import CommandRow, DeviceRow
+from controller.runtime import Controller
+from controller.scheduling import Scheduling
+from controller.telemetry import Aggregate, TelemetryPoint
+from schedules.astro import AstroClock
+
+DeviceKind = Literal["lamp", "sensor", "access_point"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """A device: what the config says of it, and what it is doing now."""
+
+    row: DeviceRow
+    status: DeviceStatus
+
+
+@dataclass(frozen=True, slots=True)
+class HealthFigures:
+    started_at: dt.datetime | None
+    links: dict[str, bool]
+    devices: dict[str, int]
+    queue_depth: int
+
+
+class ControllerService:
+    def __init__(self, controller: Controller) -> None:
+        self._ctl = controller
+
+    @property
+    def settings(self) -> ControllerSettings:
+        return self._ctl.settings
+
+    @property
+    def sites(self) -> tuple[Site, ...]:
+        return self._ctl.settings.sites
+
+    def clock(self, site_id: str) -> AstroClock | None:
+        site = next((s for s in self.sites if s.id == site_id), None)
+        return None if site is None else AstroClock(site.latitude, site.longitude, site.timezone)
+
+    # -- devices -------------------------------------------------------------------------------
+
+    def find(
+        self,
+        *,
+        site: str | None = None,
+        group: str | None = None,
+        state: str | None = None,
+        kind: DeviceKind | None = None,
+    ) -> list[DeviceInfo]:
+        """Devices matching every filter given, in config order (`group` includes its sub-groups)."""
+        fleet = self._ctl.fleet.devices
+        found = []
+        for row in self._ctl.devices.values():
+            status = fleet.get(row.id)
+            if status is None:
+                continue
+            if (site is not None and row.site_id != site) or (kind is not None and row.kind != kind):
+                continue
+            if (group is not None and not in_group(row.group_path, group)) or (
+                state is not None and status.state != state
+            ):
+                continue
+            found.append(DeviceInfo(row, status))
+        return found
+
+    def device(self, device_id: str) -> DeviceInfo:
+        row = self._ctl.devices.get(device_id)
+        if row is None:
+            raise UnknownDevice(f"no device {device_id!r}")
+        return DeviceInfo(row, self._ctl.fleet[device_id])
+
+    def lamps(self, group: str | None = None) -> list[DeviceRow]:
+        """The lamps of the city, or of `group` and its sub-groups."""
+        return [
+            row
+            for row in self._ctl.devices.values()
+            if row.kind == "lamp" and (group is None or in_group(row.group_path, group))
+        ]
+
+    def rows(self, kind: DeviceKind | None = None) -> list[DeviceRow]:
+        return [r for r in self._ctl.devices.values() if kind is None or r.kind == kind]
+
+    def status(self, device_id: str) -> DeviceStatus:
+        return self._ctl.fleet[device_id]
+
+    def statuses(self) -> dict[str, DeviceStatus]:
+        return self._ctl.fleet.devices
+
+    # -- commands ------------------------------------------------------------------------------
+
+    async def command(self, device_id: str, command: Command) -> CommandRow:
+        """Send a command and wait for its read-back; the row says how it ended."""
+        row = self.device(device_id).row
+        dispatcher = self._ctl.dispatcher
+        if dispatcher is None:
+            raise NotReady("the controller is still starting")
+        if device_id not in self._ctl.owned:
+            raise NotOwned(
+                f"device {device_id!r} is on link {row.link_id!r}, which another controller instance "
+                "serves ([cluster] in the config): send the command there"
+            )
+        if device_id not in dispatcher.refs:
+            link = self._ctl.settings.link(row.link_id)
+            raise NotCommandable(
+                f"device {device_id!r} is a {row.kind.replace('_', ' ')} on {link.kind} link "
+                f"{row.link_id!r}, which carries no commands"
+            )
+        return await dispatcher.execute(device_id, command)
+
+    async def group_command(self, group: str, command: Command) -> list[CommandRow]:
+        """The command to every lamp of `group` (and its sub-groups) that this instance serves."""
+        dispatcher = self._ctl.dispatcher
+        if dispatcher is None:
+            raise NotReady("the controller is still starting")
+        lamps = self.lamps(group)
+        if not lamps:
+            raise NoLamps(f"no lamps in group {group!r}")
+        members = [row.id for row in lamps if row.id in self._ctl.owned]
+        if not members:
+            raise NotOwned(f"the lamps of group {group!r} are served by other instances")
+        return await dispatcher.execute_many(members, command)
+
+    async def commands(self, device_id: str, limit: int, offset: int) -> tuple[Sequence[CommandRow], int]:
+        self.device(device_id)
+        return await self._ctl.registry.commands(device_id, limit, offset)
+
+    async def command_record(self, device_id: str, command_id: int) -> CommandRow | None:
+        self.device(device_id)
+        return await self._ctl.registry.command(device_id, command_id)
+
+    # -- telemetry and energy ------------------------------------------------------------------
+
+    async def telemetry(
+        self,
+        device_id: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        fields: Sequence[str],
+        every_s: float | None,
+        aggregate: Aggregate,
+        limit: int,
+    ) -> list[TelemetryPoint]:
+        self.device(device_id)
+        return await self._ctl.store.query(
+            device_id, start, end, fields=fields, every_s=every_s, aggregate=aggregate, limit=limit
+        )
+
+    async def energy_used(
+        self,
+        lamps: Sequence[DeviceRow],
+        first: dt.datetime,
+        end: dt.datetime,
+        every_s: float,
+        offset_s: float,
+    ) -> dict[str, dict[dt.datetime, float]]:
+        """Wh per lamp and window start (the spread of each lamp's energy counter)."""
+        return await self._ctl.store.energy([r.id for r in lamps], first, end, every_s, offset_s)
+
+    async def energy_totals(
+        self, lamps: list[DeviceRow], start: dt.datetime, end: dt.datetime
+    ) -> tuple[float, float]:
+        """(kWh used, dusk-to-dawn baseline kWh) of these lamps over [start, end)."""
+        return await totals(self._ctl.store, self.sites, lamps, start, end)
+
+    # -- alerts, reports, events ---------------------------------------------------------------
+
+    @property
+    def alert_store(self) -> AlertStore:
+        return self._ctl.alert_store
+
+    @property
+    def events(self) -> EventHub:
+        return self._ctl.events
+
+    async def open_alerts(self) -> list[tuple[str, str]]:
+        """(device id, kind) of every open alert of the city."""
+        return await self._ctl.open_alerts()
+
+    async def alerts(
+        self,
+        *,
+        state: AlertState,
+        kind: str | None,
+        site: str | None,
+        group: str | None,
+        device: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Alert], int]:
+        return await self._ctl.alert_store.query(
+            state=state, kind=kind, site=site, group=group, device=device, limit=limit, offset=offset
+        )
+
+    async def acknowledge(self, alert_id: int, by: str) -> Alert | None:
+        if self._ctl.alerts is None:
+            raise AlertsDisabled("fault detection is disabled ([alerts] enabled = false)")
+        return await self._ctl.alerts.acknowledge(alert_id, by)
+
+    async def file_report(self, report: ReportIn) -> ReportRow:
+        """Check a citizen's report against the nearest lamps; store and announce the verdict."""
+        now = dt.datetime.now(dt.UTC)
+        near = nearest_lamps(report, self._ctl.devices.values())
+        open_alerts = await self._ctl.alert_store.open_for([row.id for row, _ in near])
+        expected = self._ctl.dispatcher.expected if self._ctl.dispatcher else {}
+        result = assess(report, near, self._ctl.fleet.devices, open_alerts, expected, now)
+        return await self._ctl.alert_store.add_report(
+            ReportRow(
+                kind=report.kind,
+                latitude=report.latitude,
+                longitude=report.longitude,
+                radius_m=report.radius_m,
+                reference=report.reference,
+                description=report.description,
+                received_at=now,
+                verdict=result.verdict,
+                reason=result.reason,
+                lamps=result.lamps,
+                alert_ids=result.alert_ids,
+            )
+        )
+
+    async def retry_dead_letter(self, letter_id: int) -> DeadLetterRow | None:
+        """Send a dead letter's events again (None: no such letter for a configured webhook)."""
+        row = await self._ctl.alert_store.take_dead_letter(letter_id, webhooks=set(self._ctl.webhooks))
+        if row is not None:
+            await self._ctl.webhooks[row.webhook_id].resend(row.body)
+        return row
+
+    # -- schedules, firmware -------------------------------------------------------------------
+
+    @property
+    def scheduling(self) -> Scheduling:
+        if self._ctl.scheduling is None:
+            raise NotReady("the controller is still starting")
+        return self._ctl.scheduling
+
+    @property
+    def firmware(self) -> FirmwareService:
+        if self._ctl.firmware is None:
+            raise NotReady("the controller is still starting")
+        return self._ctl.firmware
+
+    def served_elsewhere(self, device_ids: Sequence[str]) -> list[str]:
+        """Those of these devices on links another instance serves ([cluster])."""
+        return sorted(d for d in device_ids if d in self._ctl.devices and d not in self._ctl.owned)
+
+    # -- access, operations --------------------------------------------------------------------
+
+    @property
+    def auth(self) -> AuthStore:
+        return self._ctl.auth
+
+    @property
+    def logins(self) -> LoginLockout:
+        return self._ctl.logins
+
+    @property
+    def metrics(self) -> ControllerMetrics:
+        return self._ctl.metrics
+
+    def health(self) -> HealthFigures:
+        return HealthFigures(
+            started_at=self._ctl.started_at,
+            links={link_id: d.stats.connected for link_id, d in self._ctl.drivers.items()},
+            devices=self._ctl.fleet.counts_by_state(),
+            queue_depth=self._ctl.queue.qsize(),
+        )
+
+    def metrics_text(self) -> bytes:
+        self._ctl.refresh_metrics()
+        return self._ctl.metrics.render()
