@@ -222,17 +222,16 @@ async def retry_dead_letter(service: Service, letter_id: RowId) -> dict[str, int
 
 async def _report_out(service: ControllerService, row: ReportRow) -> ReportOut:
     alerts = await service.alert_store.alerts_by_id(row.alert_ids)
-    received = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=dt.UTC)
     return ReportOut(
         id=row.id,
-        kind=row.kind,  # type: ignore[arg-type]
+        kind=row.kind,
         latitude=row.latitude,
         longitude=row.longitude,
         radius_m=row.radius_m,
         reference=row.reference,
         description=row.description,
-        received_at=received,
-        verdict=row.verdict,  # type: ignore[arg-type]
+        received_at=row.received_at,
+        verdict=row.verdict,
         reason=row.reason,
         lamps=row.lamps,
         alerts=[alert_out(a) for a in alerts],

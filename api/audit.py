@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -178,7 +178,7 @@ async def audit_log(
     items = [
         AuditOut(
             id=r.id,
-            at=r.at.replace(tzinfo=UTC),
+            at=r.at,
             actor=r.actor,
             role=r.role,
             action=r.action,

@@ -125,7 +125,7 @@ def _user_out(row: UserRow) -> UserOut:
         username=row.username,
         role=row.role,
         disabled=row.disabled,
-        created_at=row.created_at.replace(tzinfo=UTC),
+        created_at=row.created_at,
     )
 
 
@@ -197,17 +197,14 @@ class NewKeyOut(KeyOut):
 
 
 def _key_out(row: ApiKeyRow) -> KeyOut:
-    def aware(ts: datetime | None) -> datetime | None:
-        return None if ts is None else ts.replace(tzinfo=UTC)
-
     return KeyOut(
         key_id=row.key_id,
         name=row.name,
         role=row.role,
-        created_at=row.created_at.replace(tzinfo=UTC),
+        created_at=row.created_at,
         created_by=row.created_by,
-        revoked_at=aware(row.revoked_at),
-        last_used_at=aware(row.last_used_at),
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
     )
 
 

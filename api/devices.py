@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -22,7 +22,7 @@ from api.models import (
     TelemetryOut,
     TelemetryPointOut,
 )
-from api.params import Limit, Offset, RowId, parse_every, time_range, utc
+from api.params import Limit, Offset, RowId, parse_every, time_range
 from controller.commands import Command
 from controller.registry import CommandRow
 from controller.service import DeviceInfo
@@ -186,18 +186,14 @@ def _command_out(row: CommandRow) -> CommandOut:
         value=row.value.get("value"),
         origin=row.origin,
         priority=row.priority,
-        expires_at=_aware(row.expires_at),
-        status=row.status,  # type: ignore[arg-type]  # the dispatcher only writes CommandStatus values
+        expires_at=row.expires_at,
+        status=row.status,
         detail=row.detail,
         written=row.written,
         readback=row.readback,
-        created_at=utc(row.created_at),
-        completed_at=_aware(row.completed_at),
+        created_at=row.created_at,
+        completed_at=row.completed_at,
     )
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    return None if ts is None else utc(ts)
 
 
 groups_router = APIRouter(prefix="/api/v1/groups", tags=["groups"], dependencies=[allow(Permission.READ)])
@@ -215,7 +211,7 @@ groups_router = APIRouter(prefix="/api/v1/groups", tags=["groups"], dependencies
 )
 async def post_group_command(service: Service, group: str, command: Command) -> GroupCommandOut:
     rows = await service.group_command(group, command)
-    by_status = Counter(row.status for row in rows)
+    by_status: Counter[str] = Counter(row.status for row in rows)
     return GroupCommandOut(
         group=group, total=len(rows), by_status=dict(by_status), results=[_command_out(r) for r in rows]
     )

@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 from api.access import Permission, allow
 from api.deps import Service
 from controller.energy import saving_pct
-from controller.service import ControllerService, DeviceKind
+from controller.service import ControllerService
+from controller.vocabulary import DeviceKind
 
 router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permission.READ)])
 MTTR_DAYS = 30

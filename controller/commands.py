@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
@@ -15,16 +15,13 @@ from controller.alerts.detectors import Expected
 from controller.errors import UnknownDevice
 from controller.metrics import ControllerMetrics
 from controller.registry import CommandRow, Registry
+from controller.vocabulary import Action, CommandStatus, Origin
 from drivers.base import DeviceRef, Driver
 from drivers.errors import DriverError
 from drivers.fields import FieldValue
 from schedules.inputs import Instant, Whole
 
 log = logging.getLogger(__name__)
-
-Action = Literal["set_level", "switch"]
-Origin = Literal["operator", "schedule", "campaign", "failsafe"]
-CommandStatus = Literal["pending", "confirmed", "mismatch", "failed", "expired"]
 
 
 class Command(BaseModel):
@@ -82,8 +79,6 @@ class CommandDispatcher:
             level = row.written.get("dim_level_pct", prev.level)
             on = row.written.get("lamp_on", prev.on)
             since = row.completed_at or row.created_at
-            if since is not None and since.tzinfo is None:
-                since = since.replace(tzinfo=UTC)  # SQLite gives back naive UTC
             self.expected[row.device_id] = Expected(
                 on=None if on is None else bool(on),
                 level=None if level is None else int(level),

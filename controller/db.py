@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import DateTime, event
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +67,26 @@ def _private_file(path: Path) -> None:
     if mode & 0o077:  # made by an earlier version, or with another umask
         path.chmod(mode & 0o700)
         log.info("database %s: access for others removed (was %o)", path, mode)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An instant, stored as UTC and always given back aware, in UTC.
+
+    SQLite keeps no time zone: it gave naive datetimes back (and stored an aware one's wall time,
+    whatever its zone), so a dozen places repaired them. Every timestamp column of ours has this
+    type; no code after it needs to know which database it runs on.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return aware.replace(tzinfo=None) if dialect.name == "sqlite" else aware
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

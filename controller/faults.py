@@ -29,7 +29,6 @@ FaultKind = Literal[
     "accessPointOffline",
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
-DeviceKind = Literal["lamp", "sensor", "access_point"]
 
 
 class Thresholds(BaseModel):

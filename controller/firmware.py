@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import JSON, DateTime, String, delete, insert, select
+from sqlalchemy import JSON, String, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller import cluster
 from controller.config import EMBEDDED, ControllerSettings
+from controller.db import UtcDateTime
 from controller.fleet import Fleet
 from controller.registry import Base, DeviceRow
 from drivers.firmware import SignedManifest, check_image, check_manifest, parse_signed_manifest
@@ -45,7 +46,7 @@ class CampaignRow(Base):
     __tablename__ = "firmware_campaigns"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     doc: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 @dataclass(frozen=True)

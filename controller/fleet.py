@@ -11,13 +11,13 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from controller.registry import DeviceStateRow
+from controller.vocabulary import DeviceState
 from drivers.base import Reading
 from drivers.errors import DriverError
 
-DeviceState = Literal["unknown", "ok", "fault", "offline"]
 DEVICE_STATES: tuple[DeviceState, ...] = ("unknown", "ok", "fault", "offline")
 #: per-device counters: successful polls, and failures by the driver error's kind.
 #: lamp_on changes kept per device: enough for any sensible cycling threshold
@@ -167,7 +167,7 @@ class Fleet:
             if st is None:
                 continue
             st.state = row.state if row.state in DEVICE_STATES else "unknown"
-            st.last_seen = _aware(row.last_seen)
+            st.last_seen = row.last_seen
             st.last_reading = row.last_reading
             st.last_error = row.last_error
             st.counters.update({k: int(v) for k, v in row.counters.items() if k in st.counters})
@@ -178,7 +178,7 @@ class Fleet:
         instance's detectors look at it."""
         for row in rows:
             st = self.devices.get(row.device_id)
-            seen = _aware(row.last_seen)
+            seen = row.last_seen
             if st is None or seen is None or (st.last_seen is not None and seen <= st.last_seen):
                 continue
             if st.state != "offline":  # availability reaches every instance directly
@@ -210,10 +210,3 @@ def reading_document(reading: Reading) -> dict[str, Any]:
         "raw_status": reading.raw_status,
         "rejected": dict(reading.rejected),
     }
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes even for timezone-aware columns; they were stored as UTC.
-    if ts is not None and ts.tzinfo is None:
-        return ts.replace(tzinfo=UTC)
-    return ts

@@ -181,7 +181,7 @@ def state_message(row: DeviceRow, st: DeviceStatus, now: datetime) -> DeviceStat
         device_id=row.id,
         site=row.site_id,
         group=row.group_path,
-        kind=row.kind,  # type: ignore[arg-type]
+        kind=row.kind,
         state=st.state,
         last_seen=st.last_seen,
         values=doc.get("values", {}),

@@ -14,7 +14,6 @@ from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
-    DateTime,
     Float,
     ForeignKey,
     Integer,
@@ -40,13 +39,15 @@ from controller.config import (
     MqttLinkConfig,
     device_address,
 )
+from controller.db import UtcDateTime
+from controller.vocabulary import Action, CommandStatus, DeviceKind, DeviceState, Origin
 
 #: PostgreSQL advisory lock held while an instance creates tables and mirrors the config ("LAMP")
 STARTUP_LOCK_KEY = 0x4C414D50
 
 
 class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: UtcDateTime()}
 
 
 class SiteRow(Base):
@@ -75,7 +76,7 @@ class DeviceRow(Base):
     #: how the link addresses the device: the unit id for Modbus, the topic key for MQTT
     address: Mapped[str] = mapped_column(String(64))
     profile: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[DeviceKind] = mapped_column(String(32))
     group_path: Mapped[str] = mapped_column(String(300), index=True)
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
@@ -94,7 +95,7 @@ class RegistryMetaRow(Base):
 class DeviceStateRow(Base):
     __tablename__ = "device_state"
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[DeviceState] = mapped_column(String(16))
     last_seen: Mapped[datetime | None] = mapped_column(nullable=True)
     last_reading: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
@@ -106,12 +107,12 @@ class CommandRow(Base):
     __tablename__ = "commands"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     device_id: Mapped[str] = mapped_column(String(64), index=True)
-    action: Mapped[str] = mapped_column(String(32))
+    action: Mapped[Action] = mapped_column(String(32))
     value: Mapped[dict[str, Any]] = mapped_column()
-    origin: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[Origin] = mapped_column(String(16))
     priority: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[CommandStatus] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(String(500), default="")
     written: Mapped[dict[str, Any]] = mapped_column()
     readback: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)

@@ -21,11 +21,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel
-from sqlalchemy import JSON, DateTime, String, delete, insert, select
+from sqlalchemy import JSON, String, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.commands import Command, CommandDispatcher
+from controller.db import UtcDateTime
 from controller.fleet import Fleet
 from controller.registry import Base, DeviceRow
 from schedules.astro import AstroClock
@@ -44,7 +45,7 @@ class ScheduleObjectRow(Base):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     id: Mapped[str] = mapped_column(String(300), primary_key=True)
     doc: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class Scheduling:

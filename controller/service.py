@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from controller.alerts.book import Alert
 from controller.alerts.events import EventHub
@@ -31,9 +30,8 @@ from controller.registry import CommandRow, DeviceRow
 from controller.runtime import Controller
 from controller.scheduling import Scheduling
 from controller.telemetry import Aggregate, TelemetryPoint
+from controller.vocabulary import DeviceKind
 from schedules.astro import AstroClock
-
-DeviceKind = Literal["lamp", "sensor", "access_point"]
 
 
 @dataclass(frozen=True, slots=True)

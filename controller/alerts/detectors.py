@@ -11,7 +11,8 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from controller.faults import DeviceKind, FaultKind, Thresholds
+from controller.faults import FaultKind, Thresholds
+from controller.vocabulary import DeviceKind
 from drivers.base import Reading
 
 

@@ -160,7 +160,7 @@ class AlertService:
             rated = float(value) if isinstance(value, int | float) and value > 0 else None
         return DeviceView(
             device_id=device_id,
-            kind=row.kind,  # type: ignore[arg-type]
+            kind=row.kind,
             now=now,
             reading=reading,
             switches=tuple(st.switches or ()),

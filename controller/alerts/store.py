@@ -14,7 +14,9 @@ from sqlalchemy import JSON, Float, Index, Integer, String, func, insert, or_, s
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from controller.alerts.book import Alert, AlertEvent
+from controller.alerts.book import Alert, AlertEvent, Severity
+from controller.alerts.reports import ReportKind, Verdict
+from controller.faults import FaultKind
 from controller.registry import Base
 
 AlertState = Literal["active", "open", "acknowledged", "cleared", "all"]
@@ -25,8 +27,8 @@ class AlertRow(Base):
     __table_args__ = (Index("ix_alerts_open", "cleared_at", "device_id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     device_id: Mapped[str] = mapped_column(String(64), index=True)
-    kind: Mapped[str] = mapped_column(String(32), index=True)
-    severity: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[FaultKind] = mapped_column(String(32), index=True)
+    severity: Mapped[Severity] = mapped_column(String(16))
     site_id: Mapped[str] = mapped_column(String(64))
     group_path: Mapped[str] = mapped_column(String(300))
     raised_at: Mapped[dt.datetime] = mapped_column()
@@ -40,14 +42,14 @@ class AlertRow(Base):
 class ReportRow(Base):
     __tablename__ = "citizen_reports"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[ReportKind] = mapped_column(String(32))
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
     radius_m: Mapped[float] = mapped_column(Float)
     reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
     description: Mapped[str] = mapped_column(String(2000), default="")
     received_at: Mapped[dt.datetime] = mapped_column()
-    verdict: Mapped[str] = mapped_column(String(16))
+    verdict: Mapped[Verdict] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(500))
     lamps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     alert_ids: Mapped[list[int]] = mapped_column(JSON)
@@ -171,7 +173,7 @@ class AlertStore:
         )
         async with self.session() as s:
             rows = (await s.execute(q)).all()
-        return [(_aware(c) - _aware(r)).total_seconds() / 3600 for r, c in rows if c is not None]
+        return [(c - r).total_seconds() / 3600 for r, c in rows if c is not None]
 
     async def open_for(self, device_ids: Sequence[str]) -> list[Alert]:
         """Alerts not yet cleared on these devices."""
@@ -238,24 +240,15 @@ def _row(a: Alert) -> dict[str, Any]:
 def to_alert(r: AlertRow) -> Alert:
     return Alert(
         device_id=r.device_id,
-        kind=r.kind,  # type: ignore[arg-type]
-        severity=r.severity,  # type: ignore[arg-type]
-        raised_at=_aware(r.raised_at),
+        kind=r.kind,
+        severity=r.severity,
+        raised_at=r.raised_at,
         evidence=r.evidence,
         reading=r.reading,
         id=r.id,
         site=r.site_id,
         group=r.group_path,
-        acknowledged_at=_aware_or_none(r.acknowledged_at),
+        acknowledged_at=r.acknowledged_at,
         acknowledged_by=r.acknowledged_by,
-        cleared_at=_aware_or_none(r.cleared_at),
+        cleared_at=r.cleared_at,
     )
-
-
-def _aware(ts: dt.datetime) -> dt.datetime:
-    # SQLite returns naive datetimes even for timezone-aware columns; they were stored as UTC.
-    return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts
-
-
-def _aware_or_none(ts: dt.datetime | None) -> dt.datetime | None:
-    return None if ts is None else _aware(ts)

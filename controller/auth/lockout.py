@@ -92,7 +92,7 @@ class LoginLockout:
             locked = (
                 await conn.execute(select(LoginFailureRow.locked_until).where(LoginFailureRow.key.in_(keys)))
             ).scalars()
-            wait = max((_naive_utc(t) - now).total_seconds() for t in locked)
+            wait = max((t - now).total_seconds() for t in locked)
             await conn.rollback()  # the keys that were free give their count back
         return max(wait, 0.001)
 
@@ -111,7 +111,7 @@ class LoginLockout:
             if row is None or row[0] <= 0:
                 return
             failures, last = row[0] - 1, row[1]
-            until = _naive_utc(last) + dt.timedelta(seconds=self.policy.wait_s(failures))
+            until = last + dt.timedelta(seconds=self.policy.wait_s(failures))
             await conn.execute(
                 update(LoginFailureRow)
                 .where(LoginFailureRow.key == address_key)
@@ -129,9 +129,5 @@ class LoginLockout:
         return case(*branches, else_=now + dt.timedelta(seconds=p.max_s))
 
 
-def _naive_utc(t: dt.datetime) -> dt.datetime:
-    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo is not None else t
-
-
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)  # the tables keep naive UTC
+    return dt.datetime.now(dt.UTC)

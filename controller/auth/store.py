@@ -96,13 +96,8 @@ class UserRecord:
     tokens_valid_after: dt.datetime
 
 
-def _naive_utc(t: dt.datetime) -> dt.datetime:
-    """PostgreSQL gives timestamptz back aware, SQLite naive: compare them as naive UTC."""
-    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo is not None else t
-
-
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)  # stored naive UTC, like every table here
+    return dt.datetime.now(dt.UTC)
 
 
 class AuthStore:
@@ -225,7 +220,7 @@ class AuthStore:
 
     async def user(self, username: str, *, fresh: bool = False) -> UserRecord | None:
         def record(row: UserRow) -> UserRecord:
-            valid_after = row.tokens_valid_after.replace(tzinfo=dt.UTC)
+            valid_after = row.tokens_valid_after
             return UserRecord(row.username, _role(row.role), row.password_hash, row.disabled, valid_after)
 
         if fresh:
