@@ -7,7 +7,6 @@ is drained into the store, live state is flushed to the registry, then links and
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import gc
 import logging
@@ -28,18 +27,13 @@ from controller.auth.lockout import LockoutPolicy, LoginLockout
 from controller.auth.store import AuthStore
 from controller.commands import CommandDispatcher
 from controller.config import (
-    BleLinkConfig,
     ControllerSettings,
-    LinkConfig,
-    ModbusRtuLink,
-    ModbusTcpLink,
-    MqttLinkConfig,
-    SerialLineLinkConfig,
 )
 from controller.db import create_engine
 from controller.firmware import FirmwareService
 from controller.fleet import Fleet
 from controller.ingest import ReadingIngest
+from controller.links import make_driver
 from controller.metrics import ControllerMetrics, StateCollector, TelemetryFigures
 from controller.outbound import StatePublisher
 from controller.poller import LinkPoller, PolledDevice
@@ -48,11 +42,7 @@ from controller.scheduling import Scheduling
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
 from controller.telemetry.influx import InfluxStore
-from drivers.base import DeviceRef, Driver, ListeningDriver, Reading, SerialPort
-from drivers.ble import BleLink, BleRadio, BleScanLink
-from drivers.modbus import ModbusLink, ModbusOptions, ModbusTcp
-from drivers.mqtt import MqttBroker, MqttLink
-from drivers.serial import SerialLineLink, SerialOptions
+from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
 from schedules.astro import AstroClock
 
 log = logging.getLogger(__name__)
@@ -342,63 +332,3 @@ class Controller:
                 self.fleet.mark_dirty(ids[i:])
                 raise
             await asyncio.sleep(0)
-
-
-def make_driver(
-    link: LinkConfig,
-    devices: list[DeviceRef],
-    settings: ControllerSettings,
-    ble_backend: type[BaseBleakClient] | type[BaseBleakScanner] | None = None,
-) -> Driver | ListeningDriver:
-    if isinstance(link, BleLinkConfig):
-        radio = BleRadio(
-            adapter=link.adapter,
-            timeout_s=max(link.timeout_s, 5.0),
-            backoff_base_s=link.backoff_base_s,
-            backoff_cap_s=link.backoff_cap_s,
-        )
-        if link.kind == "ble_scan":
-            scanner = (
-                ble_backend if ble_backend is None or issubclass(ble_backend, BaseBleakScanner) else None
-            )
-            return BleScanLink(link.id, devices, radio, backend=scanner, min_interval_s=link.min_interval_s)
-        client = ble_backend if ble_backend is None or issubclass(ble_backend, BaseBleakClient) else None
-        return BleLink(link.id, radio, backend=client)
-    if isinstance(link, MqttLinkConfig):
-        host, port = settings.broker_address(link)
-        # the config validates and documents each option; the driver takes the same names
-        same = {
-            f.name: getattr(link, f.name) for f in dataclasses.fields(MqttBroker) if hasattr(link, f.name)
-        }
-        if link.shared_group:  # one session per instance: the same client id would take it over
-            same["client_id"] = f"{link.client_id or f'lamplighter-{link.id}'}-{settings.cluster.instance}"
-        broker = MqttBroker(**{**same, "host": host, "port": port})
-        return MqttLink(link.id, broker, devices)
-    options = ModbusOptions(
-        timeout_s=link.timeout_s,
-        retries=link.retries,
-        backoff_base_s=link.backoff_base_s,
-        backoff_cap_s=link.backoff_cap_s,
-    )
-    if isinstance(link, SerialLineLinkConfig):
-        return SerialLineLink(
-            link.id,
-            _serial_port(link),
-            SerialOptions(
-                timeout_s=link.timeout_s,
-                retries=link.retries,
-                backoff_base_s=link.backoff_base_s,
-                backoff_cap_s=link.backoff_cap_s,
-            ),
-        )
-    if isinstance(link, ModbusTcpLink):
-        return ModbusLink(link.id, ModbusTcp(host=link.host, port=link.port), options)
-    return ModbusLink(
-        link.id,
-        _serial_port(link),
-        options,
-    )
-
-
-def _serial_port(link: ModbusRtuLink | SerialLineLinkConfig) -> SerialPort:
-    return SerialPort(port=link.port, baudrate=link.baudrate, parity=link.parity, stopbits=link.stopbits)

@@ -24,6 +24,7 @@ from drivers.backoff import ReconnectSchedule
 from drivers.base import DeviceRef, Driver, LinkStats, Reading, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
 from drivers.fields import FieldValue
+from drivers.options import ModbusOptions
 from drivers.registers import ReadBlock, codec_for
 
 log = logging.getLogger(__name__)
@@ -45,17 +46,6 @@ class ModbusTcp:
 
     host: str
     port: int = 502
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ModbusOptions:
-    """Timing for one link; `retries` are pymodbus' per-request retries after a timeout."""
-
-    timeout_s: float = 1.0
-    retries: int = 1
-    connect_timeout_s: float = 3.0
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
 
 
 class ModbusLink(Driver):

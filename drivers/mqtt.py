@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -32,36 +32,11 @@ from drivers.base import (
     ReadingSink,
     RejectionSink,
 )
+from drivers.options import MqttBroker
 from drivers.payload import MqttLayout, PayloadError, TopicTemplate, decode_json
 from drivers.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class MqttBroker:
-    """How to reach and use one broker."""
-
-    host: str
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    client_id: str | None = None
-    protocol: Literal["3.1.1", "5"] = "3.1.1"
-    persistent_session: bool = True
-    qos: Literal[0, 1] = 1
-    keepalive_s: int = 30
-    tls_ca_file: str | None = None
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    max_queued_messages: int = 10_000
-    connect_timeout_s: float = 10.0
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
-    #: several controllers on one broker: telemetry topics are subscribed as `$share/<group>/…`, so
-    #: the broker hands each message to one of them (availability stays unshared: every instance
-    #: must see a device go offline, and the broker sends no retained messages to shared subscribers)
-    shared_group: str | None = None
 
 
 @dataclass(slots=True)

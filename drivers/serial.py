@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import serial_asyncio_fast
@@ -22,16 +21,9 @@ from drivers.base import DeviceRef, Driver, LinkStats, Reading, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
 from drivers.fields import FieldValue
 from drivers.line_protocol import MAX_LINE_BYTES, Frame, FrameError, LineLayout, decode_frame, encode_frame
+from drivers.options import SerialOptions
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SerialOptions:
-    timeout_s: float = 1.0
-    retries: int = 1
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
 
 
 class SerialLineLink(Driver):

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 
 from controller.config.sections import _GROUP, _ID, _Strict
+from drivers.options import LinkTiming, ModbusOptions, MqttBroker, SerialOptions
 
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 _LINK_KINDS = ("modbus_tcp", "modbus_rtu", "serial_line", "mqtt", "ble", "ble_scan")
@@ -32,15 +33,13 @@ class Site(_Strict):
 
 
 class _LinkBase(_Strict):
+    """What every link has; its options come from the driver's own option model (drivers/options.py)."""
+
     id: Annotated[str, Field(pattern=_ID)]
     site: str
-    timeout_s: float = Field(default=1.0, gt=0, le=60)
-    retries: int = Field(default=1, ge=0, le=5)
-    backoff_base_s: float = Field(default=0.5, gt=0)
-    backoff_cap_s: float = Field(default=30.0, gt=0)
 
 
-class ModbusTcpLink(_LinkBase):
+class ModbusTcpLink(_LinkBase, ModbusOptions):
     kind: Literal["modbus_tcp"]
     host: str
     port: int = Field(default=502, ge=1, le=65535)
@@ -60,44 +59,24 @@ class _SerialLinkBase(_LinkBase):
         return v
 
 
-class ModbusRtuLink(_SerialLinkBase):
+class ModbusRtuLink(_SerialLinkBase, ModbusOptions):
     kind: Literal["modbus_rtu"]
 
 
-class SerialLineLinkConfig(_SerialLinkBase):
+class SerialLineLinkConfig(_SerialLinkBase, SerialOptions):
     """A serial line of legacy lamp nodes speaking the ASCII line protocol."""
 
     kind: Literal["serial_line"]
 
 
-class MqttLinkConfig(_LinkBase):
-    """A broker connection; devices on it are found by the `key` in their topics."""
+class MqttLinkConfig(_LinkBase, MqttBroker):
+    """A broker connection; devices on it are found by the `key` in their topics. `host` may be
+    "embedded": the controller's own broker."""
 
     kind: Literal["mqtt"]
-    host: str
-    port: int = Field(default=1883, ge=1, le=65535)
-    username: str | None = None
-    password: str | None = None
-    client_id: str | None = None
-    protocol: Literal["3.1.1", "5"] = "3.1.1"
-    persistent_session: bool = True
-    qos: Literal[0, 1] = 1
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    tls_ca_file: str | None = None
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    max_queued_messages: int = Field(default=10_000, ge=10)
-    connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
-    shared_group: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9_-]{1,64}$",
-        description="several controllers on one broker: every instance subscribes (client id "
-        "suffixed with its [cluster] instance number) and each telemetry message goes to one of "
-        "them ($share/<group>/…); availability is seen by all",
-    )
 
 
-class BleLinkConfig(_LinkBase):
+class BleLinkConfig(_LinkBase, LinkTiming):
     """A Bluetooth LE radio; devices on it are found by their MAC address (`key`).
 
     `ble` connects to each sensor and reads its GATT characteristics; `ble_scan` listens to the

@@ -10,7 +10,8 @@ import pytest
 
 from drivers.base import DeviceRef, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
-from drivers.modbus import ModbusLink, ModbusOptions, ModbusTcp
+from drivers.modbus import ModbusLink, ModbusTcp
+from drivers.options import ModbusOptions
 from drivers.profile import load_profile, parse_profile
 from simulators.lamp import Fault, SimLamp
 from simulators.modbus_server import BusSpec, GatewaySpec, ModbusSegment

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from drivers.base import DeviceRef
 from drivers.errors import DriverError
-from drivers.modbus import ModbusLink, ModbusOptions, ModbusTcp
+from drivers.modbus import ModbusLink, ModbusTcp
+from drivers.options import ModbusOptions
 from drivers.profile import load_profile
 from simulators.lamp import SimLamp
 from simulators.modbus_server import GatewaySpec, ModbusSegment

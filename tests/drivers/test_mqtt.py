@@ -11,7 +11,8 @@ from pathlib import Path
 import aiomqtt
 
 from drivers.base import DeviceRef, Reading
-from drivers.mqtt import MqttBroker, MqttLink
+from drivers.mqtt import MqttLink
+from drivers.options import MqttBroker
 from drivers.profile import load_profile
 from tests.mosquitto import Mosquitto
 from tests.waiting import until

@@ -9,8 +9,9 @@ import pytest
 
 from drivers.base import DeviceRef, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
+from drivers.options import SerialOptions
 from drivers.profile import load_profile
-from drivers.serial import SerialLineLink, SerialOptions
+from drivers.serial import SerialLineLink
 from simulators.lamp import Fault, SimLamp
 from simulators.pty import PtyPair
 from simulators.serial_nodes import SerialLineSpec, SerialNodeLine

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from drivers.base import DeviceRef, SerialPort
-from drivers.modbus import ModbusLink, ModbusOptions
+from drivers.modbus import ModbusLink
+from drivers.options import ModbusOptions
 from drivers.profile import load_profile
 from simulators.lamp import SimLamp
 from simulators.modbus_server import BusSpec, ModbusSegment
