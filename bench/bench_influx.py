@@ -91,7 +91,7 @@ async def through_store(server: InfluxDB1, readings: list[Reading], db: str, buf
             url=server.url, write_endpoint="v1", database=db, batch_size=BATCH, buffer_dir=str(buffer)
         )
     )
-    store.set_tags(tags())
+    store.describe_devices(tags())
     await store.open()
     t0 = time.perf_counter()
     for i in range(0, len(readings), 1000):  # as ingest hands them over: batches of up to 1,000
@@ -114,7 +114,7 @@ async def outage(server: InfluxDB1, rate: int, down_s: float, buffer: Path) -> N
             timeout_s=2,
         )
     )
-    store.set_tags(tags())
+    store.describe_devices(tags())
     await store.open()
     written = 0
     peak = 0

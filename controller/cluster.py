@@ -3,14 +3,24 @@
 Each instance owns a shard of the links: `[cluster] links` names them, or else instance `instance`
 of `instances` owns the links whose id hashes (CRC-32) to it. It alone polls, commands, schedules
 and watches their devices; MQTT links with a `shared_group` are ingested by every instance. The
-loops that read back the other instances' work are in controller/runtime.py's `PeerSync`.
+instance reads back the other instances' work (device states, schedule changes) with `PeerSync`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 from controller.config import ControllerSettings, MqttLinkConfig
+from controller.fleet import Fleet
+from controller.registry import DeviceRow, Registry
+from controller.scheduling import Scheduling
+
+SCHEDULE_SYNC_S = 2.0  # how often an instance looks for schedule changes made elsewhere
+STATE_CHUNK = 1000  # device states saved (or read back from other instances) per transaction
+PEER_CLOCK_MARGIN = timedelta(seconds=10)  # slow commits, and other instances' clocks behind ours
 
 
 def owned_links(settings: ControllerSettings) -> frozenset[str]:
@@ -35,3 +45,46 @@ def ingest_links(settings: ControllerSettings) -> frozenset[str]:
     `shared_group`, whose telemetry the broker spreads over all the instances in the group. The
     instance that owns such a link still alone watches and commands its devices."""
     return owned_links(settings) | shared_links(settings)
+
+
+class PeerSync:
+    """Reads back what the other instances wrote to the shared database, so this instance's API
+    answers for the whole city and its lamps follow schedules changed through another instance."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        fleet: Fleet,
+        owned: Mapping[str, DeviceRow],
+        shared: set[str],
+        interval_s: float,
+    ) -> None:
+        self.registry = registry
+        self.fleet = fleet
+        self.owned = owned  # this instance's devices: their states are its own
+        self.shared = shared  # devices of shared-group MQTT links: every instance sees some readings
+        self.interval_s = interval_s
+
+    async def read_states_forever(self) -> None:
+        """Other instances' device states, as fresh as their state flush."""
+        since: datetime | None = None
+        while True:
+            await asyncio.sleep(self.interval_s)
+            started = datetime.now(UTC)
+            # Only what changed since the last read (with a margin for the instances' clocks),
+            # a chunk at a time: all 50,000 rows every time held each instance's loop up.
+            async for rows in self.registry.states_changed_since(since, chunk=STATE_CHUNK):
+                self.fleet.restore(
+                    r for r in rows if r.device_id not in self.owned and r.device_id not in self.shared
+                )
+                # A shared-group device's readings are spread over the instances: take the newest.
+                self.fleet.merge_newer(r for r in rows if r.device_id in self.shared)
+                await asyncio.sleep(0)
+            since = started - PEER_CLOCK_MARGIN
+
+    async def sync_schedules_forever(self, scheduling: Scheduling) -> None:
+        """Programs, calendars and overrides changed through another instance's API reach this
+        instance's lamps within SCHEDULE_SYNC_S."""
+        while True:
+            await asyncio.sleep(SCHEDULE_SYNC_S)
+            await scheduling.reload_if_changed()

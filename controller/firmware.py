@@ -28,6 +28,7 @@ from controller import cluster
 from controller.config import EMBEDDED, ControllerSettings
 from controller.db import UtcDateTime
 from controller.fleet import Fleet
+from controller.groups import in_group
 from controller.registry import Base, DeviceRow
 from drivers.firmware import SignedManifest, check_image, check_manifest, parse_signed_manifest
 from drivers.serial import SerialLineLink
@@ -155,9 +156,7 @@ class FirmwareService:
                 continue
             if devices is not None and row.id not in devices:
                 continue
-            if group is not None and not (
-                row.group_path == group or row.group_path.startswith(group.rstrip("/") + "/")
-            ):
+            if group is not None and not in_group(row.group_path, group):
                 continue
             if version is not None and self._current_version(row.id) != version:
                 continue

@@ -10,7 +10,6 @@ counter and nothing reads them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 
 from prometheus_client import (
     CollectorRegistry,
@@ -23,18 +22,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from controller.telemetry.store import TelemetryFigures
+
 disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
-
-
-@dataclass(frozen=True)
-class TelemetryFigures:
-    """The InfluxDB store's own counts (zero for the embedded store, which has no buffer)."""
-
-    written_points: int = 0
-    rejected_points: int = 0
-    dropped_points: int = 0
-    buffered_points: int = 0
-    buffer_bytes: int = 0
 
 
 class StateCollector(Collector):

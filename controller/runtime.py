@@ -12,7 +12,7 @@ import gc
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.scanner import BaseBleakScanner
@@ -25,6 +25,7 @@ from controller.alerts.store import AlertStore
 from controller.alerts.webhooks import WebhookSender
 from controller.auth.lockout import LockoutPolicy, LoginLockout
 from controller.auth.store import AuthStore
+from controller.cluster import STATE_CHUNK, PeerSync
 from controller.commands import CommandDispatcher
 from controller.config import (
     ControllerSettings,
@@ -34,21 +35,17 @@ from controller.firmware import FirmwareService
 from controller.fleet import Fleet
 from controller.ingest import ReadingIngest
 from controller.links import make_driver
-from controller.metrics import ControllerMetrics, StateCollector, TelemetryFigures
+from controller.metrics import ControllerMetrics, StateCollector
 from controller.outbound import StatePublisher
 from controller.poller import LinkPoller, PolledDevice
 from controller.registry import DeviceRow, Registry
 from controller.scheduling import Scheduling
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
-from controller.telemetry.influx import InfluxStore
 from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
 from schedules.astro import AstroClock
 
 log = logging.getLogger(__name__)
-SCHEDULE_SYNC_S = 2.0  # [cluster]: how often an instance looks for schedule changes made elsewhere
-STATE_FLUSH_CHUNK = 1000  # device states saved (or read back from other instances) per transaction
-PEER_CLOCK_MARGIN = timedelta(seconds=10)  # slow commits, and other instances' clocks behind ours
 
 
 class Controller:
@@ -66,7 +63,7 @@ class Controller:
         self.ble_backends = dict(ble_backends or {})
         self.metrics = ControllerMetrics()
         self.supervisor = Supervisor()
-        self.metrics.watch(StateCollector(self.supervisor.restarts, self._telemetry_figures))
+        self.metrics.watch(StateCollector(self.supervisor.restarts, lambda: self.store.figures()))
         self.queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=settings.poller.queue_size)
         self.registry = Registry(create_engine(settings.database.url))
         self.store: TelemetryStore = create_store(settings.telemetry)
@@ -103,19 +100,18 @@ class Controller:
         self.owned = {d: row for d, row in self.devices.items() if row.link_id in owned_links}
         self.fleet = Fleet(self.devices, offline_after_failures=self.settings.poller.offline_after_failures)
         self.fleet.restore(await self.registry.load_states())
-        if isinstance(self.store, InfluxStore):
-            self.store.set_tags(
-                {
-                    row.id: {
-                        "device": row.id,
-                        "site": row.site_id,
-                        "group": row.group_path,
-                        "profile": row.profile,
-                        "kind": row.kind,
-                    }
-                    for row in self.devices.values()
+        self.store.describe_devices(
+            {
+                row.id: {
+                    "device": row.id,
+                    "site": row.site_id,
+                    "group": row.group_path,
+                    "profile": row.profile,
+                    "kind": row.kind,
                 }
-            )
+                for row in self.devices.values()
+            }
+        )
         await self.store.open()
 
         # MQTT links in a shared group are ingested by every instance (docs/deployment.md).
@@ -151,8 +147,11 @@ class Controller:
         )
         self.supervisor.spawn("ingest", self.ingest.run, group="ingest")
         self.supervisor.spawn("state-flush", self._flush_states_forever, group="housekeeping")
+        self.peers = PeerSync(
+            self.registry, self.fleet, self.owned, self.shared, self.settings.poller.state_flush_interval_s
+        )
         if len(self.owned) < len(self.devices) or self.shared:
-            self.supervisor.spawn("peer-states", self._read_peer_states_forever, group="housekeeping")
+            self.supervisor.spawn("peer-states", self.peers.read_states_forever, group="housekeeping")
         out = self.settings.outbound
         if out.enabled:
             host, port = self.settings.broker_address(out)
@@ -187,7 +186,8 @@ class Controller:
         )
         await self.scheduling.start()
         if len(self.owned) < len(self.devices):
-            self.supervisor.spawn("schedule-sync", self._sync_schedules_forever, group="housekeeping")
+            schedules = functools.partial(self.peers.sync_schedules_forever, self.scheduling)
+            self.supervisor.spawn("schedule-sync", schedules, group="housekeeping")
         self.firmware = FirmwareService(
             self.settings, self.owned, self.fleet, self.registry.engine, self.drivers
         )
@@ -267,50 +267,12 @@ class Controller:
             m.link_up.labels(link_id).set(1 if driver.stats.connected else 0)
         m.queue_depth.set(self.queue.qsize())
 
-    def _telemetry_figures(self) -> TelemetryFigures | None:
-        if not isinstance(self.store, InfluxStore):
-            return None
-        s = self.store
-        return TelemetryFigures(
-            written_points=s.written_points,
-            rejected_points=s.rejected_points,
-            dropped_points=s.buffer.dropped_points,
-            buffered_points=s.backlog_points,
-            buffer_bytes=s.buffer.bytes,
-        )
-
     async def open_alerts(self) -> list[tuple[str, str]]:
         """(device id, kind) of every open alert in the city: from memory when this instance
         watches every device, else from the alert table all instances share ([cluster])."""
         if len(self.owned) == len(self.devices):
             return list(self.alerts.book.active) if self.alerts is not None else []
         return [(a.device_id, a.kind) for a in await self.alert_store.active()]
-
-    async def _sync_schedules_forever(self) -> None:
-        """Programs, calendars and overrides changed through another instance's API reach this
-        instance's lamps within SCHEDULE_SYNC_S."""
-        assert self.scheduling is not None
-        while True:
-            await asyncio.sleep(SCHEDULE_SYNC_S)
-            await self.scheduling.reload_if_changed()
-
-    async def _read_peer_states_forever(self) -> None:
-        """Other instances write their devices' states to the shared database; read them back so
-        this instance's API answers for the whole city (as fresh as their state flush)."""
-        since: datetime | None = None
-        while True:
-            await asyncio.sleep(self.settings.poller.state_flush_interval_s)
-            started = datetime.now(UTC)
-            # Only what changed since the last read (with a margin for the instances' clocks),
-            # a chunk at a time: all 50,000 rows every time held each instance's loop up.
-            async for rows in self.registry.states_changed_since(since, chunk=STATE_FLUSH_CHUNK):
-                self.fleet.restore(
-                    r for r in rows if r.device_id not in self.owned and r.device_id not in self.shared
-                )
-                # A shared-group device's readings are spread over the instances: take the newest.
-                self.fleet.merge_newer(r for r in rows if r.device_id in self.shared)
-                await asyncio.sleep(0)
-            since = started - PEER_CLOCK_MARGIN
 
     async def _flush_states_forever(self) -> None:
         while True:
@@ -322,8 +284,8 @@ class Controller:
         """Save the changed states in chunks, giving the event loop back between them: 16,000
         rows built and written in one go held the API up for a second."""
         ids = self.fleet.take_dirty_ids()
-        for i in range(0, len(ids), STATE_FLUSH_CHUNK):
-            rows = self.fleet.rows(ids[i : i + STATE_FLUSH_CHUNK])
+        for i in range(0, len(ids), STATE_CHUNK):
+            rows = self.fleet.rows(ids[i : i + STATE_CHUNK])
             try:
                 await self._state_writes.run(self.registry.save_states(rows))
             except Exception:

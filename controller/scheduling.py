@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from controller.commands import Command, CommandDispatcher
 from controller.db import UtcDateTime
 from controller.fleet import Fleet
+from controller.groups import in_group
 from controller.registry import Base, DeviceRow
 from schedules.astro import AstroClock
 from schedules.model import Calendar, Override, Program
@@ -160,7 +161,7 @@ class Scheduling:
             device, group = doc.get("device_id"), doc.get("group")
             if device is not None and device not in self.city:
                 raise ScheduleError(f"override {key!r}: no device {device!r}")
-            if group is not None and not any(self._in_group(row, group) for row in self.city.values()):
+            if group is not None and not any(in_group(row.group_path, group) for row in self.city.values()):
                 raise ScheduleError(f"override {key!r}: unknown group {group!r}: no device is in it")
         store = self._store(kind)
         if key in store or kind == "group_calendar":
@@ -179,7 +180,7 @@ class Scheduling:
         for group, calendar_id in self.group_calendars.items():
             if calendar_id not in self.calendars:
                 raise ScheduleError(f"group {group!r} uses unknown calendar {calendar_id!r}")
-            if not any(self._in_group(row, group) for row in self.city.values()):
+            if not any(in_group(row.group_path, group) for row in self.city.values()):
                 raise ScheduleError(f"unknown group {group!r}: no device is in it")
         now = dt.datetime.now(dt.UTC)
         for site, plan in self.plans().items():
@@ -289,8 +290,7 @@ class Scheduling:
             if row.site_id != site or row.kind != "sensor" or row.id not in self.fleet:
                 continue
             st = self.fleet[row.id]
-            doc = st.last_reading_doc() or {}
-            value = doc.get("values", {}).get("illuminance_lx")
+            value = st.last_values().get("illuminance_lx")
             if (
                 isinstance(value, int | float)
                 and st.last_seen is not None
@@ -326,13 +326,8 @@ class Scheduling:
             }
         )
 
-    @staticmethod
-    def _in_group(row: DeviceRow, group: str) -> bool:
-        return row.group_path == group or row.group_path.startswith(group.rstrip("/") + "/")
-
     def _age(self, row: DeviceRow) -> float | None:
-        doc = self.fleet[row.id].last_reading_doc() if row.id in self.fleet else None
-        value = (doc or {}).get("values", {}).get("burning_hours_h")
+        value = self.fleet[row.id].last_values().get("burning_hours_h") if row.id in self.fleet else None
         return float(value) if isinstance(value, int | float) else None
 
     def _store(self, kind: str) -> dict[str, Any]:

@@ -137,7 +137,7 @@ def _check_lamp(
     age = (now - st.last_seen).total_seconds()
     if age > max(3 * row.poll_interval_s, 60):
         return "no data", f"last reported {age:.0f} s ago"
-    values = (st.last_reading_doc() or {}).get("values", {})
+    values = st.last_values()
     lit = bool(values.get("lamp_on")) and float(values.get("power_w") or 0) > STANDBY_W
     asked_lit = bool(asked.on) and bool(asked.level if asked.level is not None else 100)
     if kind == "flickering":

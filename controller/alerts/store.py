@@ -10,13 +10,14 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import JSON, Float, Index, Integer, String, func, insert, or_, select, update
+from sqlalchemy import JSON, Float, Index, Integer, String, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.alerts.book import Alert, AlertEvent, Severity
 from controller.alerts.reports import ReportKind, Verdict
 from controller.faults import FaultKind
+from controller.groups import in_group_sql
 from controller.registry import Base
 
 AlertState = Literal["active", "open", "acknowledged", "cleared", "all"]
@@ -136,10 +137,7 @@ class AlertStore:
             q = q.where(AlertRow.device_id == device)
         if group:
             g = group.rstrip("/")
-            # autoescape: `%` and `_` in a group filter are characters, not wildcards (`%` matched all)
-            q = q.where(
-                or_(AlertRow.group_path == g, AlertRow.group_path.startswith(g + "/", autoescape=True))
-            )
+            q = q.where(in_group_sql(AlertRow.group_path, g))
         async with self.session() as s:
             total = await s.scalar(select(func.count()).select_from(q.subquery()))
             rows = (await s.scalars(q.order_by(AlertRow.id.desc()).limit(limit).offset(offset))).all()

@@ -32,7 +32,14 @@ from influxdb_client.rest import ApiException
 from controller.config import InfluxSettings
 from controller.telemetry.disk_buffer import DiskBuffer, Segment
 from controller.telemetry.lines import encode, series_keys
-from controller.telemetry.store import NON_NUMERIC, Aggregate, TelemetryPoint, TelemetryStore, known_fields
+from controller.telemetry.store import (
+    NON_NUMERIC,
+    Aggregate,
+    TelemetryFigures,
+    TelemetryPoint,
+    TelemetryStore,
+    known_fields,
+)
 from drivers.backoff import Backoff
 from drivers.base import Reading
 from drivers.fields import READING_FIELDS
@@ -66,7 +73,7 @@ class InfluxStore(TelemetryStore):
         self._v2: InfluxDBClientAsync | None = None
         self._v2_write: WriteApiAsync | None = None
 
-    def set_tags(self, tags: Mapping[str, Mapping[str, str]]) -> None:
+    def describe_devices(self, tags: Mapping[str, Mapping[str, str]]) -> None:
         """Tags of each device's points: device, site, group, profile, kind."""
         self.keys = series_keys(self.s.measurement, tags)
 
@@ -118,6 +125,15 @@ class InfluxStore(TelemetryStore):
             else:
                 self.pending.append((lines, n))
         self._wake.set()
+
+    def figures(self) -> TelemetryFigures:
+        return TelemetryFigures(
+            written_points=self.written_points,
+            rejected_points=self.rejected_points,
+            dropped_points=self.buffer.dropped_points,
+            buffered_points=self.backlog_points,
+            buffer_bytes=self.buffer.bytes,
+        )
 
     @property
     def backlog_points(self) -> int:

@@ -5,7 +5,7 @@ zero-set-up default) and controller/telemetry/influx.py."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -58,6 +58,24 @@ class TelemetryStore(abc.ABC):
         """Wh used per device per window (the spread of its `energy_wh` counter in the window).
 
         Windows start at `offset_s` past a multiple of `every_s` since the epoch (local midnight)."""
+
+    def describe_devices(self, tags: Mapping[str, Mapping[str, str]]) -> None:  # noqa: B027 - optional hook
+        """What the store may keep beside each device's points (InfluxDB: tags); before `open`."""
+
+    def figures(self) -> TelemetryFigures | None:
+        """The store's own counts for /metrics (a store without a buffer has none)."""
+        return None
+
+
+@dataclass(frozen=True)
+class TelemetryFigures:
+    """What a store with a server behind it counts: points written, refused, dropped, waiting."""
+
+    written_points: int = 0
+    rejected_points: int = 0
+    dropped_points: int = 0
+    buffered_points: int = 0
+    buffer_bytes: int = 0
 
 
 def known_fields(fields: Sequence[str] | None) -> list[str]:

@@ -77,7 +77,7 @@ async def store_factory(tmp_path: Path) -> AsyncIterator[Any]:
 
     async def make(s: InfluxSettings) -> InfluxStore:
         store = InfluxStore(s)
-        store.set_tags(
+        store.describe_devices(
             {"lamp-1": {"device": "lamp-1", "site": "hn", "group": "hanoi/ba-dinh", "kind": "lamp"}}
         )
         await store.open()
