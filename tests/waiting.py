@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 T = TypeVar("T")
@@ -35,3 +36,8 @@ async def fetched_until(
             pytest.fail(f"{what} not reached within {within_s:g} s; last: {value!r}")
         await asyncio.sleep(every_s)
     return value
+
+
+async def json_of(request: Awaitable[httpx.Response]) -> Any:
+    """The JSON body of a request's answer: `fetched_until(lambda: json_of(client.get(url)), ...)`."""
+    return (await request).json()

@@ -134,10 +134,9 @@ async def test_a_citizen_report_is_checked_against_the_nearest_lamps(env: Env) -
     assert "gw1-001 reports lit (80 W) just now" in lit_now["reason"]
 
     city.segments.find("gw1", 1).faults.add(Fault.NO_RESPONSE)
-    for _ in range(100):
-        if (await open_alerts(client, device="gw1-001"))["total"]:
-            break
-        await asyncio.sleep(0.1)
+    await fetched_until(
+        lambda: open_alerts(client, device="gw1-001"), lambda page: page["total"] > 0, what="gw1-001's alert"
+    )
     out = await client.post(
         "/api/v1/reports",
         json={"latitude": 21.03, "longitude": 105.8101, "reference": "IOC-4711", "description": "tối om"},

@@ -15,6 +15,7 @@ from simulators.city import SimulatedCity
 from simulators.lamp import Fault
 from tests.api.keys import api_client
 from tests.controller.city import running_city, running_controller, settings_for
+from tests.waiting import fetched_until, json_of, until
 
 
 @pytest.fixture
@@ -25,11 +26,15 @@ async def env(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Controll
         running_controller(settings) as ctl,
         api_client(ctl) as client,
     ):
-        for _ in range(100):  # wait until every device has been polled once
-            if all(st.state != "unknown" for st in ctl.fleet.devices.values()):
-                break
-            await asyncio.sleep(0.05)
+        await until(
+            lambda: all(st.state != "unknown" for st in ctl.fleet.devices.values()),
+            what="every device polled once",
+        )
         yield client, ctl, city
+
+
+def alert_open(ctl: Controller, device: str, kind: str) -> bool:
+    return ctl.alerts is not None and (device, kind) in ctl.alerts.book.active
 
 
 async def test_device_list_is_paginated_and_filtered(
@@ -70,12 +75,16 @@ async def test_faulty_and_silent_devices_show_in_state(
     client, _, city = env
     city.segments.find("gw1", 1).faults.add(Fault.LAMP_FAILURE)
     city.segments.find("gw1", 2).faults.add(Fault.NO_RESPONSE)
-    for _ in range(100):
-        faults = (await client.get("/api/v1/devices", params={"state": "fault"})).json()
-        offline = (await client.get("/api/v1/devices", params={"state": "offline"})).json()
-        if faults["total"] == 1 and offline["total"] == 1:
-            break
-        await asyncio.sleep(0.05)
+    faults = await fetched_until(
+        lambda: json_of(client.get("/api/v1/devices", params={"state": "fault"})),
+        lambda page: page["total"] == 1,
+        what="one faulty lamp",
+    )
+    offline = await fetched_until(
+        lambda: json_of(client.get("/api/v1/devices", params={"state": "offline"})),
+        lambda page: page["total"] == 1,
+        what="one lamp offline",
+    )
     assert [d["id"] for d in faults["items"]] == ["gw1-001"]
     assert [d["id"] for d in offline["items"]] == ["gw1-002"]
     detail = (await client.get("/api/v1/devices/gw1-002")).json()
@@ -168,10 +177,7 @@ async def test_telemetry_history_raw_and_aggregated(
     env: tuple[httpx.AsyncClient, Controller, SimulatedCity],
 ) -> None:
     client, ctl, _ = env
-    for _ in range(100):
-        if ctl.fleet["gw1-001"].counters["polls_ok"] >= 3:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: ctl.fleet["gw1-001"].counters["polls_ok"] >= 3, what="three polls of gw1-001")
     await asyncio.sleep(0.1)
     raw = (
         await client.get("/api/v1/devices/gw1-001/telemetry", params={"fields": "voltage_v,power_w"})
@@ -251,10 +257,7 @@ async def test_geojson_puts_every_device_on_the_map_with_its_state_and_alerts(
 ) -> None:
     client, ctl, city = env
     city.segments.find("gw1", 3).faults.add(Fault.LAMP_FAILURE)
-    for _ in range(100):
-        if ctl.alerts is not None and ("gw1-003", "lampFailure") in ctl.alerts.book.active:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: alert_open(ctl, "gw1-003", "lampFailure"), what="gw1-003's lamp failure alert")
     response = await client.get("/api/v1/geojson")
     assert response.headers["content-type"] == "application/geo+json"
     collection = response.json()
@@ -281,19 +284,18 @@ async def test_kpis_count_lamps_faults_repairs_and_energy(
     await ctl.dispatcher.execute_many(["gw1-001", "gw1-002"], Command(action="set_level", value=100))
     city.segments.find("gw1", 5).faults.add(Fault.NO_RESPONSE)
     city.segments.find("gw1", 6).faults.add(Fault.VOLTAGE_SAG)
-    for _ in range(100):
-        if (
+    await until(
+        lambda: (
             ctl.alerts is not None
             and len(ctl.alerts.book.active) >= 2
             and ctl.fleet["gw1-005"].state == "offline"
-        ):
-            break
-        await asyncio.sleep(0.05)
+        ),
+        what="two alerts open and gw1-005 offline",
+    )
     city.segments.find("gw1", 6).faults.clear()
-    for _ in range(100):
-        if ctl.alerts is not None and ("gw1-006", "supplyVoltageTooLow") not in ctl.alerts.book.active:
-            break
-        await asyncio.sleep(0.05)
+    await until(
+        lambda: not alert_open(ctl, "gw1-006", "supplyVoltageTooLow"), what="gw1-006's voltage alert cleared"
+    )
     body = (await client.get("/api/v1/kpis")).json()
     assert body["lamps"]["total"] == 9
     assert body["lamps"]["offline"] == 1
@@ -313,10 +315,7 @@ async def test_ngsi_ld_serves_streetlights_and_their_groups_as_smart_data_models
     assert ctl.dispatcher is not None
     await ctl.dispatcher.execute("gw1-001", Command(action="set_level", value=60))
     city.segments.find("gw1", 2).faults.add(Fault.LAMP_FAILURE)
-    for _ in range(100):
-        if ctl.alerts is not None and ("gw1-002", "lampFailure") in ctl.alerts.book.active:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: alert_open(ctl, "gw1-002", "lampFailure"), what="gw1-002's lamp failure alert")
     await asyncio.sleep(0.5)
     response = await client.get(
         "/ngsi-ld/v1/entities",

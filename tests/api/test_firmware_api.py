@@ -24,6 +24,7 @@ from simulators.bootloader import BootloaderModel, MqttBootloaders
 from tests.api.keys import api_client, auth_headers
 from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
+from tests.waiting import fetched_until, json_of, until
 
 KEYS = ("hk1", "hk2", "hk3")
 
@@ -97,12 +98,12 @@ async def _run(client: httpx.AsyncClient, image: bytes, manifest: bytes) -> tupl
     created = await client.post("/api/v1/campaigns", json=body)
     duplicate = await client.post("/api/v1/campaigns", json=body)
     missing = await client.post("/api/v1/campaigns", json={**body, "id": "x", "image": "0" * 64})
-    final: dict[str, Any] = {}
-    for _ in range(100):
-        final = (await client.get("/api/v1/campaigns/env-2.1")).json()
-        if final["state"] in ("finished", "stopped"):
-            break
-        await asyncio.sleep(0.1)
+    final = await fetched_until(
+        lambda: json_of(client.get("/api/v1/campaigns/env-2.1")),
+        lambda c: c["state"] in ("finished", "stopped"),
+        within_s=30,
+        what="campaign env-2.1 ended",
+    )
     return tampered, uploaded, listed, created, duplicate, missing, final
 
 
@@ -169,19 +170,18 @@ async def test_a_campaign_survives_a_controller_restart_and_resumes(
         ).json()["sha256"]
         body = {"id": "c", "image": sha, "group": "hanoi", "waves": [34, 100], "approval": True}
         assert (await api(ctl, "POST", "/api/v1/campaigns", json=body)).status_code == 201
-        for _ in range(100):
-            if ctl.firmware and ctl.firmware.campaigns["c"].state == "waiting_approval":
-                break
-            await asyncio.sleep(0.05)
+        firmware = ctl.firmware
+        assert firmware is not None
+        await until(lambda: firmware.campaigns["c"].state == "waiting_approval", what="campaign c waits")
     async with running_controller(settings) as ctl:  # the same database: the campaign comes back
         restored = (await api(ctl, "GET", "/api/v1/campaigns/c")).json()
         await api(ctl, "POST", "/api/v1/campaigns/c/resume")
-        final: dict[str, Any] = {}
-        for _ in range(100):
-            final = (await api(ctl, "GET", "/api/v1/campaigns/c")).json()
-            if final["state"] == "finished":
-                break
-            await asyncio.sleep(0.1)
+        final = await fetched_until(
+            lambda: json_of(api(ctl, "GET", "/api/v1/campaigns/c")),
+            lambda c: c["state"] == "finished",
+            within_s=30,
+            what="campaign c finished",
+        )
     assert restored["state"] == "paused"
     assert restored["reason"] == "the controller stopped: resume to go on"
     assert restored["summary"] == {"UPDATED": 2, "PENDING": 1}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from controller.config import load_config
 from firmware_bridge.signing import generate_keypair, load_private_key, sign_image
 from tests.api.keys import api_client
 from tests.controller.city import running_city, running_controller
-from tests.waiting import until
+from tests.waiting import fetched_until, json_of, until
 
 
 def config(tmp_path: Path) -> Path:
@@ -66,12 +65,12 @@ async def test_nodes_on_a_polled_line_are_updated_while_polling_goes_on(tmp_path
             body = {"id": "nodes-1.3", "image": sha, "group": "hanoi", "current_version": "1.2"}
             created = await client.post("/api/v1/campaigns", json=body)
             assert created.status_code == 201, created.text
-            final: dict[str, Any] = {}
-            for _ in range(300):
-                final = (await client.get("/api/v1/campaigns/nodes-1.3")).json()
-                if final["state"] in ("finished", "stopped"):
-                    break
-                await asyncio.sleep(0.1)
+            final = await fetched_until(
+                lambda: json_of(client.get("/api/v1/campaigns/nodes-1.3")),
+                lambda c: c["state"] in ("finished", "stopped"),
+                within_s=60,
+                what="campaign nodes-1.3 ended",
+            )
             polls_during = ctl.fleet["node-002"].counters["polls_ok"] - polls_before
             await asyncio.sleep(1.0)  # the next polls read the new version
             reported = {

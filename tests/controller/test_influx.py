@@ -24,7 +24,7 @@ from tests.controller.city import (
     write_city,
 )
 from tests.tsdb import InfluxDB1, VictoriaMetrics
-from tests.waiting import until
+from tests.waiting import fetched_until, until
 
 ADMIN = ("admin", "s3cret-admin-pass")
 
@@ -139,11 +139,12 @@ async def test_the_v2_write_path_reaches_victoria_metrics(
     def exported() -> list[dict[str, Any]]:
         return victoria.export('{__name__="lamplighter_power_w"}')
 
-    for _ in range(50):
-        series = exported()
-        if series and len(series[0]["values"]) == 30:
-            break
-        await asyncio.sleep(0.1)
+    series = await fetched_until(
+        lambda: asyncio.to_thread(exported),
+        lambda got: bool(got) and len(got[0]["values"]) == 30,
+        within_s=5,
+        what="30 exported points",
+    )
     assert series[0]["metric"] == {
         "__name__": "lamplighter_power_w",
         "device": "lamp-1",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 from controller.supervisor import CriticalSection, Supervisor
+from tests.waiting import until
 
 
 async def test_crashed_task_is_restarted() -> None:
@@ -20,11 +21,7 @@ async def test_crashed_task_is_restarted() -> None:
         await asyncio.sleep(3600)
 
     sup.spawn("flaky", flaky)
-    for _ in range(100):
-        if runs == 2:
-            break
-        await asyncio.sleep(0.05)
-    assert runs == 2
+    await until(lambda: runs == 2, within_s=5, what="the task restarted once")
     assert sup.restarts() == {"flaky": 1}
     await sup.stop()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import DeviceRef, SerialPort
+from drivers.base import DeviceRef, Reading, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
 from drivers.modbus import ModbusLink, ModbusTcp
 from drivers.options import ModbusOptions
@@ -16,6 +16,7 @@ from drivers.profile import load_profile, parse_profile
 from simulators.lamp import Fault, SimLamp
 from simulators.modbus_server import BusSpec, GatewaySpec, ModbusSegment
 from simulators.pty import PtyPair
+from tests.waiting import fetched_until
 
 LAMP = load_profile("lamp_lcu")
 FAST = ModbusOptions(timeout_s=0.3, retries=0, backoff_base_s=0.2, backoff_cap_s=1.0)
@@ -43,6 +44,14 @@ async def tcp_link(gateway: ModbusSegment) -> AsyncIterator[ModbusLink]:
 
 def ref(unit: int) -> DeviceRef:
     return DeviceRef(f"lamp-{unit}", unit, LAMP)
+
+
+async def read_or_none(link: ModbusLink, device: DeviceRef) -> Reading | None:
+    """One read, or None while the link is down (for waiting until it is back)."""
+    try:
+        return await link.read(device)
+    except (LinkUnavailable, DeviceTimeout):
+        return None
 
 
 async def test_tcp_read_decodes_a_plausible_lamp(tcp_link: ModbusLink) -> None:
@@ -146,14 +155,9 @@ async def test_link_reconnects_after_the_gateway_restarts(port: int) -> None:
     seg = ModbusSegment(spec)
     await seg.start()
     try:
-        for _ in range(40):  # backoff is capped at 1 s here
-            try:
-                await link.read(ref(1))
-                break
-            except (LinkUnavailable, DeviceTimeout):
-                await asyncio.sleep(0.1)
-        else:
-            pytest.fail("link did not reconnect")
+        await fetched_until(  # backoff is capped at 1 s here
+            lambda: read_or_none(link, ref(1)), lambda got: got is not None, within_s=4, what="reconnected"
+        )
         assert link.stats.connects == 2
     finally:
         await link.close()

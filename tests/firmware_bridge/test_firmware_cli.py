@@ -14,6 +14,7 @@ from firmware_bridge.signing import load_public_key
 from simulators.bootloader import BootloaderModel, SerialBootloaders
 from simulators.pty import PtyPair
 from tests.firmware_bridge.conftest import image_of
+from tests.waiting import until
 
 LAMPLIGHTER = [sys.executable, "-m", "lamplighter.cli", "firmware"]
 
@@ -114,10 +115,7 @@ async def test_a_technician_tries_push_against_the_simulated_bootloader_command(
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        for _ in range(100):
-            if port.exists():
-                break
-            await asyncio.sleep(0.1)
+        await until(port.exists, what="the bootloader's port")
         push = await asyncio.create_subprocess_exec(
             *LAMPLIGHTER, "push", str(image), "--port", str(port), "--trusted-key", str(pub),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
