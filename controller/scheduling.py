@@ -1,10 +1,10 @@
 """Schedules in the running controller: persisted objects, one plan per site, and the runner.
 
-The database owns programs, calendars, group calendars and overrides (created through the API). The
-runner is APScheduler's AsyncIOScheduler with one job per group at its next transition (and one at
-each override start and expiry), never a minute-by-minute poll. Every change, and every start, brings
-each lamp to its current level at once (catch-up). Levels are decided by `schedules.Plan.resolve`
-and sent through the controller's one command path.
+The database owns programs, calendars, group calendars and overrides (created through the API).
+`schedules.runner` wakes this at each group's next transition and each override's start and expiry,
+never minute by minute. Every change, and every start, brings each lamp to its current level at once
+(catch-up). Levels are decided by `schedules.Plan.resolve` and sent through the controller's one
+command path.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel
 from sqlalchemy import JSON, String, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,6 +30,7 @@ from controller.registry import Base, DeviceRow
 from schedules.astro import AstroClock
 from schedules.model import Calendar, Override, Program
 from schedules.plan import Plan, ScheduleError, Target
+from schedules.runner import TransitionRunner
 
 log = logging.getLogger(__name__)
 Kind = Literal["program", "calendar", "group_calendar", "override"]
@@ -73,10 +71,10 @@ class Scheduling:
         self.calendars: dict[str, Calendar] = {}
         self.group_calendars: dict[str, str] = {}  # group path → calendar id
         self.overrides: dict[str, Override] = {}
-        self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        #: wakes this at transitions; its photocell_every_s: how often lamps in a photocell period
+        #: are re-decided from fresh lux readings
+        self.runner = TransitionRunner(self._fire, self._photocell_tick)
         self._apply_lock = asyncio.Lock()
-        #: how often lamps in a photocell period are re-decided from fresh lux readings
-        self.photocell_interval_s = 30.0
         #: lux readings older than this are ignored (a silent sensor means fail-safe on)
         self.lux_max_age = dt.timedelta(minutes=10)
         self._photocell_on: dict[str, bool] = {}
@@ -90,7 +88,7 @@ class Scheduling:
         self._stored = await self._read_stored()
         for (kind, key), doc in self._stored.items():
             self._load(kind, key, doc)
-        self.scheduler.start()
+        self.runner.start()
         await self.replan()
 
     async def reload_if_changed(self) -> bool:
@@ -118,8 +116,7 @@ class Scheduling:
         return {(kind, key): doc for kind, key, doc in rows}
 
     async def stop(self) -> None:
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        self.runner.stop()
 
     # -- changes (from the API) --------------------------------------------------------------------
     async def put(self, kind: Kind, key: str, doc: dict[str, Any]) -> None:
@@ -211,31 +208,13 @@ class Scheduling:
         if catch_up:
             self._sent.clear()
         await self.apply(self._scheduled_lamps())
-        self.scheduler.remove_all_jobs()
-        if self._photocell_on:
-            self.scheduler.add_job(
-                self._photocell_tick,
-                IntervalTrigger(seconds=self.photocell_interval_s),
-                id="photocell",
-                replace_existing=True,
-            )
-        now = dt.datetime.now(dt.UTC)
-        for site, plan in self.plans().items():
-            for group in self._groups_of_site(site):
-                upcoming = next(
-                    iter(
-                        plan.transitions(
-                            Target(group), now + dt.timedelta(seconds=1), now + dt.timedelta(days=2)
-                        )
-                    ),
-                    None,
-                )
-                if upcoming is not None:
-                    self._job(f"group:{group}", upcoming.at)
-        for o in self.overrides.values():
-            for moment in (o.start, o.expiry):
-                if moment > now:
-                    self._job(f"override:{o.id}:{moment.isoformat()}", moment)
+        plans = self.plans()
+        self.runner.arm(
+            plans,
+            {site: self._groups_of_site(site) for site in plans},
+            self.overrides.values(),
+            photocell=bool(self._photocell_on),
+        )
 
     async def apply(self, lamps: Iterable[DeviceRow]) -> dict[str, int]:
         """Send each lamp the level the plan decides now; returns lamp → level."""
@@ -281,7 +260,7 @@ class Scheduling:
         """Re-decide the lamps in photocell periods from the latest lux; only changes are sent."""
         await self.apply(r for r in self._scheduled_lamps() if r.id in self._photocell_on)
         if not self._photocell_on:
-            self.scheduler.remove_job("photocell")
+            self.runner.photocell_done()
 
     def _site_lux(self, site: str, now: dt.datetime) -> float | None:
         """Ambient light at a site: the median of its sensors' fresh `illuminance_lx` readings."""
@@ -298,9 +277,6 @@ class Scheduling:
             ):
                 values.append(float(value))
         return statistics.median(values) if values else None
-
-    def _job(self, job_id: str, when: dt.datetime) -> None:
-        self.scheduler.add_job(self._fire, DateTrigger(run_date=when), id=job_id, replace_existing=True)
 
     async def _fire(self) -> None:
         await self.replan(catch_up=False)  # resolve is pure and cheap; only changed levels are sent

@@ -61,11 +61,7 @@ async def test_command_is_written_then_confirmed_by_read_back(tmp_path: Path) ->
         assert row.status == "confirmed"
         assert row.readback == {"dim_level_pct": 45, "lamp_on": True}
         assert city.segments.find("bus1", 3).level_cmd == 45
-        await until(
-            lambda: (
-                (ctl.fleet["bus1-003"].last_reading_doc() or {}).get("values", {}).get("dim_level_pct") == 45
-            )
-        )
+        await until(lambda: ctl.fleet["bus1-003"].last_values().get("dim_level_pct") == 45)
 
         city.segments.find("gw1", 4).faults.add(Fault.NO_RESPONSE)
         failed = await ctl.dispatcher.execute("gw1-004", Command(action="switch", value=True))

@@ -41,7 +41,7 @@ async def test_lamps_follow_the_ambient_light_with_hysteresis(tmp_path: Path, mo
     async with running_city(settings) as city, running_controller(settings) as ctl:
         sched = ctl.scheduling
         assert sched is not None
-        sched.photocell_interval_s = 0.2
+        sched.runner.photocell_every_s = 0.2
         lamps = [city.segments.find("gw1", u) for u in range(1, 7)]
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as sensor:
 
@@ -56,12 +56,7 @@ async def test_lamps_follow_the_ambient_light_with_hysteresis(tmp_path: Path, mo
 
             await until(lambda: ctl.drivers["broker"].stats.connected)
             await lux(10)  # a dark storm cloud
-            await until(
-                lambda: (
-                    (ctl.fleet["env-1"].last_reading_doc() or {}).get("values", {}).get("illuminance_lx")
-                    == 10
-                )
-            )
+            await until(lambda: ctl.fleet["env-1"].last_values().get("illuminance_lx") == 10)
             await sched.put("program", "dusk-sensor", DUSK_SENSOR)
             await sched.put("calendar", "city", {"id": "city", "default_program": "dusk-sensor"})
             await sched.put("group_calendar", "hanoi/ba-dinh", {"calendar": "city"})
@@ -70,12 +65,7 @@ async def test_lamps_follow_the_ambient_light_with_hysteresis(tmp_path: Path, mo
             await lux(80)  # the sun comes out
             await until(lambda: all(lamp.level_cmd == 0 for lamp in lamps))
             await lux(35)  # between the thresholds: nothing changes
-            await until(
-                lambda: (
-                    (ctl.fleet["env-1"].last_reading_doc() or {}).get("values", {}).get("illuminance_lx")
-                    == 35
-                )
-            )
+            await until(lambda: ctl.fleet["env-1"].last_values().get("illuminance_lx") == 35)
             await sched._photocell_tick()
             assert all(lamp.level_cmd == 0 for lamp in lamps)
             await lux(5)  # dusk
