@@ -6,9 +6,8 @@ import asyncio
 import os
 import signal
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
-import httpx
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
@@ -30,7 +29,7 @@ from firmware_bridge.signing import (
     trusted_keys,
 )
 from firmware_bridge.transfer import TransferOptions, TransferStatus, transfer
-from lamplighter.auth_cli import api_headers, refused_hint
+from lamplighter.cli_support import API, ApiOpt, call, fail
 from simulators.bootloader import BootFault, BootloaderModel, SerialBootloaders
 from simulators.pty import PtyPair
 
@@ -52,7 +51,7 @@ def keygen(
     try:
         kid = generate_keypair(private, public, _passphrase(passphrase_env))
     except FileExistsError:
-        _fail(f"{private} exists: refusing to overwrite a private key")
+        fail(f"{private} exists: refusing to overwrite a private key")
     typer.echo(f"key {kid}: private {private} (0600), public {public}")
 
 
@@ -74,7 +73,7 @@ def sign(
             image.read_bytes(), private, model=model, version=version, min_hw_rev=min_hw_rev, notes=notes
         )
     except (SigningKeyError, OSError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     target = out or image.with_name(image.name + ".manifest.json")
     target.write_text(signed.model_dump_json(indent=2) + "\n", encoding="utf-8")
     m = signed.manifest
@@ -96,9 +95,9 @@ def verify(
         m = check_manifest(signed, trusted_keys(trusted_key), model=model)
         check_image(image.read_bytes(), m)
     except FirmwareRejected as exc:
-        _fail(f"REFUSED ({exc.reason}): {exc}")
+        fail(f"REFUSED ({exc.reason}): {exc}")
     except (SigningKeyError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"OK: {m.model} {m.version}, {m.size} bytes, signed by key {m.key_id}")
 
 
@@ -125,10 +124,10 @@ def push(
         keys = trusted_keys(trusted_key)
         data = image.read_bytes()
     except (FirmwareRejected, SigningKeyError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     status = asyncio.run(_push(data, signed, keys, port, baud, address, chunk_size, allow_downgrade))
     if status.state != "UPDATED":
-        _fail(f"FAILED: {status.reason}")
+        fail(f"FAILED: {status.reason}")
     typer.echo(f"UPDATED: {status.version_before} → {status.version_after} ({status.resent} frames resent)")
 
 
@@ -162,18 +161,11 @@ def _passphrase(env: str | None) -> bytes | None:
         return None
     value = os.environ.get(env)
     if not value:
-        _fail(f"environment variable {env} is not set")
+        fail(f"environment variable {env} is not set")
     return value.encode()
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(message, err=True)
-    raise typer.Exit(1)
-
-
 # -- through a running controller's API ----------------------------------------------------------
-ApiOpt = Annotated[str, typer.Option(help="the controller's API")]
-API = "http://127.0.0.1:8765"
 
 
 @firmware_app.command("upload")
@@ -185,7 +177,7 @@ def upload(
     """Upload a signed image to the controller (it checks it before keeping it)."""
     manifest = manifest or image.with_name(image.name + ".manifest.json")
     files = {"image": image.read_bytes(), "manifest": manifest.read_bytes()}
-    body = _api(api, "POST", "/api/v1/firmware", files=files, timeout=120)
+    body = call(api, "POST", "/api/v1/firmware", files=files, timeout=120)
     m = body["manifest"]
     typer.echo(f"accepted: {m['model']} {m['version']} sha256 {body['sha256']}")
 
@@ -206,7 +198,7 @@ def campaign(
     """Start, watch and steer a rollout campaign on a running controller."""
     if action == "start":
         if image is None:
-            _fail("start needs --image SHA256")
+            fail("start needs --image SHA256")
         body = {
             "id": campaign_id,
             "image": image,
@@ -216,12 +208,12 @@ def campaign(
             "success_threshold_pct": success_threshold,
             "approval": approval,
         }
-        _api(api, "POST", "/api/v1/campaigns", json=body)
+        call(api, "POST", "/api/v1/campaigns", json=body)
     elif action in ("pause", "resume", "cancel", "retry"):
-        _api(api, "POST", f"/api/v1/campaigns/{campaign_id}/{action}")
+        call(api, "POST", f"/api/v1/campaigns/{campaign_id}/{action}")
     elif action != "status":
-        _fail(f"unknown action {action!r}: start, status, pause, resume, cancel or retry")
-    state = _api(api, "GET", f"/api/v1/campaigns/{campaign_id}")
+        fail(f"unknown action {action!r}: start, status, pause, resume, cancel or retry")
+    state = call(api, "GET", f"/api/v1/campaigns/{campaign_id}")
     if follow and action in ("start", "resume", "retry", "status"):
         state = asyncio.run(_follow(api, campaign_id, state))
     typer.echo(f"{state['id']}: {state['state']}{' — ' + state['reason'] if state['reason'] else ''}")
@@ -242,23 +234,7 @@ async def _follow(api: str, campaign_id: str, state: dict[str, Any]) -> dict[str
             if state["state"] not in ("running", "created"):
                 return state
             await asyncio.sleep(0.5)
-            state = await asyncio.to_thread(_api, api, "GET", f"/api/v1/campaigns/{campaign_id}")
-
-
-def _api(api: str, method: str, path: str, *, timeout: float = 10, **kwargs: Any) -> Any:
-    try:
-        response = httpx.request(
-            method, api.rstrip("/") + path, timeout=timeout, headers=api_headers(), **kwargs
-        )
-    except httpx.HTTPError as exc:
-        _fail(f"cannot reach the controller at {api}: {exc}")
-    if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:300]
-        _fail(f"refused ({response.status_code}): {message}{refused_hint(response.status_code)}")
-    return response.json()
+            state = await asyncio.to_thread(call, api, "GET", f"/api/v1/campaigns/{campaign_id}")
 
 
 @firmware_app.command("simulate-bootloader")
@@ -275,7 +251,7 @@ def simulate_bootloader(
     try:
         keys = trusted_keys(trusted_key)
     except SigningKeyError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     device = BootloaderModel(
         address=address, model=model, trusted=keys, version=version, faults=set(fault or ())
     )

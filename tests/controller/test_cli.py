@@ -115,6 +115,11 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
         )
         assert applied.returncode == 0, applied.stderr
         assert "group calendar hanoi/hoan-kiem: applied" in applied.stdout
+        listed = subprocess.run(
+            [*LAMPLIGHTER, "schedules", "list", "--api", base], capture_output=True, text=True, timeout=30
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert "program nightly" in listed.stdout.splitlines()
         shown = subprocess.run(
             [*LAMPLIGHTER, "schedules", "preview", "--group", "hanoi/hoan-kiem", "--api", base],
             capture_output=True,
