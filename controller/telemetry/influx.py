@@ -31,6 +31,7 @@ from influxdb_client.rest import ApiException
 
 from controller.config import InfluxSettings
 from controller.telemetry.disk_buffer import DiskBuffer, Segment
+from controller.telemetry.influxql import select_energy, select_points
 from controller.telemetry.lines import encode, series_keys
 from controller.telemetry.store import (
     NON_NUMERIC,
@@ -336,24 +337,13 @@ class InfluxStore(TelemetryStore):
         limit: int = 10_000,
     ) -> list[TelemetryPoint]:
         wanted = known_fields(fields)  # also what keeps field names safe inside the query
-        where = (
-            f"\"device\" = '{_literal(device_id)}' AND time >= {int(start.timestamp() * 1000)}ms "
-            f"AND time < {int(end.timestamp() * 1000)}ms"
+        names = wanted if every_s is None else [f for f in wanted if f not in NON_NUMERIC | _BOOLEAN]
+        if not names:
+            return []
+        measurement = self.s.measurement
+        q = select_points(
+            measurement, device_id, start, end, names, every_s=every_s, aggregate=aggregate, limit=limit
         )
-        measurement = f'"{self.s.measurement}"'
-        if every_s is None:
-            cols = ", ".join(f'"{f}"' for f in wanted)
-            q = f"SELECT {cols} FROM {measurement} WHERE {where} ORDER BY time ASC LIMIT {int(limit)}"
-            names = wanted
-        else:
-            names = [f for f in wanted if f not in NON_NUMERIC and f not in _BOOLEAN]
-            if not names:
-                return []
-            cols = ", ".join(f'{aggregate}("{f}") AS "{f}"' for f in names)
-            q = (
-                f"SELECT {cols} FROM {measurement} WHERE {where} "
-                f"GROUP BY time({max(1, int(every_s))}s) fill(none) LIMIT {int(limit)}"
-            )
         rows = await self.influxql(q)
 
         def points() -> list[TelemetryPoint]:
@@ -375,12 +365,7 @@ class InfluxStore(TelemetryStore):
         if not device_ids:
             return out
         wanted = set(device_ids)
-        names = "|".join(re.escape(d) for d in sorted(wanted)).replace("/", "\\/")
-        q = (
-            f'SELECT spread("energy_wh") FROM "{self.s.measurement}" WHERE "device" =~ /^({names})$/ '
-            f"AND time >= {int(start.timestamp() * 1000)}ms AND time < {int(end.timestamp() * 1000)}ms "
-            f'GROUP BY time({int(every_s)}s, {int(offset_s) % int(every_s)}s), "device" fill(none)'
-        )
+        q = select_energy(self.s.measurement, device_ids, start, end, every_s, offset_s)
         for tags, rows in await self._series(q):
             device = tags.get("device", "")
             for ts, wh in rows:
@@ -408,7 +393,3 @@ class InfluxStore(TelemetryStore):
         if "error" in result:
             raise RuntimeError(f"InfluxDB /query: {result['error']}")
         return result
-
-
-def _literal(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")

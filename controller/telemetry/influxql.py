@@ -1,0 +1,62 @@
+"""The InfluxQL the InfluxDB store asks: text built from checked names only, values quoted.
+
+Field names come from the known vocabulary (`known_fields`), device ids are quoted as string literals
+or escaped inside a regular expression, times are integers in milliseconds: nothing a client sends
+reaches the query text unescaped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+from controller.telemetry.store import Aggregate
+
+
+def select_points(
+    measurement: str,
+    device_id: str,
+    start: datetime,
+    end: datetime,
+    names: Sequence[str],
+    *,
+    every_s: float | None,
+    aggregate: Aggregate,
+    limit: int,
+) -> str:
+    """One device's `names` over [start, end): raw rows, or one `aggregate` per `every_s` window."""
+    where = f"\"device\" = '{_literal(device_id)}' AND {_between(start, end)}"
+    if every_s is None:
+        cols = ", ".join(f'"{f}"' for f in names)
+        return f'SELECT {cols} FROM "{measurement}" WHERE {where} ORDER BY time ASC LIMIT {int(limit)}'
+    cols = ", ".join(f'{aggregate}("{f}") AS "{f}"' for f in names)
+    return (
+        f'SELECT {cols} FROM "{measurement}" WHERE {where} '
+        f"GROUP BY time({max(1, int(every_s))}s) fill(none) LIMIT {int(limit)}"
+    )
+
+
+def select_energy(
+    measurement: str,
+    device_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    every_s: float,
+    offset_s: float,
+) -> str:
+    """Energy used per device per window: the spread of its `energy_wh` meter, grouped by device."""
+    names = "|".join(re.escape(d) for d in sorted(set(device_ids))).replace("/", "\\/")
+    return (
+        f'SELECT spread("energy_wh") FROM "{measurement}" WHERE "device" =~ /^({names})$/ '
+        f"AND {_between(start, end)} "
+        f'GROUP BY time({int(every_s)}s, {int(offset_s) % int(every_s)}s), "device" fill(none)'
+    )
+
+
+def _between(start: datetime, end: datetime) -> str:
+    return f"time >= {int(start.timestamp() * 1000)}ms AND time < {int(end.timestamp() * 1000)}ms"
+
+
+def _literal(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
