@@ -1,4 +1,4 @@
-"""Schedules in the running controller: persisted objects, one plan per site, and the runner.
+"""Schedules in the running controller: persisted objects, one plan per site, and the levels it sends.
 
 The database owns programs, calendars, group calendars and overrides (created through the API).
 `schedules.runner` wakes this at each group's next transition and each override's start and expiry,
