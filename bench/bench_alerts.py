@@ -73,7 +73,7 @@ class AlertClock:
             await client.subscribe("lamplighter/+/+/alert", qos=1)
             self.ready.set()
             async for message in client.messages:
-                doc = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                doc = json.loads(bytes(message.payload))
                 self.seen.setdefault((doc["device_id"], doc["kind"], doc["event"]), time.monotonic())
 
     def count(self, event: str) -> int:

@@ -95,7 +95,10 @@ def _cpu(p: psutil.Process) -> float:
 def postmaster() -> psutil.Process:
     """PostgreSQL's main process: its backends come and go as connections do."""
     for p in psutil.process_iter(["name"]):
-        if (p.info["name"] or "").startswith("postgres") and not p.parent().name().startswith("postgres"):
+        parent = p.parent()
+        if (p.info["name"] or "").startswith("postgres") and (
+            parent is None or not parent.name().startswith("postgres")
+        ):
             return p
     raise RuntimeError("no PostgreSQL server process here")
 

@@ -20,8 +20,10 @@ import time
 from pathlib import Path
 
 import aiomqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from drivers.base import SerialPort
+from drivers.firmware import SignedManifest
 from firmware_bridge.campaign import Campaign, CampaignSpec
 from firmware_bridge.mqtt_channel import MqttFirmwareLink
 from firmware_bridge.serial_channel import SerialFirmwareChannel
@@ -76,8 +78,13 @@ async def mqtt_rates(broker: Mosquitto, image: bytes, trusted: dict, signed) -> 
 
 
 async def campaign(
-    broker: Mosquitto, devices_n: int, trusted: dict, signed, image: bytes, failing: bool
-) -> None:  # type: ignore[no-untyped-def,type-arg]
+    broker: Mosquitto,
+    devices_n: int,
+    trusted: dict[str, Ed25519PublicKey],
+    signed: SignedManifest,
+    image: bytes,
+    failing: bool,
+) -> None:
     devices = {
         f"node-{i:04d}": BootloaderModel(address=0, model="legacy_node", trusted=trusted, version="1.0.0")
         for i in range(devices_n)

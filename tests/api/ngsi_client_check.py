@@ -14,7 +14,7 @@ from ngsildclient import Client
 from requests.auth import AuthBase
 
 
-class ApiKey(AuthBase):  # type: ignore[misc]
+class ApiKey(AuthBase):
     def __init__(self, key: str) -> None:
         self.key = key
 

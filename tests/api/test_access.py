@@ -94,7 +94,7 @@ async def status_of(client: httpx.AsyncClient, method: str, path: str, headers: 
         concrete = concrete.replace("{" + name + "}", "1")
     for name in ("override_id", "alert_id", "letter_id", "campaign_id", "report_id", "entity_id"):
         concrete = concrete.replace("{" + name + "}", "1")
-    body = None if method in ("GET", "DELETE") else {}
+    body: dict[str, object] | None = None if method in ("GET", "DELETE") else {}
     # Streamed so the live-event route answers its status without running forever.
     async with client.stream(method, concrete, json=body, headers=headers) as response:
         return response.status_code
@@ -163,7 +163,7 @@ async def test_people_log_in_for_short_lived_tokens_and_bad_tokens_are_refused(
         expired = issue_token("linh", "engineer", secret, timedelta(minutes=15), now=past)
         forged = issue_token("linh", "admin", "not-the-secret-" * 4, timedelta(minutes=15))
         unsigned = jwt.encode(
-            {"sub": "linh", "role": "admin", "iat": 0, "exp": 2**40}, key=None, algorithm="none"
+            {"sub": "linh", "role": "admin", "iat": 0, "exp": 2**40}, key="", algorithm="none"
         )
         for bad, says in [(expired, "expired"), (forged, "signature"), (unsigned, "not valid"), ("abc", "")]:
             answer = await anon.get("/api/v1/devices", headers={"Authorization": f"Bearer {bad}"})

@@ -59,7 +59,7 @@ async def test_nodes_on_a_polled_line_are_updated_while_polling_goes_on(tmp_path
     async with running_city(settings) as city, running_controller(settings) as ctl:
         await until(lambda: all(st.last_seen for st in ctl.fleet.devices.values()), what="first polls")
         async with api_client(ctl) as client:
-            files = {"image": image, "manifest": signed.model_dump_json()}
+            files: dict[str, bytes | str] = {"image": image, "manifest": signed.model_dump_json()}
             sha = (await client.post("/api/v1/firmware", files=files)).json()["sha256"]
             polls_before = ctl.fleet["node-002"].counters["polls_ok"]
             body = {"id": "nodes-1.3", "image": sha, "group": "hanoi", "current_version": "1.2"}
@@ -73,9 +73,7 @@ async def test_nodes_on_a_polled_line_are_updated_while_polling_goes_on(tmp_path
             )
             polls_during = ctl.fleet["node-002"].counters["polls_ok"] - polls_before
             await asyncio.sleep(1.0)  # the next polls read the new version
-            reported = {
-                d: ctl.fleet[d].last_reading_doc()["values"]["firmware_version"] for d in ctl.fleet.devices
-            }  # type: ignore[index]
+            reported = {d: ctl.fleet[d].last_values()["firmware_version"] for d in ctl.fleet.devices}
         nodes = city.segments.lines["line1"]
     assert created.status_code == 201, created.text
     assert final["state"] == "finished", final

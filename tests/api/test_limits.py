@@ -108,7 +108,12 @@ async def test_a_preview_is_bounded_and_computed_off_the_event_loop(
         await client.put("/api/v1/calendars/city", json={"id": "city", "default_program": "busy"})
     ).status_code == 200
     assert (await client.put("/api/v1/groups/hanoi/calendar", json={"calendar": "city"})).status_code == 200
-    week = {"group": "hanoi", "from": "2026-12-01T00:00:00Z", "to": "2026-12-08T00:00:00Z", "every_min": 1}
+    week: dict[str, str | int] = {
+        "group": "hanoi",
+        "from": "2026-12-01T00:00:00Z",
+        "to": "2026-12-08T00:00:00Z",
+        "every_min": 1,
+    }
     answer = await client.get(preview, params=week)
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -200,14 +205,16 @@ async def test_a_chunked_body_past_the_limit_is_cut_off_with_a_json_413(tmp_path
 
 
 async def test_an_unexpected_failure_answers_json_with_the_request_id(
-    api: tuple[Controller, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
+    api: tuple[Controller, httpx.AsyncClient],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ctl, client = api
 
     async def broken(**_: object) -> None:
         raise RuntimeError("a bug")
 
-    ctl.alert_store.query = broken  # type: ignore[method-assign]  # a bug, put there on purpose
+    monkeypatch.setattr(ctl.alert_store, "query", broken)  # a bug, put there on purpose
     answer = await client.get("/api/v1/alerts", headers={"X-Request-ID": "ioc-4711"})
     assert_json_error(answer, 500, "request")
     assert answer.json()["error"]["request_id"] == "ioc-4711"

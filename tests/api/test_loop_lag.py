@@ -67,10 +67,13 @@ async def test_the_worst_requests_leave_the_loop_free(tmp_path: Path) -> None:
             await engineer.put("/api/v1/groups/hanoi/calendar", json={"calendar": "city"})
 
         async with api_client(ctl, "viewer") as viewer:
-            week = {"group": "hanoi", "from": now.isoformat(), "every_min": 1}
+            week: dict[str, str | int] = {"group": "hanoi", "from": now.isoformat(), "every_min": 1}
             week["to"] = (now + dt.timedelta(days=7)).isoformat()
-            year = {"from": (now - dt.timedelta(days=366)).isoformat(), "to": now.isoformat()}
-            worst = [
+            year: dict[str, str | int] = {
+                "from": (now - dt.timedelta(days=366)).isoformat(),
+                "to": now.isoformat(),
+            }
+            worst: list[tuple[str, dict[str, str | int]]] = [
                 ("/api/v1/schedules/preview", week),
                 ("/api/v1/schedules/preview", {**week, "device": "gw1-001"}),
                 ("/api/v1/devices/gw1-001/telemetry", {**year, "limit": 50_000}),

@@ -17,9 +17,9 @@ import aiomqtt
 import pytest
 
 from controller.alerts import thresholds_by_device
-from controller.alerts.detectors import Thresholds
 from controller.commands import Command
 from controller.config import load_config
+from controller.faults import Thresholds
 from controller.registry import DeviceRow
 from simulators.city import SimulatedCity
 from simulators.lamp import Fault
@@ -75,7 +75,7 @@ async def collect_alerts(port: int, into: list[dict[str, Any]], ready: asyncio.E
         await client.subscribe("lamplighter/+/+/alert", qos=1)
         ready.set()
         async for message in client.messages:
-            into.append(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
+            into.append(json.loads(bytes(message.payload)))
 
 
 async def test_every_lamp_fault_is_raised_once_and_cleared_once(tmp_path: Path, mosquitto: Mosquitto) -> None:
@@ -117,7 +117,8 @@ async def test_every_lamp_fault_is_raised_once_and_cleared_once(tmp_path: Path, 
         assert raised() == {device: {kind} for device, kind in expected.items()}
         inject(city, False)
         city.segments.find("bus1", 1).faults.clear()
-        await until(lambda: not ctl.alerts.book.active, within_s=20, what="every alert cleared")
+        book = ctl.alerts.book
+        await until(lambda: not book.active, within_s=20, what="every alert cleared")
         page, total = await ctl.alert_store.query(state="all", limit=100)
         await until(lambda: len(received) >= 2 * len(expected), within_s=5, what="MQTT alert messages")
     listener.cancel()
@@ -154,7 +155,8 @@ async def test_a_flapping_supply_makes_one_alert_not_a_storm(tmp_path: Path) -> 
             await asyncio.sleep(0.6)
             lamp.faults.discard(Fault.VOLTAGE_SAG)
             await asyncio.sleep(0.3)
-        await until(lambda: not ctl.alerts.book.active, within_s=10, what="cleared once quiet")
+        book = ctl.alerts.book
+        await until(lambda: not book.active, within_s=10, what="cleared once quiet")
         alerts, total = await ctl.alert_store.query(state="all")
     assert total == 1, [(a.raised_at.time(), a.cleared_at) for a in alerts]
     assert alerts[0].kind == "supplyVoltageTooLow"

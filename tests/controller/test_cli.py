@@ -182,7 +182,12 @@ class _Output:
         self._lines: queue.Queue[str] = queue.Queue()
         self._seen: list[str] = []
         stdout = proc.stdout
-        self._thread = threading.Thread(target=lambda: [self._lines.put(x) for x in stdout], daemon=True)
+
+        def pump() -> None:
+            for line in stdout:
+                self._lines.put(line)
+
+        self._thread = threading.Thread(target=pump, daemon=True)
         self._thread.start()
 
     def mqtt_reader(self, timeout: float = 10) -> tuple[str, str, str]:

@@ -193,8 +193,9 @@ async def test_a_shared_group_link_is_ingested_by_every_instance_and_watched_by_
             now = dt.datetime.now(dt.UTC)
             stored = [
                 [
-                    p.values["illuminance_lx"]
+                    float(stored_lux)
                     for p in await ctl.store.query("env-1", now - dt.timedelta(minutes=1), now)
+                    if (stored_lux := p.values["illuminance_lx"]) is not None
                 ]
                 for ctl in (owner, other)
             ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from controller.alerts.book import AlertBook
 from controller.alerts.detectors import DeviceView, Expected, detect
+from controller.faults import FaultKind
 from drivers.base import Reading
 
 NOW = dt.datetime(2026, 11, 25, 22, 0, tzinfo=dt.UTC)
@@ -125,6 +126,6 @@ def test_a_flapping_value_does_not_make_a_storm() -> None:
     events = []
     pattern = [True, True, False, True, False, True, False, False, True, False] * 5
     for i, firing in enumerate(pattern):
-        found = {"supplyVoltageTooLow": "supply 205 V"} if firing else {}
+        found: dict[FaultKind, str] = {"supplyVoltageTooLow": "supply 205 V"} if firing else {}
         events += book.evaluate("lamp-1", found, NOW + dt.timedelta(minutes=i))
     assert [e.change for e in events] == ["raised"]  # never quiet three times in a row: stays raised

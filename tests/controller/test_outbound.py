@@ -50,7 +50,7 @@ state_interval_s = 0.2
             listener = asyncio.create_task(listen())
             try:
                 await until(lambda: len(latest) == 9 and all(s.state == "ok" for s in latest.values()))
-                assert latest["gw1-002"].values["voltage_v"] > 200
+                assert float(latest["gw1-002"].values["voltage_v"]) > 200
                 city.segments.find("gw1", 2).faults.add(Fault.LAMP_FAILURE)
                 # one poll (0.2 s) plus one publish interval (0.2 s); generous on a loaded machine
                 await until(lambda: latest["gw1-002"].state == "fault", within_s=5)

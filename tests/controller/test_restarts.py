@@ -16,6 +16,7 @@ from pathlib import Path
 
 from controller.config import load_config
 from controller.telemetry.influx import InfluxStore
+from drivers.mqtt import MqttLink
 from tests.controller.city import influx_telemetry, running_controller, with_influx, write_mqtt_city
 from tests.mosquitto import Mosquitto
 from tests.tsdb import InfluxDB1
@@ -46,6 +47,7 @@ async def test_broker_and_influxdb_restarts_during_qos1_ingest_lose_no_reading(
         settings = load_config(write_config(tmp_path, mosquitto, influx))
         async with running_controller(settings) as ctl:
             link = ctl.drivers["broker"]
+            assert isinstance(link, MqttLink)
             assert isinstance(ctl.store, InfluxStore)
             store = ctl.store
             await until(lambda: link.stats.connected, what="subscribed")

@@ -71,9 +71,9 @@ async def publish(broker: Mosquitto, *messages: tuple[str, bytes | str], qos: in
 
 
 def make_link(broker: Mosquitto, **options: object) -> MqttLink:
-    settings = MqttBroker(
-        host="127.0.0.1", port=broker.port, backoff_base_s=0.1, backoff_cap_s=0.5, **options
-    )  # type: ignore[arg-type]
+    settings = MqttBroker.model_validate(
+        {"host": "127.0.0.1", "port": broker.port, "backoff_base_s": 0.1, "backoff_cap_s": 0.5, **options}
+    )
     return MqttLink("broker", settings, DEVICES)
 
 

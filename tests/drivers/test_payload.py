@@ -7,14 +7,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from drivers.payload import PayloadError, TopicTemplate, decode_json
+from drivers.payload import MqttLayout, PayloadError, TopicTemplate, decode_json
 from drivers.profile import load_profile
 
-SENSOR = load_profile("env_sensor").mqtt
-AP = load_profile("wifi_ap").mqtt
+
+def mqtt_layout(model: str) -> MqttLayout:
+    layout = load_profile(model).mqtt
+    assert layout is not None, f"{model} has no MQTT layout"
+    return layout
+
+
+SENSOR = mqtt_layout("env_sensor")
+AP = mqtt_layout("wifi_ap")
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-assert SENSOR is not None
-assert AP is not None
 
 GOOD = {
     "ts": 1795000000,

@@ -101,7 +101,7 @@ def test_reads_are_merged_across_small_gaps_and_split_past_the_size_limit() -> N
     ]
     from drivers.profile import RegisterSpec
 
-    blocks = plan_reads([RegisterSpec(**r) for r in regs])
+    blocks = plan_reads([RegisterSpec.model_validate(r) for r in regs])
     assert [(b.start, b.count) for b in blocks] == [(0, 6), (200, 1)]
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from firmware_bridge.campaign import Campaign, CampaignSpec, split_waves
+from drivers.firmware import SignedManifest
+from firmware_bridge.campaign import Campaign, CampaignSpec, Updater, split_waves
 from firmware_bridge.mqtt_channel import MqttFirmwareLink
 from firmware_bridge.signing import sign_image
 from firmware_bridge.transfer import TransferOptions, TransferStatus, transfer
@@ -26,14 +27,14 @@ class Fleet:
     link: MqttFirmwareLink
     keys: Keys
 
-    def updater(self, image: bytes, version: str = "3.1.0") -> tuple[CampaignSpec, object]:
+    def updater(self, image: bytes, version: str = "3.1.0") -> tuple[SignedManifest, Updater]:
         signed = sign_image(image, self.keys.private, model="legacy_node", version=version)
         trusted = {self.keys.key_id: self.keys.public}
 
         async def update(device: str) -> TransferStatus:
             return await transfer(self.link.channel(device), 0, device, image, signed, trusted, OPTS)
 
-        return signed, update  # type: ignore[return-value]
+        return signed, update
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ async def test_a_wave_over_its_error_threshold_stops_the_campaign(fleet: Fleet) 
     _, update = fleet.updater(image_of(10_000))
     for name in ("node-02", "node-03"):  # wave 2 (devices 2–9): 2 of 8 fail their boot check = 25 %
         fleet.devices[name].faults.add(BootFault.BOOT_FAIL)
-    campaign = Campaign(spec(fleet, waves=(10, 50, 100), error_threshold_pct=20), update)  # type: ignore[arg-type]
+    campaign = Campaign(spec(fleet, waves=(10, 50, 100), error_threshold_pct=20), update)
     await campaign.start()
     assert campaign.state == "stopped"
     assert campaign.reason == "wave 2: 25 % failed, over the error threshold of 20 %"
@@ -81,7 +82,7 @@ async def test_waves_wait_for_approval_and_failures_can_be_retried(fleet: Fleet)
     fleet.devices["node-00"].faults.add(BootFault.SILENT)
     campaign = Campaign(
         spec(fleet, waves=(10, 100), approval=True, success_threshold_pct=90, error_threshold_pct=60), update
-    )  # type: ignore[arg-type]
+    )
     task = campaign.start()
     await until(lambda: campaign.state == "paused", what="paused under the success threshold")
     assert "only 50 % updated" in (campaign.reason or "")
@@ -96,7 +97,7 @@ async def test_waves_wait_for_approval_and_failures_can_be_retried(fleet: Fleet)
 
 async def test_approval_between_waves_and_cancel(fleet: Fleet) -> None:
     _, update = fleet.updater(image_of(5_000))
-    campaign = Campaign(spec(fleet, waves=(10, 100), approval=True, concurrency=1), update)  # type: ignore[arg-type]
+    campaign = Campaign(spec(fleet, waves=(10, 100), approval=True, concurrency=1), update)
     task = campaign.start()
     await until(lambda: campaign.state == "waiting_approval", what="waiting for approval")
     assert campaign.summary() == {"UPDATED": 2, "PENDING": 18}

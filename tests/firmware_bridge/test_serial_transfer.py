@@ -50,7 +50,7 @@ def signed_for(
 
 
 async def run(line: Line, keys: Keys, image: bytes, signed: SignedManifest, **kw: object) -> TransferStatus:
-    opts = TransferOptions(**{**OPTS.__dict__, **kw})  # type: ignore[arg-type]
+    opts = TransferOptions(**{**OPTS.__dict__, **kw})
     return await transfer(line.channel, 7, "node-07", image, signed, {keys.key_id: keys.public}, opts)
 
 

@@ -44,7 +44,7 @@ async def test_simulated_devices_report_and_their_faults_show(tmp_path: Path, mo
         await until(
             lambda: ctl.fleet["env-hoankiem"].state == "ok" and ctl.fleet["ap-hoankiem"].state == "ok"
         )
-        assert 0 <= float(ctl.fleet["ap-hoankiem"].last_reading.values["clients"]) <= 100  # type: ignore[union-attr]
+        assert 0 <= float(ctl.fleet["ap-hoankiem"].last_values()["clients"]) <= 100
 
         fleet.set_fault("ap1", MqttFault.OFFLINE, True)  # power cut: the broker sends the last will
         await until(lambda: ctl.fleet["ap-hoankiem"].state == "offline")
