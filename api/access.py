@@ -138,7 +138,11 @@ def guard_of(request: Request) -> AccessGuard:
     return guard
 
 
-Guard = Annotated[AccessGuard, Depends(guard_of)]
+async def _guard(request: Request) -> AccessGuard:  # async: see api/deps.py
+    return guard_of(request)
+
+
+Guard = Annotated[AccessGuard, Depends(_guard)]
 
 
 # Declared as security schemes so the OpenAPI description (and /docs) shows both ways in.

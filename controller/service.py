@@ -10,7 +10,7 @@ group rule (controller/groups.py) and readiness are decided here, not in the rou
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from controller.alerts.book import Alert
@@ -34,7 +34,7 @@ from controller.vocabulary import DeviceKind
 from schedules.astro import AstroClock
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is built 2.5 times slower, felt 10,000 at a time
 class DeviceInfo:
     """A device: what the config says of it, and what it is doing now."""
 
@@ -77,20 +77,22 @@ class ControllerService:
         kind: DeviceKind | None = None,
     ) -> list[DeviceInfo]:
         """Devices matching every filter given, in config order (`group` includes its sub-groups)."""
+        # Each filter is its own pass, taken only when given, so the unfiltered map of a city
+        # (GeoJSON, 10,000 devices) pays for one loop; ids come from the dict's keys because an
+        # attribute of an ORM row costs several times a dict lookup.
+        rows: Iterable[tuple[str, DeviceRow]] = self._ctl.devices.items()
+        if site is not None:
+            rows = [(i, r) for i, r in rows if r.site_id == site]
+        if kind is not None:
+            rows = [(i, r) for i, r in rows if r.kind == kind]
+        if group is not None:
+            rows = [(i, r) for i, r in rows if in_group(r.group_path, group)]
         fleet = self._ctl.fleet.devices
-        found = []
-        for row in self._ctl.devices.values():
-            status = fleet.get(row.id)
-            if status is None:
-                continue
-            if (site is not None and row.site_id != site) or (kind is not None and row.kind != kind):
-                continue
-            if (group is not None and not in_group(row.group_path, group)) or (
-                state is not None and status.state != state
-            ):
-                continue
-            found.append(DeviceInfo(row, status))
-        return found
+        return [
+            DeviceInfo(row, status)
+            for device_id, row in rows
+            if (status := fleet.get(device_id)) is not None and (state is None or status.state == state)
+        ]
 
     def device(self, device_id: str) -> DeviceInfo:
         row = self._ctl.devices.get(device_id)
