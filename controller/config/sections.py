@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from controller.faults import FAULT_KINDS, Thresholds
 
@@ -18,6 +18,21 @@ from controller.faults import FAULT_KINDS, Thresholds
 EMBEDDED = "embedded"
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 _GROUP = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
+
+
+def _http_url(v: str) -> str:
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{v!r} is not an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ValueError(f"{v!r}: {exc}") from None
+    return v
+
+
+#: an http(s) URL with a host (and a valid port, if it names one)
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 class ConfigError(ValueError):
@@ -104,7 +119,7 @@ class DatabaseSettings(_Strict):
 class InfluxSettings(_Strict):
     """`[telemetry.influxdb]`: where readings go when `backend = "influxdb"` (docs/telemetry.md)."""
 
-    url: str = Field(default="http://127.0.0.1:8086", description="the server's base URL")
+    url: HttpUrl = Field(default="http://127.0.0.1:8086", description="the server's base URL")
     write_endpoint: Literal["v2", "v1"] = Field(
         default="v2", description="v2: /api/v2/write (InfluxDB 2.x, 3.x, 1.8+); v1: /write (InfluxDB 1.x)"
     )
@@ -125,11 +140,8 @@ class InfluxSettings(_Strict):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{v!r} is not an http:// or https:// URL with a host")
-        return v.rstrip("/")
+    def _base_url(cls, v: str) -> str:
+        return v.rstrip("/")  # paths are appended to it
 
 
 class TelemetrySettings(_Strict):
@@ -222,7 +234,7 @@ class WebhookSettings(_Strict):
     """An HTTP endpoint that receives alert events, signed with HMAC-SHA256 (see docs/alerts.md)."""
 
     id: Annotated[str, Field(pattern=_ID)]
-    url: str
+    url: HttpUrl
     secret: str = Field(min_length=16, description="shared secret for the X-Lamplighter-Signature header")
     kinds: tuple[str, ...] = Field(default=(), description="fault kinds to send; empty: all")
     min_severity: Literal["warning", "minor", "major", "critical"] = "warning"
@@ -231,18 +243,6 @@ class WebhookSettings(_Strict):
     backoff_base_s: float = Field(default=1.0, gt=0)
     backoff_cap_s: float = Field(default=60.0, gt=0)
     batch_size: int = Field(default=100, ge=1, le=1000, description="events per POST at most")
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{v!r} is not an http:// or https:// URL with a host")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError as exc:
-            raise ValueError(f"{v!r}: {exc}") from None
-        return v
 
     @field_validator("kinds")
     @classmethod
