@@ -56,14 +56,15 @@ postgres:
 	for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 	$(AS_POSTGRES) psql -q -c "ALTER USER postgres PASSWORD 'postgres'"
 
-## ngsi-client: the FIWARE client library the NGSI-LD tests drive our API with (tests/api/test_ngsi_ld.py).
-## It pins an old httpx, so it lives in its own virtual environment, as a foreign client would.
+## ngsi-client: the FIWARE tools the NGSI-LD tests use (tests/api/test_ngsi_ld.py): the ngsildclient
+## library drives our API; pysmartdatamodels holds the Smart Data Models our entities are checked
+## against. ngsildclient pins an old httpx, so they live in their own environment, as a foreign client would.
 NGSI_VENV := .venv-ngsi
 ngsi-client: $(NGSI_VENV)/.installed-stamp
 
 $(NGSI_VENV)/.installed-stamp: Makefile
 	$(PYTHON) -m venv $(NGSI_VENV)
-	$(NGSI_VENV)/bin/python -m pip install --quiet 'ngsildclient==0.5.2'
+	$(NGSI_VENV)/bin/python -m pip install --quiet 'ngsildclient==0.5.2' 'pysmartdatamodels==0.8.2.0'
 	touch $@
 
 lint: install

@@ -20,13 +20,14 @@ from api.server import ApiServer
 from controller.commands import Command
 from controller.runtime import Controller
 from controller.service import ControllerService
-from tests.api.keys import auth_headers
+from simulators.lamp import Fault
+from tests.api.keys import api_client, auth_headers
+from tests.api.smart_data_models import FIWARE_PYTHON, model_problems
 from tests.controller.city import running_city, running_controller, settings_for
-from tests.waiting import until
+from tests.waiting import fetched_until, json_of, until
 
 NGSI = "/ngsi-ld/v1/entities"
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
-CLIENT_PYTHON = Path(__file__).parents[2] / ".venv-ngsi" / "bin" / "python"
 
 
 @pytest.fixture
@@ -240,13 +241,13 @@ async def test_representations_and_errors_follow_the_accept_header(
 async def test_the_ngsildclient_library_connects_and_queries(
     served: tuple[Controller, str, httpx.AsyncClient],
 ) -> None:
-    if not CLIENT_PYTHON.exists():
-        pytest.fail(f"{CLIENT_PYTHON} is missing: `make test` makes it (the ngsildclient library)")
+    if not FIWARE_PYTHON.exists():
+        pytest.fail(f"{FIWARE_PYTHON} is missing: `make test` makes it (the ngsildclient library)")
     ctl, url, _ = served
     key = (await auth_headers(ctl, "viewer"))["X-API-Key"]
     port = url.rsplit(":", 1)[1]
     proc = await asyncio.create_subprocess_exec(
-        str(CLIENT_PYTHON), str(Path(__file__).with_name("ngsi_client_check.py")), port, key,
+        str(FIWARE_PYTHON), str(Path(__file__).with_name("ngsi_client_check.py")), port, key,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -261,3 +262,41 @@ async def test_the_ngsildclient_library_connects_and_queries(
     ]
     assert seen["one"]["powerState"]["value"] == "low"
     assert seen["unknown_type"] == 0
+
+
+async def test_entities_follow_the_smart_data_models(tmp_path: Path) -> None:
+    """Every attribute we serve is one of its model's, with the model's NGSI type, JSON type and
+    allowed values, and every required one is there — for lit, dimmed, faulty and silent lamps and
+    their groups (air quality: tests/controller/test_mqtt_devices.py)."""
+    settings = settings_for(tmp_path)
+    async with running_city(settings) as city, running_controller(settings) as ctl:
+        await until(lambda: all(st.state == "ok" for st in ctl.fleet.devices.values()), within_s=10)
+        assert ctl.dispatcher is not None
+        await ctl.dispatcher.execute("gw1-001", Command(action="set_level", value=60))
+        city.segments.find("gw1", 2).faults.add(Fault.LAMP_FAILURE)
+        city.segments.find("gw1", 3).faults.add(Fault.VOLTAGE_SAG)
+        city.segments.find("gw1", 4).faults.add(Fault.NO_RESPONSE)
+        await until(lambda: ctl.fleet["gw1-004"].state == "offline", within_s=10)
+        async with api_client(ctl, "viewer") as client:
+            entities = await fetched_until(
+                lambda: json_of(client.get(NGSI, params={"type": "Streetlight,StreetlightGroup"})),
+                lambda got: (
+                    {e["status"]["value"] for e in got if "status" in e}
+                    >= {"ok", "defectiveLamp", "columnIssue"}
+                ),
+                what="lamps ok, defective and with a column issue",
+            )
+    assert {e["type"] for e in entities} == {"Streetlight", "StreetlightGroup"}
+    assert any("annotations" in e for e in entities if e["type"] == "Streetlight")  # the silent one
+    assert await model_problems(entities) == []
+    lamp = next(e for e in entities if e["type"] == "Streetlight")
+    wrong = {
+        **lamp,
+        "status": {"type": "Property", "value": "broken"},
+        "dimLevel": {"type": "Property", "value": 1},
+    }
+    statuses = ["brokenLantern", "columnIssue", "defectiveLamp", "ok"]
+    assert await model_problems([wrong]) == [
+        f"{lamp['id']}: status = 'broken' is not one of {statuses}",
+        f"{lamp['id']}: dimLevel is not an attribute of dataModel.Streetlighting/Streetlight",
+    ]

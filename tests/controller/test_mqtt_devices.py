@@ -14,6 +14,7 @@ from api.server import ApiServer
 from controller.config import load_config
 from controller.service import ControllerService
 from tests.api.keys import auth_headers
+from tests.api.smart_data_models import model_problems
 from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
 from tests.waiting import until
@@ -76,6 +77,7 @@ async def test_sensor_and_access_point_appear_in_the_api_like_lamps(
                     assert air["pm25"]["value"] == 55.5
                     assert air["relativeHumidity"]["value"] == 0.7  # a fraction, as the data model says
                     assert air["location"]["value"] == {"type": "Point", "coordinates": [105.8524, 21.0287]}
+                    assert await model_problems([air]) == []  # as the Smart Data Model says
                     assert env["unit_id"] is None
                     await asyncio.sleep(0.2)  # let the ingest batch reach the store
                     history = (
