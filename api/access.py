@@ -81,6 +81,15 @@ class AccessGuard:
             self._secret = await self.store.token_secret()
         return self._secret
 
+    async def identify(self, api_key: str | None, bearer: str | None, client: str) -> Principal:
+        """The caller these credentials name; a refusal counts against the client's address, so
+        unauthenticated probing is rate-limited per address."""
+        try:
+            return await self.principal(api_key, bearer)
+        except ApiError:
+            self.rate_limit(f"addr:{client}")
+            raise
+
     async def principal(self, api_key: str | None, bearer: str | None) -> Principal:
         if api_key:
             return await self._from_key(api_key)
@@ -161,11 +170,7 @@ async def current_principal(
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         client = request.client.host if request.client else "unknown"
-        try:
-            principal = await guard.principal(api_key, bearer.credentials if bearer else None)
-        except ApiError:
-            guard.rate_limit(f"addr:{client}")  # unauthenticated probing is limited per address
-            raise
+        principal = await guard.identify(api_key, bearer.credentials if bearer else None, client)
         request.state.principal = principal
     guard.rate_limit(principal.actor)
     return principal

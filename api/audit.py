@@ -63,16 +63,23 @@ class AuditMiddleware:
                 body.extend(message.get("body", b"")[: _KEEP_BYTES - len(body)])
             return message
 
+        recorded = False
+
         async def send_and_note(message: Message) -> None:
-            nonlocal status
+            nonlocal status, recorded
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Written before the answer ends: a client that has its answer finds the record.
+                recorded = True
+                await self._record(scope, status or 500, bytes(body))
             await send(message)
 
         try:
             await self.app(scope, receive_and_keep, send_and_note)
         finally:
-            await self._record(scope, status or 500, bytes(body))
+            if not recorded:  # the app failed before it answered
+                await self._record(scope, status or 500, bytes(body))
 
     async def _record(self, scope: Scope, status: int, body: bytes) -> None:
         state = scope.get("state", {})
@@ -97,7 +104,7 @@ class AuditMiddleware:
                 client[0] if client else "unknown",
                 _describe(scope, body),
             )
-        except Exception:  # the answer is already sent; the failure must still be seen
+        except Exception:  # the change is made; the failure must still be seen
             log.exception("could not write the audit record of %s by %s", action, actor)
 
 

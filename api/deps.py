@@ -1,5 +1,6 @@
-"""What routes receive (FastAPI dependencies): the controller's service, the worker for costly
-answers, the access guard. The one place that reads the application's state."""
+"""What routes receive (FastAPI dependencies): the controller's service and the worker for costly
+answers, from the application's state (the access guard and the event-stream slots are handed
+out the same way, beside their code: api/access.py, api/streams.py)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,6 @@ from api.deps import Heavy, Service
 from api.errors import ApiError, ErrorBody
 from api.params import parse_every, time_range
 from controller.energy import EnergyReport, energy_table, first_window
-from schedules.astro import AstroClock
 from schedules.inputs import Instant
 
 router = APIRouter(prefix="/api/v1", tags=["energy"], dependencies=[allow(Permission.READ)])
@@ -60,10 +59,9 @@ async def energy(
             + ("; ask per_lamp=false for the group's totals" if per_lamp and cells <= MAX_CELLS else "")
             + "; or choose a smaller group, a shorter span or a larger `every`",
         )
-    site = next(s for s in service.sites if s.id == lamps[0].site_id)
-    first, offset_s = first_window(start, every_s, site)
+    clocks = service.clocks
+    first, offset_s = first_window(start, every_s, clocks[lamps[0].site_id].tz)
     used = await service.energy_used(lamps, first, end, every_s, offset_s)
-    clocks = {s.id: AstroClock(s.latitude, s.longitude, s.timezone) for s in service.sites}
     return await heavy.json(
         lambda: energy_table(group, lamps, clocks, used, first, end, every_s, per_lamp=per_lamp)
     )

@@ -54,11 +54,7 @@ class RequestGate:
         bearer = credentials.strip() if scheme.lower() == "bearer" else None
         client = scope["client"][0] if scope.get("client") else "unknown"
         try:
-            try:
-                principal = await self.guard.principal(headers.get("x-api-key"), bearer)
-            except ApiError:
-                self.guard.rate_limit(f"addr:{client}")  # as the routes' own check does
-                raise
+            principal = await self.guard.identify(headers.get("x-api-key"), bearer, client)
             # The routes' dependency takes it from here instead of looking the credentials up
             # again; the audit log records it, refused or not.
             scope.setdefault("state", {})["principal"] = principal

@@ -6,11 +6,11 @@ schedule preview's). Windows start at local midnight of the group's site.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
-from controller.config import Site
 from controller.registry import DeviceRow
 from controller.telemetry import TelemetryStore
 from schedules.astro import AstroClock
@@ -44,10 +44,9 @@ class EnergyReport(BaseModel):
     per_lamp: list[LampEnergy] = Field(description="empty with per_lamp=false")
 
 
-def first_window(start: dt.datetime, every_s: float, site: Site) -> tuple[dt.datetime, float]:
-    """The start of the window `start` falls in, aligned to local midnight of `site`, and the
-    offset (s) the store groups by."""
-    tz = AstroClock(site.latitude, site.longitude, site.timezone).tz
+def first_window(start: dt.datetime, every_s: float, tz: ZoneInfo) -> tuple[dt.datetime, float]:
+    """The start of the window `start` falls in, aligned to local midnight in `tz` (the site's),
+    and the offset (s) the store groups by."""
     offset_s = -(start.astimezone(tz).utcoffset() or dt.timedelta()).total_seconds()
     first = dt.datetime.fromtimestamp((start.timestamp() - offset_s) // every_s * every_s + offset_s, dt.UTC)
     return first, offset_s
@@ -56,7 +55,7 @@ def first_window(start: dt.datetime, every_s: float, site: Site) -> tuple[dt.dat
 def energy_table(
     group: str,
     lamps: list[DeviceRow],
-    clocks: dict[str, AstroClock],
+    clocks: Mapping[str, AstroClock],
     used: dict[str, dict[dt.datetime, float]],
     first: dt.datetime,
     end: dt.datetime,
@@ -131,14 +130,17 @@ def saving_pct(kwh: float, baseline: float) -> float | None:
 
 
 async def totals(
-    store: TelemetryStore, sites: Sequence[Site], lamps: list[DeviceRow], start: dt.datetime, end: dt.datetime
+    store: TelemetryStore,
+    clocks: Mapping[str, AstroClock],
+    lamps: list[DeviceRow],
+    start: dt.datetime,
+    end: dt.datetime,
 ) -> tuple[float, float]:
     """(kWh used, dusk-to-dawn baseline kWh) of these lamps over [start, end), as one window."""
     if not lamps or end <= start:
         return 0.0, 0.0
     span = (end - start).total_seconds()
     used = await store.energy([r.id for r in lamps], start, end, span, start.timestamp() % span)
-    clocks = {s.id: AstroClock(s.latitude, s.longitude, s.timezone) for s in sites}
     dark = {site: clock.dark_hours(start, end) for site, clock in clocks.items()}
     kwh = sum(sum(v.values()) for v in used.values()) / 1000
     baseline = sum((r.rated_power_w or 0.0) * dark.get(r.site_id, 0.0) for r in lamps) / 1000

@@ -26,7 +26,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from controller import cluster
 from controller.config import EMBEDDED, ControllerSettings
-from controller.db import UtcDateTime
 from controller.fleet import Fleet
 from controller.groups import in_group
 from controller.registry import Base, DeviceRow
@@ -47,7 +46,7 @@ class CampaignRow(Base):
     __tablename__ = "firmware_campaigns"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     doc: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column()
 
 
 @dataclass(frozen=True)

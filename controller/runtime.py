@@ -62,6 +62,8 @@ class Controller:
         self.settings = settings
         self.ble_backends = dict(ble_backends or {})
         self.metrics = ControllerMetrics()
+        #: each site's sun, shared by schedules, detectors and energy (its events are cached)
+        self.clocks = {s.id: AstroClock(s.latitude, s.longitude, s.timezone) for s in settings.sites}
         self.supervisor = Supervisor()
         self.metrics.watch(StateCollector(self.supervisor.restarts, lambda: self.store.figures()))
         self.queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=settings.poller.queue_size)
@@ -168,9 +170,8 @@ class Controller:
                 metrics=self.metrics,
             )
             self.supervisor.spawn("outbound", self.publisher.run, group="housekeeping")
-        clocks = {s.id: AstroClock(s.latitude, s.longitude, s.timezone) for s in self.settings.sites}
         if self.settings.alerts.enabled:
-            await self._start_alerts(clocks)
+            await self._start_alerts()
         for link_id, driver in self.drivers.items():
             if isinstance(driver, ListeningDriver):
                 listen = functools.partial(
@@ -182,7 +183,7 @@ class Controller:
                 poller = LinkPoller(driver, polled, self.queue, self.fleet, self.metrics)
                 self.supervisor.spawn(f"poll:{link_id}", poller.run, group="pollers")
         self.scheduling = Scheduling(
-            self.registry.engine, self.owned, clocks, self.dispatcher, self.fleet, city=self.devices
+            self.registry.engine, self.owned, self.clocks, self.dispatcher, self.fleet, city=self.devices
         )
         await self.scheduling.start()
         if len(self.owned) < len(self.devices):
@@ -204,7 +205,7 @@ class Controller:
             len(self.devices),
         )
 
-    async def _start_alerts(self, clocks: dict[str, AstroClock]) -> None:
+    async def _start_alerts(self) -> None:
         cfg = self.settings.alerts
         assert self.dispatcher is not None
         self.webhooks = {
@@ -219,7 +220,7 @@ class Controller:
             configured=self.devices.keys(),
             fleet=self.fleet,
             thresholds=thresholds_by_device(self.settings, self.owned.values()),
-            clocks=clocks,
+            clocks=self.clocks,
             expected=self.dispatcher.expected,
             store=self.alert_store,
             metrics=self.metrics,

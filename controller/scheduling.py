@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.commands import Command, CommandDispatcher
-from controller.db import UtcDateTime
 from controller.fleet import Fleet
 from controller.groups import in_group
 from controller.registry import Base, DeviceRow
@@ -44,7 +43,7 @@ class ScheduleObjectRow(Base):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     id: Mapped[str] = mapped_column(String(300), primary_key=True)
     doc: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column()
 
 
 class Scheduling:

@@ -10,7 +10,7 @@ group rule (controller/groups.py) and readiness are decided here, not in the rou
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.alerts.book import Alert
@@ -62,9 +62,10 @@ class ControllerService:
     def sites(self) -> tuple[Site, ...]:
         return self._ctl.settings.sites
 
-    def clock(self, site_id: str) -> AstroClock | None:
-        site = next((s for s in self.sites if s.id == site_id), None)
-        return None if site is None else AstroClock(site.latitude, site.longitude, site.timezone)
+    @property
+    def clocks(self) -> Mapping[str, AstroClock]:
+        """Each site's sun, by site id."""
+        return self._ctl.clocks
 
     # -- devices -------------------------------------------------------------------------------
 
@@ -100,16 +101,16 @@ class ControllerService:
             raise UnknownDevice(f"no device {device_id!r}")
         return DeviceInfo(row, self._ctl.fleet[device_id])
 
-    def lamps(self, group: str | None = None) -> list[DeviceRow]:
-        """The lamps of the city, or of `group` and its sub-groups."""
+    def rows(self, kind: DeviceKind | None = None, group: str | None = None) -> list[DeviceRow]:
+        """The devices of the city (of one kind; in `group` and its sub-groups), as configured."""
         return [
             row
             for row in self._ctl.devices.values()
-            if row.kind == "lamp" and (group is None or in_group(row.group_path, group))
+            if (kind is None or row.kind == kind) and (group is None or in_group(row.group_path, group))
         ]
 
-    def rows(self, kind: DeviceKind | None = None) -> list[DeviceRow]:
-        return [r for r in self._ctl.devices.values() if kind is None or r.kind == kind]
+    def lamps(self, group: str | None = None) -> list[DeviceRow]:
+        return self.rows("lamp", group)
 
     def status(self, device_id: str) -> DeviceStatus:
         return self._ctl.fleet[device_id]
@@ -192,7 +193,7 @@ class ControllerService:
         self, lamps: list[DeviceRow], start: dt.datetime, end: dt.datetime
     ) -> tuple[float, float]:
         """(kWh used, dusk-to-dawn baseline kWh) of these lamps over [start, end)."""
-        return await totals(self._ctl.store, self.sites, lamps, start, end)
+        return await totals(self._ctl.store, self._ctl.clocks, lamps, start, end)
 
     # -- alerts, reports, events ---------------------------------------------------------------
 

@@ -19,11 +19,10 @@ import typer
 
 from controller.auth.credentials import ROLES, Role
 from controller.auth.store import AuthStore, NameTaken
-from controller.config import ConfigError, load_config
 from controller.db import create_engine
 from controller.registry import Registry
+from lamplighter.cli_support import fail, load_settings
 
-API_KEY_ENV = "LAMPLIGHTER_API_KEY"
 auth_app = typer.Typer(help="API keys and users (straight into the registry database).", no_args_is_help=True)
 key_app = typer.Typer(help="API keys for machine clients such as the IOC.", no_args_is_help=True)
 user_app = typer.Typer(help="Users who log in (dashboard, tokens).", no_args_is_help=True)
@@ -33,12 +32,6 @@ auth_app.add_typer(user_app, name="user")
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="configuration file (its [database])")]
 RoleOpt = Annotated[str, typer.Option(help=f"one of {', '.join(ROLES)}")]
 T = TypeVar("T")
-
-
-def api_headers() -> dict[str, str]:
-    """Credentials for the CLI's API calls, from the environment."""
-    key = os.environ.get(API_KEY_ENV, "").strip()
-    return {"X-API-Key": key} if key else {}
 
 
 async def demo_credentials(store: AuthStore) -> tuple[str, str]:
@@ -53,26 +46,15 @@ async def demo_credentials(store: AuthStore) -> tuple[str, str]:
     return key.plaintext, password
 
 
-def refused_hint(status: int) -> str:
-    if status == 401:
-        return f" (set {API_KEY_ENV} to an API key: `lamplighter auth key create NAME --role ROLE`)"
-    return ""
-
-
 def _role(value: str) -> Role:
-    for role in ROLES:
-        if role == value:
-            return role
-    typer.echo(f"unknown role {value!r}: use one of {', '.join(ROLES)}", err=True)
-    raise typer.Exit(2)
+    role = next((r for r in ROLES if r == value), None)
+    if role is None:
+        fail(f"unknown role {value!r}: use one of {', '.join(ROLES)}", 2)
+    return role
 
 
 def _with_store(config: Path, work: Callable[[AuthStore], Awaitable[T]]) -> T:
-    try:
-        settings = load_config(config)
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    settings = load_settings(config)
 
     async def main() -> T:
         registry = Registry(create_engine(settings.database.url))
@@ -124,8 +106,7 @@ def key_revoke(
 
     revoked = _with_store(config, work)
     if not revoked:
-        typer.echo(f"no live key {key!r}", err=True)
-        raise typer.Exit(1)
+        fail(f"no live key {key!r}")
     for line in revoked:
         typer.echo(f"revoked {line}")
 
@@ -150,13 +131,11 @@ def _password(env: str | None) -> str:
     if env:
         value = os.environ.get(env)
         if not value:
-            typer.echo(f"${env} is empty", err=True)
-            raise typer.Exit(2)
+            fail(f"${env} is empty", 2)
         return value
     first = getpass.getpass("password: ")
     if first != getpass.getpass("again: "):
-        typer.echo("the passwords differ", err=True)
-        raise typer.Exit(2)
+        fail("the passwords differ", 2)
     return first
 
 
@@ -173,8 +152,7 @@ def user_add(
     chosen = _role(role)
     password = _password(password_env)
     if len(password) < 10:
-        typer.echo("passwords need at least 10 characters", err=True)
-        raise typer.Exit(2)
+        fail("passwords need at least 10 characters", 2)
 
     async def work(store: AuthStore) -> None:
         await store.create_user(username, chosen, password)
@@ -183,8 +161,7 @@ def user_add(
     try:
         _with_store(config, work)
     except NameTaken as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
+        fail(str(exc))
     typer.echo(f"user {username!r} ({chosen}) added")
 
 
@@ -209,8 +186,7 @@ def user_set(
         return row is not None
 
     if not _with_store(config, work):
-        typer.echo(f"no user {username!r}", err=True)
-        raise typer.Exit(1)
+        fail(f"no user {username!r}")
     typer.echo(f"user {username!r} updated")
 
 

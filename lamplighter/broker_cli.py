@@ -14,7 +14,8 @@ from typing import Annotated
 import typer
 
 from controller.broker.access import PasswordFileError, broker_rules, mosquitto_acl, set_password
-from controller.config import ConfigError, MqttLinkConfig, load_config
+from controller.config import MqttLinkConfig
+from lamplighter.cli_support import fail, load_settings
 
 broker_app = typer.Typer(help="MQTT broker users and topic rules.", no_args_is_help=True)
 
@@ -30,16 +31,11 @@ def acl(
     ] = None,
 ) -> None:
     """Print the Mosquitto acl_file for the devices and readers of a config."""
-    try:
-        settings = load_config(config)
-    except ConfigError as exc:
-        typer.echo(f"invalid configuration:\n{exc}", err=True)
-        raise typer.Exit(2) from None
+    settings = load_settings(config)
     links = link or [x.id for x in settings.links if isinstance(x, MqttLinkConfig)]
     unknown = sorted(set(links) - {x.id for x in settings.links if isinstance(x, MqttLinkConfig)})
     if unknown:
-        typer.echo(f"no MQTT link {', '.join(unknown)} in {config}", err=True)
-        raise typer.Exit(2)
+        fail(f"no MQTT link {', '.join(unknown)} in {config}", 2)
     rules = broker_rules(settings, links=links, controller_users=controller_user or ())
     typer.echo(mosquitto_acl(rules), nl=False)
 
@@ -55,11 +51,9 @@ def passwd(
     """Add a user to a Mosquitto-format password file, or change their password."""
     secret = password if password is not None else getpass.getpass(f"password for {user}: ")
     if len(secret) < 8:
-        typer.echo("a password needs at least 8 characters", err=True)
-        raise typer.Exit(2)
+        fail("a password needs at least 8 characters", 2)
     try:
         set_password(file, user, secret)
     except PasswordFileError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     typer.echo(f"{file}: {user} set")

@@ -3,6 +3,7 @@ API (the controller's or the simulators') with a message a person can act on whe
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -10,11 +11,24 @@ import httpx
 import typer
 
 from controller.config import ConfigError, ControllerSettings, load_config
-from lamplighter.auth_cli import api_headers, refused_hint
 
 API = "http://127.0.0.1:8765"
+#: where commands that call the API find their key (`lamplighter auth key create`)
+API_KEY_ENV = "LAMPLIGHTER_API_KEY"
 ApiOpt = Annotated[str, typer.Option(help="the controller's API")]
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="configuration file (TOML)")]
+
+
+def api_headers() -> dict[str, str]:
+    """Credentials for the CLI's API calls, from the environment."""
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    return {"X-API-Key": key} if key else {}
+
+
+def refused_hint(status: int) -> str:
+    if status == 401:
+        return f" (set {API_KEY_ENV} to an API key: `lamplighter auth key create NAME --role ROLE`)"
+    return ""
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -19,7 +19,7 @@ from controller.config import ControllerSettings, load_config
 from controller.service import ControllerService
 from drivers.firmware import key_id
 from firmware_bridge.signing import generate_keypair, load_private_key, load_public_key, sign_image
-from lamplighter.auth_cli import API_KEY_ENV
+from lamplighter.cli_support import API_KEY_ENV
 from simulators.bootloader import BootloaderModel, MqttBootloaders
 from tests.api.keys import api_client, auth_headers
 from tests.controller.city import running_controller, write_mqtt_city

@@ -18,13 +18,13 @@ async def _start_upload(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
     that wants the whole body says nothing until it has it."""
     parts = urlsplit(url)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    sent = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     writer.write(
         (
             "POST /api/v1/firmware HTTP/1.1\r\n"
             f"Host: {parts.netloc}\r\n"
             "Content-Type: multipart/form-data; boundary=xyz\r\n"
-            f"Content-Length: {DECLARED}\r\n{head}\r\n"
+            f"Content-Length: {DECLARED}\r\n{sent}\r\n"
         ).encode()
         + b"--xyz\r\nContent-Disposition: form-data; name=image; filename=a.bin\r\n\r\n"
         + b"\0" * 65536
@@ -32,10 +32,12 @@ async def _start_upload(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
     await writer.drain()
     try:
         status_line = await asyncio.wait_for(reader.readline(), 5)
-        rest = await asyncio.wait_for(reader.read(4096), 5)
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode("latin-1").lower()
+        length = int(head.split("content-length:")[1].split("\r\n")[0])
+        body = await asyncio.wait_for(reader.readexactly(length), 5)
     finally:
         writer.close()
-    return int(status_line.split()[1]), rest
+    return int(status_line.split()[1]), body
 
 
 async def test_anonymous_and_unpermitted_uploads_are_refused_before_the_body(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from lamplighter.auth_cli import API_KEY_ENV, api_headers
+from lamplighter.cli_support import API_KEY_ENV, api_headers
 from tests.conftest import free_port
 from tests.controller.city import write_city
 
