@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= examples/city.toml
 
-.PHONY: run test install system-deps postgres ngsi-client lint typecheck unit soak bench bench-city bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api clean
+.PHONY: run test install web system-deps postgres ngsi-client lint typecheck unit soak bench bench-city bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api clean
 
 ## run: the simulated city, the controller polling it, and the API on localhost (Ctrl-C stops)
 run: install system-deps
@@ -15,7 +15,17 @@ run: install system-deps
 ## test: install everything, lint, type-check, run the whole suite
 test: install system-deps postgres ngsi-client lint typecheck unit
 
-install: $(STAMP)
+install: $(STAMP) web
+
+## web: the browser libraries of the dashboard and /docs (MapLibre GL, Swagger UI), from the npm
+## registry as pinned in api/dashboard/package-lock.json; the API serves them (no CDN at run time)
+WEB := api/dashboard
+web: $(WEB)/node_modules/.package-lock.json
+
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "installing Debian's nodejs and npm"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; }
+	cd $(WEB) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

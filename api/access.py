@@ -40,15 +40,19 @@ class Permission(StrEnum):
     READ = "read"  # everything a viewer (the IOC) sees
     REPORT = "report"  # forward citizen reports: the IOC receives them, so viewers may
     ACKNOWLEDGE = "acknowledge"  # acknowledge alerts
-    SCHEDULES = "schedules"  # programs, calendars, overrides, group commands
-    DEVICES = "devices"  # device commands, firmware, campaigns
+    OPERATE = "operate"  # switch and dim devices and groups now (commands; not the schedules)
+    SCHEDULES = "schedules"  # programs, calendars, overrides
+    DEVICES = "devices"  # firmware, campaigns, device maintenance
     ADMIN = "admin"  # users, keys, audit log, webhook dead letters
 
 
+_WATCH = {Permission.READ, Permission.REPORT, Permission.ACKNOWLEDGE, Permission.OPERATE}
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     "viewer": frozenset({Permission.READ, Permission.REPORT}),
-    "engineer": frozenset({Permission.READ, Permission.REPORT, Permission.ACKNOWLEDGE, Permission.SCHEDULES}),
-    "technician": frozenset({Permission.READ, Permission.REPORT, Permission.ACKNOWLEDGE, Permission.DEVICES}),
+    # the night shift: sees everything, acknowledges, switches and dims; no schedules, users, firmware
+    "operator": frozenset(_WATCH),
+    "engineer": frozenset(_WATCH | {Permission.SCHEDULES}),
+    "technician": frozenset(_WATCH | {Permission.DEVICES}),
     "admin": frozenset(Permission),
 }
 

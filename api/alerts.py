@@ -15,9 +15,11 @@ from api.access import CurrentPrincipal, Permission, allow
 from api.deps import Service
 from api.errors import ApiError, ErrorBody
 from api.models import Page
-from api.params import Limit, Offset, RowId
+from api.params import MAX_PAGE, MAX_ROW_ID, Limit, Offset, RowId
 from api.streams import stream_slot
-from controller.alerts.messages import AlertOut, alert_out
+from controller.alerts.book import Alert
+from controller.alerts.grouping import AlertGroup, severity_then_newest
+from controller.alerts.messages import AlertGroupOut, AlertOut, alert_out, group_out
 from controller.alerts.reports import ReportIn, ReportKind, Verdict
 from controller.alerts.store import AlertState, ReportRow
 from controller.faults import FaultKind
@@ -58,7 +60,27 @@ class DeadLetterOut(BaseModel):
     events: int
 
 
-@router.get("/alerts", response_model=Page[AlertOut], summary="List alerts")
+MAX_GROUPED = 50_000
+MEMBERS_SHOWN = 100
+
+
+class AlertGroupEntry(AlertGroupOut):
+    members: list[AlertOut] = Field(description=f"its alerts, the first {MEMBERS_SHOWN}")
+
+
+AlertEntry = Annotated[AlertOut | AlertGroupEntry, Field(discriminator="type")]
+
+
+@router.get(
+    "/alerts",
+    response_model=Page[AlertEntry],
+    summary="List alerts, one by one or by root cause",
+    description="With `grouped=true` (open alerts only), the alerts of one link that failed alike "
+    "at once come as one `group` entry (\"gw-lethaito: 52 devices unreachable\") holding its "
+    "members, beside the alerts in no group, the most severe and then the newest first; "
+    f"at most {MAX_GROUPED:,} alerts are grouped (`total` says how many matched). Without it, "
+    "alerts one by one, the newest first.",
+)
 async def list_alerts(
     service: Service,
     state: Annotated[
@@ -71,13 +93,84 @@ async def list_alerts(
         str | None, Query(max_length=300, description="group path; includes its sub-groups")
     ] = None,
     device: Annotated[str | None, Query(max_length=64)] = None,
+    grouped: Annotated[bool, Query(description="root causes as one entry each (open alerts only)")] = False,
     limit: Limit = 100,
     offset: Offset = 0,
-) -> Page[AlertOut]:
-    alerts, total = await service.alerts(
-        state=state, kind=kind, site=site, group=group, device=device, limit=limit, offset=offset
+) -> Page[AlertOut | AlertGroupEntry]:
+    if not grouped:
+        alerts, total = await service.alerts(
+            state=state, kind=kind, site=site, group=group, device=device, limit=limit, offset=offset
+        )
+        return Page[AlertOut | AlertGroupEntry](
+            items=[alert_out(a) for a in alerts], total=total, limit=limit, offset=offset
+        )
+    if state in ("cleared", "all"):
+        raise ApiError(422, "invalid", "grouped=true lists open alerts: state open, active or acknowledged")
+    groups, alone, _ = await service.alert_entries(
+        state=state, kind=kind, site=site, group=group, device=device, cap=MAX_GROUPED
     )
-    return Page[AlertOut](items=[alert_out(a) for a in alerts], total=total, limit=limit, offset=offset)
+    entries: list[AlertGroup | Alert] = sorted([*groups, *alone], key=severity_then_newest)
+    page = entries[offset : offset + limit]
+    return Page[AlertOut | AlertGroupEntry](
+        items=[_entry(e) for e in page], total=len(entries), limit=limit, offset=offset
+    )
+
+
+def _entry(entry: AlertGroup | Alert) -> AlertOut | AlertGroupEntry:
+    if isinstance(entry, Alert):
+        return alert_out(entry)
+    members = [alert_out(a, entry.id) for a in entry.alerts[:MEMBERS_SHOWN]]
+    return AlertGroupEntry(**group_out(entry).model_dump(), members=members)
+
+
+class AckManyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] = Field(
+        default_factory=list, max_length=MAX_PAGE, description=f"alert ids, at most {MAX_PAGE}"
+    )
+    root_cause: str | None = Field(default=None, max_length=200, description="every alert of this group id")
+    group: str | None = Field(
+        default=None, max_length=300, description="every open alert of this group path and its sub-groups"
+    )
+    by: str | None = Field(default=None, max_length=100, description="who acknowledges (operator name)")
+
+
+class AckManyOut(BaseModel):
+    acknowledged: list[int] = Field(description="the alerts now acknowledged (open ones only)")
+
+
+@router.post(
+    "/alerts/ack",
+    dependencies=[allow(Permission.ACKNOWLEDGE)],
+    response_model=AckManyOut,
+    summary="Acknowledge several alerts: by ids, a root-cause group, or a group of devices",
+    description=f"Ids (at most {MAX_PAGE:,}), a root-cause group's id (`root_cause`) or a device group "
+    f"path (`group`, with its sub-groups; at most {MAX_GROUPED:,} alerts); cleared alerts are skipped.",
+)
+async def acknowledge_many(service: Service, principal: CurrentPrincipal, body: AckManyIn) -> AckManyOut:
+    if not (body.ids or body.root_cause or body.group):
+        raise ApiError(422, "invalid", "name the alerts: ids, root_cause or group")
+    ids = set(body.ids)
+    if body.root_cause or body.group:
+        groups, alone, _ = await service.alert_entries(
+            state="active", kind=None, site=None, group=body.group, device=None, cap=MAX_GROUPED
+        )
+        if body.root_cause:
+            match = [g for g in groups if g.id == body.root_cause]
+            if not match:
+                raise ApiError(404, "not_found", f"no open root-cause group {body.root_cause!r}")
+            ids.update(a.id or 0 for a in match[0].alerts)
+        else:
+            ids.update(a.id or 0 for g in groups for a in g.alerts)
+            ids.update(a.id or 0 for a in alone)
+    by = principal.actor if not body.by else f"{body.by} ({principal.actor})"
+    done = []
+    for alert_id in sorted(ids):
+        alert = await service.acknowledge(alert_id, by)
+        if alert is not None and alert.cleared_at is None:
+            done.append(alert_id)
+    return AckManyOut(acknowledged=done)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut, responses=_NOT_FOUND, summary="One alert")

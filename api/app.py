@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
-from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import alerts, audit, auth, devices, energy, firmware, geo, kpis, ngsi_ld, schedules
+from api import map as map_routes
 from api.access import AccessGuard, Permission, allow
 from api.audit import AuditMiddleware
 from api.deps import Service
 from api.errors import RequestIdMiddleware, install_error_handlers
 from api.gate import RequestGate
 from api.heavy import HeavyWork
+from api.map import MapChanges
 from api.models import Health
 from api.openapi import install_openapi
 from api.streams import StreamSlots
+from api.web import install_web
 from controller.service import ControllerService
 
 API_DESCRIPTION = """
@@ -29,39 +29,14 @@ Lamplighter's HTTP API for Intelligent Operations Centres and lighting engineers
 
 Every route but `/healthz` and `POST /api/v1/auth/login` needs credentials: an API key in
 `X-API-Key` (machine clients), or `Authorization: Bearer <token>` with a token from the login.
-Roles: viewer (read), engineer (schedules, groups, overrides), technician (devices, commands,
-firmware), admin (everything, users, keys, audit log).
+Roles: viewer (read; the IOC), operator (the night shift: read, acknowledge alerts, switch and
+dim devices and groups), engineer (an operator who also edits schedules, groups, overrides),
+technician (an operator who also handles firmware and campaigns), admin (everything, users, keys,
+audit log).
 
 Lists are paginated with `limit` and `offset` and report a `total`. Errors share one shape:
 `{"error": {"code": "...", "message": "...", "details": [...]}}`.
 """
-
-
-DASHBOARD = Path(__file__).parent / "dashboard"
-# The page runs only its own script and talks only to this server, whatever a device name contains.
-_CSP = (
-    b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
-
-
-class _StrictContent:
-    """Adds a Content-Security-Policy (and no-sniff) to what the wrapped app serves."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"content-security-policy", _CSP),
-                    (b"x-content-type-options", b"nosniff"),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
 
 
 def create_app(service: ControllerService) -> FastAPI:
@@ -71,8 +46,11 @@ def create_app(service: ControllerService) -> FastAPI:
         title="Lamplighter API",
         version="1",
         description=API_DESCRIPTION,
+        docs_url=None,  # served by install_web, from this server
+        redoc_url=None,
     )
     app.state.service = service
+    app.state.map_changes = MapChanges()
     app.state.heavy = HeavyWork()
     app.state.streams = StreamSlots(total=api.max_event_streams, per_caller=api.max_event_streams_per_client)
     app.state.guard = guard = AccessGuard(service.auth, service.logins, api)
@@ -112,8 +90,9 @@ def create_app(service: ControllerService) -> FastAPI:
     app.include_router(ngsi_ld.router)
     app.include_router(ngsi_ld.contexts_router)
 
-    # The dashboard: static files (the page logs in through the API like any client).
-    app.mount("/dashboard", _StrictContent(StaticFiles(directory=DASHBOARD, html=True)), name="dashboard")
+    app.include_router(map_routes.router)
+    # The dashboard, its libraries and /docs: static files (the page logs in like any client).
+    install_web(app, service.settings.map)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -113,7 +113,7 @@ async def get_telemetry(
 
 @router.post(
     "/{device_id}/commands",
-    dependencies=[allow(Permission.DEVICES)],
+    dependencies=[allow(Permission.OPERATE)],
     response_model=CommandOut,
     status_code=201,
     responses={
@@ -201,7 +201,7 @@ groups_router = APIRouter(prefix="/api/v1/groups", tags=["groups"], dependencies
 
 @groups_router.post(
     "/{group:path}/commands",
-    dependencies=[allow(Permission.SCHEDULES)],
+    dependencies=[allow(Permission.OPERATE)],
     response_model=GroupCommandOut,
     responses={
         404: {"model": ErrorBody, "description": "no device in that group"},

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Query, Response
 
 from api.access import Permission, allow
 from api.deps import Service
+from api.errors import ApiError
+from api.map import light_of
 from api.models import DeviceStateName
 from controller.registry import DeviceRow
 
@@ -20,8 +22,8 @@ router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permissio
     "/geojson",
     summary="Devices as GeoJSON (RFC 7946)",
     description="A FeatureCollection: one Point per device (`[longitude, latitude]`) with its kind, "
-    "profile, site, group, live state, last reading's values and open alert kinds. Filters as on "
-    "`/api/v1/devices`.",
+    "profile, site, group, live state, light (lamps: on, dimmed or off), last reading's values and "
+    "open alert kinds. Filters as on `/api/v1/devices`, and `bbox` for a map's viewport.",
     response_class=Response,
     responses={200: {"content": {"application/geo+json": {}}}},
 )
@@ -31,22 +33,48 @@ async def geojson(
     group: Annotated[str | None, Query(max_length=300, description="includes sub-groups")] = None,
     state: Annotated[DeviceStateName | None, Query()] = None,
     kind: Annotated[Literal["lamp", "sensor", "access_point"] | None, Query()] = None,
+    bbox: Annotated[
+        str | None,
+        Query(
+            max_length=120,
+            description="west,south,east,north in degrees: only the devices inside (a map's viewport)",
+        ),
+    ] = None,
 ) -> Response:
+    box = _bbox(bbox) if bbox else None
     alerts: dict[str, list[str]] = defaultdict(list)
     for device_id, alert_kind in await service.open_alerts():
         alerts[device_id].append(alert_kind)
     dumps = _COMPACT.encode
     parts: list[str] = []
     for device in service.find(site=site, group=group, state=state, kind=kind):
-        st = device.status  # its device_id is a plain attribute; the ORM row's id costs more
+        if box is not None and not (
+            box[0] <= device.row.longitude <= box[2] and box[1] <= device.row.latitude <= box[3]
+        ):
+            continue
+        st = device.status
+        values = st.last_values()  # its device_id is a plain attribute; the ORM row's id costs more
         # What never changes is encoded once per device; each request adds only the live part.
         parts.append(
             f'{_static_part(st.device_id, device.row)}"state":"{st.state}",'
             f'"last_seen":{dumps(st.last_seen.isoformat()) if st.last_seen else "null"},'
-            f'"values":{dumps(st.last_values())},"alerts":{dumps(sorted(alerts.get(st.device_id, ())))}}}}}'
+            f'"light":{dumps(light_of(values) if device.row.kind == "lamp" else None)},'
+            f'"values":{dumps(values)},"alerts":{dumps(sorted(alerts.get(st.device_id, ())))}}}}}'
         )
     body = '{"type":"FeatureCollection","features":[' + ",".join(parts) + "]}"
     return Response(body, media_type="application/geo+json")
+
+
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    try:
+        west, south, east, north = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ApiError(422, "invalid", f"bbox {text!r} is not west,south,east,north in degrees") from None
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise ApiError(
+            422, "invalid", f"bbox {text!r}: need -180 ≤ west ≤ east ≤ 180 and -90 ≤ south ≤ north ≤ 90"
+        )
+    return west, south, east, north
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))

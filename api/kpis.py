@@ -18,23 +18,33 @@ from controller.vocabulary import DeviceKind
 
 router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permission.READ)])
 MTTR_DAYS = 30
+#: open alerts after which a lamp no longer gives the light it should
+DARKENING = frozenset({"lampFailure", "driverFault", "relayFault", "communicationFailure", "cyclingLamp"})
 
 
 class LampKpis(BaseModel):
     total: int
-    available_pct: float | None = Field(description="lamps answering (not offline, not unknown)")
+    available_pct: float | None = Field(
+        description="lamps that work: answering, not in fault, and with no open alert that stops their "
+        f"light ({', '.join(sorted(DARKENING))}), out of all lamps"
+    )
+    answering_pct: float | None = Field(description="lamps answering (not offline, not unknown)")
     lit_now: int = Field(description="lamps whose last reading shows them lit")
     fault: int
     offline: int
 
 
 class EnergyKpis(BaseModel):
-    today_kwh: float
-    today_baseline_kwh: float
-    today_saving_pct: float | None
-    month_kwh: float
-    month_baseline_kwh: float
+    today_kwh: float | None = Field(description="measured since midnight, site time; null: no lamp reported")
+    today_baseline_kwh: float | None = Field(
+        description="the lamps that reported, at full power from dusk to dawn"
+    )
+    today_saving_pct: float | None = Field(description="null: nothing to compare (no data, or no dark hours)")
+    today_lamps_reporting: int
+    month_kwh: float | None
+    month_baseline_kwh: float | None
     month_saving_pct: float | None
+    month_lamps_reporting: int
 
 
 class UptimeKpis(BaseModel):
@@ -79,11 +89,14 @@ async def kpis(service: Service) -> Kpis:
     today = await service.energy_totals(lamps, midnight, now)
     month = await service.energy_totals(lamps, month_start, now)
     answering = len(lamps) - states["offline"] - states["unknown"]
+    dark = {d for d, kind in open_alerts if kind in DARKENING}
+    working = sum(1 for r in lamps if statuses[r.id].state == "ok" and r.id not in dark)
     return Kpis(
         at=now,
         lamps=LampKpis(
             total=len(lamps),
-            available_pct=round(100 * answering / len(lamps), 2) if lamps else None,
+            available_pct=round(100 * working / len(lamps), 2) if lamps else None,
+            answering_pct=round(100 * answering / len(lamps), 2) if lamps else None,
             lit_now=lit,
             fault=states["fault"],
             offline=states["offline"],
@@ -91,12 +104,14 @@ async def kpis(service: Service) -> Kpis:
         faults_open=dict(sorted(by_kind.items())),
         mttr_hours=round(statistics.fmean(repairs), 4) if repairs else None,
         energy=EnergyKpis(
-            today_kwh=round(today[0], 3),
-            today_baseline_kwh=round(today[1], 3),
-            today_saving_pct=saving_pct(*today),
-            month_kwh=round(month[0], 3),
-            month_baseline_kwh=round(month[1], 3),
-            month_saving_pct=saving_pct(*month),
+            today_kwh=round(today[0], 3) if today[2] else None,
+            today_baseline_kwh=round(today[1], 3) if today[2] else None,
+            today_saving_pct=saving_pct(today[0], today[1]) if today[2] else None,
+            today_lamps_reporting=today[2],
+            month_kwh=round(month[0], 3) if month[2] else None,
+            month_baseline_kwh=round(month[1], 3) if month[2] else None,
+            month_saving_pct=saving_pct(month[0], month[1]) if month[2] else None,
+            month_lamps_reporting=month[2],
         ),
         sensors=_uptime(service, "sensor", silent),
         access_points=_uptime(service, "access_point", silent),

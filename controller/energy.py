@@ -135,13 +135,16 @@ async def totals(
     lamps: list[DeviceRow],
     start: dt.datetime,
     end: dt.datetime,
-) -> tuple[float, float]:
-    """(kWh used, dusk-to-dawn baseline kWh) of these lamps over [start, end), as one window."""
+) -> tuple[float, float, int]:
+    """(kWh used, dusk-to-dawn baseline kWh, lamps that reported) over [start, end), as one window.
+    The baseline counts only the lamps that reported energy, so lamps without data never show as
+    energy saved; with none, there is nothing to compare (0 lamps)."""
     if not lamps or end <= start:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0
     span = (end - start).total_seconds()
     used = await store.energy([r.id for r in lamps], start, end, span, start.timestamp() % span)
+    reported = [r for r in lamps if used.get(r.id)]
     dark = {site: clock.dark_hours(start, end) for site, clock in clocks.items()}
     kwh = sum(sum(v.values()) for v in used.values()) / 1000
-    baseline = sum((r.rated_power_w or 0.0) * dark.get(r.site_id, 0.0) for r in lamps) / 1000
-    return kwh, baseline
+    baseline = sum((r.rated_power_w or 0.0) * dark.get(r.site_id, 0.0) for r in reported) / 1000
+    return kwh, baseline, len(reported)

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import aiomqtt
 from pydantic import BaseModel, Field
 
-from controller.alerts.messages import AlertMessage
+from controller.alerts.messages import AlertMessage, AnyAlertMessage
 from controller.fleet import DeviceStatus, Fleet
 from controller.metrics import ControllerMetrics
 from controller.registry import DeviceRow
@@ -81,12 +82,12 @@ class StatePublisher:
         self.connected = False
         self._sent: dict[str, tuple[Any, ...]] = {}
         self.metrics = metrics
-        self.alerts: asyncio.Queue[AlertMessage] = asyncio.Queue(alert_queue_size)
+        self.alerts: asyncio.Queue[AnyAlertMessage] = asyncio.Queue(alert_queue_size)
         self.alerts_published = 0
         self.alerts_dropped = 0
-        self._unsent: AlertMessage | None = None  # taken from the queue, not yet acknowledged
+        self._unsent: AnyAlertMessage | None = None  # taken from the queue, not yet acknowledged
 
-    def offer(self, messages: list[AlertMessage]) -> None:
+    def offer(self, messages: Sequence[AnyAlertMessage]) -> None:
         """The alert channel: queue without waiting; past the bound, drop and count (the API keeps all)."""
         for msg in messages:
             try:
@@ -96,8 +97,11 @@ class StatePublisher:
                 if self.metrics is not None:
                     self.metrics.alert_deliveries.labels("mqtt", "dropped").inc()
 
-    def alert_topic(self, msg: AlertMessage) -> str:
-        return f"{self.prefix}/{msg.site}/{msg.device_id}/alert"
+    def alert_topic(self, msg: AnyAlertMessage) -> str:
+        """A device's alert on its own topic; a root-cause group on the site's events."""
+        if isinstance(msg, AlertMessage):
+            return f"{self.prefix}/{msg.site}/{msg.device_id}/alert"
+        return f"{self.prefix}/{msg.site}/events"
 
     def state_topic(self, row: DeviceRow) -> str:
         return f"{self.prefix}/{row.site_id}/{row.id}/state"

@@ -12,7 +12,7 @@ import gc
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.scanner import BaseBleakScanner
@@ -21,6 +21,7 @@ from controller import cluster
 from controller.alerts import AlertChannel, AlertService, thresholds_by_device
 from controller.alerts.book import AlertBook
 from controller.alerts.events import EventHub
+from controller.alerts.grouping import Grouping
 from controller.alerts.store import AlertStore
 from controller.alerts.webhooks import WebhookSender
 from controller.auth.lockout import LockoutPolicy, LoginLockout
@@ -42,6 +43,7 @@ from controller.registry import DeviceRow, Registry
 from controller.scheduling import Scheduling
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
+from controller.words import LANGUAGES
 from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
 from schedules.astro import AstroClock
 
@@ -228,6 +230,8 @@ class Controller:
             channels=channels,
             sweep_interval_s=cfg.sweep_interval_s,
             writes=self._state_writes,
+            grouping=Grouping(cfg.group_min_devices, timedelta(seconds=cfg.group_window_s)),
+            languages=LANGUAGES if cfg.language == "both" else (cfg.language,),
         )
         await self.alerts.start()
         self.supervisor.spawn("alerts", self.alerts.run, group="housekeeping")

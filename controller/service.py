@@ -10,11 +10,14 @@ group rule (controller/groups.py) and readiness are decided here, not in the rou
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.alerts.book import Alert
 from controller.alerts.events import EventHub
+from controller.alerts.grouping import AlertGroup, Grouping
 from controller.alerts.reports import ReportIn, assess, nearest_lamps
 from controller.alerts.store import AlertState, AlertStore, DeadLetterRow, ReportRow
 from controller.auth import AuthStore, LoginLockout
@@ -191,8 +194,8 @@ class ControllerService:
 
     async def energy_totals(
         self, lamps: list[DeviceRow], start: dt.datetime, end: dt.datetime
-    ) -> tuple[float, float]:
-        """(kWh used, dusk-to-dawn baseline kWh) of these lamps over [start, end)."""
+    ) -> tuple[float, float, int]:
+        """(kWh used, dusk-to-dawn baseline kWh of the lamps that reported, how many reported)."""
         return await totals(self._ctl.store, self._ctl.clocks, lamps, start, end)
 
     # -- alerts, reports, events ---------------------------------------------------------------
@@ -223,6 +226,31 @@ class ControllerService:
         return await self._ctl.alert_store.query(
             state=state, kind=kind, site=site, group=group, device=device, limit=limit, offset=offset
         )
+
+    @functools.cached_property
+    def _links(self) -> tuple[dict[str, str], Counter[str]]:
+        link_of = {d: row.link_id for d, row in self._ctl.devices.items()}
+        return link_of, Counter(link_of.values())
+
+    async def alert_entries(
+        self,
+        *,
+        state: AlertState,
+        kind: str | None,
+        site: str | None,
+        group: str | None,
+        device: str | None,
+        cap: int,
+    ) -> tuple[list[AlertGroup], list[Alert], int]:
+        """The matching alerts (at most `cap`, the newest first) as root-cause groups and the alerts
+        in none; and how many matched in all."""
+        alerts, total = await self._ctl.alert_store.query(
+            state=state, kind=kind, site=site, group=group, device=device, limit=cap, offset=0
+        )
+        cfg = self.settings.alerts
+        grouping = Grouping(cfg.group_min_devices, dt.timedelta(seconds=cfg.group_window_s))
+        groups, alone = grouping.split(alerts, *self._links)
+        return groups, alone, total
 
     async def acknowledge(self, alert_id: int, by: str) -> Alert | None:
         if self._ctl.alerts is None:

@@ -57,9 +57,12 @@ class EventHub:
         return event
 
     def offer(self, messages: Sequence[BaseModel]) -> None:
-        """The alert channel: each alert event becomes an `alert` event."""
+        """The alert channel: each alert event becomes an `alert` event, a root-cause group's an
+        `alert_group` event."""
         for msg in messages:
-            self.publish("alert", msg.model_dump_json())
+            self.publish(
+                "alert_group" if getattr(msg, "type", "alert") == "group" else "alert", msg.model_dump_json()
+            )
 
     @asynccontextmanager
     async def listen(self, last_event_id: int | None = None) -> AsyncIterator[Listener]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -19,7 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controller.alerts.book import Alert, AlertBook, AlertEvent
 from controller.alerts.detectors import DeviceView, Expected, detect
-from controller.alerts.messages import AlertMessage, alert_message
+from controller.alerts.grouping import Grouping, RootCauses
+from controller.alerts.messages import AnyAlertMessage, alert_message, group_message
 from controller.alerts.store import AlertStore
 from controller.config import ControllerSettings
 from controller.faults import Thresholds
@@ -28,6 +30,7 @@ from controller.groups import in_group
 from controller.metrics import ControllerMetrics
 from controller.registry import DeviceRow
 from controller.supervisor import CriticalSection
+from controller.words import LANGUAGES, Language
 from drivers.backoff import Backoff
 from drivers.base import Reading
 from schedules.astro import AstroClock
@@ -36,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 class AlertChannel(Protocol):
-    def offer(self, messages: list[AlertMessage]) -> None:
+    def offer(self, messages: Sequence[AnyAlertMessage]) -> None:
         """Take events for delivery without waiting (each channel bounds its own queue)."""
 
 
@@ -74,6 +77,8 @@ class AlertService:
         interval_s: float = 0.2,
         sweep_interval_s: float = 1.0,
         writes: CriticalSection | None = None,
+        grouping: Grouping | None = None,
+        languages: Sequence[Language] = LANGUAGES,
     ) -> None:
         """`writes`: where the alert table's writes run, so that stopping never cuts one short
         (a transaction cut short leaves SQLite "database is locked" for the next writer)."""
@@ -96,6 +101,11 @@ class AlertService:
         self._silent_kinds = [d for d, row in devices.items() if row.kind in ("sensor", "access_point")]
         self._daylight: dict[str, tuple[dt.datetime, bool]] = {}
         self._lock = asyncio.Lock()
+        self.languages = languages
+        on_link = Counter(row.link_id for row in devices.values())
+        self.root_causes = RootCauses(
+            grouping or Grouping(), {d: row.link_id for d, row in devices.items()}, on_link
+        )
 
     async def start(self) -> None:
         active = await self.store.active()
@@ -107,6 +117,7 @@ class AlertService:
                 alert.cleared_at = now
             await self._publish([AlertEvent("cleared", a) for a in gone])
             log.info("alerts: %d alerts of devices no longer configured cleared", len(gone))
+        self.root_causes.update(self.book.active.values())  # announced before the restart
         self.metrics.alerts_open.set(len(self.book.active))
         self.started_at = dt.datetime.now(dt.UTC)
         log.info("alerts: %d open alerts restored", len(self.book.active))
@@ -198,7 +209,14 @@ class AlertService:
             if e.change != "acknowledged":
                 log.info("alert %s: %s %s — %s", e.change, e.alert.device_id, e.alert.kind, e.alert.evidence)
         self.metrics.alerts_open.set(len(self.book.active))
-        messages = [alert_message(e) for e in events]
+        now = dt.datetime.now(dt.UTC)
+        changes = self.root_causes.update(self.book.active.values())
+        messages: list[AnyAlertMessage] = [
+            alert_message(e, self.root_causes.member_of(e.alert), self.languages) for e in events
+        ]
+        messages += [group_message(g, change, now, self.languages) for change, g in changes]
+        for change, g in changes:
+            log.info("alert %s: %s", change, group_message(g, change, now, ("en",)).title["en"])
         for channel in self.channels:
             channel.offer(messages)
 

@@ -22,7 +22,7 @@ from typing import Literal, get_args
 
 import jwt
 
-Role = Literal["viewer", "engineer", "technician", "admin"]
+Role = Literal["viewer", "operator", "engineer", "technician", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 KEY_PREFIX = "ll_"
 _KEY = re.compile(r"^ll_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")

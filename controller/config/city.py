@@ -128,6 +128,7 @@ class DeviceRange(_Strict):
     unit_ids: tuple[int, int] = Field(description="first and last unit id, inclusive")
     profile: str
     group: Annotated[str, Field(pattern=_GROUP)] = "ungrouped"
+    street: str = Field(default="", max_length=100, description="the street's name, drawn on the map")
     start: tuple[float, float] = Field(description="latitude, longitude of the first device")
     end: tuple[float, float] = Field(description="latitude, longitude of the last device")
     rated_power_w: float | None = Field(default=None, gt=0, le=5000)

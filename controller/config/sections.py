@@ -228,6 +228,46 @@ class AlertSettings(_Strict):
     clear_after: int = Field(default=3, ge=1, le=100, description="quiet evaluations in a row that clear")
     sweep_interval_s: float = Field(default=1.0, gt=0, le=60, description="staleness checks")
     queue_size: int = Field(default=100_000, ge=100, description="per delivery channel")
+    language: Literal["both", "vi", "en"] = Field(
+        default="both", description="the language(s) of the alert texts sent over MQTT and webhooks"
+    )
+    group_min_devices: int = Field(
+        default=3, ge=2, le=10_000, description="devices of one link failing alike make one root-cause alert"
+    )
+    group_window_s: float = Field(
+        default=300.0, gt=0, le=86_400, description="… when each was raised within this of the one before"
+    )
+
+
+class MapSettings(_Strict):
+    """`[map]`: the dashboard's base map (docs/dashboard.md). With neither set (the demo, the tests),
+    the map shows the streets drawn from the configured devices and groups, and needs no network."""
+
+    style_url: HttpUrl | None = Field(
+        default=None, description="a MapLibre style JSON, e.g. the city's own tile server's"
+    )
+    raster_tiles: str | None = Field(
+        default=None, description="an XYZ raster tile URL template with {z}, {x} and {y}"
+    )
+    attribution: str = Field(default="", max_length=300, description="shown on the map for the tiles")
+
+    @field_validator("raster_tiles")
+    @classmethod
+    def _template(cls, url: str | None) -> str | None:
+        if url is None:
+            return url
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        if not all(f"{{{k}}}" in url for k in "zxy"):
+            raise ValueError(f"{url!r} lacks {{z}}, {{x}} or {{y}}")
+        return url
+
+    def origins(self) -> list[str]:
+        """Where the browser fetches the base map from (the page's security policy allows them)."""
+        urls = [str(self.style_url)] if self.style_url else []
+        urls += [self.raster_tiles] if self.raster_tiles else []
+        return sorted({f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in urls})
 
 
 class WebhookSettings(_Strict):

@@ -36,6 +36,7 @@ from controller.config.sections import (
     EmbeddedBrokerSettings,
     FirmwareSettings,
     GroupThresholds,
+    MapSettings,
     OutboundSettings,
     PollerSettings,
     SimulatorSettings,
@@ -64,6 +65,7 @@ class ControllerSettings(BaseSettings):
     embedded_broker: EmbeddedBrokerSettings = EmbeddedBrokerSettings()
     outbound: OutboundSettings = OutboundSettings()
     alerts: AlertSettings = AlertSettings()
+    map: MapSettings = MapSettings()
     alert_thresholds: tuple[GroupThresholds, ...] = ()
     webhooks: tuple[WebhookSettings, ...] = ()
     firmware: FirmwareSettings = FirmwareSettings()

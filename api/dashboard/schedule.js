@@ -1,0 +1,116 @@
+// The selected group's next 24 h (level curve, sun events, energy) and the overrides.
+import { api, Unauthorized } from "./api.js";
+import { lineChart } from "./charts.js";
+import { el } from "./dom.js";
+import { dayTime, number, t } from "./i18n.js";
+
+export class SchedulePanel {
+  constructor({ can, onError, refresh }) {
+    this.can = can;
+    this.onError = onError;
+    this.refreshAll = refresh;
+    this.groupsShown = "";
+    document.getElementById("override-form").addEventListener("submit", (e) => this.save(e));
+    document.getElementById("group-select").addEventListener("change", () => this.show().catch(onError));
+  }
+
+  fillGroups(groups) {
+    const key = groups.join("|");
+    if (key === this.groupsShown) return;
+    this.groupsShown = key;
+    for (const id of ["group-select", "ov-group"]) {
+      const select = document.getElementById(id);
+      const previous = select.value;
+      select.replaceChildren(...groups.map((g) => el("option", { value: g }, g)));
+      if (groups.includes(previous)) select.value = previous;
+    }
+    this.show().catch(this.onError);
+  }
+
+  async show() {
+    const group = document.getElementById("group-select").value;
+    if (!group) return;
+    const from = new Date();
+    from.setMinutes(0, 0, 0);
+    const to = new Date(from.getTime() + 24 * 3600 * 1000);
+    const query = new URLSearchParams({ group, from: from.toISOString(), to: to.toISOString(), every_min: "10" });
+    let preview;
+    try {
+      preview = await api(`/api/v1/schedules/preview?${query}`);
+    } catch (err) {
+      if (err instanceof Unauthorized) throw err;
+      document.getElementById("schedule-energy").textContent = err.message; // e.g. no calendar for this group yet
+      document.getElementById("schedule-chart").replaceChildren();
+      return;
+    }
+    document.getElementById("schedule-energy").textContent = preview.saving_pct === null
+      ? t("schedule.energy_no_baseline", { kwh: number(preview.energy_kwh) })
+      : t("schedule.energy", { kwh: number(preview.energy_kwh), saved: number(preview.saving_pct) });
+    lineChart(document.getElementById("schedule-chart"), preview.points.map((p) => ({ t: new Date(p.at), a: Math.max(0, p.level) })), {
+      from, to, labelA: t("schedule.level"), maxA: 100, markers: preview.sun.filter((s) => s.event === "sunrise" || s.event === "sunset"),
+    });
+  }
+
+  renderOverrides(list) {
+    const items = list.map((o) => {
+      const li = el("li", { "data-override": o.id });
+      const text = el("div");
+      text.append(
+        el("div", {}, t("overrides.line", { id: o.id, target: o.group || o.device_id, level: Math.max(0, o.level), until: dayTime(o.expiry) })),
+        el("div", { class: "reason" }, o.reason),
+      );
+      li.append(text);
+      if (this.can("schedules")) {
+        const edit = el("button", { class: "small quiet", type: "button" }, t("overrides.edit"));
+        edit.addEventListener("click", () => this.edit(o));
+        const remove = el("button", { class: "small quiet", type: "button" }, t("overrides.remove"));
+        remove.addEventListener("click", () => this.remove(o.id));
+        li.append(edit, remove);
+      }
+      return li;
+    });
+    if (!items.length) items.push(el("li", { class: "muted" }, t("overrides.none")));
+    document.getElementById("overrides").replaceChildren(...items);
+  }
+
+  edit(o) {
+    document.getElementById("ov-id").value = o.id;
+    if (o.group) document.getElementById("ov-group").value = o.group;
+    document.getElementById("ov-level").value = o.level;
+    document.getElementById("ov-hours").value = Math.max(0.25, (new Date(o.expiry) - Date.now()) / 3600000).toFixed(2);
+    document.getElementById("ov-reason").value = o.reason;
+    document.getElementById("ov-level").focus();
+  }
+
+  async save(event) {
+    event.preventDefault();
+    const error = document.getElementById("override-error");
+    error.textContent = "";
+    const start = new Date();
+    const expiry = new Date(start.getTime() + Number(document.getElementById("ov-hours").value) * 3600000);
+    try {
+      await api("/api/v1/overrides", {
+        method: "POST",
+        body: {
+          id: document.getElementById("ov-id").value,
+          group: document.getElementById("ov-group").value,
+          level: Number(document.getElementById("ov-level").value),
+          start: start.toISOString(),
+          expiry: expiry.toISOString(),
+          reason: document.getElementById("ov-reason").value,
+        },
+      });
+      await this.refreshAll();
+      await this.show();
+    } catch (err) {
+      if (err instanceof Unauthorized) this.onError(err);
+      else error.textContent = err.message;
+    }
+  }
+
+  async remove(id) {
+    await api(`/api/v1/overrides/${encodeURIComponent(id)}`, { method: "DELETE" }).catch(this.onError);
+    await this.refreshAll().catch(this.onError);
+    await this.show().catch(this.onError);
+  }
+}
