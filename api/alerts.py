@@ -144,6 +144,7 @@ class AckManyOut(BaseModel):
     "/alerts/ack",
     dependencies=[allow(Permission.ACKNOWLEDGE)],
     response_model=AckManyOut,
+    responses={404: {"model": ErrorBody, "description": "no open root-cause group of that id"}},
     summary="Acknowledge several alerts: by ids, a root-cause group, or a group of devices",
     description=f"Ids (at most {MAX_PAGE:,}), a root-cause group's id (`root_cause`) or a device group "
     f"path (`group`, with its sub-groups; at most {MAX_GROUPED:,} alerts); cleared alerts are skipped.",

@@ -40,6 +40,9 @@ async def geojson(
             description="west,south,east,north in degrees: only the devices inside (a map's viewport)",
         ),
     ] = None,
+    with_values: Annotated[
+        bool, Query(alias="values", description="false: without the last reading's values (a map's load)")
+    ] = True,
 ) -> Response:
     box = _bbox(bbox) if bbox else None
     alerts: dict[str, list[str]] = defaultdict(list)
@@ -59,7 +62,8 @@ async def geojson(
             f'{_static_part(st.device_id, device.row)}"state":"{st.state}",'
             f'"last_seen":{dumps(st.last_seen.isoformat()) if st.last_seen else "null"},'
             f'"light":{dumps(light_of(values) if device.row.kind == "lamp" else None)},'
-            f'"values":{dumps(values)},"alerts":{dumps(sorted(alerts.get(st.device_id, ())))}}}}}'
+            f'"values":{dumps(values) if with_values else "{}"},'
+            f'"alerts":{dumps(sorted(alerts.get(st.device_id, ())))}}}}}'
         )
     body = '{"type":"FeatureCollection","features":[' + ",".join(parts) + "]}"
     return Response(body, media_type="application/geo+json")

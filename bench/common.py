@@ -45,10 +45,12 @@ def write_city(
     per_gateway: int = UNITS_PER_GATEWAY,
     site: tuple[float, float] = (21.0, 105.8),
     extra: str = "",
+    streets: bool = False,
 ) -> tuple[int, int]:
     """Write a config of `lamps` lamps behind Modbus TCP gateways; return (gateways, base port).
 
-    `site`: latitude, longitude; `extra`: more TOML (alerts, outbound, webhooks …)."""
+    `site`: latitude, longitude; `extra`: more TOML (alerts, outbound, webhooks …); `streets`: each
+    gateway's lamps along their own street of a city grid (else all along one line)."""
     gateways = -(-lamps // per_gateway)
     base = free_port_block(gateways + 2)
     parts = [
@@ -69,11 +71,21 @@ def write_city(
         )
         parts.append(
             f'[[device_ranges]]\nid_prefix = "gw{g:03d}-"\nlink = "gw{g:03d}"\nunit_ids = [1, {units}]\n'
-            f'profile = "lamp_lcu"\ngroup = "bench/g{g:03d}"\nstart = [21.0, 105.8]\nend = [21.01, 105.81]\n'
+            f'profile = "lamp_lcu"\ngroup = "bench/g{g:03d}"\n{_street(g) if streets else _ONE_LINE}'
             f"poll_interval_s = {interval_s}\n"
         )
     path.write_text("\n".join(parts), encoding="utf-8")
     return gateways, base
+
+
+_ONE_LINE = "start = [21.0, 105.8]\nend = [21.01, 105.81]\n"
+
+
+def _street(g: int) -> str:
+    """Gateway g's street: 20 streets per row, rows 330 m apart, each street ~370 m long."""
+    lat = 21.0 + (g // 20) * 0.003
+    lon = 105.78 + (g % 20) * 0.004
+    return f"start = [{lat:.4f}, {lon:.4f}]\nend = [{lat + 0.0004:.4f}, {lon + 0.0035:.4f}]\n"
 
 
 @contextlib.contextmanager

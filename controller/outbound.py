@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import aiomqtt
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
-from controller.alerts.messages import AlertMessage, AnyAlertMessage
+from controller.alerts.messages import AlertGroupMessage, AlertMessage, AnyAlertMessage
 from controller.fleet import DeviceStatus, Fleet
 from controller.metrics import ControllerMetrics
 from controller.registry import DeviceRow
@@ -200,7 +200,8 @@ def json_schemas() -> dict[str, Any]:
     return {
         "lamplighter/<site>/<device>/state": DeviceStateMessage.model_json_schema(),
         "lamplighter/<site>/<device>/alert": AlertMessage.model_json_schema(),
-        "lamplighter/<site>/events": ControllerEvent.model_json_schema(),
+        # the controller's own events, and root-cause alert groups (docs/alerts.md)
+        "lamplighter/<site>/events": TypeAdapter(ControllerEvent | AlertGroupMessage).json_schema(),
     }
 
 

@@ -34,16 +34,22 @@ RoleOpt = Annotated[str, typer.Option(help=f"one of {', '.join(ROLES)}")]
 T = TypeVar("T")
 
 
-async def demo_credentials(store: AuthStore) -> tuple[str, str]:
-    """`make run`'s demo mode: a new admin key and a new password for user `demo`, each run.
-    Earlier demo keys are revoked, so a key printed by a past run stops working."""
+DEMO_USERS: dict[str, Role] = {"demo": "admin", "ca-dem": "operator"}  # ca đêm: the night shift
+
+
+async def demo_credentials(store: AuthStore) -> tuple[str, dict[str, str]]:
+    """`make run`'s demo mode: a new admin key and new passwords for the demo users (an admin and
+    a night operator), each run. Earlier demo keys are revoked, so a key printed by a past run
+    stops working."""
     await store.revoke_key("demo", by_name=True)
     _, key = await store.create_key("demo", "admin", "demo-mode")
-    password = secrets.token_urlsafe(12)
-    if await store.update_user("demo", password=password, role="admin", disabled=False) is None:
-        await store.create_user("demo", "admin", password)
+    passwords = {}
+    for user, role in DEMO_USERS.items():
+        password = passwords[user] = secrets.token_urlsafe(12)
+        if await store.update_user(user, password=password, role=role, disabled=False) is None:
+            await store.create_user(user, role, password)
     await store.audit("demo-mode", None, "demo credentials issued", 0, "local", {"key_id": key.key_id})
-    return key.plaintext, password
+    return key.plaintext, passwords
 
 
 def _role(value: str) -> Role:

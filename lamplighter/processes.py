@@ -56,11 +56,12 @@ async def run_controller(
         await _start_server(api, "API")
         typer.echo(f"Lamplighter on {api.url}  —  dashboard: {api.url}/  API docs: {api.url}/docs")
         if simulate_config is not None:
-            key, password = await demo_credentials(controller.auth)
+            key, passwords = await demo_credentials(controller.auth)
             typer.echo(
                 "Demo mode (simulated city), fresh credentials for this run:\n"
                 f"  API key (admin):  {key}\n"
-                f"  dashboard login:  demo / {password}\n"
+                f"  dashboard login:  demo / {passwords['demo']}  (admin)\n"
+                f"  night operator:   ca-dem / {passwords['ca-dem']}  (operator)\n"
                 f"  e.g. curl -H 'X-API-Key: {key}' {api.url}/api/v1/devices"
             )
             if embedded is not None:

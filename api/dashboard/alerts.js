@@ -77,7 +77,7 @@ export class AlertPanel {
     const ids = new Set(items.map((e) => `${e.type}:${e.id}`));
     const fresh = this.seen ? [...ids].filter((id) => !this.seen.has(id)).length : 0;
     this.seen = ids;
-    const count = active.reduce((n, e) => n + (e.type === "group" ? 1 : 1), 0);
+    const count = active.length; // a root cause counts once
     document.title = count ? `(${count}) ${fresh ? "● " : ""}${t("alerts.page_title")} — ${BASE_TITLE}` : BASE_TITLE;
     if (fresh && document.getElementById("sound").checked) beep();
   }
@@ -107,7 +107,7 @@ export class AlertPanel {
       const item = el("li");
       const link = el("button", { type: "button", class: "link", "data-focus-key": `device:${g.id}:${a.device_id}` }, a.device_id);
       link.addEventListener("click", () => this.onDevice(a.device_id));
-      item.append(link, el("span", { class: "muted" }, ` ${a.evidence}`));
+      item.append(link, el("span", { class: "muted" }, ` ${(a.evidence_text && a.evidence_text[place.lang]) || a.evidence}`));
       members.append(item);
     }
     if (g.devices > g.members.length) members.append(el("li", { class: "muted" }, t("alerts.group.more", { count: g.devices - g.members.length })));
@@ -125,14 +125,14 @@ export class AlertPanel {
     name.addEventListener("click", () => this.onDevice(a.device_id));
     head.append(name);
     li.append(head, this.stateLine(a, history ? a.cleared_at : a.raised_at));
-    li.append(el("div", { class: "evidence" }, a.evidence));
+    li.append(el("div", { class: "evidence" }, (a.evidence_text && a.evidence_text[place.lang]) || a.evidence));
     if (!history && this.can("acknowledge") && a.state === "active") li.append(this.ackButton({ ids: [a.id] }, `ack:alert:${a.id}`));
     return li;
   }
 
   stateLine(entry, at) {
-    const words = entry.state === "acknowledged"
-      ? t("alerts.acknowledged_by", { who: entry.acknowledged_by || "" })
+    const words = entry.state === "acknowledged" && entry.acknowledged_by
+      ? t("alerts.acknowledged_by", { who: entry.acknowledged_by })
       : t(`alerts.state.${entry.state}`);
     return el("div", { class: "muted when" }, `${dayTime(at)} · ${words}`);
   }

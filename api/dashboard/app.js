@@ -56,7 +56,7 @@ async function start() {
   $("login").hidden = true;
   $("app").hidden = false;
   $("override-form").hidden = !can("schedules");
-  const [frame, geo] = await Promise.all([api("/api/v1/map"), api("/api/v1/geojson")]);
+  const [frame, geo] = await Promise.all([api("/api/v1/map"), api("/api/v1/geojson?values=false")]);
   if (frame.sites.length) place.timeZone = frame.sites[0].timezone;
   state.features = geo.features;
   if (!state.map) {
@@ -65,9 +65,11 @@ async function start() {
   }
   await state.map.ready;
   state.map.load(geo.features);
+  $("map").dataset.ready = "yes";
   state.seq = 0;
   fillLists();
   await refresh();
+  if (!device.id) await device.show();
   clearInterval(state.timer);
   state.timer = setInterval(() => refresh().catch(handle), REFRESH_MS);
 }

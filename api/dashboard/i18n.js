@@ -50,6 +50,7 @@ function format(kind, options) {
 
 export const hhmm = (at) => format("t", { hour: "2-digit", minute: "2-digit" }).format(new Date(at));
 export const dayTime = (at) => format("dt", { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit" }).format(new Date(at));
+export const day = (at) => format("d", { day: "2-digit", month: "2-digit" }).format(new Date(at));
 export const clock = (at) => format("s", { hour: "2-digit", minute: "2-digit", second: "2-digit" }).format(new Date(at));
 export function number(value, digits = 1) {
   if (value === null || value === undefined || Number.isNaN(Number(value))) return "—";

@@ -1,6 +1,6 @@
 // The selected group's next 24 h (level curve, sun events, energy) and the overrides.
 import { api, Unauthorized } from "./api.js";
-import { lineChart } from "./charts.js";
+import { barChart, lineChart } from "./charts.js";
 import { el } from "./dom.js";
 import { dayTime, number, t } from "./i18n.js";
 
@@ -11,7 +11,10 @@ export class SchedulePanel {
     this.refreshAll = refresh;
     this.groupsShown = "";
     document.getElementById("override-form").addEventListener("submit", (e) => this.save(e));
-    document.getElementById("group-select").addEventListener("change", () => this.show().catch(onError));
+    document.getElementById("group-select").addEventListener("change", () => {
+      this.show().catch(onError);
+      this.energy().catch(onError);
+    });
   }
 
   fillGroups(groups) {
@@ -25,6 +28,7 @@ export class SchedulePanel {
       if (groups.includes(previous)) select.value = previous;
     }
     this.show().catch(this.onError);
+    this.energy().catch(this.onError);
   }
 
   async show() {
@@ -49,6 +53,18 @@ export class SchedulePanel {
     lineChart(document.getElementById("schedule-chart"), preview.points.map((p) => ({ t: new Date(p.at), a: Math.max(0, p.level) })), {
       from, to, labelA: t("schedule.level"), maxA: 100, markers: preview.sun.filter((s) => s.event === "sunrise" || s.event === "sunset"),
     });
+  }
+
+  /** The group's energy, last 7 days (site days), against its full-power baseline. */
+  async energy() {
+    const group = document.getElementById("group-select").value;
+    if (!group) return;
+    const report = await api(`/api/v1/energy?${new URLSearchParams({ group, every: "1d", per_lamp: "false" })}`);
+    const total = document.getElementById("energy-total");
+    total.textContent = report.kwh > 0
+      ? t("energy.total", { kwh: number(report.kwh), saved: report.saving_pct === null ? "—" : number(report.saving_pct) })
+      : t("kpi.no_data");
+    barChart(document.getElementById("energy-chart"), report.windows);
   }
 
   renderOverrides(list) {

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from controller.faults import FaultKind, Thresholds
 from controller.vocabulary import DeviceKind
+from controller.words import say
 from drivers.base import Reading
 
 
@@ -78,7 +79,7 @@ def lamp_failure(d: DeviceView) -> str | None:
         return None
     status = last.status
     if status.get("lamp_failure"):
-        return "the controller reports lamp failure (status bit 0)"
+        return say("en", "evidence.status_lamp_failure")
     if status.get("driver_fault") or status.get("relay_fault"):
         return None  # a dead driver or an open relay explains the dark lamp: that is its own fault
     power = last.values.get("power_w")
@@ -86,7 +87,8 @@ def lamp_failure(d: DeviceView) -> str | None:
         return None
     expected = _expected_power(d)
     if expected and power < d.thresholds.lamp_failure_ratio * expected and d.settled:
-        return f"draws {power:g} W where {expected:g} W is expected at {d.expected.level} %"
+        level = d.expected.level
+        return say("en", "evidence.lamp_out", power=f"{power:g}", expected=f"{expected:g}", level=level)
     return None
 
 
@@ -95,7 +97,7 @@ def day_burning(d: DeviceView) -> str | None:
         return None
     power = d.value("power_w")
     if d.value("lamp_on") and isinstance(power, int | float) and power > d.thresholds.standby_w:
-        return f"lit ({power:.0f} W) while the sun is up and nothing asked for light"
+        return say("en", "evidence.day_burning", power=f"{power:.0f}")
     return None
 
 
@@ -105,7 +107,7 @@ def cycling_lamp(d: DeviceView) -> str | None:
     since = d.now - dt.timedelta(seconds=d.thresholds.cycling_window_s)
     toggles = sum(1 for ts, _ in d.switches if ts >= since)
     if toggles >= d.thresholds.cycling_toggles:
-        return f"switched on/off {toggles} times in {d.thresholds.cycling_window_s:g} s"
+        return say("en", "evidence.cycling", toggles=toggles, window=f"{d.thresholds.cycling_window_s:g}")
     return None
 
 
@@ -124,9 +126,11 @@ def lamp_power(d: DeviceView) -> tuple[str | None, str | None]:
     tol = d.thresholds.power_tolerance
     level = d.expected.level
     if power > expected * (1 + tol):
-        return f"draws {power:.1f} W, more than {expected * (1 + tol):g} W allowed at {level} %", None
+        high = f"{expected * (1 + tol):g}"
+        return say("en", "evidence.power_high", power=f"{power:.1f}", limit=high, level=level), None
     if d.thresholds.lamp_failure_ratio * expected <= power < expected * (1 - tol):
-        return None, f"draws {power:.1f} W, less than {expected * (1 - tol):g} W expected at {level} %"
+        low = f"{expected * (1 - tol):g}"
+        return None, say("en", "evidence.power_low", power=f"{power:.1f}", limit=low, level=level)
     return None, None
 
 
@@ -136,35 +140,36 @@ def supply_voltage(d: DeviceView) -> tuple[str | None, str | None]:
         return None, None
     t = d.thresholds
     if volts > t.voltage_max_v:
-        return f"supply {volts:.1f} V above {t.voltage_max_v:g} V", None
+        return say("en", "evidence.voltage_high", volts=f"{volts:.1f}", limit=f"{t.voltage_max_v:g}"), None
     if volts < t.voltage_min_v:
-        return None, f"supply {volts:.1f} V below {t.voltage_min_v:g} V"
+        return None, say("en", "evidence.voltage_low", volts=f"{volts:.1f}", limit=f"{t.voltage_min_v:g}")
     return None, None
 
 
 def relay_fault(d: DeviceView) -> str | None:
-    return "the controller reports a relay fault (status bit 2)" if d.flag("relay_fault") else None
+    return say("en", "evidence.status_relay_fault") if d.flag("relay_fault") else None
 
 
 def driver_fault(d: DeviceView) -> str | None:
-    return "the controller reports a driver fault (status bit 1)" if d.flag("driver_fault") else None
+    return say("en", "evidence.status_driver_fault") if d.flag("driver_fault") else None
 
 
 def over_temperature(d: DeviceView) -> str | None:
     if not d.flag("over_temperature"):
         return None
     temp = d.value("temperature_c")
-    at = f" at {temp:.0f} °C" if isinstance(temp, int | float) else ""
-    return f"the controller reports over-temperature{at} (status bit 3)"
+    if isinstance(temp, int | float):
+        return say("en", "evidence.status_over_temperature_at", temp=f"{temp:.0f}")
+    return say("en", "evidence.status_over_temperature")
 
 
 def communication_failure(d: DeviceView) -> str | None:
     if d.kind == "access_point":
         return None  # access points have their own offline alert
     if d.consecutive_failures >= d.thresholds.missed_polls:
-        return f"{d.consecutive_failures} polls in a row unanswered"
+        return say("en", "evidence.no_answer", count=d.consecutive_failures)
     if d.kind == "sensor" and d.state == "offline":
-        return "offline: the broker delivered the sensor's last will"
+        return say("en", "evidence.sensor_last_will")
     return None
 
 
@@ -185,9 +190,9 @@ def access_point_offline(d: DeviceView) -> str | None:
     if d.kind != "access_point":
         return None
     if d.state == "offline":
-        return "offline: the broker delivered the access point's last will"
+        return say("en", "evidence.ap_last_will")
     silent = _silent_for(d)
-    return f"no report: {silent}" if silent else None
+    return say("en", "evidence.no_report", detail=silent) if silent else None
 
 
 SINGLE: dict[DeviceKind, tuple[tuple[FaultKind, Detector], ...]] = {
@@ -248,4 +253,4 @@ def _silent_for(d: DeviceView) -> str | None:
     if d.last_seen is None:
         return None  # never heard from since start: not judged until it has spoken once
     age = (d.now - d.last_seen).total_seconds()
-    return f"last reading {age:.0f} s ago (limit {limit:g} s)" if age > limit else None
+    return say("en", "evidence.silent", age=f"{age:.0f}", limit=f"{limit:g}") if age > limit else None

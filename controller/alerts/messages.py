@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from controller.alerts.book import Alert, AlertEvent
 from controller.alerts.grouping import AlertGroup
 from controller.faults import FaultKind
-from controller.words import LANGUAGES, Language, catalog, say
+from controller.words import LANGUAGES, Language, catalog, evidence_in, say
 
 _TITLE = Field(description='what happened, in words, by language: {"vi": "…", "en": "…"}')
 
@@ -34,6 +34,9 @@ class AlertOut(BaseModel):
     evidence: str = Field(description="why it was raised: the readings, in figures")
     reading: dict[str, Any] | None = Field(description="the reading that tripped it, if a reading did")
     title: dict[str, str] = _TITLE
+    evidence_text: dict[str, str] = Field(
+        description='the evidence in words, by language: {"vi": "…", "en": "…"}'
+    )
     root_cause: str | None = Field(
         default=None, description="the id of the root-cause group (a failed link) it belongs to, if any"
     )
@@ -138,6 +141,7 @@ def _fields(a: Alert, languages: Sequence[Language]) -> dict[str, Any]:
             lang: say(lang, "alert.title", kind=say(lang, f"kind.{a.kind}"), device=a.device_id)
             for lang in languages
         },
+        "evidence_text": {lang: evidence_in(lang, a.evidence) for lang in languages},
     }
 
 

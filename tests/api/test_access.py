@@ -75,6 +75,8 @@ ROLE_MATRIX: dict[str, set[str]] = {
     "GET /api/v1/campaigns/{campaign_id}": EVERYONE,
     "POST /api/v1/campaigns/{campaign_id}/{action}": {T, A},
     "GET /api/v1/geojson": EVERYONE,
+    "GET /api/v1/geojson/changes": EVERYONE,
+    "GET /api/v1/map": EVERYONE,
     "GET /api/v1/kpis": EVERYONE,
     "GET /ngsi-ld/v1/entities": EVERYONE,
     "GET /ngsi-ld/v1/entities/{entity_id}": EVERYONE,

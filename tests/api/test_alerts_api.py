@@ -175,3 +175,42 @@ async def test_impossible_report_coordinates_are_refused(env: Env, body: dict[st
     assert response.status_code == 422
     assert where in response.json()["error"]["message"]
     assert (await client.get("/api/v1/reports")).json()["total"] == 0
+
+
+async def test_a_feeder_trip_is_one_root_cause_in_the_api_and_the_event_stream(env: Env) -> None:
+    client, ctl, city = env
+    for lamp in city.segments.segments["gw1"].lamps.values():  # the gateway's feeder trips
+        lamp.faults.add(Fault.NO_RESPONSE)
+    grouped = await fetched_until(
+        lambda: open_alerts(client, grouped="true"),
+        lambda page: any(e["type"] == "group" and e["devices"] == 6 for e in page["items"]),
+        within_s=20,
+    )
+    (group,) = grouped["items"]  # one entry, not six
+    assert group["title"] == {"vi": "gw1: 6 thiết bị mất liên lạc", "en": "gw1: 6 devices unreachable"}
+    assert (group["link"], group["kind"], group["devices_on_link"]) == ("gw1", "communicationFailure", 6)
+    assert sorted(m["device_id"] for m in group["members"]) == [f"gw1-00{i}" for i in range(1, 7)]
+    assert {m["root_cause"] for m in group["members"]} == {group["id"]}
+    flat = await open_alerts(client)
+    assert flat["total"] == 6  # one by one, as before
+    def said() -> list[dict[str, Any]]:
+        return [json.loads(e.data) for e in ctl.events.replay if e.name == "alert_group"]
+
+    assert said()[0]["event"] == "group_raised"
+    assert said()[-1]["title"]["en"] == "gw1: 6 devices unreachable"
+
+    refused = await client.post("/api/v1/alerts/ack", json={})
+    assert refused.status_code == 422
+    unknown = await client.post("/api/v1/alerts/ack", json={"root_cause": "gw9:lampFailure:1"})
+    assert unknown.status_code == 404
+    assert (await client.get("/api/v1/alerts", params={"grouped": "true", "state": "all"})).status_code == 422
+    acked = await client.post("/api/v1/alerts/ack", json={"root_cause": group["id"], "by": "Lan"})
+    assert acked.status_code == 200, acked.text
+    assert sorted(acked.json()["acknowledged"]) == sorted(group["alert_ids"])
+    (after,) = (await open_alerts(client, grouped="true"))["items"]
+    assert after["state"] == "acknowledged"
+    assert {m["acknowledged_by"].split(" (")[0] for m in after["members"]} == {"Lan"}
+
+    for lamp in city.segments.segments["gw1"].lamps.values():
+        lamp.faults.clear()
+    await until(lambda: said()[-1]["event"] == "group_cleared", within_s=20, what="the group cleared")

@@ -217,3 +217,46 @@ voltage_min_v = 200
     assert found["gw1-001"].voltage_min_v == 200
     assert found["bus1-001"].voltage_max_v == 250
     assert found["bus1-001"].stale_after_s == Thresholds().stale_after_s
+
+
+async def test_a_feeder_trip_is_published_as_one_root_cause_on_the_site_events(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    city_file = write_city(tmp_path, gw_lamps=5, bus_lamps=2, extra=THRESHOLDS + outbound(mosquitto))
+    settings = load_config(city_file)
+    said: list[dict[str, Any]] = []
+    ready = asyncio.Event()
+
+    async def listen() -> None:
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+            await client.subscribe("lamplighter/+/events", qos=1)
+            ready.set()
+            async for message in client.messages:
+                said.append(json.loads(bytes(message.payload)))
+
+    listener = asyncio.create_task(listen())
+    await ready.wait()
+    async with running_city(settings) as city, running_controller(settings) as ctl:
+        await until(lambda: all(st.last_seen for st in ctl.fleet.devices.values()), what="first polls")
+        for lamp in city.segments.segments["gw1"].lamps.values():
+            lamp.faults.add(Fault.NO_RESPONSE)
+
+        def groups(event: str) -> list[dict[str, Any]]:
+            return [m for m in said if m.get("event") == event]
+
+        await until(
+            lambda: any(m["devices"] == 5 for m in groups("group_raised") + groups("group_updated")),
+            within_s=15,
+            what="the root cause, all five lamps in it",
+        )
+        for lamp in city.segments.segments["gw1"].lamps.values():
+            lamp.faults.clear()
+        await until(lambda: bool(groups("group_cleared")), within_s=20, what="the root cause cleared")
+    listener.cancel()
+    (raised,) = groups("group_raised")  # said once, then updated as it grew
+    assert raised["link"] == "gw1"
+    assert raised["kind"] == "communicationFailure"
+    assert raised["title"]["vi"].startswith("gw1: ")
+    assert raised["title"]["vi"].endswith(" thiết bị mất liên lạc")
+    assert groups("group_cleared")[0]["id"] == raised["id"]
+    assert [m["event"] for m in said].count("controller_started") == 1  # the site's own events too

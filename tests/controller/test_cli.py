@@ -163,6 +163,7 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
     assert proc.returncode == 0, out
     assert f"Lamplighter on http://127.0.0.1:{api_port}" in out
     assert "dashboard login:  demo / " in out
+    assert "night operator:   ca-dem / " in out
     assert "controller stopped" in out
     assert "Traceback" not in out
     assert not (tmp_path / "pty" / "bus1").exists()  # the simulators' pty pair is gone too
