@@ -136,15 +136,29 @@ async def totals(
     start: dt.datetime,
     end: dt.datetime,
 ) -> tuple[float, float, int]:
-    """(kWh used, dusk-to-dawn baseline kWh, lamps that reported) over [start, end), as one window.
-    The baseline counts only the lamps that reported energy, so lamps without data never show as
-    energy saved; with none, there is nothing to compare (0 lamps)."""
+    """(kWh used, baseline kWh, lamps that reported) over [start, end), as one window.
+
+    The baseline covers what the energy figure covers: each lamp's rated power over the dark hours
+    between its first and last energy reading in the window. A controller started at noon does
+    not claim a night's saving it never measured, and lamps without data count for nothing."""
     if not lamps or end <= start:
         return 0.0, 0.0, 0
+    ids = [r.id for r in lamps]
     span = (end - start).total_seconds()
-    used = await store.energy([r.id for r in lamps], start, end, span, start.timestamp() % span)
-    reported = [r for r in lamps if used.get(r.id)]
-    dark = {site: clock.dark_hours(start, end) for site, clock in clocks.items()}
+    used = await store.energy(ids, start, end, span, start.timestamp() % span)
+    covered = await store.reported(ids, start, end)
     kwh = sum(sum(v.values()) for v in used.values()) / 1000
-    baseline = sum((r.rated_power_w or 0.0) * dark.get(r.site_id, 0.0) for r in reported) / 1000
-    return kwh, baseline, len(reported)
+    dark: dict[tuple[str, dt.datetime, dt.datetime], float] = {}  # lamps mostly share a span
+    baseline_wh = 0.0
+    reporting = 0
+    for r in lamps:
+        if r.id not in covered or not used.get(r.id):
+            continue
+        reporting += 1
+        first, last = (t.replace(second=0, microsecond=0) for t in covered[r.id])
+        key = (r.site_id, first, last)
+        if key not in dark:
+            clock = clocks.get(r.site_id)
+            dark[key] = clock.dark_hours(first, last) if clock is not None else 0.0
+        baseline_wh += (r.rated_power_w or 0.0) * dark[key]
+    return kwh, baseline_wh / 1000, reporting

@@ -31,7 +31,7 @@ from influxdb_client.rest import ApiException
 
 from controller.config import InfluxSettings
 from controller.telemetry.disk_buffer import DiskBuffer, Segment
-from controller.telemetry.influxql import select_energy, select_points
+from controller.telemetry.influxql import select_energy, select_points, select_reported
 from controller.telemetry.lines import encode, series_keys
 from controller.telemetry.store import (
     NON_NUMERIC,
@@ -372,6 +372,21 @@ class InfluxStore(TelemetryStore):
                 if device in wanted and wh is not None:
                     out.setdefault(device, {})[datetime.fromtimestamp(ts / 1000, UTC)] = float(wh)
         return out
+
+    async def reported(
+        self, device_ids: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, tuple[datetime, datetime]]:
+        if not device_ids:
+            return {}
+        wanted = set(device_ids)
+        times: dict[str, list[datetime]] = {}
+        for which in ("first", "last"):  # one selector per query: InfluxQL then gives its point's time
+            q = select_reported(self.s.measurement, device_ids, start, end, which)
+            for tags, rows in await self._series(q):
+                device = tags.get("device", "")
+                if device in wanted and rows:
+                    times.setdefault(device, []).append(datetime.fromtimestamp(rows[0][0] / 1000, UTC))
+        return {d: (t[0], t[-1]) for d, t in times.items() if len(t) == 2}
 
     async def _series(self, q: str) -> list[tuple[dict[str, str], list[list[Any]]]]:
         result = await self._run(q)

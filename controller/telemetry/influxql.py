@@ -46,12 +46,27 @@ def select_energy(
     offset_s: float,
 ) -> str:
     """Energy used per device per window: the spread of its `energy_wh` meter, grouped by device."""
-    names = "|".join(re.escape(d) for d in sorted(set(device_ids))).replace("/", "\\/")
+    names = _device_regex(device_ids)
     return (
         f'SELECT spread("energy_wh") FROM "{measurement}" WHERE "device" =~ /^({names})$/ '
         f"AND {_between(start, end)} "
         f'GROUP BY time({int(every_s)}s, {int(offset_s) % int(every_s)}s), "device" fill(none)'
     )
+
+
+def select_reported(
+    measurement: str, device_ids: Sequence[str], start: datetime, end: datetime, which: str
+) -> str:
+    """The time of each device's first (or last) energy reading in [start, end)."""
+    names = _device_regex(device_ids)
+    return (
+        f'SELECT {which}("energy_wh") FROM "{measurement}" WHERE "device" =~ /^({names})$/ '
+        f'AND {_between(start, end)} GROUP BY "device"'
+    )
+
+
+def _device_regex(device_ids: Sequence[str]) -> str:
+    return "|".join(re.escape(d) for d in sorted(set(device_ids))).replace("/", "\\/")
 
 
 def _between(start: datetime, end: datetime) -> str:

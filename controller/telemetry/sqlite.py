@@ -131,6 +131,26 @@ class SqliteTelemetryStore(TelemetryStore):
         return out
 
 
+    async def reported(
+        self, device_ids: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, tuple[datetime, datetime]]:
+        if not device_ids:
+            return {}
+        marks = ", ".join(f":d{i}" for i in range(len(device_ids)))
+        params: dict[str, object] = {f"d{i}": d for i, d in enumerate(device_ids)}
+        params |= {"a": start.timestamp(), "b": end.timestamp()}
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                text(
+                    "SELECT device_id, MIN(ts), MAX(ts) FROM telemetry "
+                    f"WHERE device_id IN ({marks}) AND ts >= :a AND ts < :b "
+                    "AND json_extract(doc, '$.energy_wh') IS NOT NULL GROUP BY device_id"
+                ),
+                params,
+            )
+            return {device_id: (_dt(first), _dt(last)) for device_id, first, last in result}
+
+
 def _decode_raw(rows: Sequence[Any], wanted: Sequence[str]) -> list[TelemetryPoint]:
     points = []
     for ts, doc in rows:

@@ -59,6 +59,13 @@ class TelemetryStore(abc.ABC):
 
         Windows start at `offset_s` past a multiple of `every_s` since the epoch (local midnight)."""
 
+    @abc.abstractmethod
+    async def reported(
+        self, device_ids: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, tuple[datetime, datetime]]:
+        """Each device's first and last `energy_wh` reading in [start, end): the span its energy
+        figure covers (devices without one are left out)."""
+
     def describe_devices(self, tags: Mapping[str, Mapping[str, str]]) -> None:  # noqa: B027 - optional hook
         """What the store may keep beside each device's points (InfluxDB: tags); before `open`."""
 

@@ -112,6 +112,22 @@ async def test_points_land_with_tags_and_read_back(
     assert [p.values["power_w"] for p in per_minute] == [79.5, 139.5]  # means of 50..109 and 110..169
 
 
+async def test_the_span_an_energy_figure_covers_reads_back(
+    influx: InfluxDB1, tmp_path: Path, store_factory: Any
+) -> None:
+    store = await store_factory(settings(influx.url, tmp_path))
+    await store.write(readings("lamp-1", 30, NOW, energy_wh=1000.0))
+    await store.write(readings("lamp-2", 5, NOW))  # no energy counter: no span
+    assert await store.flush()
+    end = NOW + dt.timedelta(hours=1)
+    assert await store.reported(["lamp-1", "lamp-2"], NOW - dt.timedelta(hours=1), end) == {
+        "lamp-1": (NOW, NOW + dt.timedelta(seconds=29))
+    }
+    assert await store.reported(["lamp-1"], NOW + dt.timedelta(seconds=10), end) == {
+        "lamp-1": (NOW + dt.timedelta(seconds=10), NOW + dt.timedelta(seconds=29))
+    }
+
+
 async def test_readings_a_fraction_of_a_millisecond_apart_are_all_kept(
     influx: InfluxDB1, tmp_path: Path, store_factory: Any
 ) -> None:
