@@ -79,6 +79,7 @@ $(NGSI_VENV)/.installed-stamp: Makefile
 
 lint: install
 	$(BIN)/ruff check .
+	@for f in $(WEB)/*.js; do node --experimental-default-type=module --check $$f || exit 1; done  # the dashboard's modules parse
 
 typecheck: install
 	$(BIN)/mypy

@@ -1,7 +1,7 @@
 // Alert triage: root causes as one entry, filters, sort, acknowledge a selection or a whole group,
 // the history, and the page title and an optional sound for a wall screen.
 import { api } from "./api.js";
-import { dayTime, place, t } from "./i18n.js";
+import { dayTime, explain, place, t } from "./i18n.js";
 import { el, keepFocus } from "./dom.js";
 
 const SEVERITY_RANK = { critical: 3, major: 2, minor: 1, warning: 0 };
@@ -152,7 +152,7 @@ export class AlertPanel {
       await this.refresh(true);
     } catch (err) {
       if (button) button.disabled = false;
-      document.getElementById("alert-error").textContent = err.message;
+      document.getElementById("alert-error").textContent = explain(err);
       this.onError(err);
     }
   }

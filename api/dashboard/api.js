@@ -3,6 +3,15 @@ const TOKEN_KEY = "lamplighter.token";
 
 export class Unauthorized extends Error {}
 
+/** A refusal from the API: its status, its machine-readable code and its (English) message. */
+export class ApiRefusal extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
 export const session = {
   get token() { return sessionStorage.getItem(TOKEN_KEY); },
   set token(value) {
@@ -24,8 +33,8 @@ export async function api(path, options = {}) {
   if (response.status === 204) return null;
   const body = await response.json().catch(() => null);
   if (!response.ok) {
-    const message = body && body.error ? body.error.message : `HTTP ${response.status}`;
-    throw new Error(message);
+    const error = body && body.error ? body.error : { code: "http_error", message: `HTTP ${response.status}` };
+    throw new ApiRefusal(response.status, error.code, error.message);
   }
   return body;
 }

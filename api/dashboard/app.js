@@ -3,8 +3,8 @@
 import { AlertPanel } from "./alerts.js";
 import { api, session, Unauthorized } from "./api.js";
 import { DevicePanel } from "./device.js";
-import { el } from "./dom.js";
-import { chosenLanguage, clock, number, place, t, translatePage, useLanguage } from "./i18n.js";
+import { el, keepFocus } from "./dom.js";
+import { chosenLanguage, clock, explain, number, place, t, translatePage, useLanguage } from "./i18n.js";
 import { DeviceMap, legend } from "./map.js";
 import { SchedulePanel } from "./schedule.js";
 
@@ -40,7 +40,7 @@ async function onLogin(event) {
     $("login-password").value = "";
     await start();
   } catch (err) {
-    $("login-error").textContent = err instanceof Unauthorized ? t("login.wrong") : err.message;
+    $("login-error").textContent = err instanceof Unauthorized ? t("login.wrong") : explain(err);
   }
 }
 
@@ -122,11 +122,11 @@ function renderKpis(k) {
     ["sensors", pct(k.sensors.up_pct)],
     ["aps", pct(k.access_points.up_pct)],
   ];
-  $("kpis").replaceChildren(...tiles.map(([name, value, bad]) => {
-    const tile = el("div", { class: bad ? "kpi bad" : "kpi", id: `kpi-${name}`, title: t(`kpi.${name}.hint`), tabindex: "0" });
+  keepFocus($("kpis"), () => $("kpis").replaceChildren(...tiles.map(([name, value, bad]) => {
+    const tile = el("div", { class: bad ? "kpi bad" : "kpi", id: `kpi-${name}`, title: t(`kpi.${name}.hint`), tabindex: "0", "data-focus-key": `kpi:${name}` });
     tile.append(el("div", { class: "value" }, value), el("div", { class: "label" }, t(`kpi.${name}`)));
     return tile;
-  }));
+  })));
 }
 
 // ---- picking a device: map click, search, an alert's device -----------------------------------

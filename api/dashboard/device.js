@@ -3,7 +3,7 @@
 import { api } from "./api.js";
 import { lineChart } from "./charts.js";
 import { el } from "./dom.js";
-import { dayTime, has, number, place, t } from "./i18n.js";
+import { dayTime, explain, has, number, place, t } from "./i18n.js";
 
 const PREFERRED = ["dim_level_pct", "power_w", "pm2_5_ugm3", "clients", "temperature_c"];
 
@@ -110,7 +110,7 @@ export class DevicePanel {
       await this.onCommanded();
       await this.history(this.id);
     } catch (err) {
-      out.textContent = err.message;
+      out.textContent = explain(err);
       this.onError(err);
     }
   }

@@ -56,3 +56,14 @@ export function number(value, digits = 1) {
   if (value === null || value === undefined || Number.isNaN(Number(value))) return "—";
   return new Intl.NumberFormat(LOCALES[place.lang], { maximumFractionDigits: digits, minimumFractionDigits: digits }).format(Number(value));
 }
+
+/** What went wrong, in the operator's language: the refusal's kind in words, then the API's own
+ * detail (which names the field or value, in English). */
+export function explain(err) {
+  if (err && err.code && has(`error.${err.code}`)) {
+    const words = t(`error.${err.code}`);
+    return place.lang === "en" || !err.message ? `${words}: ${err.message}` : `${words} (${err.message})`;
+  }
+  if (err && err.status && has(`error.status.${err.status}`)) return t(`error.status.${err.status}`);
+  return err && err.message ? err.message : String(err);
+}

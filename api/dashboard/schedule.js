@@ -1,8 +1,8 @@
 // The selected group's next 24 h (level curve, sun events, energy) and the overrides.
 import { api, Unauthorized } from "./api.js";
 import { barChart, lineChart } from "./charts.js";
-import { el } from "./dom.js";
-import { dayTime, number, t } from "./i18n.js";
+import { el, keepFocus } from "./dom.js";
+import { dayTime, explain, number, t } from "./i18n.js";
 
 export class SchedulePanel {
   constructor({ can, onError, refresh }) {
@@ -43,7 +43,8 @@ export class SchedulePanel {
       preview = await api(`/api/v1/schedules/preview?${query}`);
     } catch (err) {
       if (err instanceof Unauthorized) throw err;
-      document.getElementById("schedule-energy").textContent = err.message; // e.g. no calendar for this group yet
+      // e.g. no calendar for this group yet: said in words, the API's detail beside it
+      document.getElementById("schedule-energy").textContent = explain(err);
       document.getElementById("schedule-chart").replaceChildren();
       return;
     }
@@ -77,16 +78,17 @@ export class SchedulePanel {
       );
       li.append(text);
       if (this.can("schedules")) {
-        const edit = el("button", { class: "small quiet", type: "button" }, t("overrides.edit"));
+        const edit = el("button", { class: "small quiet", type: "button", "data-focus-key": `ov:edit:${o.id}` }, t("overrides.edit"));
         edit.addEventListener("click", () => this.edit(o));
-        const remove = el("button", { class: "small quiet", type: "button" }, t("overrides.remove"));
+        const remove = el("button", { class: "small quiet", type: "button", "data-focus-key": `ov:remove:${o.id}` }, t("overrides.remove"));
         remove.addEventListener("click", () => this.remove(o.id));
         li.append(edit, remove);
       }
       return li;
     });
     if (!items.length) items.push(el("li", { class: "muted" }, t("overrides.none")));
-    document.getElementById("overrides").replaceChildren(...items);
+    const box = document.getElementById("overrides");
+    keepFocus(box, () => box.replaceChildren(...items));
   }
 
   edit(o) {
@@ -120,7 +122,7 @@ export class SchedulePanel {
       await this.show();
     } catch (err) {
       if (err instanceof Unauthorized) this.onError(err);
-      else error.textContent = err.message;
+      else error.textContent = explain(err);
     }
   }
 
