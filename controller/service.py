@@ -9,10 +9,11 @@ group rule (controller/groups.py) and readiness are decided here, not in the rou
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.alerts.book import Alert
@@ -250,6 +251,9 @@ class ControllerService:
         cfg = self.settings.alerts
         grouping = Grouping(cfg.group_min_devices, dt.timedelta(seconds=cfg.group_window_s))
         groups, alone = grouping.split(alerts, *self._links)
+        if self._ctl.alerts is not None:  # the ids this instance announced them by (MQTT, webhooks)
+            causes = self._ctl.alerts.root_causes
+            groups = [_announced(g, causes.member_of) for g in groups]
         return groups, alone, total
 
     async def acknowledge(self, alert_id: int, by: str) -> Alert | None:
@@ -330,3 +334,8 @@ class ControllerService:
     def metrics_text(self) -> bytes:
         self._ctl.refresh_metrics()
         return self._ctl.metrics.render()
+
+
+def _announced(group: AlertGroup, member_of: Callable[[Alert], str | None]) -> AlertGroup:
+    known = next((gid for a in group.alerts if (gid := member_of(a)) is not None), None)
+    return dataclasses.replace(group, id=known) if known is not None else group

@@ -9,6 +9,7 @@ group lasts: the link, the kind and the first member's alert id.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -123,6 +124,7 @@ class RootCauses:
 
     def update(self, open_alerts: Iterable[Alert]) -> list[tuple[GroupChange, AlertGroup]]:
         groups, _ = self.grouping.split(open_alerts, self.link_of, self.devices_on_link)
+        groups = [self._same_id(g) for g in groups]
         now = {g.id: g for g in groups}
         changes: list[tuple[GroupChange, AlertGroup]] = []
         for gid, old in self.groups.items():
@@ -139,3 +141,12 @@ class RootCauses:
         # members of a group that just ended keep its id for their own "cleared" message
         self._member_of = cleared_members | {a.id or 0: g.id for g in groups for a in g.alerts}
         return changes
+
+    def _same_id(self, group: AlertGroup) -> AlertGroup:
+        """A group that goes on after its first member cleared keeps the id it was announced by."""
+        members = {a.id for a in group.alerts}
+        for before in self.groups.values():
+            same_cause = (before.link, before.kind) == (group.link, group.kind)
+            if same_cause and members & {a.id for a in before.alerts}:
+                return dataclasses.replace(group, id=before.id)
+        return group

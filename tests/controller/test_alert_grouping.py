@@ -54,7 +54,9 @@ def test_the_channels_hear_a_group_raised_grown_and_cleared_once_each() -> None:
     assert causes.update(three) == []  # nothing new: nothing said
     four = [*three, alert(4, "gw-a-004")]
     assert [c[0] for c in causes.update(four)] == ["group_updated"]
-    assert [c[0] for c in causes.update(four[2:])] == ["group_cleared"]  # the first two cleared
+    (went_on,) = causes.update(four[1:])  # its first member cleared: the same group goes on
+    assert (went_on[0], went_on[1].id) == ("group_updated", "gw-a:communicationFailure:1")
+    assert [c[0] for c in causes.update(four[2:])] == ["group_cleared"]  # fewer than three left
     assert causes.member_of(four[2]) == "gw-a:communicationFailure:1"  # its own clearing names it
 
 
