@@ -11,6 +11,7 @@ from controller.supervisor import CriticalSection
 from controller.telemetry import TelemetryStore
 from drivers.backoff import Backoff
 from drivers.base import Reading
+from drivers.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class ReadingIngest:
         self.batch_size = batch_size
         self.linger_s = linger_s
         self._writes = CriticalSection()
+        self._rejections_log = RateLimitedLog(log, interval_s=60.0)
 
     async def run(self) -> None:
         while True:
@@ -77,6 +79,14 @@ class ReadingIngest:
         for reading in batch:
             self.fleet.record_reading(reading)
             rejected += len(reading.rejected)
+            for name, why in reading.rejected.items():  # the rest of the reading is kept
+                self._rejections_log.warning(
+                    (reading.device_id, name),
+                    "%s: value of %s rejected, the rest of the reading kept: %s",
+                    reading.device_id,
+                    name,
+                    why,
+                )
         if rejected:
             self.metrics.decode_rejections.inc(rejected)
         backoff = Backoff(base_s=0.2, cap_s=10.0)

@@ -8,7 +8,7 @@ flaps around a threshold yields one alert, not a storm. Changes come back as eve
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,14 +79,20 @@ class AlertBook:
         found: Mapping[FaultKind, str],
         now: dt.datetime,
         reading: dict[str, Any] | None = None,
+        unjudged: Collection[str] = (),
     ) -> list[AlertEvent]:
-        """Feed one evaluation of a device (every fault present now); return what changed."""
+        """Feed one evaluation of a device (every fault present now); return what changed.
+
+        `unjudged`: kinds the detectors could not judge this time (no reading to judge them by):
+        they neither raise nor count as quiet, so an open alert of that kind waits for evidence."""
         tracked = self._kinds_of.get(device_id)
         if not found and not tracked:
             return []  # the common case: a healthy device with nothing pending
         events: list[AlertEvent] = []
         tracked = self._kinds_of.setdefault(device_id, set())
         for kind in sorted(set(found) | tracked):
+            if kind in unjudged and kind not in found:
+                continue
             key = (device_id, kind)
             streak = self._streak.get(key, 0)
             step = 1 if kind in found else -1  # a run continues, or a new run starts

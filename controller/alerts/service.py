@@ -24,7 +24,7 @@ from controller.alerts.grouping import Grouping, RootCauses
 from controller.alerts.messages import AnyAlertMessage, alert_message, group_message
 from controller.alerts.store import AlertStore
 from controller.config import ControllerSettings
-from controller.faults import Thresholds
+from controller.faults import FAULT_KINDS, Thresholds
 from controller.fleet import Fleet, reading_document
 from controller.groups import in_group
 from controller.metrics import ControllerMetrics
@@ -36,6 +36,15 @@ from drivers.base import Reading
 from schedules.astro import AstroClock
 
 log = logging.getLogger(__name__)
+
+
+#: what only a reading shows; silence, failed polls and switching are judged without one
+JUDGED_BY_A_READING = frozenset(FAULT_KINDS) - {
+    "communicationFailure",
+    "sensorStale",
+    "accessPointOffline",
+    "cyclingLamp",
+}
 
 
 class AlertChannel(Protocol):
@@ -148,7 +157,11 @@ class AlertService:
             if not found and not self.book.pending(device_id):
                 continue  # healthy and nothing pending: skip building the evidence
             reading = reading_document(view.reading) if view.reading is not None else None
-            new = self.book.evaluate(device_id, found, now, reading)
+            # No reading since the controller started (a sensor that has not spoken since): what
+            # only a reading can show is not judged, so an alert restored open is not cleared by
+            # silence (docs/alerts.md: open alerts survive a restart, cleared by good readings).
+            unjudged = JUDGED_BY_A_READING if view.reading is None else ()
+            new = self.book.evaluate(device_id, found, now, reading, unjudged)
             for e in new:
                 row = self.devices[device_id]
                 e.alert.site, e.alert.group = row.site_id, row.group_path

@@ -121,7 +121,12 @@ async def shot(page: Page, name: str) -> None:
 
 
 async def click_device(page: Page, device_id: str) -> None:
-    """Click the map where the lamp is drawn (its pixel from the map itself)."""
+    """Click the map where the lamp is drawn (its pixel from the map itself), once the map has
+    drawn what it was asked to show (a click on a map still rendering finds nothing)."""
+    await page.evaluate(
+        "() => new Promise((done) => { const m = window.lamplighter.map;"
+        " m.once('idle', () => done(true)); m.triggerRepaint(); })"
+    )
     point = await page.evaluate(
         "(id) => { const f = window.lamplighter.devices.byId.get(id);"
         " const p = window.lamplighter.map.project(f.geometry.coordinates);"

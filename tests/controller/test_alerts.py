@@ -25,7 +25,7 @@ from simulators.city import SimulatedCity
 from simulators.lamp import Fault
 from tests.controller.city import running_city, running_controller, write_city
 from tests.mosquitto import Mosquitto
-from tests.waiting import until
+from tests.waiting import fetched_until, until
 
 THRESHOLDS = """
 [alerts]
@@ -179,7 +179,10 @@ async def test_open_alerts_survive_a_restart_and_clear_afterwards(tmp_path: Path
             await asyncio.sleep(1.0)
             city.segments.find("gw1", 2).faults.clear()
             await until(lambda: not ctl.alerts or not ctl.alerts.book.active, what="cleared")
-            alerts, total = await ctl.alert_store.query(state="all")
+            # the book moves first, then the change is stored: wait for what the store says
+            alerts, total = await fetched_until(
+                lambda: ctl.alert_store.query(state="all"), lambda page: page[0][0].cleared_at is not None
+            )
     assert total == 1
     assert alerts[0].cleared_at is not None
 

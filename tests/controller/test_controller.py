@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from controller.commands import Command
 from controller.config import load_config
@@ -111,7 +114,10 @@ async def test_links_down_at_start_come_up_when_the_hardware_does(tmp_path: Path
             await until(lambda: all(s == "ok" for s in states(ctl).values()), within_s=10)
 
 
-async def test_undecodable_value_is_counted_and_the_rest_of_the_reading_kept(tmp_path: Path) -> None:
+async def test_undecodable_value_is_counted_and_the_rest_of_the_reading_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="controller.ingest")
     settings = settings_for(tmp_path)
     async with running_city(settings) as city, running_controller(settings) as ctl:
         city.segments.find("gw1", 6).faults.add(Fault.CORRUPT_REGISTER)
@@ -123,6 +129,9 @@ async def test_undecodable_value_is_counted_and_the_rest_of_the_reading_kept(tmp
         assert doc["values"]["energy_wh"] > 0  # valid fields of the same reading are kept
         assert "supply_voltage (input 2)" in (st.last_error or "")
         assert ctl.metrics.decode_rejections._value.get() >= 2
+        said = [r.getMessage() for r in caplog.records if r.name == "controller.ingest"]
+        assert len(said) == 1  # logged, once a minute at most, not once per reading
+        assert "gw1-006: value of voltage_v rejected, the rest of the reading kept" in said[0]
         city.segments.find("gw1", 6).faults.clear()
         await until(lambda: ctl.fleet["gw1-006"].last_error is None)
 

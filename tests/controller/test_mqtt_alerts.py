@@ -80,3 +80,38 @@ async def test_each_sensor_and_access_point_fault_is_raised_once_and_cleared_onc
     # normally the last will (within milliseconds); silence past stale_after_s says the same
     assert "last will" in evidence["ap-dead"] or "no report" in evidence["ap-dead"]
     assert "no report" in evidence["ap-silent"]
+
+
+async def test_an_open_alert_restored_after_a_restart_waits_for_good_readings(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """docs/alerts.md: open alerts survive a restart and clear only after good readings — a sensor
+    that has not spoken since the restart has shown nothing either way."""
+    sweeps_fast = "[alerts]\nsweep_interval_s = 0.2\n"
+    path = write_mqtt_city(tmp_path, mosquitto.port, [("env-humid", "hk2", "env_sensor")], extra=sweeps_fast)
+    settings = load_config(path)
+    spec = BrokerSpec(
+        name="broker", host="127.0.0.1", port=mosquitto.port,
+        devices=(SimMqttDevice(key="hk2", profile="env_sensor"),), interval_s=0.3,
+    )  # fmt: skip
+    sims = MqttDeviceFleet(spec)
+    await sims.start()
+    sims.set_fault("hk2", MqttFault.OUT_OF_RANGE, True)
+    try:
+        async with running_controller(settings) as ctl:
+            assert ctl.alerts is not None
+            book = ctl.alerts.book
+            await until(lambda: ("env-humid", "sensorOutOfRange") in book.active, what="raised")
+        await sims.stop()  # silent from now on
+        async with running_controller(settings) as ctl:
+            assert ctl.alerts is not None
+            book = ctl.alerts.book
+            service = ctl.alerts
+            sweeps = service.evaluations
+            await until(lambda: service.evaluations >= sweeps + 10, what="ten sweeps (clear_after is 3)")
+            assert ("env-humid", "sensorOutOfRange") in book.active  # silence cleared nothing
+            sims = MqttDeviceFleet(spec)
+            await sims.start()  # good readings again
+            await until(lambda: not book.active, within_s=15, what="cleared by good readings")
+    finally:
+        await sims.stop()
