@@ -1,22 +1,27 @@
 """JSON payload layouts for message-based devices (MQTT), and their pure decoder.
 
 A layout says which topic a device publishes on (a template with `{device}` as one whole topic
-level), where each reading field sits in the JSON document (a dotted path), its scaling and its
-physical range. Decoding never raises for one bad field: it rejects that field with a reason and
+level), where each reading field sits in the JSON document (a path: drivers/json_path.py — keys,
+list items by position or by a key's value, wildcards, JSON inside strings), its scaling and its
+physical range. Numbers may come as strings ("23.40"), switches as "ON"/"OFF", times as epoch
+seconds, milliseconds or microseconds, or ISO 8601 with a zone or in the layout's
+`timestamp_zone`. Decoding never raises for one bad field: it rejects that field with a reason and
 keeps the others. A whole message is refused only when it cannot be read at all.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from drivers.fields import FieldValue, ReadingFieldName
+from drivers.json_path import Step, lookup, parse_path
 
 #: why a whole message was refused (counted per reason and device)
 MessageProblem = Literal["too_large", "not_json", "not_object", "unknown_device"]
@@ -36,12 +41,22 @@ class JsonField(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     field: ReadingFieldName
-    path: str = Field(description="dotted path into the document, e.g. 'radio.clients'")
+    path: str = Field(description="path into the document, e.g. 'radio.clients' or 'items[type=P1].value'")
     type: Literal["number", "bool", "string"] = "number"
     scale: float = 1.0
     min: float | None = None
     max: float | None = None
     description: str = ""
+
+    @field_validator("path")
+    @classmethod
+    def _readable(cls, path: str) -> str:
+        parse_path(path)
+        return path
+
+    @functools.cached_property
+    def steps(self) -> tuple[Step, ...]:
+        return parse_path(self.path)
 
 
 class TopicTemplate(BaseModel):
@@ -92,7 +107,13 @@ class MqttLayout(BaseModel):
     payload_online: str = "online"
     payload_offline: str = "offline"
     timestamp_path: str | None = Field(
-        default=None, description="epoch seconds or ISO 8601; else receipt time"
+        default=None, description="epoch s, ms or µs, or ISO 8601; else receipt time"
+    )
+    timestamp_unit: Literal["auto", "s", "ms", "us"] = Field(
+        default="auto", description="of epoch times; auto: told by their size"
+    )
+    timestamp_zone: str | None = Field(
+        default=None, description="IANA zone of ISO times written without an offset, e.g. Asia/Ho_Chi_Minh"
     )
     max_payload_bytes: int = Field(default=8192, gt=0)
     fields: tuple[JsonField, ...] = Field(min_length=1)
@@ -101,6 +122,33 @@ class MqttLayout(BaseModel):
     @classmethod
     def _template(cls, v: object) -> object:
         return {"template": v} if isinstance(v, str) else v
+
+    @field_validator("timestamp_path")
+    @classmethod
+    def _time_path(cls, path: str | None) -> str | None:
+        if path is not None:
+            parse_path(path)
+        return path
+
+    @field_validator("timestamp_zone")
+    @classmethod
+    def _zone(cls, zone: str | None) -> str | None:
+        if zone is not None:
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {zone!r} (an IANA name: Asia/Ho_Chi_Minh)") from None
+        return zone
+
+    @model_validator(mode="after")
+    def _one_path_per_field(self) -> MqttLayout:
+        seen: dict[str, int] = {}
+        for i, spec in enumerate(self.fields):
+            if spec.field in seen:
+                where = f"mqtt.fields[{seen[spec.field]}] and mqtt.fields[{i}]"
+                raise ValueError(f"field {spec.field!r} is mapped twice: {where}")
+            seen[spec.field] = i
+        return self
 
 
 def decode_json(
@@ -122,7 +170,7 @@ def decode_json(
     values: dict[str, FieldValue] = {}
     rejected: dict[str, str] = {}
     for spec in layout.fields:
-        found, raw = _lookup(doc, spec.path)
+        found, raw = lookup(doc, spec.steps)
         if not found:
             rejected[spec.field] = f"{spec.path}: missing"
             continue
@@ -132,10 +180,10 @@ def decode_json(
             rejected[spec.field] = f"{spec.path}: {exc}"
     ts = received
     if layout.timestamp_path:
-        found, raw = _lookup(doc, layout.timestamp_path)
+        found, raw = lookup(doc, parse_path(layout.timestamp_path))
         if found:
             try:
-                ts = _timestamp(raw)
+                ts = _timestamp(raw, layout.timestamp_unit, layout.timestamp_zone)
             except ValueError as exc:
                 rejected["timestamp"] = f"{layout.timestamp_path}: {exc}; receipt time used"
     return ts, values, rejected
@@ -145,50 +193,75 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def _lookup(doc: Mapping[str, Any], path: str) -> tuple[bool, Any]:
-    node: Any = doc
-    for part in path.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return False, None
-    return True, node
+_TRUE = frozenset({"on", "true", "1", "yes", "open"})
+_FALSE = frozenset({"off", "false", "0", "no", "closed"})
 
 
 def _convert(spec: JsonField, raw: Any) -> FieldValue:
     if spec.type == "bool":
-        if not isinstance(raw, bool):
-            raise ValueError(f"expected true/false, got {type(raw).__name__} {raw!r}")
-        return raw
+        return _switch(raw)
     if spec.type == "string":
         if not isinstance(raw, str):
             raise ValueError(f"expected a string, got {type(raw).__name__}")
         return raw[:200]
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise ValueError(f"expected a number, got {type(raw).__name__} {str(raw)[:40]!r}")
-    if not math.isfinite(raw):
-        raise ValueError(f"{raw} is not finite")
-    value = raw * spec.scale if spec.scale != 1 else raw
+    value = _number(raw)
+    value = value * spec.scale if spec.scale != 1 else value
     if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
         raise ValueError(f"value {value:g} outside {spec.min}..{spec.max}")
     return round(value, 6) if isinstance(value, float) else value
 
 
-def _timestamp(raw: Any) -> datetime:
+def _number(raw: Any) -> int | float:
+    """A JSON number, or a string holding one ("23.40"; "n/a" is refused)."""
+    number: int | float
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            number = int(text) if text.lstrip("+-").isdigit() else float(text)
+        except ValueError:
+            raise ValueError(f"not a number: {raw[:40]!r}") from None
+    elif isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ValueError(f"expected a number, got {type(raw).__name__} {str(raw)[:40]!r}")
+    else:
+        number = raw
+    if not math.isfinite(number):
+        raise ValueError(f"{number} is not finite")
+    return number
+
+
+def _switch(raw: Any) -> bool:
+    """true/false, or the words devices use: "ON"/"OFF" (Tasmota, Home Assistant), 1/0."""
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise ValueError(f"expected true/false or ON/OFF, got {type(raw).__name__} {str(raw)[:40]!r}")
+
+
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
+
+
+def _timestamp(raw: Any, unit: str = "auto", zone: str | None = None) -> datetime:
     if isinstance(raw, bool):
         raise ValueError("a boolean is not a time")
+    if isinstance(raw, str) and raw.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raw = float(raw)
     if isinstance(raw, int | float):
         if not math.isfinite(raw):
             raise ValueError("not finite")
+        if unit == "auto":  # seconds until the year 5138; then milliseconds, then microseconds
+            unit = "s" if abs(raw) < 1e11 else "ms" if abs(raw) < 1e14 else "us"
         try:
-            return datetime.fromtimestamp(raw, UTC)
-        except (OverflowError, OSError) as exc:  # found by tests/drivers/test_fuzz.py
-            raise ValueError(f"epoch seconds {raw:g} out of range") from exc
+            return datetime.fromtimestamp(raw / _PER_SECOND[unit], UTC)
+        except (OverflowError, OSError, ValueError) as exc:  # found by tests/drivers/test_fuzz.py
+            raise ValueError(f"epoch {unit} {raw:g} out of range") from exc
     if isinstance(raw, str):
-        ts = datetime.fromisoformat(raw)
+        ts = datetime.fromisoformat(raw.strip())
         if ts.tzinfo is None:
-            raise ValueError("ISO time without a zone")
+            if zone is None:
+                raise ValueError("ISO time without a zone (set timestamp_zone in the profile)")
+            ts = ts.replace(tzinfo=ZoneInfo(zone))
         return ts.astimezone(UTC)
     raise ValueError(f"unreadable time {raw!r}")

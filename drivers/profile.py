@@ -8,6 +8,7 @@ The register codec is in drivers/registers.py (`codec_for(profile)`). The only I
 from __future__ import annotations
 
 import functools
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -123,6 +124,18 @@ class DeviceProfile(BaseModel):
                     used[a] = reg.name
         return self
 
+    @model_validator(mode="after")
+    def _one_register_per_field(self) -> DeviceProfile:
+        seen: dict[str, int] = {}
+        for i, reg in enumerate(self.registers):
+            if reg.field is None:
+                continue
+            if reg.field in seen:
+                where = f"registers[{seen[reg.field]}] and registers[{i}]"
+                raise ValueError(f"field {reg.field!r} is mapped twice: {where}")
+            seen[reg.field] = i
+        return self
+
     @property
     def name(self) -> str:
         return self.profile.name
@@ -144,8 +157,32 @@ def parse_profile(text: str, source: str) -> DeviceProfile:
         problems = []
         for err in exc.errors():
             loc = _describe_loc(data, err["loc"])
-            problems.append(f"{source}: {loc}: {err['msg']}")
+            problems.append(f"{source}{_line(text, err['loc'], err['msg'])}: {loc}: {err['msg']}")
         raise ProfileError("\n".join(problems)) from exc
+
+
+_ENTRY = re.compile(r"\b(registers|mqtt\.fields)\[(\d+)\]")
+
+
+def _line(text: str, loc: tuple[int | str, ...], message: str) -> str:
+    """`:<line>` of the table entry an error is about (the last one it names), or nothing."""
+    named = _ENTRY.findall(message)
+    if named:
+        table, index = named[-1][0], int(named[-1][1])
+    elif len(loc) >= 2 and loc[0] == "registers" and isinstance(loc[1], int):
+        table, index = "registers", loc[1]
+    elif len(loc) >= 3 and loc[:2] == ("mqtt", "fields") and isinstance(loc[2], int):
+        table, index = "mqtt.fields", loc[2]
+    else:
+        return ""
+    header = f"[[{table}]]"
+    count = -1
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip().startswith(header):
+            count += 1
+            if count == index:
+                return f":{number}"
+    return ""
 
 
 def _describe_loc(data: object, loc: tuple[int | str, ...]) -> str:

@@ -183,7 +183,9 @@ def sensor_out_of_range(d: DeviceView) -> str | None:
     """A measured value outside its physical range (a sensor's, or a lamp's metering chip)."""
     if d.last is None or not d.last.rejected:
         return None
-    return "; ".join(f"{k}: {v}" for k, v in sorted(d.last.rejected.items()))
+    # a time the device wrote unreadably is a payload problem (counted, logged), not a measurement
+    measured = {k: v for k, v in d.last.rejected.items() if k != "timestamp"}
+    return "; ".join(f"{k}: {v}" for k, v in sorted(measured.items())) or None
 
 
 def access_point_offline(d: DeviceView) -> str | None:

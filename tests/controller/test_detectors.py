@@ -97,6 +97,9 @@ def test_sensor_and_access_point_faults() -> None:
     found = detect(sensor)
     assert "last reading 1200 s ago (limit 900 s)" in found["sensorStale"]
     assert "humidity_pct" in found["sensorOutOfRange"]
+    # a time the device wrote unreadably is not a measurement out of range (it would never clear)
+    zone_less = reading(rejected={"timestamp": "ts: ISO time without a zone; receipt time used"})
+    assert "sensorOutOfRange" not in detect(DeviceView("plug-1", "sensor", NOW, zone_less, last_seen=NOW))
     offline = DeviceView("env-1", "sensor", NOW, None, state="offline", last_seen=NOW)
     assert set(detect(offline)) == {"communicationFailure"}
     ap = DeviceView("ap-1", "access_point", NOW, None, state="offline", consecutive_failures=5)

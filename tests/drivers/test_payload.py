@@ -61,7 +61,9 @@ def test_a_good_message_decodes_every_field_with_its_unit_name() -> None:
 @pytest.mark.parametrize(
     ("changes", "field", "reason"),
     [
-        ({"pm__pm2_5": "high"}, "pm2_5_ugm3", "expected a number, got str"),
+        ({"pm__pm2_5": "high"}, "pm2_5_ugm3", "not a number: 'high'"),
+        ({"pm__pm2_5": "n/a"}, "pm2_5_ugm3", "not a number: 'n/a'"),
+        ({"climate__temperature": "5000"}, "air_temperature_c", "value 5000 outside -40.0..70.0"),
         ({"pm__pm2_5": True}, "pm2_5_ugm3", "expected a number, got bool"),
         ({"climate__humidity": 140}, "humidity_pct", "value 140 outside 0.0..100.0"),
         ({"noise_dba": ...}, "noise_dba", "noise_dba: missing"),
@@ -128,3 +130,100 @@ def test_string_fields_and_topic_templates() -> None:
 def test_topic_templates_need_one_whole_device_level(template: str) -> None:
     with pytest.raises(ValueError, match="must"):
         TopicTemplate(template=template)
+
+
+# A community air-quality node (sensor.community's JSON): readings in a list, by value_type, as strings.
+VALUES = "sensordatavalues"
+COMMUNITY_NODE = MqttLayout.model_validate(
+    {
+        "telemetry_topic": "airrohr/{device}/data",
+        "timestamp_path": "ts",
+        "timestamp_zone": "Asia/Ho_Chi_Minh",
+        "fields": [
+            {"field": "pm10_ugm3", "path": f"{VALUES}[value_type=P1].value", "min": 0, "max": 2000},
+            {"field": "pm2_5_ugm3", "path": f"{VALUES}[value_type=P2].value", "min": 0, "max": 1000},
+            {"field": "air_temperature_c", "path": f"{VALUES}[value_type=temperature].value", "max": 70},
+            {"field": "humidity_pct", "path": f"{VALUES}[value_type=humidity].value", "max": 100},
+        ],
+    }
+)
+
+
+def community(values: list[tuple[str, str]], ts: object = "2026-11-30 19:00:00") -> bytes:
+    listed = [{"value_type": t, "value": v} for t, v in values]
+    return json.dumps({"esp8266id": "1234", "ts": ts, VALUES: listed}).encode()
+
+
+def test_list_items_are_found_by_their_key_in_any_order_and_numbers_may_be_strings() -> None:
+    readings = [("P1", "23.40"), ("P2", "11.10"), ("temperature", "26.5"), ("humidity", "81.0")]
+    ts, values, rejected = decode_json(COMMUNITY_NODE, community(readings), NOW)
+    _, shuffled, _ = decode_json(COMMUNITY_NODE, community(list(reversed(readings))), NOW)
+    assert values == shuffled == {
+        "pm10_ugm3": 23.4,
+        "pm2_5_ugm3": 11.1,
+        "air_temperature_c": 26.5,
+        "humidity_pct": 81.0,
+    }
+    assert rejected == {}
+    assert ts == datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # a zone-less time in the layout's zone
+
+
+def test_a_value_that_is_no_number_or_out_of_range_is_refused_and_the_rest_kept() -> None:
+    readings = [("P1", "n/a"), ("P2", "11.10"), ("temperature", "5000"), ("humidity", "81")]
+    _, values, rejected = decode_json(COMMUNITY_NODE, community(readings), NOW)
+    assert values == {"pm2_5_ugm3": 11.1, "humidity_pct": 81}
+    assert rejected["pm10_ugm3"] == "sensordatavalues[value_type=P1].value: not a number: 'n/a'"
+    assert "value 5000 outside" in rejected["air_temperature_c"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (1795000000, datetime.fromtimestamp(1795000000, UTC)),
+        (1795000000123, datetime.fromtimestamp(1795000000.123, UTC)),
+        (1795000000123456, datetime.fromtimestamp(1795000000.123456, UTC)),
+        ("1795000000", datetime.fromtimestamp(1795000000, UTC)),
+        ("2026-11-30T19:00:00Z", datetime(2026, 11, 30, 19, 0, tzinfo=UTC)),
+        ("2026-11-30T19:00:00", datetime(2026, 11, 30, 12, 0, tzinfo=UTC)),
+    ],
+)
+def test_times_in_seconds_milliseconds_microseconds_or_iso(raw: object, expected: datetime) -> None:
+    ts, _, rejected = decode_json(COMMUNITY_NODE, community([("P2", "1")], ts=raw), NOW)
+    assert "timestamp" not in rejected
+    assert ts == expected
+
+
+def test_a_zone_less_time_without_a_zone_in_the_layout_says_what_to_set() -> None:
+    layout = COMMUNITY_NODE.model_copy(update={"timestamp_zone": None})
+    ts, values, rejected = decode_json(layout, community([("P2", "1")]), NOW)
+    assert ts == NOW
+    assert "set timestamp_zone in the profile" in rejected["timestamp"]
+    assert values == {"pm2_5_ugm3": 1}
+
+
+def test_switch_words_json_inside_strings_and_wildcards() -> None:
+    plug = MqttLayout.model_validate(
+        {
+            "telemetry_topic": "tele/{device}/STATE",
+            "fields": [
+                {"field": "lamp_on", "path": "POWER", "type": "bool"},
+                {"field": "power_w", "path": "payload.ENERGY.Power"},  # a JSON document inside a string
+                {"field": "voltage_v", "path": "*.ENERGY.Voltage"},  # whichever key holds it
+            ],
+        }
+    )
+    inner = json.dumps({"ENERGY": {"Power": 61}})
+    body = {"POWER": "ON", "payload": inner, "StatusSNS": {"ENERGY": {"Voltage": "229"}}}
+    _, values, rejected = decode_json(plug, json.dumps(body).encode(), NOW)
+    assert values == {"lamp_on": True, "power_w": 61, "voltage_v": 229}
+    assert rejected == {}
+    body["POWER"] = "maybe"
+    _, values, rejected = decode_json(plug, json.dumps(body).encode(), NOW)
+    assert "expected true/false or ON/OFF" in rejected["lamp_on"]
+
+
+@pytest.mark.parametrize("path", ["a..b", "items[]", "items[=P1]", "items[x"])
+def test_a_path_that_cannot_be_read_is_refused_when_the_profile_loads(path: str) -> None:
+    field = {"field": "power_w", "path": path}
+    with pytest.raises(ValueError, match=r"path|step|selector"):
+        MqttLayout.model_validate({"telemetry_topic": "t/{device}", "fields": [field]})

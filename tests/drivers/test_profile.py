@@ -114,10 +114,10 @@ OVERLAP = (
 @pytest.mark.parametrize(
     ("snippet", "message"),
     [
-        ('field = "volts"', "profiles/bad.toml: registers[0] (v): Value error, unknown field 'volts'"),
+        ('field = "volts"', "profiles/bad.toml:7: registers[0] (v): Value error, unknown field 'volts'"),
         (
             'field = "power_w"\nscale = "x"',
-            "profiles/bad.toml: registers[0] (v).scale: Input should be a valid number",
+            "profiles/bad.toml:7: registers[0] (v).scale: Input should be a valid number",
         ),
         (OVERLAP, "profiles/bad.toml: (top level): Value error, input register 0 used by both 'v' and 'w'"),
     ],
@@ -150,3 +150,63 @@ def test_words_wider_than_16_bits_are_a_decode_error_not_a_crash() -> None:
     values, _, _, rejected = codec_for(LAMP).decode_poll([_input_image(w6=[0x1FFFF, 0])])
     assert "energy_wh" in rejected
     assert values["voltage_v"] == pytest.approx(230.1)
+
+
+DOUBLE_MAPPED_JSON = """
+[profile]
+name = "plug"
+model = "a smart plug"
+kind = "sensor"
+protocol = "mqtt"
+
+[mqtt]
+telemetry_topic = "tele/{device}/SENSOR"
+
+[[mqtt.fields]]
+field = "power_w"
+path = "ENERGY.Power"
+
+[[mqtt.fields]]
+field = "voltage_v"
+path = "ENERGY.Voltage"
+
+[[mqtt.fields]]
+field = "power_w"
+path = "ENERGY.ApparentPower"
+"""
+
+DOUBLE_MAPPED_REGISTERS = """
+[profile]
+name = "meter"
+model = "a meter"
+kind = "lamp"
+protocol = "modbus"
+
+[[registers]]
+name = "p_total"
+table = "input"
+address = 52
+type = "float32"
+field = "power_w"
+
+[[registers]]
+name = "p_l1"
+table = "input"
+address = 12
+type = "float32"
+field = "power_w"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (DOUBLE_MAPPED_JSON, "plug.toml:19: mqtt: Value error, field 'power_w' is mapped twice"),
+        (DOUBLE_MAPPED_REGISTERS, "meter.toml:15: (top level): Value error, field 'power_w' is mapped twice"),
+    ],
+)
+def test_a_field_mapped_twice_is_an_error_with_file_and_line(text: str, where: str) -> None:
+    """Two registers or paths onto one field: the last one would silently win."""
+    with pytest.raises(ProfileError) as err:
+        parse_profile(text, where.split(":")[0])
+    assert where in str(err.value)
