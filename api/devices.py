@@ -25,7 +25,7 @@ from api.models import (
 from api.params import Limit, Offset, RowId, parse_every, time_range
 from controller.commands import Command
 from controller.registry import CommandRow
-from controller.service import DeviceInfo
+from controller.service import ControllerService, DeviceInfo
 from drivers.fields import READING_FIELDS
 from schedules.inputs import Instant
 
@@ -61,7 +61,13 @@ async def get_device(service: Service, device_id: str) -> DeviceDetail:
         last_error=st.last_error,
         consecutive_failures=st.consecutive_failures,
         counters=dict(st.counters),
+        units=_units(service, device.row.profile),
     )
+
+
+def _units(service: ControllerService, profile_name: str) -> dict[str, str]:
+    profile = service.settings.profile(profile_name)
+    return {f: unit for f in profile.mapped_fields() if (unit := profile.unit_of(f)) is not None}
 
 
 @router.get(
@@ -83,18 +89,21 @@ async def get_telemetry(
         Query(max_length=20, description="aggregation window, e.g. 30s, 5m, 1h, 1d; omit for raw points"),
     ] = None,
     fields: Annotated[
-        str | None, Query(max_length=2000, description="comma-separated field names; default all")
+        str | None,
+        Query(max_length=2000, description="comma-separated field names; default: those its profile maps"),
     ] = None,
     aggregate: Literal["mean", "min", "max"] = "mean",
     limit: Annotated[int, Query(ge=1, le=MAX_POINTS, description="most points returned")] = 10_000,
 ) -> Response:
-    service.device(device_id)
+    device = service.device(device_id)
     start, end = time_range(start, end, default_span=timedelta(hours=1), max_span=MAX_TELEMETRY_SPAN)
     every_s = parse_every(every) if every else None
-    wanted = [f.strip() for f in fields.split(",") if f.strip()] if fields else list(READING_FIELDS)
-    unknown = [f for f in wanted if f not in READING_FIELDS]
+    profile = service.settings.profile(device.row.profile)
+    known = set(READING_FIELDS) | set(profile.fields)  # well-known, and those its profile declares
+    wanted = [f.strip() for f in fields.split(",") if f.strip()] if fields else profile.mapped_fields()
+    unknown = [f for f in wanted if f not in known]
     if unknown:
-        raise ApiError(400, "unknown_field", f"unknown fields {unknown}; known: {sorted(READING_FIELDS)}")
+        raise ApiError(400, "unknown_field", f"unknown fields {unknown}; known: {sorted(known)}")
     points = await service.telemetry(
         device_id, start, end, fields=wanted, every_s=every_s, aggregate=aggregate, limit=limit
     )

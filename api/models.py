@@ -53,6 +53,9 @@ class DeviceDetail(DeviceSummary):
         description="polls_ok (readings received), and failures by kind: timeout, exception, decode, "
         "unreachable, rejected (unusable messages)"
     )
+    units: dict[str, str] = Field(
+        description="the unit of each field its profile maps (SenML names; 'bool', 'text', '' for none)"
+    )
 
 
 class TelemetryPointOut(BaseModel):

@@ -1,10 +1,16 @@
-"""Canonical reading fields and their units: the vocabulary above `drivers/`.
+"""Reading fields and their units: the well-known vocabulary above `drivers/`, and the rules for the
+fields a profile declares itself.
 
-Every field name carries its unit, so no scaled integer ever leaves this package.
+Every well-known field name carries its unit, so no scaled integer ever leaves this package. The
+well-known fields keep their meaning everywhere (fault detection reads `power_w`, energy reads
+`energy_wh`, the dashboard and NGSI-LD `pm2_5_ugm3` …): a profile maps a register or a JSON path
+onto one to say "this is the lamp's power". Anything else a device measures (a meter's frequency,
+per-phase voltages) a profile declares in its `[fields]` table with a SenML unit (RFC 8428).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Final
 
 from pydantic import AfterValidator
@@ -53,11 +59,31 @@ STATUS_FLAGS: Final[frozenset[str]] = frozenset(
 )
 
 
-def _reading_field(name: str) -> str:
-    if name not in READING_FIELDS:
-        raise ValueError(f"unknown field {name!r}; known: {sorted(READING_FIELDS)}")
+#: a field's name: lower case, digits and _, as it is stored (safe inside any query) and shown
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+#: the unit names a declared field may have: SenML's (RFC 8428 section 12.1, and RFC 8798's
+#: additions and secondary units) …
+_SENML_NAMES = """
+    m kg g s A K cd mol Hz rad sr N Pa J W C V F Ohm S Wb T H Cel lm lx Bq Gy Sv kat
+    m2 m3 l m/s m/s2 m3/s l/s W/m2 cd/m2 bit bit/s lat lon pH dB dBW Bspl count / %
+    %RH %EL EL 1/s 1/min beat/min beats S/m B VA VAs var vars J/m kg/m3 deg
+    ms min h MHz kW kVA kvar Ah Wh kWh varh kvarh kVAh Wh/km KiB GB Mbit/s B/s MB/s
+    mV mA dBm ug/m3 mm/h m/h ppm /100m
+"""
+SENML_UNITS: Final[frozenset[str]] = frozenset(_SENML_NAMES.split())
+#: … a few units city sensors report that SenML does not name (so a profile need not convert) …
+OTHER_UNITS: Final[frozenset[str]] = frozenset({"hPa", "mm", "km", "km/h", "mW", "NTU"})
+#: … and "" for a count or ratio, "bool" for a switch, "text" for a string
+UNITS: Final[frozenset[str]] = SENML_UNITS | OTHER_UNITS | {"", "bool", "text"}
+
+
+def _field_name(name: str) -> str:
+    if not FIELD_NAME.match(name):
+        raise ValueError(f"field name {name!r}: lower-case letters, digits and _ (e.g. frequency_hz)")
     return name
 
 
-#: a field name every profile layout (registers, JSON, line, GATT) must map onto
-ReadingFieldName = Annotated[str, AfterValidator(_reading_field)]
+#: the name of a field a profile layout (registers, JSON, line, GATT) maps onto: well-known
+#: (READING_FIELDS) or declared in the profile's [fields] (checked by the profile)
+ReadingFieldName = Annotated[str, AfterValidator(_field_name)]

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from drivers.errors import ProfileError
-from drivers.fields import READING_FIELDS, SETPOINT_FIELDS, STATUS_FLAGS
+from drivers.fields import FIELD_NAME, READING_FIELDS, SETPOINT_FIELDS, STATUS_FLAGS, UNITS
 from drivers.gatt import BleLayout
 from drivers.line_protocol import LineLayout
 from drivers.payload import MqttLayout
@@ -53,8 +53,8 @@ class RegisterSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> RegisterSpec:
-        if self.field is not None and self.field not in READING_FIELDS:
-            raise ValueError(f"unknown field {self.field!r}; known: {sorted(READING_FIELDS)}")
+        if self.field is not None and not FIELD_NAME.match(self.field):
+            raise ValueError(f"field name {self.field!r}: lower-case letters, digits and _")
         if self.setpoint is not None:
             if self.setpoint not in SETPOINT_FIELDS:
                 raise ValueError(f"unknown setpoint {self.setpoint!r}")
@@ -86,6 +86,21 @@ class ProfileHeader(BaseModel):
     power_factor: float = Field(default=0.95, gt=0, le=1)
 
 
+class DeclaredField(BaseModel):
+    """A field of this model beyond the well-known ones, e.g. a meter's `frequency_hz`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    unit: str = Field(description="a SenML unit (RFC 8428): Hz, V, A, W, Wh, kWh, Cel, %RH, ug/m3 …")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _senml(self) -> DeclaredField:
+        if self.unit not in UNITS:
+            raise ValueError(f"unit {self.unit!r} is not a SenML unit (RFC 8428): Hz, V, kWh, Cel, %RH …")
+        return self
+
+
 class DeviceProfile(BaseModel):
     """A device model: header plus register map, validated for overlaps."""
 
@@ -98,6 +113,43 @@ class DeviceProfile(BaseModel):
     ble: BleLayout | None = None
     #: alert thresholds for this model (names in docs/alerts.md; checked by the controller's config)
     alerts: dict[str, float] = Field(default_factory=dict)
+    #: fields of this model beyond the well-known ones (drivers/fields.py), by name
+    fields: dict[str, DeclaredField] = Field(default_factory=dict)
+
+    def mapped_fields(self) -> list[str]:
+        """Every reading field this model's layout fills, in layout order."""
+        names = [r.field for r in self.registers if r.field is not None]
+        if self.mqtt is not None:
+            names += [f.field for f in self.mqtt.fields]
+        if self.line is not None:
+            names += [f.field for f in self.line.fields if f.field is not None]
+        if self.ble is not None:
+            names += [c.field for c in self.ble.characteristics]
+            if self.ble.advertisement is not None:
+                names += [f.field for f in self.ble.advertisement.fields]
+        return list(dict.fromkeys(names))
+
+    def unit_of(self, field: str) -> str | None:
+        if field in self.fields:
+            return self.fields[field].unit
+        known = READING_FIELDS.get(field)
+        return known[0] if known else None
+
+    @model_validator(mode="after")
+    def _fields_are_known_or_declared(self) -> DeviceProfile:
+        for name in self.fields:
+            if not FIELD_NAME.match(name):
+                raise ValueError(f"[fields] {name!r}: lower-case letters, digits and _ (e.g. frequency_hz)")
+            if name in READING_FIELDS:
+                raise ValueError(f"[fields] {name!r} is a well-known field: map onto it, do not declare it")
+        where = [(r.field, f"registers[{i}]") for i, r in enumerate(self.registers) if r.field]
+        where += [(f.field, f"mqtt.fields[{i}]") for i, f in enumerate(self.mqtt.fields if self.mqtt else ())]
+        named = dict(reversed(where))  # the first entry naming each field
+        for name in self.mapped_fields():
+            if name not in READING_FIELDS and name not in self.fields:
+                at = f" ({named[name]})" if name in named else ""
+                raise ValueError(f"unknown field {name!r}{at}: not well-known (docs/devices.md), no [fields]")
+        return self
 
     @model_validator(mode="after")
     def _layout_fits_protocol(self) -> DeviceProfile:

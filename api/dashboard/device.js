@@ -7,8 +7,13 @@ import { dayTime, explain, has, number, place, t } from "./i18n.js";
 
 const PREFERRED = ["dim_level_pct", "power_w", "pm2_5_ugm3", "clients", "temperature_c"];
 
+let units = {};
+
+/** A field's name in the operator's language; a field a profile declared: its name and unit. */
 export function fieldName(field) {
-  return has(`field.${field}`) ? t(`field.${field}`) : field;
+  if (has(`field.${field}`)) return t(`field.${field}`);
+  const unit = units[field];
+  return unit && unit !== "bool" && unit !== "text" ? `${field} (${unit})` : field;
 }
 
 export class DevicePanel {
@@ -45,6 +50,7 @@ export class DevicePanel {
     }
     const id = this.id;
     const detail = await api(`/api/v1/devices/${encodeURIComponent(id)}`);
+    units = detail.units || {};
     const p = this.feature ? this.feature.properties : { state: "unknown" };
     document.getElementById("device-title").textContent = `${id} — ${t(`kind.device.${detail.kind}`)}, ${t(`look.${p.look || p.state}`)} · ${detail.group}`;
     const values = detail.last_reading ? detail.last_reading.values : {};

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from drivers.base import Reading
-from drivers.fields import READING_FIELDS, FieldValue
+from drivers.fields import FIELD_NAME, READING_FIELDS, FieldValue
 
 Aggregate = Literal["mean", "min", "max"]
 #: fields that are not numbers cannot be aggregated; they are returned only for raw queries.
@@ -86,9 +86,10 @@ class TelemetryFigures:
 
 
 def known_fields(fields: Sequence[str] | None) -> list[str]:
-    """The fields asked for (all by default); ValueError naming any that is not a reading field."""
+    """The fields asked for (the well-known ones by default); ValueError naming any that is not a
+    field name (well-known or declared by a profile: a name that is safe inside any query)."""
     wanted = list(fields) if fields else list(READING_FIELDS)
-    unknown = [f for f in wanted if f not in READING_FIELDS]
+    unknown = [f for f in wanted if not FIELD_NAME.match(f)]
     if unknown:
-        raise ValueError(f"unknown fields {unknown}")
+        raise ValueError(f"not field names: {unknown}")
     return wanted

@@ -114,7 +114,7 @@ OVERLAP = (
 @pytest.mark.parametrize(
     ("snippet", "message"),
     [
-        ('field = "volts"', "profiles/bad.toml:7: registers[0] (v): Value error, unknown field 'volts'"),
+        ('field = "volts"', "bad.toml:7: (top level): Value error, unknown field 'volts' (registers[0])"),
         (
             'field = "power_w"\nscale = "x"',
             "profiles/bad.toml:7: registers[0] (v).scale: Input should be a valid number",
