@@ -140,6 +140,10 @@ class MqttLayout(BaseModel):
                 raise ValueError(f"unknown time zone {zone!r} (an IANA name: Asia/Ho_Chi_Minh)") from None
         return zone
 
+    @functools.cached_property
+    def timestamp_steps(self) -> tuple[Step, ...] | None:
+        return parse_path(self.timestamp_path) if self.timestamp_path else None
+
     @model_validator(mode="after")
     def _one_path_per_field(self) -> MqttLayout:
         seen: dict[str, int] = {}
@@ -179,8 +183,8 @@ def decode_json(
         except ValueError as exc:
             rejected[spec.field] = f"{spec.path}: {exc}"
     ts = received
-    if layout.timestamp_path:
-        found, raw = lookup(doc, parse_path(layout.timestamp_path))
+    if layout.timestamp_steps:
+        found, raw = lookup(doc, layout.timestamp_steps)
         if found:
             try:
                 ts = _timestamp(raw, layout.timestamp_unit, layout.timestamp_zone)
