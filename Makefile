@@ -97,6 +97,7 @@ bench-rs485: install system-deps
 	$(BIN)/python -m bench.bench_rs485
 
 bench-mqtt: install system-deps
+	$(BIN)/python -m bench.bench_payload --messages 100000
 	$(BIN)/python -m bench.bench_mqtt --messages 50000
 	$(BIN)/python -m bench.bench_mqtt_resilience --overload-seconds 60
 
