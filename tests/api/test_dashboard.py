@@ -25,7 +25,7 @@ from controller.words import LOCALES
 from simulators.city import SimulatedCity
 from simulators.lamp import Fault
 from tests.api.keys import auth_headers
-from tests.conftest import free_port
+from tests.conftest import free_ports
 from tests.controller.city import running_city, running_controller, settings_for
 from tests.waiting import until
 
@@ -344,6 +344,7 @@ async def test_docs_render_with_no_internet(env: Env, browser: Browser) -> None:
 async def test_a_click_picks_the_lamp_meant_among_10000(tmp_path: Path, browser: Browser) -> None:
     """A city of 10,000 lamps (no simulators: they stay unknown): the map clusters them, and at
     street zoom a click picks the lamp under the pointer, not a neighbour."""
+    ports = free_ports(50)
     ranges = "".join(
         f"""
 [[links]]
@@ -351,7 +352,7 @@ id = "gw-s{i:02d}"
 site = "hn"
 kind = "modbus_tcp"
 host = "127.0.0.1"
-port = {free_port()}
+port = {ports[i]}
 
 [[device_ranges]]
 id_prefix = "s{i:02d}-"
