@@ -23,7 +23,7 @@ from pathlib import Path
 
 from api.app import create_app
 from api.server import ApiServer
-from bench.common import write_city
+from bench.common import api_only, write_city
 from controller.config import load_config
 from controller.runtime import Controller
 from controller.service import ControllerService
@@ -42,16 +42,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "city.toml"
         write_city(config, args.devices, interval_s=3600, data_dir=Path(tmp))
-        settings = load_config(config)
-        # One client at 500 req/s: the per-credential rate limit (default 50/s) would answer 429s.
-        # Fault detection off: the bench's made-up readings (every lamp lit) would raise 10,000
-        # dayBurning alerts whenever it runs in Hanoi's daytime, and measure that storm instead.
-        settings = settings.model_copy(
-            update={
-                "api": settings.api.model_copy(update={"rate_limit_per_s": 0}),
-                "alerts": settings.alerts.model_copy(update={"enabled": False}),
-            }
-        )
+        settings = api_only(load_config(config))  # one client at 500 req/s; no dayBurning storm
         ctl = Controller(settings)
         await ctl.start()
         _, key = await ctl.auth.create_key("bench", "viewer", "bench")  # every request is authenticated

@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from api.app import create_app
 from api.server import ApiServer
-from bench.common import write_city
+from bench.common import api_only, write_city
 from controller.config import load_config
 from controller.runtime import Controller
 from controller.service import ControllerService
@@ -134,13 +134,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "city.toml"
         write_city(config, args.lamps, interval_s=3600, data_dir=Path(tmp), streets=True)
-        settings = load_config(config)
-        settings = settings.model_copy(
-            update={
-                "api": settings.api.model_copy(update={"rate_limit_per_s": 0}),
-                "alerts": settings.alerts.model_copy(update={"enabled": False}),
-            }
-        )
+        settings = api_only(load_config(config))
         ctl = Controller(settings)
         await ctl.start()
         await ctl.auth.create_user("dem", "operator", PASSWORD)

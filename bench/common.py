@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from controller.config import ControllerSettings
+
 UNITS_PER_GATEWAY = 200
 
 
@@ -120,3 +122,15 @@ def percentiles(samples: Sequence[float]) -> str:
         return "n/a"
     q = statistics.quantiles(samples, n=100)
     return f"p50 {q[49] * 1e3:.2f} ms, p99 {q[98] * 1e3:.2f} ms"
+
+
+def api_only(settings: ControllerSettings) -> ControllerSettings:
+    """The settings for measuring the API itself: one client may ask as fast as it likes (the
+    per-credential rate limit off), and fault detection off (made-up readings, every lamp lit,
+    would raise a dayBurning storm whenever a bench runs in Hanoi's daytime)."""
+    return settings.model_copy(
+        update={
+            "api": settings.api.model_copy(update={"rate_limit_per_s": 0}),
+            "alerts": settings.alerts.model_copy(update={"enabled": False}),
+        }
+    )

@@ -245,7 +245,7 @@ class ControllerService:
     ) -> tuple[list[AlertGroup], list[Alert], int]:
         """The matching alerts (at most `cap`, the newest first) as root-cause groups and the alerts
         in none; and how many matched in all."""
-        alerts, total = await self._ctl.alert_store.query(
+        alerts, total = await self.alerts(
             state=state, kind=kind, site=site, group=group, device=device, limit=cap, offset=0
         )
         cfg = self.settings.alerts
