@@ -14,6 +14,7 @@ from lamplighter.broker_cli import broker_app
 from lamplighter.cli_support import ConfigOpt, load_settings
 from lamplighter.fault_cli import fault_app
 from lamplighter.firmware_cli import firmware_app
+from lamplighter.profile_cli import profile_app
 from lamplighter.schedules_cli import load_schedules, schedules_app
 
 app = typer.Typer(help="Lamplighter: street-lighting and city IoT controller.", no_args_is_help=True)
@@ -22,6 +23,7 @@ app.add_typer(schedules_app, name="schedules")
 app.add_typer(firmware_app, name="firmware")
 app.add_typer(auth_app, name="auth")
 app.add_typer(broker_app, name="broker")
+app.add_typer(profile_app, name="profile")
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v")]
 
 
