@@ -20,6 +20,7 @@ import hashlib
 import logging
 import secrets
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,9 +153,23 @@ class _CappedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt is untyped
         self.inner.feed_eof()
 
 
+class _Subscriptions(dict[str, Any]):
+    """amqtt 0.12's broadcast loop awaits while it iterates the subscriptions: a client subscribing
+    meanwhile changed the dict under it ("dictionary changed size during iteration", seen in the
+    `make run` test at Ctrl-C). Iterating a snapshot keeps the loop going; the new subscription
+    takes part from the next message."""
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return list(super().items())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().keys()))
+
+
 class _GuardedBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
     def __init__(self, config: dict[str, Any], *, max_message_bytes: int) -> None:
         super().__init__(config)
+        self._subscriptions: _Subscriptions = _Subscriptions(getattr(self, "_subscriptions", {}))
         self.max_message_bytes = max_message_bytes
         self.oversized = 0
         self._oversized_log = RateLimitedLog(log, interval_s=60.0)
