@@ -15,6 +15,7 @@ is split in halves until the bad points are isolated, so the good ones around th
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import logging
 import re
@@ -30,8 +31,8 @@ from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from controller.config import InfluxSettings
+from controller.telemetry import influxql as ql
 from controller.telemetry.disk_buffer import DiskBuffer, Segment
-from controller.telemetry.influxql import select_energy, select_points, select_reported
 from controller.telemetry.lines import encode, series_keys
 from controller.telemetry.store import (
     NON_NUMERIC,
@@ -341,7 +342,7 @@ class InfluxStore(TelemetryStore):
         if not names:
             return []
         measurement = self.s.measurement
-        q = select_points(
+        q = ql.select_points(
             measurement, device_id, start, end, names, every_s=every_s, aggregate=aggregate, limit=limit
         )
         rows = await self.influxql(q)
@@ -361,32 +362,20 @@ class InfluxStore(TelemetryStore):
     async def energy(
         self, device_ids: Sequence[str], start: datetime, end: datetime, every_s: float, offset_s: float = 0
     ) -> dict[str, dict[datetime, float]]:
-        out: dict[str, dict[datetime, float]] = {}
         if not device_ids:
-            return out
-        wanted = set(device_ids)
-        q = select_energy(self.s.measurement, device_ids, start, end, every_s, offset_s)
-        for tags, rows in await self._series(q):
-            device = tags.get("device", "")
-            for ts, wh in rows:
-                if device in wanted and wh is not None:
-                    out.setdefault(device, {})[datetime.fromtimestamp(ts / 1000, UTC)] = float(wh)
-        return out
+            return {}
+        q = ql.select_energy(self.s.measurement, device_ids, start, end, every_s, offset_s)
+        return ql.energy_by_device(await self._series(q), set(device_ids))
 
     async def reported(
         self, device_ids: Sequence[str], start: datetime, end: datetime
     ) -> dict[str, tuple[datetime, datetime]]:
         if not device_ids:
             return {}
-        wanted = set(device_ids)
-        times: dict[str, list[datetime]] = {}
-        for which in ("first", "last"):  # one selector per query: InfluxQL then gives its point's time
-            q = select_reported(self.s.measurement, device_ids, start, end, which)
-            for tags, rows in await self._series(q):
-                device = tags.get("device", "")
-                if device in wanted and rows:
-                    times.setdefault(device, []).append(datetime.fromtimestamp(rows[0][0] / 1000, UTC))
-        return {d: (t[0], t[-1]) for d, t in times.items() if len(t) == 2}
+        ask = functools.partial(ql.select_reported, self.s.measurement, device_ids, start, end)
+        first = ql.point_times(await self._series(ask("first")))  # one selector per query: its time
+        last = ql.point_times(await self._series(ask("last")))
+        return {d: (first[d], last[d]) for d in set(device_ids) & first.keys() & last.keys()}
 
     async def _series(self, q: str) -> list[tuple[dict[str, str], list[list[Any]]]]:
         result = await self._run(q)

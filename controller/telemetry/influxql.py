@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from controller.telemetry.store import Aggregate
 
@@ -63,6 +64,25 @@ def select_reported(
         f'SELECT {which}("energy_wh") FROM "{measurement}" WHERE "device" =~ /^({names})$/ '
         f'AND {_between(start, end)} GROUP BY "device"'
     )
+
+
+Series = list[tuple[dict[str, str], list[list[Any]]]]  # (tags, rows with the time in ms first)
+
+
+def energy_by_device(series: Series, wanted: set[str]) -> dict[str, dict[datetime, float]]:
+    """Wh per device and window from `select_energy`'s answer."""
+    out: dict[str, dict[datetime, float]] = {}
+    for tags, rows in series:
+        device = tags.get("device", "")
+        for ts, wh in rows:
+            if device in wanted and wh is not None:
+                out.setdefault(device, {})[datetime.fromtimestamp(ts / 1000, UTC)] = float(wh)
+    return out
+
+
+def point_times(series: Series) -> dict[str, datetime]:
+    """Each device's point time from `select_reported`'s answer."""
+    return {tags.get("device", ""): datetime.fromtimestamp(r[0][0] / 1000, UTC) for tags, r in series if r}
 
 
 def _device_regex(device_ids: Sequence[str]) -> str:
