@@ -30,8 +30,8 @@ from influxdb_client.client.write_api_async import WriteApiAsync
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
+import controller.telemetry.influxql as ql
 from controller.config import InfluxSettings
-from controller.telemetry import influxql as ql
 from controller.telemetry.disk_buffer import DiskBuffer, Segment
 from controller.telemetry.lines import encode, series_keys
 from controller.telemetry.store import (
