@@ -344,7 +344,7 @@ async def test_docs_render_with_no_internet(env: Env, browser: Browser) -> None:
 async def test_a_click_picks_the_lamp_meant_among_10000(tmp_path: Path, browser: Browser) -> None:
     """A city of 10,000 lamps (no simulators: they stay unknown): the map clusters them, and at
     street zoom a click picks the lamp under the pointer, not a neighbour."""
-    ports = free_ports(50)
+    ports = free_ports(51)  # the last is gw1's: chosen together, so no two links share a port
     ranges = "".join(
         f"""
 [[links]]
@@ -365,7 +365,9 @@ end = [{21.0 + i * 0.002}, 105.84]
 """
         for i in range(50)
     )
-    settings = settings_for(tmp_path, gw_lamps=1, bus_lamps=1, interval=60.0, extra=ranges)
+    settings = settings_for(
+        tmp_path, gw_lamps=1, bus_lamps=1, interval=60.0, extra=ranges, gw_port=ports[50]
+    )
     async with running_controller(settings) as ctl:
         server = ApiServer(create_app(ControllerService(ctl)), "127.0.0.1", 0)
         await server.start()

@@ -23,8 +23,10 @@ def write_city(
     latitude: float = 21.0,
     longitude: float = 105.8,
     extra: str = "",
+    gw_port: int = 0,
 ) -> Path:
-    """`extra`: more TOML appended to the file (alert thresholds, webhooks, outbound …)."""
+    """`extra`: more TOML appended to the file (alert thresholds, webhooks, outbound …);
+    `gw_port`: gw1's port when the caller chose ports for its own links too (else a free one)."""
     text = f"""
 [database]
 url = "sqlite+aiosqlite:///{tmp_path}/registry.db"
@@ -44,7 +46,7 @@ id = "gw1"
 site = "hn"
 kind = "modbus_tcp"
 host = "127.0.0.1"
-port = {free_port()}
+port = {gw_port or free_port()}
 timeout_s = 0.3
 retries = 0
 
