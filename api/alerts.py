@@ -76,7 +76,7 @@ AlertEntry = Annotated[AlertOut | AlertGroupEntry, Field(discriminator="type")]
     response_model=Page[AlertEntry],
     summary="List alerts, one by one or by root cause",
     description="With `grouped=true` (open alerts only), the alerts of one link that failed alike "
-    "at once come as one `group` entry (\"gw-lethaito: 52 devices unreachable\") holding its "
+    'at once come as one `group` entry ("gw-lethaito: 52 devices unreachable") holding its '
     "members, beside the alerts in no group, the most severe and then the newest first; "
     f"at most {MAX_GROUPED:,} alerts are grouped (`total` says how many matched). Without it, "
     "alerts one by one, the newest first.",

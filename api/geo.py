@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
@@ -14,6 +14,7 @@ from api.errors import ApiError
 from api.map import light_of
 from api.models import DeviceStateName
 from controller.registry import DeviceRow
+from controller.vocabulary import DeviceKind
 
 router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permission.READ)])
 
@@ -32,7 +33,7 @@ async def geojson(
     site: Annotated[str | None, Query(max_length=64)] = None,
     group: Annotated[str | None, Query(max_length=300, description="includes sub-groups")] = None,
     state: Annotated[DeviceStateName | None, Query()] = None,
-    kind: Annotated[Literal["lamp", "sensor", "access_point"] | None, Query()] = None,
+    kind: Annotated[DeviceKind | None, Query()] = None,
     bbox: Annotated[
         str | None,
         Query(

@@ -3,8 +3,9 @@
 - a lamp → `Streetlight` (dataModel.Streetlighting): location, status, powerState, illuminanceLevel,
   powerConsumption, refStreetlightGroup, annotations;
 - a group of lamps → `StreetlightGroup`: location (centroid), powerState, refStreetlight, annotations;
-- an environmental sensor → `AirQualityObserved` (dataModel.Environment): location, dateObserved,
-  pm25, pm10, temperature, relativeHumidity.
+- a cabinet meter → `StreetlightControlCabinet`, a sensor → `AirQualityObserved`, `WeatherObserved`
+  or `NoiseLevelObserved` by what it observes, anything else → `Device` (api/ngsi_devices.py); a
+  profile may name another of these (`ngsi_type`).
 
 Entities are built in their normalized form from the live state; the other representations
 (keyValues, GeoJSON) are derived from it (api/ngsi_ld.py). The terms' full IRIs are those of the
@@ -19,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+from api.ngsi_devices import device_entity
 from controller.fleet import DeviceStatus
 from controller.registry import DeviceRow
 from controller.service import ControllerService
@@ -30,7 +32,9 @@ STREETLIGHTING = (
 ENVIRONMENT = (
     "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld"
 )
-CONTEXT = [STREETLIGHTING, ENVIRONMENT, CORE_CONTEXT]
+WEATHER = "https://raw.githubusercontent.com/smart-data-models/dataModel.Weather/master/context.jsonld"
+DEVICE = "https://raw.githubusercontent.com/smart-data-models/dataModel.Device/master/context.jsonld"
+CONTEXT = [STREETLIGHTING, ENVIRONMENT, WEATHER, DEVICE, CORE_CONTEXT]
 #: contexts a client may name in its Link header: their terms are ours (we cannot fetch others)
 KNOWN_CONTEXTS = frozenset(
     {
@@ -41,9 +45,19 @@ KNOWN_CONTEXTS = frozenset(
         "https://smartdatamodels.org/context.jsonld",
         "https://smart-data-models.github.io/dataModel.Streetlighting/context.jsonld",
         "https://smart-data-models.github.io/dataModel.Environment/context.jsonld",
+        "https://smart-data-models.github.io/dataModel.Weather/context.jsonld",
+        "https://smart-data-models.github.io/dataModel.Device/context.jsonld",
     }
 )
-TYPES = ("Streetlight", "StreetlightGroup", "AirQualityObserved")
+#: every type we export; the lamps' groups are ours, the others are each device's profile's
+DEVICE_TYPES = (
+    "StreetlightControlCabinet",
+    "AirQualityObserved",
+    "WeatherObserved",
+    "NoiseLevelObserved",
+    "Device",
+)
+TYPES = ("Streetlight", "StreetlightGroup", *DEVICE_TYPES)
 _SDM = "https://smartdatamodels.org/"
 _VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
 #: full IRI → our short name, for types and attributes
@@ -52,6 +66,10 @@ _IRIS: dict[str, str] = {
     f"{_SDM}dataModel.Streetlighting/Streetlight": "Streetlight",
     f"{_SDM}dataModel.Streetlighting/StreetlightGroup": "StreetlightGroup",
     f"{_SDM}dataModel.Environment/AirQualityObserved": "AirQualityObserved",
+    f"{_SDM}dataModel.Environment/NoiseLevelObserved": "NoiseLevelObserved",
+    f"{_SDM}dataModel.Weather/WeatherObserved": "WeatherObserved",
+    f"{_SDM}dataModel.Streetlighting/StreetlightControlCabinet": "StreetlightControlCabinet",
+    f"{_SDM}dataModel.Device/Device": "Device",
     "https://uri.etsi.org/ngsi-ld/location": "location",
     "https://uri.etsi.org/ngsi-ld/status": "status",
     f"{_SDM}annotations": "annotations",
@@ -94,18 +112,27 @@ async def entities_of(service: ControllerService, kinds: set[str]) -> list[dict[
     if kinds & {"Streetlight", "StreetlightGroup"}:
         for device_id, alert_kind in await service.open_alerts():
             alerts[device_id].add(alert_kind)
-    found: list[dict[str, Any]] = []
-    if "AirQualityObserved" in kinds:
-        found += [e for r in rows if r.kind == "sensor" and (e := _air_quality(states[r.id], r)) is not None]
+    typed = [(r, service.settings.profile(r.profile)) for r in rows]
+    lamps = [r for r, p in typed if p.profile.entity_type == "Streetlight"]
+    found: dict[str, list[dict[str, Any]]] = {}
+    for kind in DEVICE_TYPES:
+        if kind in kinds:
+            made = (
+                device_entity(kind, states[r.id], r, p, urn(kind, r.id))
+                for r, p in typed
+                if p.profile.entity_type == kind
+            )
+            found[kind] = [e for e in made if e is not None]
     if "Streetlight" in kinds:
-        found += [_streetlight(states[r.id], r, alerts[r.id]) for r in rows if r.kind == "lamp"]
+        found["Streetlight"] = [_streetlight(states[r.id], r, alerts[r.id]) for r in lamps]
     if "StreetlightGroup" in kinds:
         groups: dict[str, list[DeviceRow]] = defaultdict(list)
-        for r in rows:
-            if r.kind == "lamp":
-                groups[r.group_path].append(r)
-        found += [_group(states, path, members, alerts) for path, members in sorted(groups.items())]
-    return found
+        for r in lamps:
+            groups[r.group_path].append(r)
+        found["StreetlightGroup"] = [
+            _group(states, p, members, alerts) for p, members in sorted(groups.items())
+        ]
+    return [e for kind in sorted(found) for e in found[kind]]
 
 
 def _prop(value: Any, observed: dt.datetime | None = None, unit: str | None = None) -> dict[str, Any]:
@@ -168,26 +195,3 @@ def _group(
         "refStreetlight": {"type": "Relationship", "object": [urn("Streetlight", m.id) for m in members]},
         "annotations": _prop([f"{len(members)} lamps, {lit} lit, {faulty} with an open fault"]),
     }
-
-
-def _air_quality(st: DeviceStatus, row: DeviceRow) -> dict[str, Any] | None:
-    values = st.last_values()
-    if not values or st.last_seen is None:
-        return None
-    entity: dict[str, Any] = {
-        "id": urn("AirQualityObserved", row.id),
-        "type": "AirQualityObserved",
-        "location": _point(row.longitude, row.latitude),
-        "dateObserved": _prop(st.last_seen.isoformat().replace("+00:00", "Z")),
-    }
-    fields = {
-        "pm25": ("pm2_5_ugm3", "GQ", 1.0),
-        "pm10": ("pm10_ugm3", "GQ", 1.0),
-        "temperature": ("air_temperature_c", "CEL", 1.0),
-        "relativeHumidity": ("humidity_pct", "C62", 0.01),  # the model wants a fraction 0–1
-    }
-    for name, (field, unit, scale) in fields.items():
-        value = values.get(field)
-        if isinstance(value, int | float):
-            entity[name] = _prop(round(value * scale, 4), st.last_seen, unit)
-    return entity

@@ -26,6 +26,7 @@ from controller.alerts.messages import AlertGroupMessage, AlertMessage, AnyAlert
 from controller.fleet import DeviceStatus, Fleet
 from controller.metrics import ControllerMetrics
 from controller.registry import DeviceRow
+from controller.vocabulary import DeviceKind
 from drivers.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class DeviceStateMessage(BaseModel):
     device_id: str
     site: str
     group: str
-    kind: Literal["lamp", "sensor", "access_point"]
+    kind: DeviceKind
     state: Literal["unknown", "ok", "fault", "offline"]
     last_seen: datetime | None = Field(description="time of the last reading, UTC")
     values: dict[str, float | int | bool | str] = Field(description="last reading, unit-named fields")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-DeviceKind = Literal["lamp", "sensor", "access_point"]
+from drivers.profile import DeviceKind
+
+__all__ = ["Action", "CommandStatus", "DeviceKind", "DeviceState", "Origin"]
 DeviceState = Literal["unknown", "ok", "fault", "offline"]
 #: what a command asks
 Action = Literal["set_level", "switch"]

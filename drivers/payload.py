@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from drivers.fields import FieldValue, ReadingFieldName
 from drivers.json_path import Step, lookup, parse_path
 
 #: why a whole message was refused (counted per reason and device)
-MessageProblem = Literal["too_large", "not_json", "not_object", "unknown_device"]
+MessageProblem = Literal["too_large", "not_json", "not_object", "not_text", "unknown_device"]
 
 
 class PayloadError(ValueError):
@@ -41,26 +41,38 @@ class JsonField(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     field: ReadingFieldName
-    path: str = Field(description="path into the document, e.g. 'radio.clients' or 'items[type=P1].value'")
+    path: str = Field(
+        default="", description="path into the document, e.g. 'radio.clients' or 'items[type=P1].value'"
+    )
     type: Literal["number", "bool", "string"] = "number"
     scale: float = 1.0
+    unit: str | None = Field(default=None, description="the unit the device writes, if not the field's")
     min: float | None = None
     max: float | None = None
     description: str = ""
+    #: set by the profile from `unit` and the field's unit (drivers/units.py)
+    _conversion: tuple[float, float] = PrivateAttr(default=(1.0, 0.0))
+
+    @property
+    def conversion(self) -> tuple[float, float]:
+        """(gain, offset) from `unit` to the field's unit: value × scale × gain + offset."""
+        return self._conversion
 
     @field_validator("path")
     @classmethod
     def _readable(cls, path: str) -> str:
-        parse_path(path)
+        if path:  # no path: the whole payload (format = "text"; the layout checks)
+            parse_path(path)
         return path
 
     @functools.cached_property
     def steps(self) -> tuple[Step, ...]:
-        return parse_path(self.path)
+        return parse_path(self.path) if self.path else ()
 
 
 class TopicTemplate(BaseModel):
-    """A topic with `{device}` standing for one whole level, e.g. `city/env/{device}/telemetry`."""
+    """A topic with `{device}` standing for one whole level, e.g. `city/env/{device}/telemetry`;
+    `+` levels match anything (ChirpStack's `application/+/device/{device}/event/up`)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -71,8 +83,8 @@ class TopicTemplate(BaseModel):
         levels = self.template.split("/")
         if levels.count("{device}") != 1 or "{device}" in self.template.replace("{device}", "", 1):
             raise ValueError(f"topic {self.template!r} must contain {{device}} once, as a whole level")
-        if any(c in self.template for c in "+#"):
-            raise ValueError(f"topic {self.template!r} must not contain MQTT wildcards")
+        if "#" in self.template or any("+" in level and level != "+" for level in levels):
+            raise ValueError(f"topic {self.template!r}: only whole `+` levels may be wildcards (no #)")
         return self
 
     @property
@@ -89,12 +101,13 @@ class TopicTemplate(BaseModel):
         for w, g in zip(want, got, strict=True):
             if w == "{device}":
                 key = g
-            elif w != g:
+            elif w != g and w != "+":
                 return None
         return key
 
-    def for_device(self, key: str) -> str:
-        return self.template.replace("{device}", key)
+    def for_device(self, key: str, any_level: str = "any") -> str:
+        """The topic a device publishes on (`any_level` fills the `+` levels)."""
+        return self.template.replace("{device}", key).replace("+", any_level)
 
 
 class MqttLayout(BaseModel):
@@ -116,6 +129,9 @@ class MqttLayout(BaseModel):
         default=None, description="IANA zone of ISO times written without an offset, e.g. Asia/Ho_Chi_Minh"
     )
     max_payload_bytes: int = Field(default=8192, gt=0)
+    format: Literal["json", "text"] = Field(
+        default="json", description='text: the payload is one value ("23.4", "ON"), for one field'
+    )
     fields: tuple[JsonField, ...] = Field(min_length=1)
 
     @field_validator("telemetry_topic", "availability_topic", mode="before")
@@ -145,6 +161,22 @@ class MqttLayout(BaseModel):
         return parse_path(self.timestamp_path) if self.timestamp_path else None
 
     @model_validator(mode="after")
+    def _paths_fit_format(self) -> MqttLayout:
+        if self.format == "text":
+            if len(self.fields) != 1 or self.fields[0].path or self.timestamp_path:
+                raise ValueError("a text payload is one value: one field, with no path and no timestamp_path")
+        else:
+            for i, spec in enumerate(self.fields):
+                if not spec.path:
+                    raise ValueError(f"mqtt.fields[{i}] ({spec.field}): a JSON payload needs a path")
+        return self
+
+    @functools.cached_property
+    def list_document(self) -> bool:
+        """Every path starts with a list selector (`[n=voltage].v`): a top-level list (SenML) is read."""
+        return all(spec.steps and spec.steps[0].name == "" for spec in self.fields)
+
+    @model_validator(mode="after")
     def _one_path_per_field(self) -> MqttLayout:
         seen: dict[str, int] = {}
         for i, spec in enumerate(self.fields):
@@ -164,12 +196,14 @@ def decode_json(
     """
     if len(payload) > layout.max_payload_bytes:
         raise PayloadError("too_large", f"{len(payload)} bytes, more than {layout.max_payload_bytes}")
+    if layout.format == "text":
+        return _decode_text(layout.fields[0], payload, received)
     try:
         # NaN and Infinity are not JSON; Python accepts them unless told otherwise
         doc = json.loads(payload, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError("not_json", f"not JSON: {exc}") from None
-    if not isinstance(doc, dict):
+    if not isinstance(doc, dict) and not (isinstance(doc, list) and layout.list_document):
         raise PayloadError("not_object", f"expected a JSON object, got {type(doc).__name__}")
     values: dict[str, FieldValue] = {}
     rejected: dict[str, str] = {}
@@ -193,6 +227,19 @@ def decode_json(
     return ts, values, rejected
 
 
+def _decode_text(
+    spec: JsonField, payload: bytes, received: datetime
+) -> tuple[datetime, dict[str, FieldValue], dict[str, str]]:
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise PayloadError("not_text", "not UTF-8 text") from None
+    try:
+        return received, {spec.field: _convert(spec, text)}, {}
+    except ValueError as exc:
+        return received, {}, {spec.field: f"payload: {exc}"}
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
@@ -210,6 +257,9 @@ def _convert(spec: JsonField, raw: Any) -> FieldValue:
         return raw[:200]
     value = _number(raw)
     value = value * spec.scale if spec.scale != 1 else value
+    gain, offset = spec._conversion
+    if gain != 1 or offset:
+        value = value * gain + offset
     if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
         raise ValueError(f"value {value:g} outside {spec.min}..{spec.max}")
     return round(value, 6) if isinstance(value, float) else value

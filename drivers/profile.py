@@ -14,13 +14,41 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from drivers.errors import ProfileError
 from drivers.fields import FIELD_NAME, READING_FIELDS, SETPOINT_FIELDS, STATUS_FLAGS, UNITS
 from drivers.gatt import BleLayout
 from drivers.line_protocol import LineLayout
-from drivers.payload import MqttLayout
+from drivers.payload import JsonField, MqttLayout
+from drivers.units import UnitError, conversion
+
+#: what a device is: its alerts, its place in the energy report and its NGSI-LD type follow from it
+DeviceKind = Literal["lamp", "meter", "sensor", "access_point", "device"]
+#: what a sensor observes (its NGSI-LD type: AirQualityObserved, WeatherObserved, NoiseLevelObserved)
+Observation = Literal["air_quality", "weather", "noise"]
+#: the FIWARE Smart Data Models a device is exported as over NGSI-LD
+NgsiType = Literal[
+    "Streetlight",
+    "StreetlightControlCabinet",
+    "AirQualityObserved",
+    "WeatherObserved",
+    "NoiseLevelObserved",
+    "Device",
+]
+_NGSI_BY_KIND: dict[str, NgsiType] = {
+    "lamp": "Streetlight",
+    "meter": "StreetlightControlCabinet",
+    "access_point": "Device",
+    "device": "Device",
+}
+_NGSI_BY_OBSERVATION: dict[str, NgsiType] = {
+    "air_quality": "AirQualityObserved",
+    "weather": "WeatherObserved",
+    "noise": "NoiseLevelObserved",
+}
+#: an NGSI-LD attribute name a declared field is exported as (camelCase, as the data models write them)
+_NGSI_ATTRIBUTE = re.compile(r"^[a-z][A-Za-z0-9]{0,62}$")
 
 Table = Literal["holding", "input"]
 RegisterType = Literal["uint16", "int16", "uint32", "int32", "float32", "bits16", "version16"]
@@ -45,11 +73,18 @@ class RegisterSpec(BaseModel):
     min: float | None = None
     max: float | None = None
     bits: dict[str, int] | None = None
+    unit: str | None = Field(default=None, description="the unit the device writes, if not the field's")
     description: str = ""
+    _conversion: tuple[float, float] = PrivateAttr(default=(1.0, 0.0))
 
     @property
     def width(self) -> int:
         return _WIDTH.get(self.type, 1)
+
+    @property
+    def conversion(self) -> tuple[float, float]:
+        """(gain, offset) from `unit` to the field's unit: value × scale × gain + offset."""
+        return self._conversion
 
     @model_validator(mode="after")
     def _check(self) -> RegisterSpec:
@@ -78,12 +113,31 @@ class ProfileHeader(BaseModel):
 
     name: str
     model: str
-    kind: Literal["lamp", "sensor", "access_point"]
+    kind: DeviceKind
     protocol: Literal["modbus", "mqtt", "line", "ble"]
+    observation: Observation | None = Field(default=None, description="what a sensor observes")
+    ngsi_type: NgsiType | None = Field(default=None, description="else told by kind and observation")
+    maker: str = ""
+    documentation: str = Field(default="", description="the maker's document this profile follows")
     word_order: WordOrder = "big"
     rated_power_w: float = Field(default=100.0, gt=0)
     nominal_voltage_v: float = Field(default=230.0, gt=0)
     power_factor: float = Field(default=0.95, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _observation_of_sensors(self) -> ProfileHeader:
+        if self.observation is not None and self.kind != "sensor":
+            raise ValueError(f"observation is for sensors; this profile's kind is {self.kind!r}")
+        return self
+
+    @property
+    def entity_type(self) -> NgsiType:
+        """The NGSI-LD type devices of this model are exported as."""
+        if self.ngsi_type is not None:
+            return self.ngsi_type
+        if self.kind == "sensor":
+            return _NGSI_BY_OBSERVATION[self.observation or "air_quality"]
+        return _NGSI_BY_KIND[self.kind]
 
 
 class DeclaredField(BaseModel):
@@ -93,11 +147,16 @@ class DeclaredField(BaseModel):
 
     unit: str = Field(description="a SenML unit (RFC 8428): Hz, V, A, W, Wh, kWh, Cel, %RH, ug/m3 …")
     description: str = ""
+    ngsi: str | None = Field(
+        default=None, description="the NGSI-LD attribute it is exported as, e.g. voltageR"
+    )
 
     @model_validator(mode="after")
     def _senml(self) -> DeclaredField:
         if self.unit not in UNITS:
             raise ValueError(f"unit {self.unit!r} is not a SenML unit (RFC 8428): Hz, V, kWh, Cel, %RH …")
+        if self.ngsi is not None and not _NGSI_ATTRIBUTE.match(self.ngsi):
+            raise ValueError(f"ngsi {self.ngsi!r}: an attribute name in camelCase, e.g. voltageR")
         return self
 
 
@@ -149,6 +208,25 @@ class DeviceProfile(BaseModel):
             if name not in READING_FIELDS and name not in self.fields:
                 at = f" ({named[name]})" if name in named else ""
                 raise ValueError(f"unknown field {name!r}{at}: not well-known (docs/devices.md), no [fields]")
+        return self
+
+    @model_validator(mode="after")
+    def _units_convert(self) -> DeviceProfile:
+        """Each `unit = …` a register or JSON value names converts into its field's unit (pint)."""
+        specs: list[tuple[str, RegisterSpec | JsonField]] = [
+            (f"registers[{i}]", r) for i, r in enumerate(self.registers) if r.field
+        ]
+        specs += [(f"mqtt.fields[{i}]", f) for i, f in enumerate(self.mqtt.fields if self.mqtt else ())]
+        for where, spec in specs:
+            if spec.unit is None or spec.field is None:
+                continue
+            target = self.unit_of(spec.field)
+            if target is None:
+                continue  # an unknown field: reported by _fields_are_known_or_declared
+            try:
+                spec._conversion = conversion(spec.unit, target)
+            except UnitError as exc:
+                raise ValueError(f"{where} ({spec.field}): {exc}") from None
         return self
 
     @model_validator(mode="after")

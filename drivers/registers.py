@@ -67,8 +67,12 @@ class RegisterCodec:
                 kind = _BOOL
             first, second = (offset, offset + 1) if reg_order == "big" else (offset + 1, offset)
             where = f"register {reg.name} ({reg.table} {reg.address})"
+            gain, shift = reg.conversion
+            if shift:  # an offset unit (°F → °C): the general path converts it
+                kind = _GENERAL
+            scale: float = reg.scale * gain
             self._fast.append(
-                (reg.field, block, first, second, kind, reg.scale, reg.min, reg.max, where, reg, reg_order)
+                (reg.field, block, first, second, kind, scale, reg.min, reg.max, where, reg, reg_order)
             )
 
     # -- decoding ------------------------------------------------------------------------------
@@ -165,7 +169,9 @@ def decode_register(
         raw = words[0] - 0x10000 if words[0] & 0x8000 else words[0]
     else:
         raw = words[0]
-    value = raw * reg.scale if reg.scale != 1 else raw
+    gain, offset = reg.conversion
+    scale = reg.scale * gain
+    value = raw * scale + offset if scale != 1 or offset else raw
     if raw != raw or (reg.min is not None and value < reg.min) or (reg.max is not None and value > reg.max):
         raise ValueError(f"value {value:g} outside {reg.min}..{reg.max}")
     if as_bool or (reg.field == "lamp_on"):
@@ -181,7 +187,8 @@ def encode_register(reg: RegisterSpec, value: FieldValue, order: WordOrder) -> l
     number = float(value)
     if (reg.min is not None and number < reg.min) or (reg.max is not None and number > reg.max):
         raise ValueError(f"{reg.name}: {number:g} outside {reg.min}..{reg.max}")
-    raw = number / reg.scale
+    gain, offset = reg.conversion
+    raw = (number - offset) / (reg.scale * gain)
     if reg.type == "float32":
         packed = struct.pack(">f", raw)
     elif reg.type in ("uint32", "int32"):

@@ -168,13 +168,13 @@ def communication_failure(d: DeviceView) -> str | None:
         return None  # access points have their own offline alert
     if d.consecutive_failures >= d.thresholds.missed_polls:
         return say("en", "evidence.no_answer", count=d.consecutive_failures)
-    if d.kind == "sensor" and d.state == "offline":
+    if d.kind != "lamp" and d.state == "offline":
         return say("en", "evidence.sensor_last_will")
     return None
 
 
 def sensor_stale(d: DeviceView) -> str | None:
-    if d.kind != "sensor" or d.state == "offline":
+    if d.kind in ("lamp", "access_point") or d.state == "offline":
         return None  # an offline sensor is a communication failure
     return _silent_for(d)
 
@@ -215,6 +215,9 @@ SINGLE: dict[DeviceKind, tuple[tuple[FaultKind, Detector], ...]] = {
     ),
     "access_point": (("accessPointOffline", access_point_offline), ("sensorOutOfRange", sensor_out_of_range)),
 }
+# a meter or a generic device (a plug, a relay, a light controller without a command path) is
+# watched as a sensor is: it answers, it reports in time, its values are in range
+SINGLE["meter"] = SINGLE["device"] = SINGLE["sensor"]
 PAIRED: dict[
     DeviceKind, tuple[tuple[FaultKind, FaultKind, Callable[[DeviceView], tuple[str | None, str | None]]], ...]
 ] = {
@@ -224,6 +227,8 @@ PAIRED: dict[
     ),
     "sensor": (("supplyVoltageTooHigh", "supplyVoltageTooLow", supply_voltage),),
     "access_point": (("supplyVoltageTooHigh", "supplyVoltageTooLow", supply_voltage),),
+    "meter": (("supplyVoltageTooHigh", "supplyVoltageTooLow", supply_voltage),),
+    "device": (("supplyVoltageTooHigh", "supplyVoltageTooLow", supply_voltage),),
 }
 
 

@@ -107,7 +107,7 @@ class AlertService:
         self.sweep_interval_s = sweep_interval_s
         self.started_at = dt.datetime.now(dt.UTC)
         self.evaluations = 0
-        self._silent_kinds = [d for d, row in devices.items() if row.kind in ("sensor", "access_point")]
+        self._silent_kinds = [d for d, row in devices.items() if row.kind != "lamp"]
         self._daylight: dict[str, tuple[dt.datetime, bool]] = {}
         self._lock = asyncio.Lock()
         self.languages = languages

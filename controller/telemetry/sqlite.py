@@ -130,7 +130,6 @@ class SqliteTelemetryStore(TelemetryStore):
                 out.setdefault(device_id, {})[_dt(bucket)] = float(wh or 0)
         return out
 
-
     async def reported(
         self, device_ids: Sequence[str], start: datetime, end: datetime
     ) -> dict[str, tuple[datetime, datetime]]:

@@ -72,8 +72,9 @@ def problems_of(entity: dict[str, Any]) -> list[str]:
         allowed = ENUM.search(described) if isinstance(described, str) else None
         if allowed is not None:
             values = {v.strip() for v in allowed.group(1).split(",")}
-            if value not in values:
-                found.append(f"{where} = {value!r} is not one of {sorted(values)}")
+            for item in value if isinstance(value, list) else [value]:  # an array of enumerated words
+                if item not in values:
+                    found.append(f"{where} = {item!r} is not one of {sorted(values)}")
     return found
 
 

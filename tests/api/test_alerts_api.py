@@ -193,6 +193,7 @@ async def test_a_feeder_trip_is_one_root_cause_in_the_api_and_the_event_stream(e
     assert {m["root_cause"] for m in group["members"]} == {group["id"]}
     flat = await open_alerts(client)
     assert flat["total"] == 6  # one by one, as before
+
     def said() -> list[dict[str, Any]]:
         return [json.loads(e.data) for e in ctl.events.replay if e.name == "alert_group"]
 

@@ -365,9 +365,7 @@ end = [{21.0 + i * 0.002}, 105.84]
 """
         for i in range(50)
     )
-    settings = settings_for(
-        tmp_path, gw_lamps=1, bus_lamps=1, interval=60.0, extra=ranges, gw_port=ports[50]
-    )
+    settings = settings_for(tmp_path, gw_lamps=1, bus_lamps=1, interval=60.0, extra=ranges, gw_port=ports[50])
     async with running_controller(settings) as ctl:
         server = ApiServer(create_app(ControllerService(ctl)), "127.0.0.1", 0)
         await server.start()

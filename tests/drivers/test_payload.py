@@ -126,10 +126,20 @@ def test_string_fields_and_topic_templates() -> None:
     assert topic.device_key("city/wifi/a/b/stats") is None
 
 
-@pytest.mark.parametrize("template", ["city/{device}x/t", "city/+/{device}", "city/t", "{device}/{device}"])
+@pytest.mark.parametrize(
+    "template", ["city/{device}x/t", "city/#/{device}", "city/a+/{device}", "city/t", "{device}/{device}"]
+)
 def test_topic_templates_need_one_whole_device_level(template: str) -> None:
-    with pytest.raises(ValueError, match="must"):
+    with pytest.raises(ValueError, match="must|only whole"):
         TopicTemplate(template=template)
+
+
+def test_a_topic_may_have_wildcard_levels_as_network_servers_publish() -> None:
+    """ChirpStack v4 puts the application's id before the device's EUI: any application matches."""
+    topic = TopicTemplate(template="application/+/device/{device}/event/up")
+    assert topic.subscription == "application/+/device/+/event/up"
+    assert topic.device_key("application/5e2c1f0a/device/24e124538c219374/event/up") == "24e124538c219374"
+    assert topic.device_key("application/5e2c1f0a/device/24e124538c219374/event/join") is None
 
 
 # A community air-quality node (sensor.community's JSON): readings in a list, by value_type, as strings.
@@ -158,12 +168,16 @@ def test_list_items_are_found_by_their_key_in_any_order_and_numbers_may_be_strin
     readings = [("P1", "23.40"), ("P2", "11.10"), ("temperature", "26.5"), ("humidity", "81.0")]
     ts, values, rejected = decode_json(COMMUNITY_NODE, community(readings), NOW)
     _, shuffled, _ = decode_json(COMMUNITY_NODE, community(list(reversed(readings))), NOW)
-    assert values == shuffled == {
-        "pm10_ugm3": 23.4,
-        "pm2_5_ugm3": 11.1,
-        "air_temperature_c": 26.5,
-        "humidity_pct": 81.0,
-    }
+    assert (
+        values
+        == shuffled
+        == {
+            "pm10_ugm3": 23.4,
+            "pm2_5_ugm3": 11.1,
+            "air_temperature_c": 26.5,
+            "humidity_pct": 81.0,
+        }
+    )
     assert rejected == {}
     assert ts == datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # a zone-less time in the layout's zone
 
