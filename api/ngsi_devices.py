@@ -122,7 +122,7 @@ def device_entity(
         entity["workingMode"] = _prop("semiautomatic", None)  # schedules, and operators may override
         entity["refStreetlightGroup"] = {
             "type": "Relationship",
-            "object": f"urn:ngsi-ld:StreetlightGroup:{row.group_path.replace('/', ':')}",
+            "object": [f"urn:ngsi-ld:StreetlightGroup:{row.group_path.replace('/', ':')}"],
         }
         if profile.profile.maker:
             entity["manufacturerName"] = _prop(profile.profile.maker, None)

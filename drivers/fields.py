@@ -73,7 +73,7 @@ _SENML_NAMES = """
 """
 SENML_UNITS: Final[frozenset[str]] = frozenset(_SENML_NAMES.split())
 #: … a few units city sensors report that SenML does not name (so a profile need not convert) …
-OTHER_UNITS: Final[frozenset[str]] = frozenset({"hPa", "mm", "km", "km/h", "mW", "NTU"})
+OTHER_UNITS: Final[frozenset[str]] = frozenset({"hPa", "mm", "km", "km/h", "mW", "NTU", "mg/m3", "ppb"})
 #: … and "" for a count or ratio, "bool" for a switch, "text" for a string
 UNITS: Final[frozenset[str]] = SENML_UNITS | OTHER_UNITS | {"", "bool", "text"}
 

@@ -139,17 +139,26 @@ class MqttLink(ListeningDriver):
             if device is None:
                 self._reject("(unknown)", "unknown_device", f"topic {topic}: no configured device {key!r}")
                 return
+            # models may share a topic (Tasmota's tele/<topic>/SENSOR): the device's own layout decodes
+            layout = device.profile.mqtt
+            assert layout is not None  # checked in __init__
+            if (
+                layout.availability_topic if route.availability else layout.telemetry_topic
+            ) != route.template:
+                continue
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
             if route.availability:
                 text = payload.decode("utf-8", "replace").strip()
-                if text in (route.layout.payload_online, route.layout.payload_offline):
-                    on_availability(device.device_id, text == route.layout.payload_online)
+                if text in (layout.payload_online, layout.payload_offline):
+                    on_availability(device.device_id, text == layout.payload_online)
                 else:
                     self._reject(device.device_id, "bad_availability", f"{topic}: {text[:40]!r}")
                     on_rejected(device.device_id, "bad_availability", f"{topic}: {text[:40]!r}")
                 return
             try:
-                ts, values, rejected = decode_json(route.layout, payload, datetime.now(UTC))
+                ts, values, rejected = decode_json(
+                    layout, payload, datetime.now(UTC), self.broker.timestamp_zone
+                )
             except PayloadError as exc:
                 self._reject(device.device_id, exc.reason, f"{topic}: {exc}")
                 on_rejected(device.device_id, exc.reason, f"{topic}: {exc}")

@@ -188,9 +188,10 @@ class MqttLayout(BaseModel):
 
 
 def decode_json(
-    layout: MqttLayout, payload: bytes, received: datetime
+    layout: MqttLayout, payload: bytes, received: datetime, zone: str | None = None
 ) -> tuple[datetime, dict[str, FieldValue], dict[str, str]]:
-    """Decode one message into (timestamp, values, rejected fields with reasons).
+    """Decode one message into (timestamp, values, rejected fields with reasons); `zone`: the link's
+    zone for times written without an offset, when the layout names none.
 
     Raises PayloadError when the message as a whole cannot be used.
     """
@@ -221,7 +222,7 @@ def decode_json(
         found, raw = lookup(doc, layout.timestamp_steps)
         if found:
             try:
-                ts = _timestamp(raw, layout.timestamp_unit, layout.timestamp_zone)
+                ts = _timestamp(raw, layout.timestamp_unit, layout.timestamp_zone or zone)
             except ValueError as exc:
                 rejected["timestamp"] = f"{layout.timestamp_path}: {exc}; receipt time used"
     return ts, values, rejected
@@ -315,7 +316,7 @@ def _timestamp(raw: Any, unit: str = "auto", zone: str | None = None) -> datetim
         ts = datetime.fromisoformat(raw.strip())
         if ts.tzinfo is None:
             if zone is None:
-                raise ValueError("ISO time without a zone (set timestamp_zone in the profile)")
+                raise ValueError("ISO time without a zone (set timestamp_zone in the profile or link)")
             ts = ts.replace(tzinfo=ZoneInfo(zone))
         return ts.astimezone(UTC)
     raise ValueError(f"unreadable time {raw!r}")

@@ -48,7 +48,7 @@ _NGSI_BY_OBSERVATION: dict[str, NgsiType] = {
     "noise": "NoiseLevelObserved",
 }
 #: an NGSI-LD attribute name a declared field is exported as (camelCase, as the data models write them)
-_NGSI_ATTRIBUTE = re.compile(r"^[a-z][A-Za-z0-9]{0,62}$")
+_NGSI_ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 
 Table = Literal["holding", "input"]
 RegisterType = Literal["uint16", "int16", "uint32", "int32", "float32", "bits16", "version16"]
@@ -156,7 +156,7 @@ class DeclaredField(BaseModel):
         if self.unit not in UNITS:
             raise ValueError(f"unit {self.unit!r} is not a SenML unit (RFC 8428): Hz, V, kWh, Cel, %RH …")
         if self.ngsi is not None and not _NGSI_ATTRIBUTE.match(self.ngsi):
-            raise ValueError(f"ngsi {self.ngsi!r}: an attribute name in camelCase, e.g. voltageR")
+            raise ValueError(f"ngsi {self.ngsi!r}: an attribute name as the data model writes it, e.g. voltageR")
         return self
 
 

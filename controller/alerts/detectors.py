@@ -174,8 +174,8 @@ def communication_failure(d: DeviceView) -> str | None:
 
 
 def sensor_stale(d: DeviceView) -> str | None:
-    if d.kind in ("lamp", "access_point") or d.state == "offline":
-        return None  # an offline sensor is a communication failure
+    if d.kind in ("lamp", "access_point") or d.state == "offline" or d.consecutive_failures:
+        return None  # an offline sensor, or a polled meter that does not answer: a communication failure
     return _silent_for(d)
 
 

@@ -130,7 +130,7 @@ def test_string_fields_and_topic_templates() -> None:
     "template", ["city/{device}x/t", "city/#/{device}", "city/a+/{device}", "city/t", "{device}/{device}"]
 )
 def test_topic_templates_need_one_whole_device_level(template: str) -> None:
-    with pytest.raises(ValueError, match="must|only whole"):
+    with pytest.raises(ValueError, match=r"must|only whole"):
         TopicTemplate(template=template)
 
 
