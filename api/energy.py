@@ -12,7 +12,7 @@ from api.access import Permission, allow
 from api.deps import Heavy, Service
 from api.errors import ApiError, ErrorBody
 from api.params import parse_every, time_range
-from controller.energy import EnergyReport, energy_table, first_window
+from controller.energy import EnergyReport, energy_table, first_window, metering
 from schedules.inputs import Instant
 
 router = APIRouter(prefix="/api/v1", tags=["energy"], dependencies=[allow(Permission.READ)])
@@ -27,9 +27,11 @@ MAX_PER_LAMP_CELLS = 50_000  # … and returned one by one
     response_model=EnergyReport,
     responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
     summary="Energy used by a group's lamps, per window, and the saving",
-    description="kWh from each lamp's energy counter (the spread of `energy_wh` in each window), and "
-    "the baseline: the lamp's rated power for every hour the sun is down (the same definition as "
-    "`/api/v1/schedules/preview`). Windows start at local midnight of the group's site. "
+    description="kWh from the energy counters (the spread of `energy_wh` in each window): a cabinet or "
+    "feeder meter's (`kind = meter`) for the lamps of its group and below, else each lamp's own; "
+    "`source` and `meters` say which. The baseline: the lamps' rated power for every hour the sun "
+    "is down (the same definition as `/api/v1/schedules/preview`). Windows start at local "
+    "midnight of the group's site. "
     f"Limits: at most {MAX_WINDOWS} windows and {MAX_SPAN.days} days; lamps × windows at most "
     f"{MAX_CELLS:,}, and {MAX_PER_LAMP_CELLS:,} with `per_lamp` (else 422 `too_expensive`).",
 )
@@ -61,7 +63,11 @@ async def energy(
         )
     clocks = service.clocks
     first, offset_s = first_window(start, every_s, clocks[lamps[0].site_id].tz)
-    used = await service.energy_used(lamps, first, end, every_s, offset_s)
+    meters = metering(service.rows("meter", group), lamps)
+    counters = lamps + [m for m in service.rows("meter", group) if m.id in meters]
+    used = await service.energy_used(counters, first, end, every_s, offset_s)
     return await heavy.json(
-        lambda: energy_table(group, lamps, clocks, used, first, end, every_s, per_lamp=per_lamp)
+        lambda: energy_table(
+            group, lamps, clocks, used, first, end, every_s, per_lamp=per_lamp, meters=meters
+        )
     )

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from api.access import Permission, allow
 from api.deps import Service
-from controller.energy import saving_pct
+from controller.energy import EnergySource, saving_pct
 from controller.service import ControllerService
 from controller.vocabulary import DeviceKind
 
@@ -45,6 +45,8 @@ class EnergyKpis(BaseModel):
     month_baseline_kwh: float | None
     month_saving_pct: float | None
     month_lamps_reporting: int
+    today_source: EnergySource = Field(description="meters (cabinet/feeder), lamps (their counters) or both")
+    month_source: EnergySource
 
 
 class UptimeKpis(BaseModel):
@@ -86,8 +88,9 @@ async def kpis(service: Service) -> Kpis:
     local = now.astimezone(ZoneInfo(tz))  # "today" and "this month" in the (first) site's time zone
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
     month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
-    today = await service.energy_totals(lamps, midnight, now)
-    month = await service.energy_totals(lamps, month_start, now)
+    meters = service.rows("meter")
+    today = await service.energy_totals(lamps, midnight, now, meters)
+    month = await service.energy_totals(lamps, month_start, now, meters)
     answering = len(lamps) - states["offline"] - states["unknown"]
     dark = {d for d, kind in open_alerts if kind in DARKENING}
     working = sum(1 for r in lamps if statuses[r.id].state == "ok" and r.id not in dark)
@@ -112,6 +115,8 @@ async def kpis(service: Service) -> Kpis:
             month_baseline_kwh=round(month[1], 3) if month[2] else None,
             month_saving_pct=saving_pct(month[0], month[1]) if month[2] else None,
             month_lamps_reporting=month[2],
+            today_source=today[3],
+            month_source=month[3],
         ),
         sensors=_uptime(service, "sensor", silent),
         access_points=_uptime(service, "access_point", silent),

@@ -1,16 +1,23 @@
-"""Energy: kWh from each lamp's energy counter (the spread of `energy_wh` in a window) against a
-baseline — the lamp's rated power for every hour the sun is down (the same definition as the
-schedule preview's). Windows start at local midnight of the group's site.
+"""Energy: kWh from the counters (the spread of `energy_wh` in a window) against a baseline — the
+lamps' rated power for every hour the sun is down (the same definition as the schedule preview's).
+Windows start at local midnight of the group's site.
+
+Where a cabinet or feeder meter (`kind = "meter"`) sits in a group, its counter is the truth for
+the lamps of that group and below: they are counted by the meter, not by their own counters (a
+meter also sees what the controllers and cables draw). Of meters nested in each other's groups
+only the outermost counts, so no kWh is counted twice. Each figure says which source it used.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from controller.groups import in_group
 from controller.registry import DeviceRow
 from controller.telemetry import TelemetryStore
 from schedules.astro import AstroClock
@@ -31,8 +38,16 @@ class LampEnergy(BaseModel):
     windows: list[EnergyWindow]
 
 
+#: where a kWh figure comes from: cabinet meters, the lamps' own counters, or both (some lamps metered)
+EnergySource = Literal["meters", "lamps", "meters+lamps"]
+
+
 class EnergyReport(BaseModel):
     group: str
+    source: EnergySource = Field(
+        description="meters: the group's cabinet/feeder meters; lamps: the lamps' counters"
+    )
+    meters: list[str] = Field(description="the meters counted (their lamps' own counters are not)")
     start: dt.datetime
     end: dt.datetime
     every_s: float
@@ -52,6 +67,18 @@ def first_window(start: dt.datetime, every_s: float, tz: ZoneInfo) -> tuple[dt.d
     return first, offset_s
 
 
+def metering(meters: Sequence[DeviceRow], lamps: Sequence[DeviceRow]) -> dict[str, list[DeviceRow]]:
+    """The meters that count (the outermost), each with the lamps it meters."""
+    outer = [
+        m for m in meters if not any(o is not m and in_group(m.group_path, o.group_path) for o in meters)
+    ]
+    return {m.id: [r for r in lamps if in_group(r.group_path, m.group_path)] for m in outer}
+
+
+def source_of(metered: int, unmetered: int) -> EnergySource:
+    return "lamps" if not metered else "meters" if not unmetered else "meters+lamps"
+
+
 def energy_table(
     group: str,
     lamps: list[DeviceRow],
@@ -62,9 +89,12 @@ def energy_table(
     every_s: float,
     *,
     per_lamp: bool,
+    meters: Mapping[str, list[DeviceRow]] | None = None,
 ) -> EnergyReport:
-    """The table, from the counters' spreads (`used`: lamp → window start → Wh). Costly for big
-    groups: the API runs it in a worker thread."""
+    """The table, from the counters' spreads (`used`: device → window start → Wh; the meters'
+    too, `meters` from `metering`). Costly for big groups: the API runs it in a worker thread."""
+    meters = meters or {}
+    by_meter = {r.id for rows in meters.values() for r in rows}
     step = dt.timedelta(seconds=every_s)
     windows = []
     t = first
@@ -83,7 +113,7 @@ def energy_table(
         for w in windows:
             kwh = mine.get(w, 0.0) / 1000
             base = rated * dark[(row.site_id, w)] / 1000
-            totals[w][0] += kwh
+            totals[w][0] += 0.0 if row.id in by_meter else kwh
             totals[w][1] += base
             if per_lamp:
                 out.append(
@@ -106,10 +136,16 @@ def energy_table(
                     windows=out,
                 )
             )
+    for meter in meters:
+        for w, wh in used.get(meter, {}).items():
+            if w in totals:
+                totals[w][0] += wh / 1000
     kwh_all = sum(v[0] for v in totals.values())
     base_all = sum(v[1] for v in totals.values())
     return EnergyReport(
         group=group,
+        source=source_of(len(by_meter), len(lamps) - len(by_meter)),
+        meters=sorted(meters),
         start=first,
         end=end,
         every_s=every_s,
@@ -135,30 +171,37 @@ async def totals(
     lamps: list[DeviceRow],
     start: dt.datetime,
     end: dt.datetime,
-) -> tuple[float, float, int]:
-    """(kWh used, baseline kWh, lamps that reported) over [start, end), as one window.
+    meters: Sequence[DeviceRow] = (),
+) -> tuple[float, float, int, EnergySource]:
+    """(kWh used, baseline kWh, lamps counted, source) over [start, end), as one window.
 
     The baseline covers what the energy figure covers: each lamp's rated power over the dark hours
-    between its first and last energy reading in the window. A controller started at noon does
-    not claim a night's saving it never measured, and lamps without data count for nothing."""
+    between the first and last energy reading in the window of its counter (its meter's, or its
+    own). A controller started at noon does not claim a night's saving it never measured, and
+    lamps without data count for nothing."""
     if not lamps or end <= start:
-        return 0.0, 0.0, 0
-    ids = [r.id for r in lamps]
+        return 0.0, 0.0, 0, "lamps"
+    metered = metering(meters, lamps)
+    by_meter = {r.id: m for m, rows in metered.items() for r in rows}
+    own = [r.id for r in lamps if r.id not in by_meter]
+    ids = own + list(metered)
     span = (end - start).total_seconds()
     used = await store.energy(ids, start, end, span, start.timestamp() % span)
     covered = await store.reported(ids, start, end)
     kwh = sum(sum(v.values()) for v in used.values()) / 1000
     dark: dict[tuple[str, dt.datetime, dt.datetime], float] = {}  # lamps mostly share a span
     baseline_wh = 0.0
-    reporting = 0
+    reporting = counted_by_meter = 0
     for r in lamps:
-        if r.id not in covered or not used.get(r.id):
+        counter = by_meter.get(r.id, r.id)
+        if counter not in covered or not used.get(counter):
             continue
         reporting += 1
-        first, last = (t.replace(second=0, microsecond=0) for t in covered[r.id])
+        counted_by_meter += counter != r.id
+        first, last = (t.replace(second=0, microsecond=0) for t in covered[counter])
         key = (r.site_id, first, last)
         if key not in dark:
             clock = clocks.get(r.site_id)
             dark[key] = clock.dark_hours(first, last) if clock is not None else 0.0
         baseline_wh += (r.rated_power_w or 0.0) * dark[key]
-    return kwh, baseline_wh / 1000, reporting
+    return kwh, baseline_wh / 1000, reporting, source_of(counted_by_meter, reporting - counted_by_meter)

@@ -24,7 +24,7 @@ from controller.alerts.store import AlertState, AlertStore, DeadLetterRow, Repor
 from controller.auth import AuthStore, LoginLockout
 from controller.commands import Command
 from controller.config import ControllerSettings, Site
-from controller.energy import totals
+from controller.energy import EnergySource, totals
 from controller.errors import AlertsDisabled, NoLamps, NotCommandable, NotOwned, NotReady, UnknownDevice
 from controller.firmware import FirmwareService
 from controller.fleet import DeviceStatus
@@ -190,14 +190,14 @@ class ControllerService:
         every_s: float,
         offset_s: float,
     ) -> dict[str, dict[dt.datetime, float]]:
-        """Wh per lamp and window start (the spread of each lamp's energy counter)."""
+        """Wh per device and window start (the spread of each one's energy counter)."""
         return await self._ctl.store.energy([r.id for r in lamps], first, end, every_s, offset_s)
 
     async def energy_totals(
-        self, lamps: list[DeviceRow], start: dt.datetime, end: dt.datetime
-    ) -> tuple[float, float, int]:
-        """(kWh used, dusk-to-dawn baseline kWh of the lamps that reported, how many reported)."""
-        return await totals(self._ctl.store, self._ctl.clocks, lamps, start, end)
+        self, lamps: list[DeviceRow], start: dt.datetime, end: dt.datetime, meters: Sequence[DeviceRow] = ()
+    ) -> tuple[float, float, int, EnergySource]:
+        """(kWh used, dusk-to-dawn baseline kWh of the lamps counted, how many, from which counters)."""
+        return await totals(self._ctl.store, self._ctl.clocks, lamps, start, end, meters)
 
     # -- alerts, reports, events ---------------------------------------------------------------
 

@@ -156,7 +156,7 @@ class DeclaredField(BaseModel):
         if self.unit not in UNITS:
             raise ValueError(f"unit {self.unit!r} is not a SenML unit (RFC 8428): Hz, V, kWh, Cel, %RH …")
         if self.ngsi is not None and not _NGSI_ATTRIBUTE.match(self.ngsi):
-            raise ValueError(f"ngsi {self.ngsi!r}: an attribute name as the data model writes it, e.g. voltageR")
+            raise ValueError(f"ngsi {self.ngsi!r}: an attribute name as its data model writes it: voltageR")
         return self
 
 

@@ -305,6 +305,7 @@ async def test_kpis_count_lamps_faults_repairs_and_energy(
     assert body["mttr_hours"] is not None
     assert 0 < body["mttr_hours"] < 0.01  # the sag was repaired within seconds
     assert body["energy"]["month_baseline_kwh"] >= body["energy"]["today_baseline_kwh"] >= 0
+    assert body["energy"]["today_source"] == "lamps"  # no cabinet meter in this city: the lamps' counters
     assert body["sensors"] == {"total": 0, "up_pct": None}
 
 

@@ -12,6 +12,7 @@ import pytest
 from controller.config import load_config
 from drivers.base import Reading
 from tests.api.keys import api_client
+from tests.conftest import free_port
 from tests.controller.city import running_city, running_controller, write_city
 from tests.tsdb import InfluxDB1
 
@@ -89,3 +90,58 @@ async def test_energy_per_lamp_and_day_against_the_dusk_to_dawn_baseline(
     assert body["kwh"] == pytest.approx((0.650 + 0.325) * 2 * 23 / 24, abs=0.002)
     assert missing.status_code == 404
     assert inverted.status_code == 400
+
+
+async def test_a_group_with_a_cabinet_meter_reports_the_meters_kwh_and_says_so(
+    tmp_path: Path, backend: str
+) -> None:
+    """ba-dinh's cabinet meter (an Eastron SDM630, counting kWh) sees its lamps and the cables:
+    1,100 Wh a day against the lamps' own 975. The report counts the meter and names it."""
+    cabinet = f"""
+[[links]]
+id = "cabinet-link"
+site = "hn"
+kind = "modbus_tcp"
+host = "127.0.0.1"
+port = {free_port()}
+
+[[devices]]
+id = "cabinet-badinh"
+link = "cabinet-link"
+unit_id = 1
+profile = "eastron_sdm630"
+group = "hanoi/ba-dinh"
+latitude = 21.03
+longitude = 105.82
+"""
+    path = write_city(tmp_path, gw_lamps=2, bus_lamps=1, interval=60.0, extra=cabinet)
+    path.write_text(with_backend(path.read_text(), backend))
+    settings = load_config(path)
+    day1 = dt.datetime(2026, 11, 20, tzinfo=HANOI)
+    async with running_controller(settings) as ctl:
+        history = [
+            Reading(
+                device,
+                (day1 + dt.timedelta(hours=hour, minutes=30)).astimezone(dt.UTC),
+                {"energy_wh": 10_000 + daily_wh * hour / 24},
+            )
+            for device, daily_wh in (("gw1-001", 650.0), ("gw1-002", 325.0), ("cabinet-badinh", 1100.0))
+            for hour in range(25)
+        ]
+        await ctl.store.write(history)
+        if hasattr(ctl.store, "flush"):
+            assert await ctl.store.flush()
+        async with api_client(ctl) as client:
+            params = {
+                "group": "hanoi/ba-dinh",
+                "from": day1.isoformat(),
+                "to": (day1 + dt.timedelta(days=1)).isoformat(),
+            }
+            body = (await client.get("/api/v1/energy", params=params)).json()
+            lamps_only = (
+                await client.get("/api/v1/energy", params={**params, "group": "hanoi/hoan-kiem"})
+            ).json()
+    assert (body["source"], body["meters"]) == ("meters", ["cabinet-badinh"])
+    assert body["kwh"] == pytest.approx(1.100 * 23 / 24, abs=0.002)  # the meter's, not the lamps' 0.975
+    assert body["lamps"] == 2
+    assert (lamps_only["source"], lamps_only["meters"]) == ("lamps", [])

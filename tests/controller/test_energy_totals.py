@@ -21,8 +21,12 @@ CLOCKS = {"hn": AstroClock(21.0285, 105.8542, "Asia/Ho_Chi_Minh")}
 MIDNIGHT = dt.datetime(2026, 11, 30, 0, 0, tzinfo=HANOI)
 
 
-def lamp(device_id: str) -> DeviceRow:
-    return DeviceRow(id=device_id, site_id="hn", rated_power_w=100.0)
+def lamp(device_id: str, group: str = "hn/old-quarter/hang-dao") -> DeviceRow:
+    return DeviceRow(id=device_id, site_id="hn", rated_power_w=100.0, group_path=group, kind="lamp")
+
+
+def meter(device_id: str, group: str) -> DeviceRow:
+    return DeviceRow(id=device_id, site_id="hn", group_path=group, kind="meter")
 
 
 @pytest.fixture
@@ -46,9 +50,50 @@ async def test_a_controller_started_in_the_evening_claims_no_saving_for_the_nigh
         ]
     )
     end = MIDNIGHT + dt.timedelta(hours=22)
-    kwh, baseline, reporting = await totals(store, CLOCKS, [lamp("a"), lamp("silent")], MIDNIGHT, end)
+    kwh, baseline, reporting, source = await totals(store, CLOCKS, [lamp("a"), lamp("silent")], MIDNIGHT, end)
+    assert source == "lamps"
     assert reporting == 1  # the silent lamp counts for nothing
     assert kwh == pytest.approx(0.06)
     assert baseline == pytest.approx(0.1)  # one dark hour at 100 W, not the night since midnight
     nothing = await totals(store, CLOCKS, [lamp("silent")], MIDNIGHT, end)
-    assert nothing == (0.0, 0.0, 0)
+    assert nothing == (0.0, 0.0, 0, "lamps")
+
+
+async def test_a_group_with_a_cabinet_meter_is_counted_by_the_meter_and_says_so(
+    store: SqliteTelemetryStore,
+) -> None:
+    """The cabinet meter of hang-dao sees its two lamps and the cable losses (130 Wh in the hour);
+    their own counters (60 Wh each) are not added to it. A meter of one street inside the cabinet's
+    group is not counted twice; the lamp of another group, without a meter, counts by its own."""
+
+    def counter(device: str, start_wh: float, wh_per_hour: float) -> list[Reading]:
+        return [
+            Reading(
+                device,
+                MIDNIGHT + dt.timedelta(hours=h),
+                {"energy_wh": start_wh + wh_per_hour * (h - 20)},
+                {},
+                0,
+            )
+            for h in (20, 20.5, 21)
+        ]
+
+    await store.write(
+        [
+            *counter("a", 1000, 60),
+            *counter("b", 1000, 60),
+            *counter("elsewhere", 1000, 60),
+            *counter("cabinet", 5e6, 130),
+            *counter("street-meter", 7e6, 65),
+        ]
+    )
+    end = MIDNIGHT + dt.timedelta(hours=22)
+    lamps = [lamp("a"), lamp("b", "hn/old-quarter/hang-dao/north")]
+    meters = [meter("cabinet", "hn/old-quarter"), meter("street-meter", "hn/old-quarter/hang-dao/north")]
+    kwh, baseline, reporting, source = await totals(store, CLOCKS, lamps, MIDNIGHT, end, meters)
+    assert (source, reporting) == ("meters", 2)
+    assert kwh == pytest.approx(0.13)  # the cabinet's, not 0.12 from the lamps nor 0.195 with the street's
+    assert baseline == pytest.approx(0.2)  # two lamps, one dark hour (the meter's span), 100 W
+    mixed = await totals(store, CLOCKS, [*lamps, lamp("elsewhere", "hn/west")], MIDNIGHT, end, meters)
+    assert mixed[3] == "meters+lamps"
+    assert mixed[0] == pytest.approx(0.13 + 0.06)
