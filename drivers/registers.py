@@ -165,6 +165,8 @@ def decode_register(
         packed = struct.pack(">HH", hi, lo)
         fmt = {"uint32": ">I", "int32": ">i", "float32": ">f"}[reg.type]
         raw = struct.unpack(fmt, packed)[0]
+        if reg.type == "float32" and raw == raw:
+            raw = float(f"{raw:.7g}")  # what a float32 holds: 231.2, not 231.199997
     elif reg.type == "int16":
         raw = words[0] - 0x10000 if words[0] & 0x8000 else words[0]
     else:

@@ -44,3 +44,22 @@ def test_a_wrong_profile_says_file_line_and_what(tmp_path: Path) -> None:
     assert shown.returncode == 1
     assert f"{profile}:" in shown.stderr
     assert "field 'pm1_ugm3' is mapped twice" in shown.stderr
+
+
+def test_a_register_dump_is_decoded_as_one_poll_would_be(tmp_path: Path) -> None:
+    """The SDM630 example doubles as a dump: [input] address = [words], as the meter's document lays
+    them out. Energy comes out in Wh (the meter counts kWh); float32 values as a float32 holds them."""
+    profile = Path("drivers/profiles/eastron_sdm630.toml")
+    shown = check(profile, "--registers", Path("tests/devices/examples/eastron_sdm630.toml"))
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "one poll decodes to" in shown.stdout
+    assert "voltage_l2_v             231.2 V" in shown.stdout
+    assert "energy_wh                1234560.0 Wh" in shown.stdout
+    short = tmp_path / "short.toml"
+    short.write_text("[input]\n0 = [0x4366, 0x8000]\n", encoding="utf-8")
+    missing = check(profile, "--registers", short)
+    assert missing.returncode == 1
+    assert "registers the profile reads are not in the dump: input 2, input 3" in missing.stderr
+    wrong = check(Path("drivers/profiles/env_sensor.toml"), "--registers", short)
+    assert wrong.returncode == 2
+    assert "--registers decodes Modbus profiles; env_sensor is mqtt" in wrong.stderr
