@@ -53,9 +53,10 @@ class JsonField(BaseModel):
     #: set by the profile from `unit` and the field's unit (drivers/units.py)
     _conversion: tuple[float, float] = PrivateAttr(default=(1.0, 0.0))
 
-    @property
+    @functools.cached_property
     def conversion(self) -> tuple[float, float]:
-        """(gain, offset) from `unit` to the field's unit: value × scale × gain + offset."""
+        """(gain, offset) from `unit` to the field's unit: value × scale × gain + offset (read
+        once: a pydantic private attribute costs a microsecond a read in the decode loop)."""
         return self._conversion
 
     @field_validator("path")
@@ -258,7 +259,7 @@ def _convert(spec: JsonField, raw: Any) -> FieldValue:
         return raw[:200]
     value = _number(raw)
     value = value * spec.scale if spec.scale != 1 else value
-    gain, offset = spec._conversion
+    gain, offset = spec.conversion
     if gain != 1 or offset:
         value = value * gain + offset
     if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
