@@ -16,12 +16,13 @@ import json
 import math
 from datetime import UTC, datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from drivers.fields import FieldValue, ReadingFieldName
 from drivers.json_path import Step, lookup, parse_path
+from drivers.zones import ZoneName
 
 #: why a whole message was refused (counted per reason and device)
 MessageProblem = Literal["too_large", "not_json", "not_object", "not_text", "unknown_device"]
@@ -126,7 +127,7 @@ class MqttLayout(BaseModel):
     timestamp_unit: Literal["auto", "s", "ms", "us"] = Field(
         default="auto", description="of epoch times; auto: told by their size"
     )
-    timestamp_zone: str | None = Field(
+    timestamp_zone: ZoneName | None = Field(
         default=None, description="IANA zone of ISO times written without an offset, e.g. Asia/Ho_Chi_Minh"
     )
     max_payload_bytes: int = Field(default=8192, gt=0)
@@ -146,16 +147,6 @@ class MqttLayout(BaseModel):
         if path is not None:
             parse_path(path)
         return path
-
-    @field_validator("timestamp_zone")
-    @classmethod
-    def _zone(cls, zone: str | None) -> str | None:
-        if zone is not None:
-            try:
-                ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {zone!r} (an IANA name: Asia/Ho_Chi_Minh)") from None
-        return zone
 
     @functools.cached_property
     def timestamp_steps(self) -> tuple[Step, ...] | None:
