@@ -207,3 +207,16 @@ def test_an_unknown_time_zone_is_refused(tmp_path: Path) -> None:
         ConfigError, match=r"sites\[0\]\.timezone: Value error, unknown time zone 'Asia/Hanoi_City'"
     ):
         load_config(path)
+
+
+def test_a_links_unknown_time_zone_is_refused_where_it_is_written(tmp_path: Path) -> None:
+    """A city's Tasmota devices write local time without an offset: the link names the zone."""
+    plug = mqtt_device("plug-1", extra='key = "plug-1"', profile="tasmota_energy_plug")
+    path = write(tmp_path, HEAD + MQTT_LINK + 'timestamp_zone = "Asia/Saigon_Old"\n' + plug)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "unknown time zone 'Asia/Saigon_Old'" in str(err.value)
+    assert f"{path}:" in str(err.value)
+    fine = write(tmp_path, HEAD + MQTT_LINK + 'timestamp_zone = "Asia/Ho_Chi_Minh"\n' + plug)
+    broker = load_config(fine).link("broker")
+    assert getattr(broker, "timestamp_zone", None) == "Asia/Ho_Chi_Minh"
