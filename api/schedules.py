@@ -75,7 +75,8 @@ class PreviewOut(BaseModel):
     sun: list[SunEventOut]
     energy_kwh: float
     baseline_kwh: float = Field(description="the same lamps at full power while the sun is down")
-    saving_pct: float
+    saving_pct: float | None = Field(description="null: nothing to compare (no dark hours in the span)")
+    timezone: str = Field(description="the group's site's zone: how its people read these times")
 
 
 MAX_PREVIEW_SPAN = dt.timedelta(days=7)
@@ -136,7 +137,8 @@ async def get_preview(
             sun=[SunEventOut(**e) for e in _sun_events(clock, start, end)],
             energy_kwh=round(result.energy_kwh, 3),
             baseline_kwh=round(result.baseline_kwh, 3),
-            saving_pct=round(result.saving_pct, 1),
+            saving_pct=None if result.saving_pct is None else round(result.saving_pct, 1),
+            timezone=clock.timezone if clock is not None else "UTC",
         )
 
     try:

@@ -21,11 +21,11 @@ from controller.auth.credentials import ROLES, Role
 from controller.auth.store import AuthStore, NameTaken
 from controller.db import create_engine
 from controller.registry import Registry
-from lamplighter.cli_support import fail, load_settings
+from lamplighter.cli_support import TYPER_OPTIONS, fail, load_settings
 
-auth_app = typer.Typer(help="API keys and users (straight into the registry database).", no_args_is_help=True)
-key_app = typer.Typer(help="API keys for machine clients such as the IOC.", no_args_is_help=True)
-user_app = typer.Typer(help="Users who log in (dashboard, tokens).", no_args_is_help=True)
+auth_app = typer.Typer(help="API keys and users (straight into the registry database).", **TYPER_OPTIONS)
+key_app = typer.Typer(help="API keys for machine clients such as the IOC.", **TYPER_OPTIONS)
+user_app = typer.Typer(help="Users who log in (dashboard, tokens).", **TYPER_OPTIONS)
 auth_app.add_typer(key_app, name="key")
 auth_app.add_typer(user_app, name="user")
 

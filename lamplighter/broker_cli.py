@@ -15,9 +15,9 @@ import typer
 
 from controller.broker.access import PasswordFileError, broker_rules, mosquitto_acl, set_password
 from controller.config import MqttLinkConfig
-from lamplighter.cli_support import fail, load_settings
+from lamplighter.cli_support import TYPER_OPTIONS, fail, load_settings
 
-broker_app = typer.Typer(help="MQTT broker users and topic rules.", no_args_is_help=True)
+broker_app = typer.Typer(help="MQTT broker users and topic rules.", **TYPER_OPTIONS)
 
 
 @broker_app.command("acl")

@@ -11,13 +11,13 @@ import typer
 
 from lamplighter.auth_cli import auth_app
 from lamplighter.broker_cli import broker_app
-from lamplighter.cli_support import ConfigOpt, load_settings
+from lamplighter.cli_support import TYPER_OPTIONS, ConfigOpt, load_settings
 from lamplighter.fault_cli import fault_app
 from lamplighter.firmware_cli import firmware_app
 from lamplighter.profile_cli import profile_app
 from lamplighter.schedules_cli import load_schedules, schedules_app
 
-app = typer.Typer(help="Lamplighter: street-lighting and city IoT controller.", no_args_is_help=True)
+app = typer.Typer(help="Lamplighter: street-lighting and city IoT controller.", **TYPER_OPTIONS)
 app.add_typer(fault_app, name="fault")
 app.add_typer(schedules_app, name="schedules")
 app.add_typer(firmware_app, name="firmware")

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import typer
 
 from controller.config import ControllerSettings
-from lamplighter.cli_support import call, load_settings
+from lamplighter.cli_support import TYPER_OPTIONS, call, load_settings
 from simulators.lamp import Fault
 from simulators.mqtt_devices import MqttFault
 
-fault_app = typer.Typer(help="Inject and clear faults in running simulators.", no_args_is_help=True)
+fault_app = typer.Typer(help="Inject and clear faults in running simulators.", **TYPER_OPTIONS)
 OptionalConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="take the control API address from this config")
 ]

@@ -29,11 +29,11 @@ from firmware_bridge.signing import (
     trusted_keys,
 )
 from firmware_bridge.transfer import TransferOptions, TransferStatus, transfer
-from lamplighter.cli_support import API, ApiOpt, call, fail
+from lamplighter.cli_support import TYPER_OPTIONS, ApiConfigOpt, ApiOpt, ApiTarget, api_target, call, fail
 from simulators.bootloader import BootFault, BootloaderModel, SerialBootloaders
 from simulators.pty import PtyPair
 
-firmware_app = typer.Typer(help="Signed firmware: keys, signing, checking, pushing.", no_args_is_help=True)
+firmware_app = typer.Typer(help="Signed firmware: keys, signing, checking, pushing.", **TYPER_OPTIONS)
 PassEnv = Annotated[
     str | None, typer.Option(help="name of an environment variable holding the key's passphrase")
 ]
@@ -172,12 +172,13 @@ def _passphrase(env: str | None) -> bytes | None:
 def upload(
     image: Path,
     manifest: Annotated[Path | None, typer.Option(help="[default: IMAGE.manifest.json]")] = None,
-    api: ApiOpt = API,
+    config: ApiConfigOpt = None,
+    api: ApiOpt = None,
 ) -> None:
     """Upload a signed image to the controller (it checks it before keeping it)."""
     manifest = manifest or image.with_name(image.name + ".manifest.json")
     files = {"image": image.read_bytes(), "manifest": manifest.read_bytes()}
-    body = call(api, "POST", "/api/v1/firmware", files=files, timeout=120)
+    body = call(api_target(api, config), "POST", "/api/v1/firmware", files=files, timeout=120)
     m = body["manifest"]
     typer.echo(f"accepted: {m['model']} {m['version']} sha256 {body['sha256']}")
 
@@ -193,9 +194,11 @@ def campaign(
     success_threshold: Annotated[float, typer.Option(help="start: pause below this % updated")] = 95,
     approval: Annotated[bool, typer.Option(help="start: wait for approval between waves")] = False,
     follow: Annotated[bool, typer.Option(help="show progress bars until it ends")] = True,
-    api: ApiOpt = API,
+    config: ApiConfigOpt = None,
+    api: ApiOpt = None,
 ) -> None:
     """Start, watch and steer a rollout campaign on a running controller."""
+    target = api_target(api, config)
     if action == "start":
         if image is None:
             fail("start needs --image SHA256")
@@ -208,21 +211,21 @@ def campaign(
             "success_threshold_pct": success_threshold,
             "approval": approval,
         }
-        call(api, "POST", "/api/v1/campaigns", json=body)
+        call(target, "POST", "/api/v1/campaigns", json=body)
     elif action in ("pause", "resume", "cancel", "retry"):
-        call(api, "POST", f"/api/v1/campaigns/{campaign_id}/{action}")
+        call(target, "POST", f"/api/v1/campaigns/{campaign_id}/{action}")
     elif action != "status":
         fail(f"unknown action {action!r}: start, status, pause, resume, cancel or retry")
-    state = call(api, "GET", f"/api/v1/campaigns/{campaign_id}")
+    state = call(target, "GET", f"/api/v1/campaigns/{campaign_id}")
     if follow and action in ("start", "resume", "retry", "status"):
-        state = asyncio.run(_follow(api, campaign_id, state))
+        state = asyncio.run(_follow(target, campaign_id, state))
     typer.echo(f"{state['id']}: {state['state']}{' — ' + state['reason'] if state['reason'] else ''}")
     typer.echo(f"  {state['summary']}")
     if state["state"] in ("stopped", "cancelled"):
         raise typer.Exit(1)
 
 
-async def _follow(api: str, campaign_id: str, state: dict[str, Any]) -> dict[str, Any]:
+async def _follow(api: ApiTarget, campaign_id: str, state: dict[str, Any]) -> dict[str, Any]:
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
     with Progress(*columns) as bar:
         tasks = [bar.add_task(f"wave {w['index'] + 1}", total=w["devices"]) for w in state["waves"]]

@@ -16,9 +16,9 @@ from drivers.fields import FieldValue
 from drivers.payload import PayloadError, decode_json
 from drivers.profile import DeviceProfile, parse_profile
 from drivers.registers import codec_for
-from lamplighter.cli_support import fail
+from lamplighter.cli_support import TYPER_OPTIONS, fail
 
-profile_app = typer.Typer(help="Device profiles: check one before deploying it.", no_args_is_help=True)
+profile_app = typer.Typer(help="Device profiles: check one before deploying it.", **TYPER_OPTIONS)
 
 
 @profile_app.command("check")

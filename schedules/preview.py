@@ -24,8 +24,9 @@ class Preview:
     baseline_kwh: float  # the same lamps at full power from sunset to sunrise
 
     @property
-    def saving_pct(self) -> float:
-        return 100.0 * (1 - self.energy_kwh / self.baseline_kwh) if self.baseline_kwh else 0.0
+    def saving_pct(self) -> float | None:
+        """None when there is nothing to compare with (no dark hours in the span)."""
+        return 100.0 * (1 - self.energy_kwh / self.baseline_kwh) if self.baseline_kwh else None
 
 
 def preview(

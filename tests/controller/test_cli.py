@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -120,14 +121,17 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
         )
         assert listed.returncode == 0, listed.stderr
         assert "program nightly" in listed.stdout.splitlines()
-        shown = subprocess.run(
-            [*LAMPLIGHTER, "schedules", "preview", "--group", "hanoi/hoan-kiem", "--api", base],
+        shown = subprocess.run(  # the API's address from the configuration, as `fault` and `auth` do
+            [*LAMPLIGHTER, "schedules", "preview", "--group", "hanoi/hoan-kiem", "-c", str(config)],
             capture_output=True,
             text=True,
             timeout=30,
         )
         assert shown.returncode == 0, shown.stderr
-        assert "3 lamps:" in shown.stdout
+        assert "hanoi/hoan-kiem: 3 lamps, times in Asia/Ho_Chi_Minh" in shown.stdout
+        steps = shown.stdout.splitlines()[1:-1]
+        assert steps
+        assert all(re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d +\d{1,3} %  ", s) for s in steps), steps
         assert "% saved" in shown.stdout
         assert (
             "program nightly" in shown.stdout
@@ -251,3 +255,22 @@ def test_a_bad_schedule_file_is_refused_at_start(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "invalid schedule file" in result.stderr
     assert "programs.0.steps.0.at" in result.stderr
+
+
+def test_a_command_that_cannot_reach_the_api_says_where_it_looked(tmp_path: Path) -> None:
+    """Nothing listens on the configured port: the error names the address and where it came from."""
+    config = write_city(tmp_path)
+    port = free_port()
+    config.write_text(config.read_text() + f"\n[api]\nport = {port}\n")
+    down = subprocess.run(
+        [*LAMPLIGHTER, "schedules", "preview", "--group", "hanoi", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert down.returncode == 1
+    assert f"cannot reach the controller's API at http://127.0.0.1:{port} ([api] of {config})" in down.stderr
+    helped = subprocess.run(
+        [*LAMPLIGHTER, "auth", "key", "create", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert "configuration file (its [database])" in helped.stdout  # not eaten as markup

@@ -168,6 +168,7 @@ def test_preview_shows_the_curve_the_transitions_and_the_energy_saved() -> None:
     assert night.baseline_kwh == pytest.approx(10.6, abs=0.1)
     # 4.5 h at 100 %, 2 h at 60 %, 4.4 h at 40 % (and a 10-minute ramp) ≈ 7.5 kWh
     assert night.energy_kwh == pytest.approx(7.5, abs=0.15)
+    assert night.saving_pct is not None
     assert 25 < night.saving_pct < 32
     with pytest.raises(ValueError, match="end after it starts"):
         preview(p, STREET, at(23, 12, 0), at(22, 12, 0))
