@@ -9,7 +9,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api import alerts, audit, auth, devices, energy, firmware, geo, kpis, ngsi_ld, schedules
+from api import (
+    alerts,
+    audit,
+    auth,
+    devices,
+    energy,
+    firmware,
+    geo,
+    kpis,
+    ngsi_ld,
+    schedule_history,
+    schedules,
+)
 from api import map as map_routes
 from api.access import AccessGuard, Permission, allow
 from api.audit import AuditMiddleware
@@ -82,6 +94,7 @@ def create_app(service: ControllerService) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(devices.groups_router)
     app.include_router(schedules.router)
+    app.include_router(schedule_history.router)
     app.include_router(alerts.router)
     app.include_router(energy.router)
     app.include_router(firmware.router)

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.access import Permission, allow
+from api.access import CurrentPrincipal, Permission, allow
 from api.deps import Heavy, Service
 from api.errors import ApiError, ErrorBody
 from api.params import time_range
+from controller.schedule_history import MAX_REASON, Change
 from controller.scheduling import Kind
 from controller.service import ControllerService
 from schedules.astro import AstroClock
@@ -26,16 +27,22 @@ _INVALID: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _put(service: ControllerService, kind: Kind, key: str, doc: dict[str, Any]) -> None:
+#: why a change is made, kept in the schedule history with who made it
+Reason = Annotated[
+    str, Query(max_length=MAX_REASON, description="why: kept in the history (GET /api/v1/schedule-history)")
+]
+
+
+async def _put(service: ControllerService, kind: Kind, key: str, doc: dict[str, Any], change: Change) -> None:
     try:
-        await service.scheduling.put(kind, key, doc)
+        await service.scheduling.put(kind, key, doc, change)
     except ScheduleError as exc:
         raise ApiError(422, "invalid_schedule", str(exc)) from None
 
 
-async def _remove(service: ControllerService, kind: Kind, key: str) -> Response:
+async def _remove(service: ControllerService, kind: Kind, key: str, change: Change) -> Response:
     try:
-        removed = await service.scheduling.remove(kind, key)
+        removed = await service.scheduling.remove(kind, key, change)
     except ScheduleError as exc:
         raise ApiError(422, "invalid_schedule", f"cannot remove {kind} {key!r}: {exc}") from None
     if not removed:
@@ -159,17 +166,21 @@ async def list_programs(service: Service) -> list[Program]:
     responses=_INVALID,
     summary="Create or replace a program",
 )
-async def put_program(service: Service, program_id: str, program: Program) -> Program:
+async def put_program(
+    service: Service, who: CurrentPrincipal, program_id: str, program: Program, reason: Reason = ""
+) -> Program:
     _same_id(program_id, program.id)
-    await _put(service, "program", program.id, program.model_dump(mode="json"))
+    await _put(service, "program", program.id, program.model_dump(mode="json"), Change(who.actor, reason))
     return program
 
 
 @router.delete(
     "/schedules/{program_id}", dependencies=[allow(Permission.SCHEDULES)], status_code=204, responses=_INVALID
 )
-async def delete_program(service: Service, program_id: str) -> Response:
-    return await _remove(service, "program", program_id)
+async def delete_program(
+    service: Service, who: CurrentPrincipal, program_id: str, reason: Reason = ""
+) -> Response:
+    return await _remove(service, "program", program_id, Change(who.actor, reason))
 
 
 @router.get("/calendars", response_model=list[Calendar])
@@ -183,9 +194,11 @@ async def list_calendars(service: Service) -> list[Calendar]:
     response_model=Calendar,
     responses=_INVALID,
 )
-async def put_calendar(service: Service, calendar_id: str, calendar: Calendar) -> Calendar:
+async def put_calendar(
+    service: Service, who: CurrentPrincipal, calendar_id: str, calendar: Calendar, reason: Reason = ""
+) -> Calendar:
     _same_id(calendar_id, calendar.id)
-    await _put(service, "calendar", calendar.id, calendar.model_dump(mode="json"))
+    await _put(service, "calendar", calendar.id, calendar.model_dump(mode="json"), Change(who.actor, reason))
     return calendar
 
 
@@ -195,8 +208,10 @@ async def put_calendar(service: Service, calendar_id: str, calendar: Calendar) -
     status_code=204,
     responses=_INVALID,
 )
-async def delete_calendar(service: Service, calendar_id: str) -> Response:
-    return await _remove(service, "calendar", calendar_id)
+async def delete_calendar(
+    service: Service, who: CurrentPrincipal, calendar_id: str, reason: Reason = ""
+) -> Response:
+    return await _remove(service, "calendar", calendar_id, Change(who.actor, reason))
 
 
 @router.put(
@@ -205,8 +220,11 @@ async def delete_calendar(service: Service, calendar_id: str) -> Response:
     responses=_INVALID,
     summary="Give a group (and its sub-groups) a calendar",
 )
-async def put_group_calendar(service: Service, group: str, body: GroupCalendarIn) -> dict[str, str]:
-    await _put(service, "group_calendar", group.rstrip("/"), {"calendar": body.calendar})
+async def put_group_calendar(
+    service: Service, who: CurrentPrincipal, group: str, body: GroupCalendarIn, reason: Reason = ""
+) -> dict[str, str]:
+    change = Change(who.actor, reason)
+    await _put(service, "group_calendar", group.rstrip("/"), {"calendar": body.calendar}, change)
     return {"group": group.rstrip("/"), "calendar": body.calendar}
 
 
@@ -216,8 +234,10 @@ async def put_group_calendar(service: Service, group: str, body: GroupCalendarIn
     status_code=204,
     responses=_INVALID,
 )
-async def delete_group_calendar(service: Service, group: str) -> Response:
-    return await _remove(service, "group_calendar", group.rstrip("/"))
+async def delete_group_calendar(
+    service: Service, who: CurrentPrincipal, group: str, reason: Reason = ""
+) -> Response:
+    return await _remove(service, "group_calendar", group.rstrip("/"), Change(who.actor, reason))
 
 
 @router.get("/overrides", response_model=list[Override])
@@ -232,8 +252,10 @@ async def list_overrides(service: Service) -> list[Override]:
     status_code=201,
     responses=_INVALID,
 )
-async def post_override(service: Service, override: Override) -> Override:
-    await _put(service, "override", override.id, override.model_dump(mode="json"))
+async def post_override(
+    service: Service, who: CurrentPrincipal, override: Override, reason: Reason = ""
+) -> Override:
+    await _put(service, "override", override.id, override.model_dump(mode="json"), Change(who.actor, reason))
     return override
 
 
@@ -243,8 +265,10 @@ async def post_override(service: Service, override: Override) -> Override:
     status_code=204,
     responses=_INVALID,
 )
-async def delete_override(service: Service, override_id: str) -> Response:
-    return await _remove(service, "override", override_id)
+async def delete_override(
+    service: Service, who: CurrentPrincipal, override_id: str, reason: Reason = ""
+) -> Response:
+    return await _remove(service, "override", override_id, Change(who.actor, reason))
 
 
 def _sun_events(clock: AstroClock | None, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:

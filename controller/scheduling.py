@@ -26,6 +26,7 @@ from controller.commands import Command, CommandDispatcher
 from controller.fleet import Fleet
 from controller.groups import in_group
 from controller.registry import Base, DeviceRow
+from controller.schedule_history import SYSTEM, Change, record
 from schedules.astro import AstroClock
 from schedules.model import Calendar, Override, Program
 from schedules.plan import Plan, ScheduleError, Target
@@ -118,8 +119,9 @@ class Scheduling:
         self.runner.stop()
 
     # -- changes (from the API) --------------------------------------------------------------------
-    async def put(self, kind: Kind, key: str, doc: dict[str, Any]) -> None:
-        """Store a validated object after checking that the whole plan still works with it."""
+    async def put(self, kind: Kind, key: str, doc: dict[str, Any], change: Change = SYSTEM) -> None:
+        """Store a validated object after checking that the whole plan still works with it; its
+        history keeps the version, with who changed it and why."""
         self._check_new(kind, key, doc)
         previous = self._snapshot()
         self._load(kind, key, doc)
@@ -128,10 +130,10 @@ class Scheduling:
         except ScheduleError:
             self._restore(previous)
             raise
-        await self._save(kind, key, doc)
+        await self._save(kind, key, doc, change)
         await self.replan()
 
-    async def remove(self, kind: Kind, key: str) -> bool:
+    async def remove(self, kind: Kind, key: str, change: Change = SYSTEM) -> bool:
         store = self._store(kind)
         if key not in store:
             return False
@@ -147,6 +149,7 @@ class Scheduling:
             await conn.execute(
                 delete(ScheduleObjectRow).where(ScheduleObjectRow.kind == kind, ScheduleObjectRow.id == key)
             )
+            await record(conn, kind, key, None, change)
         self._stored.pop((kind, key), None)
         await self.replan()
         return True
@@ -328,7 +331,7 @@ class Scheduling:
         self.programs, self.calendars, self.group_calendars, self.overrides = (dict(s) for s in snap)
         self._plans = None
 
-    async def _save(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+    async def _save(self, kind: str, key: str, doc: dict[str, Any], change: Change) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
                 delete(ScheduleObjectRow).where(ScheduleObjectRow.kind == kind, ScheduleObjectRow.id == key)
@@ -338,4 +341,5 @@ class Scheduling:
                     kind=kind, id=key, doc=doc, updated_at=dt.datetime.now(dt.UTC)
                 )
             )
+            await record(conn, kind, key, doc, change)
         self._stored[(kind, key)] = doc
