@@ -18,6 +18,7 @@ from api import (
     firmware,
     geo,
     kpis,
+    monthly_report,
     ngsi_ld,
     schedule_history,
     schedules,
@@ -97,6 +98,7 @@ def create_app(service: ControllerService) -> FastAPI:
     app.include_router(schedule_history.router)
     app.include_router(alerts.router)
     app.include_router(energy.router)
+    app.include_router(monthly_report.router)
     app.include_router(firmware.router)
     app.include_router(geo.router)
     app.include_router(kpis.router)

@@ -13,13 +13,12 @@ from pydantic import BaseModel, Field
 from api.access import Permission, allow
 from api.deps import Service
 from controller.energy import EnergySource, saving_pct
+from controller.faults import DARKENING
 from controller.service import ControllerService
 from controller.vocabulary import DeviceKind
 
 router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permission.READ)])
 MTTR_DAYS = 30
-#: open alerts after which a lamp no longer gives the light it should
-DARKENING = frozenset({"lampFailure", "driverFault", "relayFault", "communicationFailure", "cyclingLamp"})
 
 
 class LampKpis(BaseModel):

@@ -29,6 +29,10 @@ FaultKind = Literal[
     "accessPointOffline",
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
+#: open alerts after which a lamp no longer gives the light it should (availability counts them)
+DARKENING: frozenset[str] = frozenset(
+    {"lampFailure", "driverFault", "relayFault", "communicationFailure", "cyclingLamp"}
+)
 
 
 class Thresholds(BaseModel):

@@ -189,9 +189,11 @@ class ControllerService:
         end: dt.datetime,
         every_s: float,
         offset_s: float,
+        counter: str = "energy_wh",
     ) -> dict[str, dict[dt.datetime, float]]:
-        """Wh per device and window start (the spread of each one's energy counter)."""
-        return await self._ctl.store.energy([r.id for r in lamps], first, end, every_s, offset_s)
+        """Wh per device and window start (the spread of each one's energy counter; or of another
+        counter, e.g. `burning_hours_h`)."""
+        return await self._ctl.store.energy([r.id for r in lamps], first, end, every_s, offset_s, counter)
 
     async def energy_totals(
         self, lamps: list[DeviceRow], start: dt.datetime, end: dt.datetime, meters: Sequence[DeviceRow] = ()

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import JSON, Float, Index, Integer, String, func, insert, select, update
+from sqlalchemy import JSON, Float, Index, Integer, String, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -173,6 +173,24 @@ class AlertStore:
             rows = (await s.execute(q)).all()
         return [(c - r).total_seconds() / 3600 for r, c in rows if c is not None]
 
+    async def between(
+        self, group: str, start: dt.datetime, end: dt.datetime, limit: int = 100_000
+    ) -> list[tuple[str, str, dt.datetime, dt.datetime | None]]:
+        """(device, kind, raised, cleared) of the group's alerts open at some time in [start, end)."""
+        q = (
+            select(AlertRow.device_id, AlertRow.kind, AlertRow.raised_at, AlertRow.cleared_at)
+            .where(
+                in_group_sql(AlertRow.group_path, group.rstrip("/")),
+                AlertRow.raised_at < end,
+                or_(AlertRow.cleared_at.is_(None), AlertRow.cleared_at >= start),
+            )
+            .order_by(AlertRow.id)
+            .limit(limit)
+        )
+        async with self.session() as s:
+            rows = (await s.execute(q)).all()
+        return [(d, k, _utc(r), _utc(c) if c is not None else None) for d, k, r, c in rows]
+
     async def open_for(self, device_ids: Sequence[str]) -> list[Alert]:
         """Alerts not yet cleared on these devices."""
         q = select(AlertRow).where(AlertRow.cleared_at.is_(None), AlertRow.device_id.in_(device_ids))
@@ -233,6 +251,10 @@ def _row(a: Alert) -> dict[str, Any]:
         "acknowledged_by": a.acknowledged_by,
         "cleared_at": a.cleared_at,
     }
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)  # SQLite keeps no zone
 
 
 def to_alert(r: AlertRow) -> Alert:

@@ -45,11 +45,13 @@ def select_energy(
     end: datetime,
     every_s: float,
     offset_s: float,
+    counter: str = "energy_wh",
 ) -> str:
-    """Energy used per device per window: the spread of its `energy_wh` meter, grouped by device."""
+    """Energy used per device per window: the spread of its `energy_wh` meter (or another counter,
+    a field name), grouped by device."""
     names = _device_regex(device_ids)
     return (
-        f'SELECT spread("energy_wh") FROM "{measurement}" WHERE "device" =~ /^({names})$/ '
+        f'SELECT spread("{counter}") FROM "{measurement}" WHERE "device" =~ /^({names})$/ '
         f"AND {_between(start, end)} "
         f'GROUP BY time({int(every_s)}s, {int(offset_s) % int(every_s)}s), "device" fill(none)'
     )

@@ -53,9 +53,16 @@ class TelemetryStore(abc.ABC):
 
     @abc.abstractmethod
     async def energy(
-        self, device_ids: Sequence[str], start: datetime, end: datetime, every_s: float, offset_s: float = 0
+        self,
+        device_ids: Sequence[str],
+        start: datetime,
+        end: datetime,
+        every_s: float,
+        offset_s: float = 0,
+        counter: str = "energy_wh",
     ) -> dict[str, dict[datetime, float]]:
-        """Wh used per device per window (the spread of its `energy_wh` counter in the window).
+        """Wh used per device per window (the spread of its `energy_wh` counter in the window; of
+        another counter such as `burning_hours_h` if named — a field name, checked by the caller).
 
         Windows start at `offset_s` past a multiple of `every_s` since the epoch (local midnight)."""
 
