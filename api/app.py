@@ -20,6 +20,7 @@ from api import (
     kpis,
     monthly_report,
     ngsi_ld,
+    schedule_drafts,
     schedule_history,
     schedules,
 )
@@ -94,6 +95,7 @@ def create_app(service: ControllerService) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(devices.router)
     app.include_router(devices.groups_router)
+    app.include_router(schedule_drafts.router)  # before schedules: POST /schedules/preview
     app.include_router(schedules.router)
     app.include_router(schedule_history.router)
     app.include_router(alerts.router)

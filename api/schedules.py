@@ -12,14 +12,15 @@ from api.access import CurrentPrincipal, Permission, allow
 from api.deps import Heavy, Service
 from api.errors import ApiError, ErrorBody
 from api.params import time_range
+from controller.registry import DeviceRow
 from controller.schedule_history import MAX_REASON, Change
 from controller.scheduling import Kind
 from controller.service import ControllerService
 from schedules.astro import AstroClock
 from schedules.inputs import Instant
 from schedules.model import Calendar, Override, Program
-from schedules.plan import ScheduleError, Target
-from schedules.preview import preview
+from schedules.plan import Plan, ScheduleError, Target
+from schedules.preview import Preview, preview
 
 router = APIRouter(prefix="/api/v1", tags=["schedules"], dependencies=[allow(Permission.READ)])
 _INVALID: dict[int | str, dict[str, Any]] = {
@@ -121,37 +122,54 @@ async def get_preview(
         default_span=dt.timedelta(hours=24),
         max_span=MAX_PREVIEW_SPAN,
     )
-    watts = sum(r.rated_power_w or 0 for r in lamps) / len(lamps)
-    clock = sched.clocks.get(lamps[0].site_id)
 
     def computed() -> PreviewOut:
-        result = preview(
-            plan,
-            Target(group, device),
-            start,
-            end,
-            every=dt.timedelta(minutes=every_min),
-            rated_power_w=watts,
-            lamps=len(lamps),
-        )
-        return PreviewOut(
-            group=group,
-            lamps=len(lamps),
-            start=start,
-            end=end,
-            points=[PreviewPointOut(at=p.at, level=p.level, cause=p.cause) for p in result.points],
-            transitions=[PreviewPointOut(at=t.at, level=t.level, cause=t.cause) for t in result.transitions],
-            sun=[SunEventOut(**e) for e in _sun_events(clock, start, end)],
-            energy_kwh=round(result.energy_kwh, 3),
-            baseline_kwh=round(result.baseline_kwh, 3),
-            saving_pct=None if result.saving_pct is None else round(result.saving_pct, 1),
-            timezone=clock.timezone if clock is not None else "UTC",
-        )
+        result = group_preview(plan, group, device, lamps, start, end, every_min)
+        return preview_out(result, group, len(lamps), start, end, sched.clocks.get(lamps[0].site_id))
 
     try:
         return await heavy.json(computed)
     except (ScheduleError, ValueError) as exc:
         raise ApiError(422, "invalid_schedule", str(exc)) from None
+
+
+def group_preview(
+    plan: Plan,
+    group: str,
+    device: str | None,
+    lamps: list[DeviceRow],
+    start: dt.datetime,
+    end: dt.datetime,
+    every_min: float,
+) -> Preview:
+    """The preview of a group's lamps under `plan` (the running one, or a draft's)."""
+    return preview(
+        plan,
+        Target(group, device),
+        start,
+        end,
+        every=dt.timedelta(minutes=every_min),
+        rated_power_w=sum(r.rated_power_w or 0 for r in lamps) / len(lamps),
+        lamps=len(lamps),
+    )
+
+
+def preview_out(
+    result: Preview, group: str, lamps: int, start: dt.datetime, end: dt.datetime, clock: AstroClock | None
+) -> PreviewOut:
+    return PreviewOut(
+        group=group,
+        lamps=lamps,
+        start=start,
+        end=end,
+        points=[PreviewPointOut(at=p.at, level=p.level, cause=p.cause) for p in result.points],
+        transitions=[PreviewPointOut(at=t.at, level=t.level, cause=t.cause) for t in result.transitions],
+        sun=[SunEventOut(**e) for e in _sun_events(clock, start, end)],
+        energy_kwh=round(result.energy_kwh, 3),
+        baseline_kwh=round(result.baseline_kwh, 3),
+        saving_pct=None if result.saving_pct is None else round(result.saving_pct, 1),
+        timezone=clock.timezone if clock is not None else "UTC",
+    )
 
 
 @router.get("/schedules", response_model=list[Program], summary="Dimming programs")

@@ -201,6 +201,16 @@ class Scheduling:
     def plan_for(self, row: DeviceRow) -> Plan | None:
         return self.plans().get(row.site_id)
 
+    def draft_plan(
+        self, row: DeviceRow, program: Program | None = None, calendar: Calendar | None = None
+    ) -> Plan:
+        """The plan of `row`'s site as it would be with this program or calendar saved — built
+        aside, so nothing running sees the draft."""
+        programs = dict(self.programs) | ({program.id: program} if program else {})
+        stored = dict(self.calendars) | ({calendar.id: calendar} if calendar else {})
+        calendars = {g: stored[c] for g, c in self.group_calendars.items() if c in stored}
+        return Plan(self.clocks[row.site_id], programs, calendars, tuple(self.overrides.values()))
+
     async def replan(self, *, catch_up: bool = True) -> None:
         """Bring scheduled lamps to their level now, then schedule the next transitions.
 

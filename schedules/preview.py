@@ -65,3 +65,16 @@ def _settled(plan: Plan, target: Target, step: TimedStep) -> TimedStep:
         return step
     after = plan.resolve(target, step.at)
     return dataclasses.replace(step, level=after.level, cause=f"{step.cause}: back to {after.cause}")
+
+
+def changes(current: Preview, draft: Preview) -> list[tuple[dt.datetime, int, int]]:
+    """Where a draft differs from what is planned: (from when, level now planned, level drafted),
+    once per stretch of difference. Both previews must be sampled alike."""
+    out: list[tuple[dt.datetime, int, int]] = []
+    previous: tuple[int, int] | None = None
+    for now, then in zip(current.points, draft.points, strict=True):
+        pair = (now.level, then.level)
+        if pair != previous and now.level != then.level:
+            out.append((now.at, now.level, then.level))
+        previous = pair
+    return out
