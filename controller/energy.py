@@ -94,7 +94,7 @@ def energy_table(
     """The table, from the counters' spreads (`used`: device → window start → Wh; the meters'
     too, `meters` from `metering`). Costly for big groups: the API runs it in a worker thread."""
     meters = meters or {}
-    by_meter = {r.id for rows in meters.values() for r in rows}
+    counter_of = {r.id: m for m, rows in meters.items() for r in rows}
     step = dt.timedelta(seconds=every_s)
     windows = []
     t = first
@@ -109,11 +109,13 @@ def energy_table(
     for row in lamps:
         rated = row.rated_power_w or 0.0
         mine = used.get(row.id, {})
+        counted = used.get(counter_of.get(row.id, row.id), {})
         out = []
         for w in windows:
             kwh = mine.get(w, 0.0) / 1000
-            base = rated * dark[(row.site_id, w)] / 1000
-            totals[w][0] += 0.0 if row.id in by_meter else kwh
+            # no saving is claimed for a window its counter reported nothing in
+            base = rated * dark[(row.site_id, w)] / 1000 if w in counted else 0.0
+            totals[w][0] += 0.0 if row.id in counter_of else kwh
             totals[w][1] += base
             if per_lamp:
                 out.append(
@@ -144,7 +146,7 @@ def energy_table(
     base_all = sum(v[1] for v in totals.values())
     return EnergyReport(
         group=group,
-        source=source_of(len(by_meter), len(lamps) - len(by_meter)),
+        source=source_of(len(counter_of), len(lamps) - len(counter_of)),
         meters=sorted(meters),
         start=first,
         end=end,

@@ -6,7 +6,9 @@ import { DevicePanel } from "./device.js";
 import { el, keepFocus } from "./dom.js";
 import { chosenLanguage, clock, explain, number, place, t, translatePage, useLanguage } from "./i18n.js";
 import { DeviceMap, legend } from "./map.js";
+import { Reports } from "./reports.js";
 import { SchedulePanel } from "./schedule.js";
+import { Workbench } from "./workbench.js";
 
 const REFRESH_MS = 5000;
 const SOUND_KEY = "lamplighter.sound";
@@ -18,6 +20,9 @@ const can = (permission) => Boolean(state.me && state.me.permissions.includes(pe
 const alerts = new AlertPanel({ can, onDevice: (id) => pick(id, true), onError: handle });
 const device = new DevicePanel({ can, onError: handle, onCommanded: () => refresh() });
 const schedule = new SchedulePanel({ can, onError: handle, refresh: () => refresh() });
+const chosenGroup = () => document.getElementById("group-select").value;
+const workbench = new Workbench({ can, onError: handle, group: chosenGroup, refresh: () => refresh().then(() => schedule.show()) });
+const reports = new Reports({ group: chosenGroup, onError: handle });
 
 // ---- login ------------------------------------------------------------------------------------
 function showLogin(messageKey = "") {
@@ -70,6 +75,8 @@ async function start() {
   fillLists();
   await refresh();
   if (!device.id) await device.show();
+  await workbench.load();
+  reports.link();
   clearInterval(state.timer);
   state.timer = setInterval(() => refresh().catch(handle), REFRESH_MS);
 }
@@ -163,6 +170,10 @@ async function changeLanguage() {
     await alerts.refresh(true).catch(handle);
     await device.show().catch(handle);
     await schedule.show().catch(handle);
+    workbench.render();
+    await workbench.check().catch(handle);
+    await workbench.history().catch(handle);
+    reports.link();
   }
 }
 
@@ -177,6 +188,10 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("login-form").addEventListener("submit", onLogin);
   $("logout").addEventListener("click", () => showLogin());
   $("search-form").addEventListener("submit", search);
+  $("group-select").addEventListener("change", () => {
+    reports.link();
+    workbench.check().catch(handle);
+  });
   translatePage();
   if (session.token) start().catch(() => showLogin());
   else showLogin();

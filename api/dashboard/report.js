@@ -1,0 +1,71 @@
+// The printable monthly report: the same figures as /api/v1/monthly-report, in the reader's
+// language, with the dashboard's session; printing it to PDF makes the city's copy.
+import { api, Unauthorized } from "./api.js";
+import { el } from "./dom.js";
+import { chosenLanguage, explain, number, t, translatePage, useLanguage } from "./i18n.js";
+
+const $ = (id) => document.getElementById(id);
+
+function table(id, head, rows) {
+  const thead = el("thead");
+  const tr = el("tr");
+  for (const h of head) tr.append(el("th", {}, h));
+  thead.append(tr);
+  const tbody = el("tbody");
+  for (const row of rows) {
+    const line = el("tr");
+    for (const cell of row) line.append(el("td", {}, cell));
+    tbody.append(line);
+  }
+  $(id).replaceChildren(thead, tbody);
+}
+
+async function show() {
+  const query = new URLSearchParams(location.search);
+  await useLanguage(query.get("lang") || chosenLanguage());
+  translatePage();
+  query.set("format", "json");
+  let r;
+  try {
+    r = await api(`/api/v1/monthly-report?${query}`);
+  } catch (err) {
+    $("report-state").textContent = err instanceof Unauthorized ? t("login.ended") : explain(err);
+    return;
+  }
+  const pct = (v) => (v === null ? "—" : `${number(v)} %`);
+  const source = t(`report.source.${r.source}`) + (r.meters.length ? ` (${r.meters.join(", ")})` : "");
+  table("summary", [t("report.group"), r.group], [
+    [t("report.month"), r.month],
+    [t("report.timezone"), r.timezone],
+    [t("report.lamps"), String(r.lamps)],
+    [t("report.source"), source],
+    [t("report.column.kwh"), number(r.kwh)],
+    [t("report.column.baseline_kwh"), number(r.baseline_kwh)],
+    [t("report.column.saving_pct"), pct(r.saving_pct)],
+    [t("report.column.burning_hours"), number(r.burning_hours)],
+    [t("report.availability_pct"), pct(r.availability_pct)],
+    [t("report.faults_raised"), String(r.faults_raised)],
+    [t("report.mttr_hours"), r.mttr_hours === null ? "—" : number(r.mttr_hours)],
+  ]);
+  table(
+    "days",
+    ["day", "kwh", "baseline_kwh", "saving_pct", "burning_hours"].map((c) => t(`report.column.${c}`)),
+    [
+      ...r.days.map((d) => [d.day, number(d.kwh, 2), number(d.baseline_kwh, 2), pct(d.saving_pct), number(d.burning_hours)]),
+      [t("report.total"), number(r.kwh, 2), number(r.baseline_kwh, 2), pct(r.saving_pct), number(r.burning_hours)],
+    ],
+  );
+  table(
+    "faults",
+    ["kind", "raised", "cleared", "mttr_hours"].map((c) => t(`report.column.${c}`)),
+    r.faults.map((f) => [t(`kind.${f.kind}`), String(f.raised), String(f.cleared), f.mttr_hours === null ? "—" : number(f.mttr_hours)]),
+  );
+  document.title = `${t("report.title")} — ${r.group} ${r.month}`;
+  $("report-state").textContent = "";
+  document.body.dataset.ready = "yes";
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("print").addEventListener("click", () => window.print());
+  show().catch((err) => { $("report-state").textContent = explain(err); });
+});

@@ -1,0 +1,182 @@
+// The lighting engineer's workbench: edit a program's steps, see the draft's curve, energy and what
+// changes tonight before saving (checked by the API as it types), save with a reason, and undo from
+// the history. Shown to those who may change schedules; everyone else never sees these controls.
+import { api, Unauthorized } from "./api.js";
+import { lineChart } from "./charts.js";
+import { el, keepFocus } from "./dom.js";
+import { dayTime, explain, hhmm, number, t } from "./i18n.js";
+
+const EVENTS = ["sunset", "civil_dusk", "nautical_dusk", "nautical_dawn", "civil_dawn", "sunrise"];
+const $ = (id) => document.getElementById(id);
+
+export class Workbench {
+  constructor({ can, onError, group, refresh }) {
+    this.can = can;
+    this.onError = onError;
+    this.group = group; // the group the schedule card shows
+    this.refreshAll = refresh;
+    this.programs = [];
+    this.steps = [];
+    this.timer = null;
+    this.draftOk = false;
+    $("prog-select").addEventListener("change", () => this.open($("prog-select").value));
+    $("prog-add").addEventListener("click", () => { this.steps.push({ at: "23:00", level: 50 }); this.render(); this.check(); });
+    $("prog-save").addEventListener("click", () => this.save().catch(onError));
+    $("prog-steps").addEventListener("input", (e) => this.edited(e));
+    $("prog-steps").addEventListener("change", (e) => this.edited(e));
+  }
+
+  get shown() { return this.can("schedules"); }
+
+  async load() {
+    $("workbench").hidden = !this.shown;
+    if (!this.shown) return;
+    this.programs = await api("/api/v1/schedules");
+    const select = $("prog-select");
+    const previous = select.value;
+    select.replaceChildren(...this.programs.map((p) => el("option", { value: p.id }, p.name ? `${p.name} (${p.id})` : p.id)));
+    if (this.programs.some((p) => p.id === previous)) select.value = previous;
+    if (select.value && select.value !== this.openId) await this.open(select.value);
+  }
+
+  async open(id) {
+    const program = this.programs.find((p) => p.id === id);
+    if (!program) return;
+    this.openId = id;
+    this.name = program.name;
+    this.steps = program.steps.map((s) => ({ ...s }));
+    this.render();
+    await Promise.all([this.check(), this.history()]);
+  }
+
+  draft() {
+    const steps = this.steps.map((s) => {
+      const step = { level: Number(s.level), ramp_min: Number(s.ramp_min || 0) };
+      if (s.event) Object.assign(step, { event: s.event, offset_min: Number(s.offset_min || 0) });
+      else step.at = s.at;
+      if (s.photocell) step.photocell = s.photocell;
+      return step;
+    });
+    return { id: this.openId, name: this.name || "", steps };
+  }
+
+  render() {
+    if (!this.shown) return;
+    const rows = this.steps.map((s, i) => {
+      const when = el("select", { "data-i": i, "data-k": "when", "data-focus-key": `step:${i}:when`, "aria-label": t("work.when") });
+      when.append(el("option", { value: "clock" }, t("work.clock")), ...EVENTS.map((e) => el("option", { value: e }, t(`work.event.${e}`))));
+      when.value = s.event || "clock";
+      const time = s.event
+        ? el("input", { type: "number", min: "-240", max: "240", step: "5", value: String(s.offset_min || 0), "data-i": i, "data-k": "offset_min", "data-focus-key": `step:${i}:offset`, "aria-label": t("work.offset") })
+        : el("input", { type: "time", value: s.at || "", "data-i": i, "data-k": "at", "data-focus-key": `step:${i}:at`, "aria-label": t("work.time") });
+      const level = el("input", { type: "number", min: "0", max: "100", step: "5", value: String(s.level), "data-i": i, "data-k": "level", "data-focus-key": `step:${i}:level`, "aria-label": t("work.level") });
+      const ramp = el("input", { type: "number", min: "0", max: "120", value: String(s.ramp_min || 0), "data-i": i, "data-k": "ramp_min", "data-focus-key": `step:${i}:ramp`, "aria-label": t("work.ramp") });
+      const remove = el("button", { type: "button", class: "small quiet", "data-remove": i, "data-focus-key": `step:${i}:remove` }, t("work.remove"));
+      remove.addEventListener("click", () => { this.steps.splice(i, 1); this.render(); this.check(); });
+      const row = el("tr", { "data-step": i });
+      for (const cell of [when, time, level, ramp, remove]) {
+        const td = el("td");
+        td.append(cell);
+        row.append(td);
+      }
+      return row;
+    });
+    const body = $("prog-steps");
+    keepFocus(body, () => body.replaceChildren(...rows));
+  }
+
+  edited(event) {
+    const input = event.target;
+    const i = Number(input.dataset.i);
+    const key = input.dataset.k;
+    if (Number.isNaN(i) || !key) return;
+    const step = this.steps[i];
+    if (key === "when") {
+      if (input.value === "clock") { delete step.event; delete step.offset_min; step.at = step.at || "23:00"; }
+      else { delete step.at; step.event = input.value; step.offset_min = step.offset_min || 0; }
+      this.render();
+    } else {
+      step[key] = input.value;
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.check().catch(this.onError), 350);
+  }
+
+  /** Ask the API what the draft would do (and whether it would take it): as the engineer types. */
+  async check() {
+    const group = this.group();
+    if (!this.shown || !this.openId || !group) return;
+    const error = $("prog-error");
+    const from = new Date();
+    from.setMinutes(0, 0, 0);
+    const to = new Date(from.getTime() + 24 * 3600 * 1000);
+    let out;
+    try {
+      out = await api("/api/v1/schedules/preview", {
+        method: "POST",
+        body: { group, from: from.toISOString(), to: to.toISOString(), every_min: 10, program: this.draft() },
+      });
+    } catch (err) {
+      if (err instanceof Unauthorized) throw err;
+      this.draftOk = false;
+      $("prog-save").disabled = true;
+      error.textContent = explain(err);
+      $("prog-changes").replaceChildren();
+      return;
+    }
+    this.draftOk = true;
+    $("prog-save").disabled = false;
+    error.textContent = "";
+    $("prog-energy").textContent = t("work.energy", { draft: number(out.energy_kwh), planned: number(out.planned_energy_kwh) });
+    const changes = out.changes.map((c) => el("li", {}, t("work.change", { lamps: out.lamps, group, at: hhmm(c.at), planned: c.planned, drafted: c.drafted })));
+    if (!changes.length) changes.push(el("li", { class: "muted" }, t("work.no_change")));
+    $("prog-changes").replaceChildren(...changes);
+    lineChart($("prog-chart"), out.points.map((p) => ({ t: new Date(p.at), a: p.level })), {
+      from, to, labelA: t("work.draft_level"), maxA: 100, markers: out.sun.filter((s) => s.event === "sunrise" || s.event === "sunset"),
+    });
+  }
+
+  async save() {
+    if (!this.draftOk) return;
+    const reason = $("prog-reason").value;
+    const error = $("prog-error");
+    try {
+      await api(`/api/v1/schedules/${encodeURIComponent(this.openId)}?${new URLSearchParams({ reason })}`, { method: "PUT", body: this.draft() });
+    } catch (err) {
+      if (err instanceof Unauthorized) throw err;
+      error.textContent = explain(err);
+      return;
+    }
+    $("prog-result").textContent = t("work.saved", { id: this.openId });
+    $("prog-reason").value = "";
+    this.openId = null;
+    await this.load();
+    await this.refreshAll();
+  }
+
+  async history() {
+    if (!this.openId) return;
+    const query = new URLSearchParams({ kind: "program", id: this.openId, limit: "20" });
+    const page = await api(`/api/v1/schedule-history?${query}`);
+    const items = page.items.map((v, n) => {
+      const li = el("li", { "data-version": v.version });
+      li.append(el("span", {}, t("work.version", { version: v.version, at: dayTime(v.at), who: v.actor, why: v.reason || "—" })));
+      if (n > 0) {
+        const restore = el("button", { type: "button", class: "small quiet", "data-focus-key": `version:${v.version}` }, t("work.restore"));
+        restore.addEventListener("click", () => this.restore(v.version).catch(this.onError));
+        li.append(restore);
+      }
+      return li;
+    });
+    const box = $("prog-history");
+    keepFocus(box, () => box.replaceChildren(...items));
+  }
+
+  async restore(version) {
+    await api("/api/v1/schedule-history/restore", { method: "POST", body: { kind: "program", id: this.openId, version } });
+    $("prog-result").textContent = t("work.restored", { id: this.openId, version });
+    this.openId = null;
+    await this.load();
+    await this.refreshAll();
+  }
+}

@@ -1,0 +1,123 @@
+"""The lighting engineer's workbench in real headless Chromium: an engineer adds a 23:00 step at 40 %
+to a program, sees the draft's curve and what changes tonight, is told why a bad step would be
+refused (the API's words), saves with a reason, and the group's lamps are at 40 % — commanded through
+the one command path, confirmed by the simulators; then undoes it from the history. A viewer sees
+no workbench. The month's report downloads as a spreadsheet and prints.
+
+"A chosen time": the site's zone is chosen so that it is 23:xx there now, so the new step is the one
+in force and the lamps must follow at once (catch-up after every change)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import openpyxl
+import pytest
+from playwright.async_api import Browser, expect
+
+from api.app import create_app
+from api.server import ApiServer
+from controller.config import load_config
+from controller.runtime import Controller
+from controller.service import ControllerService
+from simulators.city import SimulatedCity
+from tests.api.test_dashboard import browser, log_in, shot  # noqa: F401 - `browser` is a fixture
+from tests.controller.city import running_city, running_controller, write_city
+from tests.waiting import until
+
+PASSWORD = "night-shift-2026"
+EVENING = {"id": "evening", "name": "Evening", "steps": [{"at": "12:00", "level": 30}]}
+Env = tuple[Controller, SimulatedCity, str]
+
+
+def zone_where_it_is_23h(now: dt.datetime) -> str:
+    """An IANA fixed-offset zone in which the hour is 23 now (Etc/GMT-7 is UTC+7)."""
+    offset = (23 - now.astimezone(dt.UTC).hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    path = write_city(tmp_path)
+    zone = zone_where_it_is_23h(dt.datetime.now(dt.UTC))
+    path.write_text(path.read_text().replace('id = "hn"\n', f'id = "hn"\ntimezone = "{zone}"\n', 1))
+    settings = load_config(path)
+    async with running_city(settings) as city, running_controller(settings) as ctl:
+        server = ApiServer(create_app(ControllerService(ctl)), "127.0.0.1", 0)
+        await server.start()
+        assert ctl.scheduling is not None
+        await ctl.scheduling.put("program", "evening", EVENING)
+        await ctl.scheduling.put("calendar", "city", {"id": "city", "default_program": "evening"})
+        await ctl.scheduling.put("group_calendar", "hanoi/ba-dinh", {"calendar": "city"})
+        await ctl.auth.create_user("linh", "engineer", PASSWORD)
+        await ctl.auth.create_user("ioc", "viewer", PASSWORD)
+        try:
+            yield ctl, city, server.url
+        finally:
+            await server.stop()
+
+
+async def test_an_engineer_changes_tonight_sees_it_first_saves_and_undoes(env: Env, browser: Browser) -> None:  # noqa: F811
+    _, city, url = env
+    lamps = [city.segments.find("gw1", u) for u in range(1, 7)]
+    await until(lambda: all(lamp.level_cmd == 30 for lamp in lamps), within_s=10, what="the program's 30 %")
+    page = await log_in(browser, url, "linh")
+    await page.select_option("#language", "en")
+    await page.select_option("#group-select", "hanoi/ba-dinh/kim-ma")
+    bench = page.locator("#workbench")
+    await expect(bench).to_be_visible()
+    await expect(page.locator("#prog-select")).to_have_value("evening")
+    await expect(page.locator("#prog-steps tr")).to_have_count(1)
+
+    await page.click("#prog-add")  # a new step, at 23:00 by default
+    await expect(page.locator("#prog-steps tr")).to_have_count(2)
+    await expect(page.locator("#prog-steps tr[data-step='1'] input[type=time]")).to_have_value("23:00")
+    await page.fill("#prog-steps tr[data-step='1'] input[data-k=level]", "140")
+    await expect(page.locator("#prog-error")).to_contain_text("less than or equal to 100")  # the API's words
+    await expect(page.locator("#prog-save")).to_be_disabled()
+    await page.fill("#prog-steps tr[data-step='1'] input[data-k=level]", "40")
+    await expect(page.locator("#prog-error")).to_have_text("")
+    await expect(page.locator("#prog-changes li").first).to_contain_text("6 lamps in hanoi/ba-dinh/kim-ma:")
+    await expect(page.locator("#prog-changes li").first).to_contain_text("30 % → 40 %")
+    await expect(page.locator("#prog-energy")).to_contain_text("kWh")
+    await expect(page.locator("#prog-chart path.line")).to_have_count(1)
+    assert all(lamp.level_cmd == 30 for lamp in lamps)  # a draft changes nothing
+    await shot(page, "8-engineer-workbench-draft")
+
+    await page.fill("#prog-reason", "night market on Kim Mã: brighter after 23:00")
+    await page.click("#prog-save")
+    await expect(page.locator("#prog-result")).to_contain_text("Program evening saved")
+    await until(lambda: all(lamp.level_cmd == 40 for lamp in lamps), within_s=10, what="40 % after saving")
+    history = page.locator("#prog-history li")
+    await expect(history).to_have_count(2)
+    await expect(history.first).to_contain_text("night market on Kim Mã")
+    await expect(history.first).to_contain_text("linh")
+
+    await history.nth(1).get_by_role("button", name="Restore").click()
+    await expect(page.locator("#prog-result")).to_contain_text("version 1 restored")
+    await until(lambda: all(lamp.level_cmd == 30 for lamp in lamps), within_s=10, what="30 % again")
+    await expect(page.locator("#prog-steps tr")).to_have_count(1)
+    await expect(history).to_have_count(3)
+
+    async with page.expect_download() as downloaded:
+        await page.click("#report-xlsx")
+    saved = await (await downloaded.value).path()
+    book = openpyxl.load_workbook(io.BytesIO(await asyncio.to_thread(Path(saved).read_bytes)))
+    assert book.sheetnames == ["Summary", "Days", "Faults"]
+    async with page.expect_popup() as opened:  # a new tab of the same session (sessionStorage is copied)
+        await page.click("#report-print")
+    report = await opened.value
+    await expect(report.locator("body[data-ready=yes]")).to_be_attached()
+    await expect(report.locator("#summary")).to_contain_text("hanoi/ba-dinh/kim-ma")
+    await expect(report.locator("#days tbody tr").last).to_contain_text("Month")
+    await shot(report, "9-monthly-report")
+    assert page.problems == []  # type: ignore[attr-defined]
+
+    viewer = await log_in(browser, url, "ioc")
+    await expect(viewer.locator("#workbench")).to_be_hidden()
+    await expect(viewer.locator("#reports")).to_be_visible()
