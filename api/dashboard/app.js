@@ -1,6 +1,7 @@
 // Lamplighter dashboard: the night shift's console. Loads the city once, then small changes every
 // few seconds; texts in Vietnamese or English; every time in the site's zone.
 import { AlertPanel } from "./alerts.js";
+import { CalendarEditor } from "./calendars.js";
 import { api, session, Unauthorized } from "./api.js";
 import { DevicePanel } from "./device.js";
 import { el, keepFocus } from "./dom.js";
@@ -23,6 +24,7 @@ const schedule = new SchedulePanel({ can, onError: handle, refresh: () => refres
 const chosenGroup = () => document.getElementById("group-select").value;
 const workbench = new Workbench({ can, onError: handle, group: chosenGroup, refresh: () => refresh().then(() => schedule.show()) });
 const reports = new Reports({ group: chosenGroup, onError: handle });
+const calendars = new CalendarEditor({ can, onError: handle, group: chosenGroup, refresh: () => refresh().then(() => schedule.show()) });
 
 // ---- login ------------------------------------------------------------------------------------
 function showLogin(messageKey = "") {
@@ -76,6 +78,7 @@ async function start() {
   await refresh();
   if (!device.id) await device.show();
   await workbench.load();
+  await calendars.load(workbench.programs);
   reports.link();
   clearInterval(state.timer);
   state.timer = setInterval(() => refresh().catch(handle), REFRESH_MS);
@@ -173,6 +176,8 @@ async function changeLanguage() {
     workbench.render();
     await workbench.check().catch(handle);
     await workbench.history().catch(handle);
+    calendars.render();
+    await calendars.check().catch(handle);
     reports.link();
   }
 }
@@ -191,6 +196,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("group-select").addEventListener("change", () => {
     reports.link();
     workbench.check().catch(handle);
+    calendars.check().catch(handle);
   });
   translatePage();
   if (session.token) start().catch(() => showLogin());

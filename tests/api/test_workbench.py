@@ -31,6 +31,7 @@ from tests.waiting import until
 
 PASSWORD = "night-shift-2026"
 EVENING = {"id": "evening", "name": "Evening", "steps": [{"at": "12:00", "level": 30}]}
+FESTIVE = {"id": "festive", "name": "Festive", "steps": [{"at": "12:00", "level": 70}]}
 Env = tuple[Controller, SimulatedCity, str]
 
 
@@ -52,6 +53,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         await server.start()
         assert ctl.scheduling is not None
         await ctl.scheduling.put("program", "evening", EVENING)
+        await ctl.scheduling.put("program", "festive", FESTIVE)
         await ctl.scheduling.put("calendar", "city", {"id": "city", "default_program": "evening"})
         await ctl.scheduling.put("group_calendar", "hanoi/ba-dinh", {"calendar": "city"})
         await ctl.auth.create_user("linh", "engineer", PASSWORD)
@@ -103,6 +105,21 @@ async def test_an_engineer_changes_tonight_sees_it_first_saves_and_undoes(env: E
     await until(lambda: all(lamp.level_cmd == 30 for lamp in lamps), within_s=10, what="30 % again")
     await expect(page.locator("#prog-steps tr")).to_have_count(1)
     await expect(history).to_have_count(3)
+
+    # a calendar rule: every weekday is festive (a week's preview says which nights change)
+    await expect(page.locator("#calendars")).to_be_visible()
+    await expect(page.locator("#cal-select")).to_have_value("city")
+    await page.click("#cal-add")
+    rule = page.locator("#cal-rules tr[data-rule='0']")
+    await rule.locator("select[data-k=kind]").select_option("weekdays")
+    for day in ("mon", "tue", "wed", "thu", "fri"):
+        await rule.locator(f"input[data-k='day:{day}']").check()
+    await rule.locator("select[data-k=program]").select_option("festive")
+    await expect(page.locator("#cal-changes li").first).to_contain_text("30 % → 70 %")
+    await page.fill("#cal-reason", "Tết week")
+    await page.click("#cal-save")
+    await expect(page.locator("#cal-result")).to_contain_text("Calendar city saved")
+    await until(lambda: all(lamp.level_cmd == 70 for lamp in lamps), within_s=10, what="70 % on festive nights")
 
     async with page.expect_download() as downloaded:
         await page.click("#report-xlsx")
