@@ -88,6 +88,7 @@ function fillLists() {
   const lampGroups = [...new Set(state.features.filter((f) => f.properties.kind === "lamp").map((f) => f.properties.group))].sort();
   const allGroups = [...new Set(state.features.map((f) => f.properties.group))].sort();
   schedule.fillGroups(lampGroups);
+  schedule.fillDevices(state.features.filter((f) => f.properties.kind === "lamp").map((f) => f.id));
   alerts.fillFilters(KINDS, allGroups);
   const names = [...allGroups, ...state.features.map((f) => f.id)];
   $("search-list").replaceChildren(...names.slice(0, 5000).map((n) => el("option", { value: n })));

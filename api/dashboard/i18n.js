@@ -67,3 +67,23 @@ export function explain(err) {
   if (err && err.status && has(`error.status.${err.status}`)) return t(`error.status.${err.status}`);
   return err && err.message ? err.message : String(err);
 }
+
+/** The instant a wall-clock time of the site means ("2026-11-30T23:00" from a datetime-local input),
+ * whatever zone the browser is in. */
+export function siteTime(text) {
+  const [d, tm] = text.split("T");
+  const [y, mo, da] = d.split("-").map(Number);
+  const [h, mi] = tm.split(":").map(Number);
+  const wall = Date.UTC(y, mo - 1, da, h, mi);
+  let guess = wall;
+  for (let i = 0; i < 2; i += 1) guess = wall - zoneOffset(new Date(guess)); // twice: across a DST change
+  return new Date(guess);
+}
+
+function zoneOffset(at) {
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone: place.timeZone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  }).formatToParts(at);
+  const v = Object.fromEntries(parts.map((p) => [p.type, Number(p.value)]));
+  return Date.UTC(v.year, v.month - 1, v.day, v.hour, v.minute, v.second) - Math.floor(at.getTime() / 1000) * 1000;
+}

@@ -2,7 +2,7 @@
 import { api, Unauthorized } from "./api.js";
 import { barChart, lineChart } from "./charts.js";
 import { el, keepFocus } from "./dom.js";
-import { dayTime, explain, number, t } from "./i18n.js";
+import { dayTime, explain, number, siteTime, t } from "./i18n.js";
 
 export class SchedulePanel {
   constructor({ can, onError, refresh }) {
@@ -91,9 +91,15 @@ export class SchedulePanel {
     keepFocus(box, () => box.replaceChildren(...items));
   }
 
+  /** The devices an override may name, from the registry (as the map has them). */
+  fillDevices(ids) {
+    document.getElementById("ov-devices").replaceChildren(...ids.slice(0, 5000).map((id) => el("option", { value: id })));
+  }
+
   edit(o) {
     document.getElementById("ov-id").value = o.id;
     if (o.group) document.getElementById("ov-group").value = o.group;
+    document.getElementById("ov-device").value = o.device_id || "";
     document.getElementById("ov-level").value = o.level;
     document.getElementById("ov-hours").value = Math.max(0.25, (new Date(o.expiry) - Date.now()) / 3600000).toFixed(2);
     document.getElementById("ov-reason").value = o.reason;
@@ -104,14 +110,18 @@ export class SchedulePanel {
     event.preventDefault();
     const error = document.getElementById("override-error");
     error.textContent = "";
-    const start = new Date();
+    // a future start is read in the site's zone (empty: now); a device, if named, instead of the group
+    const startText = document.getElementById("ov-start").value;
+    const start = startText ? siteTime(startText) : new Date();
     const expiry = new Date(start.getTime() + Number(document.getElementById("ov-hours").value) * 3600000);
+    const device = document.getElementById("ov-device").value.trim();
+    const target = device ? { device_id: device } : { group: document.getElementById("ov-group").value };
     try {
       await api("/api/v1/overrides", {
         method: "POST",
         body: {
           id: document.getElementById("ov-id").value,
-          group: document.getElementById("ov-group").value,
+          ...target,
           level: Number(document.getElementById("ov-level").value),
           start: start.toISOString(),
           expiry: expiry.toISOString(),

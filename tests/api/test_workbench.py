@@ -14,6 +14,7 @@ import datetime as dt
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
@@ -65,7 +66,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
 
 
 async def test_an_engineer_changes_tonight_sees_it_first_saves_and_undoes(env: Env, browser: Browser) -> None:  # noqa: F811
-    _, city, url = env
+    ctl, city, url = env
     lamps = [city.segments.find("gw1", u) for u in range(1, 7)]
     await until(lambda: all(lamp.level_cmd == 30 for lamp in lamps), within_s=10, what="the program's 30 %")
     page = await log_in(browser, url, "linh")
@@ -119,7 +120,25 @@ async def test_an_engineer_changes_tonight_sees_it_first_saves_and_undoes(env: E
     await page.fill("#cal-reason", "Tết week")
     await page.click("#cal-save")
     await expect(page.locator("#cal-result")).to_contain_text("Calendar city saved")
-    await until(lambda: all(lamp.level_cmd == 70 for lamp in lamps), within_s=10, what="70 % on festive nights")
+    await until(
+        lambda: all(lamp.level_cmd == 70 for lamp in lamps), within_s=10, what="70 % on festive nights"
+    )
+
+    # an override for one lamp, starting tomorrow at 20:00 on the site's clock (the browser is elsewhere)
+    assert ctl.scheduling is not None
+    zone = ZoneInfo(ctl.settings.sites[0].timezone)
+    tomorrow = (dt.datetime.now(zone) + dt.timedelta(days=1)).date()
+    await page.fill("#ov-id", "tet-eve")
+    await page.fill("#ov-device", "gw1-003")
+    await page.fill("#ov-start", f"{tomorrow.isoformat()}T20:00")
+    await page.fill("#ov-level", "90")
+    await page.fill("#ov-hours", "2")
+    await page.click("#override-form button[type=submit]")
+    await expect(page.locator("#overrides li[data-override=tet-eve]")).to_be_visible()
+    planned = ctl.scheduling.overrides["tet-eve"]
+    assert planned.device_id == "gw1-003"
+    assert planned.start == dt.datetime.combine(tomorrow, dt.time(20, 0), zone)
+    assert lamps[2].level_cmd == 70  # not yet
 
     async with page.expect_download() as downloaded:
         await page.click("#report-xlsx")
