@@ -66,8 +66,9 @@ async def energy(
     meters = metering(service.rows("meter", group), lamps)
     counters = lamps + [m for m in service.rows("meter", group) if m.id in meters]
     used = await service.energy_used(counters, first, end, every_s, offset_s)
+    covered = await service.energy_reported(counters, first, end)
     return await heavy.json(
         lambda: energy_table(
-            group, lamps, clocks, used, first, end, every_s, per_lamp=per_lamp, meters=meters
+            group, lamps, clocks, used, first, end, every_s, per_lamp=per_lamp, meters=meters, covered=covered
         )
     )

@@ -60,15 +60,17 @@ async def monthly_report(
     meter_rows = service.rows("meter", group)
     meters = metering(meter_rows, lamps)
     first, offset_s = first_window(start, DAY_S, clock.tz)
-    used = await service.energy_used(
-        lamps + [m for m in meter_rows if m.id in meters], first, end, DAY_S, offset_s
-    )
+    counters = lamps + [m for m in meter_rows if m.id in meters]
+    used = await service.energy_used(counters, first, end, DAY_S, offset_s)
+    covered = await service.energy_reported(counters, first, end)
     burning = await service.energy_used(lamps, first, end, DAY_S, offset_s, counter="burning_hours_h")
     spans = await service.alert_store.between(group, start, end)
     clocks = service.clocks
 
     def build() -> MonthlyReport:
-        table = energy_table(group, lamps, clocks, used, first, end, DAY_S, per_lamp=False, meters=meters)
+        table = energy_table(
+            group, lamps, clocks, used, first, end, DAY_S, per_lamp=False, meters=meters, covered=covered
+        )
         return assemble(group, month, clock.tz, lamps, table, burning, spans)
 
     if format == "json":

@@ -90,9 +90,12 @@ def energy_table(
     *,
     per_lamp: bool,
     meters: Mapping[str, list[DeviceRow]] | None = None,
+    covered: Mapping[str, tuple[dt.datetime, dt.datetime]] | None = None,
 ) -> EnergyReport:
     """The table, from the counters' spreads (`used`: device → window start → Wh; the meters'
-    too, `meters` from `metering`). Costly for big groups: the API runs it in a worker thread."""
+    too, `meters` from `metering`). `covered`: each counter's first and last reading in the range —
+    a window's baseline covers only that span (a controller started at noon claims no saving for
+    the morning). Costly for big groups: the API runs it in a worker thread."""
     meters = meters or {}
     counter_of = {r.id: m for m, rows in meters.items() for r in rows}
     step = dt.timedelta(seconds=every_s)
@@ -101,20 +104,29 @@ def energy_table(
     while t < end:
         windows.append(t)
         t += step
-    dark = {
-        (site, w): clock.dark_hours(w, min(w + step, end)) for site, clock in clocks.items() for w in windows
-    }
+    dark_cache: dict[tuple[str, dt.datetime, dt.datetime], float] = {}
+
+    def dark(site: str, a: dt.datetime, b: dt.datetime) -> float:
+        key = (site, a, b)
+        if key not in dark_cache:
+            clock = clocks.get(site)
+            dark_cache[key] = clock.dark_hours(a, b) if clock is not None and a < b else 0.0
+        return dark_cache[key]
+
     out_lamps = []
     totals = {w: [0.0, 0.0] for w in windows}
     for row in lamps:
         rated = row.rated_power_w or 0.0
         mine = used.get(row.id, {})
-        counted = used.get(counter_of.get(row.id, row.id), {})
+        counter = counter_of.get(row.id, row.id)
+        counted = used.get(counter, {})
+        seen_from, seen_to = covered[counter] if covered and counter in covered else (first, end)
         out = []
         for w in windows:
             kwh = mine.get(w, 0.0) / 1000
-            # no saving is claimed for a window its counter reported nothing in
-            base = rated * dark[(row.site_id, w)] / 1000 if w in counted else 0.0
+            # no saving is claimed for a window, or the part of one, its counter did not report in
+            span = (max(w, seen_from), min(w + step, end, seen_to))
+            base = rated * dark(row.site_id, *span) / 1000 if w in counted else 0.0
             totals[w][0] += 0.0 if row.id in counter_of else kwh
             totals[w][1] += base
             if per_lamp:

@@ -195,6 +195,12 @@ class ControllerService:
         counter, e.g. `burning_hours_h`)."""
         return await self._ctl.store.energy([r.id for r in lamps], first, end, every_s, offset_s, counter)
 
+    async def energy_reported(
+        self, devices: Sequence[DeviceRow], start: dt.datetime, end: dt.datetime
+    ) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+        """Each device's first and last energy reading in [start, end): what its figures cover."""
+        return await self._ctl.store.reported([r.id for r in devices], start, end)
+
     async def energy_totals(
         self, lamps: list[DeviceRow], start: dt.datetime, end: dt.datetime, meters: Sequence[DeviceRow] = ()
     ) -> tuple[float, float, int, EnergySource]:

@@ -22,9 +22,11 @@ const alerts = new AlertPanel({ can, onDevice: (id) => pick(id, true), onError: 
 const device = new DevicePanel({ can, onError: handle, onCommanded: () => refresh() });
 const schedule = new SchedulePanel({ can, onError: handle, refresh: () => refresh() });
 const chosenGroup = () => document.getElementById("group-select").value;
-const workbench = new Workbench({ can, onError: handle, group: chosenGroup, refresh: () => refresh().then(() => schedule.show()) });
-const reports = new Reports({ group: chosenGroup, onError: handle });
 const calendars = new CalendarEditor({ can, onError: handle, group: chosenGroup, refresh: () => refresh().then(() => schedule.show()) });
+const workbench = new Workbench({
+  can, onError: handle, group: chosenGroup, refresh: () => refresh().then(() => schedule.show()), onPrograms: (programs) => calendars.setPrograms(programs),
+});
+const reports = new Reports({ group: chosenGroup, onError: handle });
 
 // ---- login ------------------------------------------------------------------------------------
 function showLogin(messageKey = "") {

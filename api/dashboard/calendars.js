@@ -29,6 +29,7 @@ export class CalendarEditor {
     $("cal-default").addEventListener("change", () => this.soon());
     $("cal-add").addEventListener("click", () => { this.rules.push({ holiday: "any", program: $("cal-default").value }); this.render(); this.soon(); });
     $("cal-save").addEventListener("click", () => this.save().catch(onError));
+    $("cal-copy").addEventListener("click", () => this.save($("cal-copy-id").value.trim()).catch(onError));
     $("cal-assign").addEventListener("click", () => this.assign().catch(onError));
     $("cal-rules").addEventListener("change", (e) => this.edited(e));
   }
@@ -46,6 +47,16 @@ export class CalendarEditor {
     if (this.calendars.some((c) => c.id === previous)) select.value = previous;
     $("cal-default").replaceChildren(...programs.map((p) => el("option", { value: p.id }, p.name || p.id)));
     if (select.value) this.open(select.value);
+  }
+
+  /** New or changed programs (saved in the workbench): the choices follow, the draft is kept. */
+  setPrograms(programs) {
+    if (!this.shown) return;
+    this.programs = programs;
+    const chosen = $("cal-default").value;
+    $("cal-default").replaceChildren(...programs.map((p) => el("option", { value: p.id }, p.name || p.id)));
+    if (programs.some((p) => p.id === chosen)) $("cal-default").value = chosen;
+    this.render();
   }
 
   open(id) {
@@ -159,17 +170,25 @@ export class CalendarEditor {
     $("cal-changes").replaceChildren(...changes);
   }
 
-  async save() {
+  /** Save the draft as the open calendar, or as a new one (`copyId`: then give it to a street). */
+  async save(copyId = "") {
+    const id = copyId || this.openId;
     const reason = $("cal-reason").value;
     try {
-      await api(`/api/v1/calendars/${encodeURIComponent(this.openId)}?${new URLSearchParams({ reason })}`, { method: "PUT", body: this.draft() });
+      await api(`/api/v1/calendars/${encodeURIComponent(id)}?${new URLSearchParams({ reason })}`, { method: "PUT", body: { ...this.draft(), id } });
     } catch (err) {
       if (err instanceof Unauthorized) throw err;
       $("cal-error").textContent = explain(err);
       return;
     }
-    $("cal-result").textContent = t("cal.saved", { id: this.openId });
+    $("cal-result").textContent = t("cal.saved", { id });
     $("cal-reason").value = "";
+    $("cal-copy-id").value = "";
+    if (copyId) {
+      await this.load(this.programs);
+      $("cal-select").value = id;
+      this.open(id);
+    }
     await this.refreshAll();
   }
 

@@ -1,8 +1,9 @@
 // The printable monthly report: the same figures as /api/v1/monthly-report, in the reader's
 // language, with the dashboard's session; printing it to PDF makes the city's copy.
 import { api, Unauthorized } from "./api.js";
+import { barChart } from "./charts.js";
 import { el } from "./dom.js";
-import { chosenLanguage, explain, number, t, translatePage, useLanguage } from "./i18n.js";
+import { chosenLanguage, explain, number, place, siteTime, t, translatePage, useLanguage } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -32,6 +33,7 @@ async function show() {
     $("report-state").textContent = err instanceof Unauthorized ? t("login.ended") : explain(err);
     return;
   }
+  place.timeZone = r.timezone;
   const pct = (v) => (v === null ? "—" : `${number(v)} %`);
   const source = t(`report.source.${r.source}`) + (r.meters.length ? ` (${r.meters.join(", ")})` : "");
   table("summary", [t("report.group"), r.group], [
@@ -60,6 +62,8 @@ async function show() {
     ["kind", "raised", "cleared", "mttr_hours"].map((c) => t(`report.column.${c}`)),
     r.faults.map((f) => [t(`kind.${f.kind}`), String(f.raised), String(f.cleared), f.mttr_hours === null ? "—" : number(f.mttr_hours)]),
   );
+  // each bar at noon of its site day: labelled with that day in the site's zone
+  barChart($("days-chart"), r.days.map((d) => ({ start: siteTime(`${d.day}T12:00`).toISOString(), kwh: d.kwh, baseline_kwh: d.baseline_kwh })));
   document.title = `${t("report.title")} — ${r.group} ${r.month}`;
   $("report-state").textContent = "";
   document.body.dataset.ready = "yes";

@@ -10,7 +10,8 @@ const EVENTS = ["sunset", "civil_dusk", "nautical_dusk", "nautical_dawn", "civil
 const $ = (id) => document.getElementById(id);
 
 export class Workbench {
-  constructor({ can, onError, group, refresh }) {
+  constructor({ can, onError, group, refresh, onPrograms = () => {} }) {
+    this.onPrograms = onPrograms; // the calendars offer the programs this saves
     this.can = can;
     this.onError = onError;
     this.group = group; // the group the schedule card shows
@@ -22,6 +23,7 @@ export class Workbench {
     $("prog-select").addEventListener("change", () => this.open($("prog-select").value));
     $("prog-add").addEventListener("click", () => { this.steps.push({ at: "23:00", level: 50 }); this.render(); this.check(); });
     $("prog-save").addEventListener("click", () => this.save().catch(onError));
+    $("prog-copy").addEventListener("click", () => this.save($("prog-copy-id").value.trim()).catch(onError));
     $("prog-steps").addEventListener("input", (e) => this.edited(e));
     $("prog-steps").addEventListener("change", (e) => this.edited(e));
   }
@@ -32,6 +34,7 @@ export class Workbench {
     $("workbench").hidden = !this.shown;
     if (!this.shown) return;
     this.programs = await api("/api/v1/schedules");
+    this.onPrograms(this.programs);
     const select = $("prog-select");
     const previous = select.value;
     select.replaceChildren(...this.programs.map((p) => el("option", { value: p.id }, p.name ? `${p.name} (${p.id})` : p.id)));
@@ -136,21 +139,26 @@ export class Workbench {
     });
   }
 
-  async save() {
-    if (!this.draftOk) return;
+  /** Save the draft as the open program, or as a new one (`copyId`: a street's own program). */
+  async save(copyId = "") {
+    if (!this.draftOk && !copyId) return;
+    const id = copyId || this.openId;
     const reason = $("prog-reason").value;
     const error = $("prog-error");
     try {
-      await api(`/api/v1/schedules/${encodeURIComponent(this.openId)}?${new URLSearchParams({ reason })}`, { method: "PUT", body: this.draft() });
+      await api(`/api/v1/schedules/${encodeURIComponent(id)}?${new URLSearchParams({ reason })}`, { method: "PUT", body: { ...this.draft(), id } });
     } catch (err) {
       if (err instanceof Unauthorized) throw err;
       error.textContent = explain(err);
       return;
     }
-    $("prog-result").textContent = t("work.saved", { id: this.openId });
+    $("prog-result").textContent = t("work.saved", { id });
     $("prog-reason").value = "";
+    $("prog-copy-id").value = "";
     this.openId = null;
     await this.load();
+    $("prog-select").value = id;
+    await this.open(id);
     await this.refreshAll();
   }
 

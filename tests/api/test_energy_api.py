@@ -13,7 +13,7 @@ from controller.config import load_config
 from drivers.base import Reading
 from tests.api.keys import api_client
 from tests.conftest import free_port
-from tests.controller.city import running_city, running_controller, write_city
+from tests.controller.city import running_city, running_controller, settings_for, write_city
 from tests.tsdb import InfluxDB1
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -145,3 +145,27 @@ longitude = 105.82
     assert body["kwh"] == pytest.approx(1.100 * 23 / 24, abs=0.002)  # the meter's, not the lamps' 0.975
     assert body["lamps"] == 2
     assert (lamps_only["source"], lamps_only["meters"]) == ("lamps", [])
+
+
+async def test_no_saving_is_claimed_for_the_hours_before_a_lamp_first_reported(tmp_path: Path) -> None:
+    """A lamp first heard at 18:00 (the controller started then): its first day's baseline is the
+    six dark hours it was measured in, not the thirteen of the whole day."""
+    settings = settings_for(tmp_path, gw_lamps=1, bus_lamps=1, interval=60.0)
+    day1 = dt.datetime(2026, 11, 20, tzinfo=HANOI)
+    async with running_controller(settings) as ctl:
+        await ctl.store.write(
+            [
+                Reading("gw1-001", (day1 + dt.timedelta(hours=h)).astimezone(dt.UTC), {"energy_wh": 50.0 * h})
+                for h in range(18, 48)
+            ]
+        )
+        async with api_client(ctl) as client:
+            params = {
+                "group": "hanoi/ba-dinh",
+                "from": day1.isoformat(),
+                "to": (day1 + dt.timedelta(days=2)).isoformat(),
+            }
+            body = (await client.get("/api/v1/energy", params=params)).json()
+    first, second = body["windows"]
+    assert first["baseline_kwh"] == pytest.approx(0.6, abs=0.01)  # 100 W, 18:00 to midnight
+    assert 1.1 < second["baseline_kwh"] < 1.35  # the night of day 2 up to its last reading, 23:00

@@ -56,7 +56,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         await ctl.scheduling.put("program", "evening", EVENING)
         await ctl.scheduling.put("program", "festive", FESTIVE)
         await ctl.scheduling.put("calendar", "city", {"id": "city", "default_program": "evening"})
-        await ctl.scheduling.put("group_calendar", "hanoi/ba-dinh", {"calendar": "city"})
+        await ctl.scheduling.put("group_calendar", "hanoi", {"calendar": "city"})  # both streets
         await ctl.auth.create_user("linh", "engineer", PASSWORD)
         await ctl.auth.create_user("ioc", "viewer", PASSWORD)
         try:
@@ -139,6 +139,27 @@ async def test_an_engineer_changes_tonight_sees_it_first_saves_and_undoes(env: E
     assert planned.device_id == "gw1-003"
     assert planned.start == dt.datetime.combine(tomorrow, dt.time(20, 0), zone)
     assert lamps[2].level_cmd == 70  # not yet
+
+    # tonight's dimming for one street only: its own program and calendar, made from the others
+    street = [city.segments.find("bus1", u) for u in range(1, 4)]  # hang-dao, on the same calendar
+    await until(lambda: all(lamp.level_cmd == 70 for lamp in street), within_s=10, what="hang-dao festive")
+    await page.select_option("#prog-select", "festive")
+    await page.fill("#prog-steps tr[data-step='0'] input[data-k=level]", "20")
+    await page.fill("#prog-copy-id", "kim-ma-late")
+    await page.click("#prog-copy")
+    await expect(page.locator("#prog-result")).to_contain_text("Program kim-ma-late saved")
+    await page.locator("#cal-rules tr[data-rule='0']").get_by_role("button", name="Remove").click()
+    await page.select_option("#cal-default", "kim-ma-late")
+    await page.fill("#cal-copy-id", "kim-ma")
+    await page.click("#cal-copy")
+    await expect(page.locator("#cal-result")).to_contain_text("Calendar kim-ma saved")
+    await page.click("#cal-assign")
+    await expect(page.locator("#cal-result")).to_contain_text(
+        "hanoi/ba-dinh/kim-ma now follows calendar kim-ma"
+    )
+    await until(lambda: all(lamp.level_cmd == 20 for lamp in lamps), within_s=10, what="kim-ma at 20 %")
+    assert all(lamp.level_cmd == 70 for lamp in street)  # hang-dao untouched
+    assert ctl.scheduling.programs["festive"].steps[0].level == 70  # the original kept
 
     async with page.expect_download() as downloaded:
         await page.click("#report-xlsx")
