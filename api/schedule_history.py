@@ -20,6 +20,8 @@ router = APIRouter(
 )
 ObjectKind = Literal["program", "calendar", "group_calendar", "override"]
 MAX_PAGE = 200
+#: what the database's integer columns hold (a larger number is a 422, not a 500)
+MAX_INT = 2**31 - 1
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 
 
@@ -61,7 +63,7 @@ class RestoreIn(BaseModel):
 
     kind: ObjectKind
     id: str = Field(max_length=300)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_INT)
     reason: str = Field(default="", max_length=MAX_REASON)
 
 
@@ -92,7 +94,9 @@ async def history(
     kind: ObjectKind | None = None,
     id: Annotated[str | None, Query(max_length=300, description="one object (with `kind`)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="`next_before` of the page before")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_INT, description="`next_before` of the page before")
+    ] = None,
 ) -> HistoryPage:
     if id is not None and kind is None:
         raise ApiError(422, "invalid_request", "`id` names an object of one `kind`: give both")
@@ -111,7 +115,7 @@ async def one_version(
     service: Service,
     kind: ObjectKind,
     id: Annotated[str, Query(max_length=300)],
-    version_: Annotated[int, Query(alias="version", ge=1)],
+    version_: Annotated[int, Query(alias="version", ge=1, le=MAX_INT)],
 ) -> VersionDocOut:
     found = await version(service.scheduling.engine, kind, id, version_)
     if found is None:
@@ -130,8 +134,8 @@ async def compare(
     service: Service,
     kind: ObjectKind,
     id: Annotated[str, Query(max_length=300)],
-    old: Annotated[int, Query(ge=1)],
-    new: Annotated[int, Query(ge=1)],
+    old: Annotated[int, Query(ge=1, le=MAX_INT)],
+    new: Annotated[int, Query(ge=1, le=MAX_INT)],
 ) -> CompareOut:
     engine = service.scheduling.engine
     docs = []
