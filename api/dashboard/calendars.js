@@ -2,7 +2,8 @@
 // lunar dates such as Tết or the Mid-Autumn festival), checked and previewed by the API over the next
 // week as the engineer edits, saved with a reason, and given to the group chosen in the schedule card.
 import { api, Unauthorized } from "./api.js";
-import { el, keepFocus } from "./dom.js";
+import { el, keepFocus, row } from "./dom.js";
+import { askDraft, nextHours } from "./drafts.js";
 import { dayTime, explain, number, t } from "./i18n.js";
 
 const KINDS = ["weekdays", "date", "range", "holiday", "lunar"];
@@ -104,13 +105,7 @@ export class CalendarEditor {
       program.value = r.program;
       const remove = el("button", { type: "button", class: "small quiet", "data-focus-key": `rule:${i}:remove` }, t("work.remove"));
       remove.addEventListener("click", () => { this.rules.splice(i, 1); this.render(); this.soon(); });
-      const row = el("tr", { "data-rule": i });
-      for (const cell of [kind, match, program, remove]) {
-        const td = el("td");
-        td.append(cell);
-        row.append(td);
-      }
-      return row;
+      return row({ "data-rule": i }, [kind, match, program, remove]);
     });
     const body = $("cal-rules");
     keepFocus(body, () => body.replaceChildren(...rows));
@@ -146,24 +141,10 @@ export class CalendarEditor {
   async check() {
     const group = this.group();
     if (!this.shown || !this.openId || !group) return;
-    const from = new Date();
-    from.setMinutes(0, 0, 0);
-    const to = new Date(from.getTime() + 7 * 24 * 3600 * 1000);
-    let out;
-    try {
-      out = await api("/api/v1/schedules/preview", {
-        method: "POST",
-        body: { group, from: from.toISOString(), to: to.toISOString(), every_min: 15, calendar: this.draft() },
-      });
-    } catch (err) {
-      if (err instanceof Unauthorized) throw err;
-      $("cal-save").disabled = true;
-      $("cal-error").textContent = explain(err);
-      $("cal-changes").replaceChildren();
-      return;
-    }
-    $("cal-save").disabled = false;
-    $("cal-error").textContent = "";
+    const [from, to] = nextHours(7 * 24);
+    const body = { group, from: from.toISOString(), to: to.toISOString(), every_min: 15, calendar: this.draft() };
+    const out = await askDraft(body, { error: $("cal-error"), save: $("cal-save"), changes: $("cal-changes") });
+    if (!out) return;
     $("cal-energy").textContent = t("cal.energy", { draft: number(out.energy_kwh), planned: number(out.planned_energy_kwh) });
     const changes = out.changes.slice(0, 20).map((c) => el("li", {}, t("cal.change", { lamps: out.lamps, group, at: dayTime(c.at), planned: c.planned, drafted: c.drafted })));
     if (!changes.length) changes.push(el("li", { class: "muted" }, t("cal.no_change")));

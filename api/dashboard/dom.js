@@ -8,6 +8,17 @@ export function el(tag, attrs = {}, text) {
   return node;
 }
 
+/** A table row of these cells (elements), one per column. */
+export function row(attrs, cells) {
+  const tr = el("tr", attrs);
+  for (const cell of cells) {
+    const td = el("td");
+    td.append(cell);
+    tr.append(td);
+  }
+  return tr;
+}
+
 export function svg(tag, attrs = {}, text) {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));

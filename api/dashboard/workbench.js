@@ -3,7 +3,8 @@
 // the history. Shown to those who may change schedules; everyone else never sees these controls.
 import { api, Unauthorized } from "./api.js";
 import { lineChart } from "./charts.js";
-import { el, keepFocus } from "./dom.js";
+import { askDraft, nextHours } from "./drafts.js";
+import { el, keepFocus, row } from "./dom.js";
 import { dayTime, explain, hhmm, number, t } from "./i18n.js";
 
 const EVENTS = ["sunset", "civil_dusk", "nautical_dusk", "nautical_dawn", "civil_dawn", "sunrise"];
@@ -76,13 +77,7 @@ export class Workbench {
       const ramp = el("input", { type: "number", min: "0", max: "120", value: String(s.ramp_min || 0), "data-i": i, "data-k": "ramp_min", "data-focus-key": `step:${i}:ramp`, "aria-label": t("work.ramp") });
       const remove = el("button", { type: "button", class: "small quiet", "data-remove": i, "data-focus-key": `step:${i}:remove` }, t("work.remove"));
       remove.addEventListener("click", () => { this.steps.splice(i, 1); this.render(); this.check(); });
-      const row = el("tr", { "data-step": i });
-      for (const cell of [when, time, level, ramp, remove]) {
-        const td = el("td");
-        td.append(cell);
-        row.append(td);
-      }
-      return row;
+      return row({ "data-step": i }, [when, time, level, ramp, remove]);
     });
     const body = $("prog-steps");
     keepFocus(body, () => body.replaceChildren(...rows));
@@ -109,27 +104,11 @@ export class Workbench {
   async check() {
     const group = this.group();
     if (!this.shown || !this.openId || !group) return;
-    const error = $("prog-error");
-    const from = new Date();
-    from.setMinutes(0, 0, 0);
-    const to = new Date(from.getTime() + 24 * 3600 * 1000);
-    let out;
-    try {
-      out = await api("/api/v1/schedules/preview", {
-        method: "POST",
-        body: { group, from: from.toISOString(), to: to.toISOString(), every_min: 10, program: this.draft() },
-      });
-    } catch (err) {
-      if (err instanceof Unauthorized) throw err;
-      this.draftOk = false;
-      $("prog-save").disabled = true;
-      error.textContent = explain(err);
-      $("prog-changes").replaceChildren();
-      return;
-    }
-    this.draftOk = true;
-    $("prog-save").disabled = false;
-    error.textContent = "";
+    const [from, to] = nextHours(24);
+    const body = { group, from: from.toISOString(), to: to.toISOString(), every_min: 10, program: this.draft() };
+    const out = await askDraft(body, { error: $("prog-error"), save: $("prog-save"), changes: $("prog-changes") });
+    this.draftOk = out !== null;
+    if (!out) return;
     $("prog-energy").textContent = t("work.energy", { draft: number(out.energy_kwh), planned: number(out.planned_energy_kwh) });
     const changes = out.changes.map((c) => el("li", {}, t("work.change", { lamps: out.lamps, group, at: hhmm(c.at), planned: c.planned, drafted: c.drafted })));
     if (!changes.length) changes.push(el("li", { class: "muted" }, t("work.no_change")));
