@@ -109,7 +109,9 @@ export class Workbench {
     const out = await askDraft(body, { error: $("prog-error"), save: $("prog-save"), changes: $("prog-changes") });
     this.draftOk = out !== null;
     if (!out) return;
-    $("prog-energy").textContent = t("work.energy", { draft: number(out.energy_kwh), planned: number(out.planned_energy_kwh) });
+    $("prog-energy").textContent = t(out.saving_pct === null ? "work.energy" : "work.energy_saving", {
+      draft: number(out.energy_kwh), planned: number(out.planned_energy_kwh), saved: number(out.saving_pct),
+    });
     const changes = out.changes.map((c) => el("li", {}, t("work.change", { lamps: out.lamps, group, at: hhmm(c.at), planned: c.planned, drafted: c.drafted })));
     if (!changes.length) changes.push(el("li", { class: "muted" }, t("work.no_change")));
     $("prog-changes").replaceChildren(...changes);
@@ -148,6 +150,11 @@ export class Workbench {
     const items = page.items.map((v, n) => {
       const li = el("li", { "data-version": v.version });
       li.append(el("span", {}, t("work.version", { version: v.version, at: dayTime(v.at), who: v.actor, why: v.reason || "—" })));
+      if (n + 1 < page.items.length) {
+        const what = el("button", { type: "button", class: "small quiet", "data-focus-key": `changes:${v.version}` }, t("work.what_changed"));
+        what.addEventListener("click", () => this.compare(v.version, li).catch(this.onError));
+        li.append(what);
+      }
       if (n > 0) {
         const restore = el("button", { type: "button", class: "small quiet", "data-focus-key": `version:${v.version}` }, t("work.restore"));
         restore.addEventListener("click", () => this.restore(v.version).catch(this.onError));
@@ -157,6 +164,17 @@ export class Workbench {
     });
     const box = $("prog-history");
     keepFocus(box, () => box.replaceChildren(...items));
+  }
+
+  /** What this version changed from the one before, under its line in the history. */
+  async compare(version, li) {
+    const query = new URLSearchParams({ kind: "program", id: this.openId, old: String(version - 1), new: String(version) });
+    const diff = await api(`/api/v1/schedule-history/compare?${query}`);
+    const show = (v) => (v === null || v === undefined ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v));
+    const items = diff.changes.map((c) => el("li", {}, `${c.path}: ${show(c.before)} → ${show(c.after)}`));
+    li.querySelector("ul")?.remove();
+    li.append(el("ul", { class: "diff" }));
+    li.lastChild.replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, t("work.no_difference"))]));
   }
 
   async restore(version) {

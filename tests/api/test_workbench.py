@@ -96,11 +96,12 @@ async def test_an_engineer_changes_tonight_sees_it_first_saves_and_undoes(env: E
     await page.click("#prog-save")
     await expect(page.locator("#prog-result")).to_contain_text("Program evening saved")
     await until(lambda: all(lamp.level_cmd == 40 for lamp in lamps), within_s=10, what="40 % after saving")
-    history = page.locator("#prog-history li")
+    history = page.locator("#prog-history > li")
     await expect(history).to_have_count(2)
     await expect(history.first).to_contain_text("night market on Kim Mã")
     await expect(history.first).to_contain_text("linh")
-
+    await history.first.get_by_role("button", name="What changed").click()
+    await expect(history.first.locator("ul.diff")).to_contain_text("steps[1]: —")  # the new step
     await history.nth(1).get_by_role("button", name="Restore").click()
     await expect(page.locator("#prog-result")).to_contain_text("version 1 restored")
     await until(lambda: all(lamp.level_cmd == 30 for lamp in lamps), within_s=10, what="30 % again")
