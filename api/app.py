@@ -23,6 +23,7 @@ from api import (
     schedule_drafts,
     schedule_history,
     schedules,
+    wifi,
 )
 from api import map as map_routes
 from api.access import AccessGuard, Permission, allow
@@ -101,6 +102,7 @@ def create_app(service: ControllerService) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(energy.router)
     app.include_router(monthly_report.router)
+    app.include_router(wifi.router)
     app.include_router(firmware.router)
     app.include_router(geo.router)
     app.include_router(kpis.router)

@@ -1,0 +1,87 @@
+"""The city's public Wi-Fi as it reports it: two access points over two Hà Nội days — a busy evening
+on one, nobody and a six-hour outage on the other — from the telemetry store and the alerts to
+`/api/v1/wifi`: peak and mean clients, data carried, availability, the busiest place first."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from controller.alerts.store import AlertRow
+from controller.config import load_config
+from drivers.base import Reading
+from tests.api.keys import api_client
+from tests.controller.city import running_controller, write_mqtt_city
+from tests.mosquitto import Mosquitto
+
+HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
+DAY1 = dt.datetime(2026, 11, 20, tzinfo=HANOI)
+
+
+async def test_clients_data_and_availability_per_access_point_and_day(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    devices = [("ap-lake", "ap-lake", "wifi_ap"), ("ap-market", "ap-market", "wifi_ap")]
+    settings = load_config(write_mqtt_city(tmp_path, mosquitto.port, devices))
+    readings = []
+    for minute in range(0, 2 * 24 * 60, 10):
+        at = DAY1 + dt.timedelta(minutes=minute)
+        busy = 18 <= at.hour < 22  # the evening by the lake
+        readings.append(
+            Reading(
+                "ap-lake",
+                at.astimezone(dt.UTC),
+                {"clients": 10 if busy else 2, "rx_kbps": 100.0, "tx_kbps": 300.0},
+            )
+        )
+        readings.append(
+            Reading("ap-market", at.astimezone(dt.UTC), {"clients": 0, "rx_kbps": 0.0, "tx_kbps": 0.0})
+        )
+    async with running_controller(settings) as ctl:
+        await ctl.store.write(readings)
+        async with ctl.alert_store.session() as s, s.begin():
+            s.add(
+                AlertRow(
+                    device_id="ap-market",
+                    kind="accessPointOffline",
+                    severity="major",
+                    site_id="hn",
+                    group_path="hanoi/hoan-kiem",
+                    raised_at=(DAY1 + dt.timedelta(hours=2)).astimezone(dt.UTC),
+                    evidence="last will",
+                    cleared_at=(DAY1 + dt.timedelta(hours=8)).astimezone(dt.UTC),
+                )
+            )
+        async with api_client(ctl, "viewer") as api:
+            params = {
+                "group": "hanoi",
+                "from": DAY1.isoformat(),
+                "to": (DAY1 + dt.timedelta(days=2)).isoformat(),
+            }
+            body = (await api.get("/api/v1/wifi", params=params)).json()
+            hourly = await api.get("/api/v1/wifi", params={**params, "every": "1h"})
+            nowhere = await api.get("/api/v1/wifi", params={**params, "group": "nowhere"})
+    assert body["access_points"] == 2
+    assert body["busiest"] == ["ap-lake", "ap-market"]
+    lake, market = body["per_access_point"]
+    assert [w["start"] for w in lake["windows"]] == [
+        DAY1.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        (DAY1 + dt.timedelta(days=1)).astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+    ]  # Hà Nội's days
+    day = lake["windows"][0]
+    assert day["peak_clients"] == 10
+    assert day["mean_clients"] == pytest.approx((4 * 10 + 20 * 2) / 24, abs=0.01)
+    assert day["data_mb"] == pytest.approx(24 * 400 * 3600 / 8 / 1000, rel=1e-6)  # 400 kbit/s all day
+    assert day["availability_pct"] == 100.0
+    assert market["windows"][0]["availability_pct"] == pytest.approx(75.0)  # six hours offline
+    assert market["windows"][1]["availability_pct"] == 100.0
+    assert market["availability_pct"] == pytest.approx(100 * (1 - 6 / 48))
+    assert market["mean_clients"] == 0
+    assert body["peak_clients"] == 10
+    assert body["data_mb"] == pytest.approx(2 * 24 * 180, rel=1e-6)
+    assert hourly.status_code == 200
+    assert len(hourly.json()["per_access_point"][0]["windows"]) == 48
+    assert nowhere.status_code == 404
