@@ -33,7 +33,8 @@ HOUR_S = 3600.0
     summary="Public Wi-Fi of a group: clients, data, availability, busiest places",
     description="Per access point and window (starting at the site's local midnight): peak and mean "
     "associated clients, data carried (MB, from the hourly mean of received plus sent throughput) "
-    "and availability (the share of time without an `accessPointOffline` alert); the group's totals "
+    "and availability (the share of time without an `accessPointOffline` alert); evenings an access "
+    "point was up and served no one (`idle_evenings`: a dead radio behind a live link?); the group's totals "
     f"and its ten busiest access points. At most {MAX_SPAN.days} days, {MAX_WINDOWS} windows and "
     f"{MAX_AP_HOURS:,} access-point hours a request (else 422).",
 )
@@ -82,4 +83,5 @@ async def wifi(
         if kind == "accessPointOffline":
             offline[device].append((up, down))
     pairs = [(ap.id, ap.group_path) for ap in aps]
-    return await heavy.json(lambda: wifi_report(group, pairs, hours, offline, windows, end))
+    tz = service.clocks[aps[0].site_id].tz
+    return await heavy.json(lambda: wifi_report(group, pairs, hours, offline, windows, end, tz))

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pydantic import BaseModel, Field
 
 HOUR = dt.timedelta(hours=1)
+#: the local hours a public hotspot is busiest: up all through them and no one served is suspect
+EVENING = range(18, 22)
 
 
 class HourFigures(BaseModel):
@@ -43,6 +45,10 @@ class AccessPointFigures(BaseModel):
     mean_clients: float | None
     data_mb: float
     availability_pct: float
+    idle_evenings: list[dt.date] = Field(
+        description="site days it was up all evening (18–22 h) and served no one: a dead radio "
+        "behind a live link?"
+    )
     windows: list[WifiWindow]
 
 
@@ -57,6 +63,7 @@ class WifiReport(BaseModel):
     data_mb: float
     availability_pct: float | None
     busiest: list[str] = Field(description="the access points with most clients on average, most first")
+    idle_in_the_evening: list[str] = Field(description="access points with at least one idle evening")
     per_access_point: list[AccessPointFigures]
 
 
@@ -94,6 +101,30 @@ def hour_figures(
     return out
 
 
+def idle_evenings(
+    hours: Mapping[dt.datetime, HourFigures],
+    spans: Sequence[tuple[dt.datetime, dt.datetime | None]],
+    tz: dt.tzinfo,
+) -> list[dt.date]:
+    """Site days whose every evening hour was reported, with no client, and no offline alert open."""
+    evenings: dict[dt.date, list[tuple[dt.datetime, HourFigures]]] = {}
+    for at, figures in hours.items():
+        local = at.astimezone(tz)
+        if local.hour in EVENING:
+            evenings.setdefault(local.date(), []).append((at, figures))
+    idle = []
+    for day, seen in sorted(evenings.items()):
+        served = any((f.peak_clients or 0) > 0 for _, f in seen)
+        start = min(at for at, _ in seen)
+        if (
+            len(seen) == len(EVENING)
+            and not served
+            and _down_hours(spans, start, start + len(EVENING) * HOUR) == 0
+        ):
+            idle.append(day)
+    return idle
+
+
 def wifi_report(
     group: str,
     aps: Sequence[tuple[str, str]],
@@ -101,6 +132,7 @@ def wifi_report(
     offline: Mapping[str, Sequence[tuple[dt.datetime, dt.datetime | None]]],
     windows: Sequence[dt.datetime],
     end: dt.datetime,
+    tz: dt.tzinfo,
     *,
     busiest: int = 10,
 ) -> WifiReport:
@@ -147,6 +179,7 @@ def wifi_report(
                 availability_pct=round(100 * (1 - _down_hours(spans, windows[0], end) / total_h), 3)
                 if total_h
                 else 100.0,
+                idle_evenings=idle_evenings(mine, spans, tz),
                 windows=rows,
             )
         )
@@ -166,5 +199,6 @@ def wifi_report(
         data_mb=round(sum(a.data_mb for a in out), 3),
         availability_pct=round(statistics.fmean(a.availability_pct for a in out), 3) if out else None,
         busiest=[a.device_id for a in ranked[:busiest]],
+        idle_in_the_evening=[a.device_id for a in out if a.idle_evenings],
         per_access_point=out,
     )

@@ -82,6 +82,10 @@ async def test_clients_data_and_availability_per_access_point_and_day(
     assert market["mean_clients"] == 0
     assert body["peak_clients"] == 10
     assert body["data_mb"] == pytest.approx(2 * 24 * 180, rel=1e-6)
+    # up all evening with no one served, twice: a dead radio behind a live link?
+    assert market["idle_evenings"] == ["2026-11-20", "2026-11-21"]
+    assert lake["idle_evenings"] == []
+    assert body["idle_in_the_evening"] == ["ap-market"]
     assert hourly.status_code == 200
     assert len(hourly.json()["per_access_point"][0]["windows"]) == 48
     assert nowhere.status_code == 404
