@@ -13,8 +13,10 @@ from api.access import Permission, allow
 from api.deps import Heavy, Service
 from api.errors import ApiError, ErrorBody
 from api.report_files import to_csv, to_xlsx
+from api.wifi import MAX_AP_HOURS, wifi_builder
 from controller.energy import energy_table, first_window, metering
 from controller.monthly_report import MonthlyReport, assemble, month_span
+from controller.wifi_figures import WifiSummary
 from controller.words import Language
 
 router = APIRouter(prefix="/api/v1", tags=["energy"], dependencies=[allow(Permission.READ)])
@@ -55,7 +57,7 @@ async def monthly_report(
         start, end = month_span(month, clock.tz, dt.datetime.now(dt.UTC))
     except ValueError as exc:
         raise ApiError(400, "invalid_month", str(exc)) from None
-    if len(lamps) * 31 > MAX_LAMP_DAYS:
+    if len(lamps) * 31 > MAX_LAMP_DAYS or len(service.rows("access_point", group)) * 31 * 24 > MAX_AP_HOURS:
         raise ApiError(422, "too_expensive", f"{len(lamps)} lamps × 31 days: choose a smaller group")
     meter_rows = service.rows("meter", group)
     meters = metering(meter_rows, lamps)
@@ -66,12 +68,16 @@ async def monthly_report(
     burning = await service.energy_used(lamps, first, end, DAY_S, offset_s, counter="burning_hours_h")
     spans = await service.alert_store.between(group, start, end)
     clocks = service.clocks
+    aps = service.rows("access_point", group)
+    wifi = await wifi_builder(service, group, aps, first, end, [first]) if aps else None
 
     def build() -> MonthlyReport:
         table = energy_table(
             group, lamps, clocks, used, first, end, DAY_S, per_lamp=False, meters=meters, covered=covered
         )
-        return assemble(group, month, clock.tz, lamps, table, burning, spans)
+        return assemble(
+            group, month, clock.tz, lamps, table, burning, spans, WifiSummary.of(wifi()) if wifi else None
+        )
 
     if format == "json":
         return await heavy.json(build)

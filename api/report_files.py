@@ -86,6 +86,20 @@ def to_xlsx(report: MonthlyReport, lang: Language) -> bytes:
     faults.append([_heading(lang, c) for c in ("kind", "raised", "cleared", "mttr_hours")])
     for f in report.faults:
         faults.append([say(lang, f"kind.{f.kind}"), f.raised, f.cleared, _blank(f.mttr_hours)])
+    if report.wifi is not None:
+        wifi = book.create_sheet(say(lang, "report.sheet.wifi")[:31])
+        w = report.wifi
+        for label, value in (
+            ("report.wifi.access_points", w.access_points),
+            ("report.wifi.peak_clients", _blank(w.peak_clients)),
+            ("report.wifi.mean_clients", _blank(w.mean_clients)),
+            ("report.wifi.data_mb", w.data_mb),
+            ("report.wifi.availability_pct", _blank(w.availability_pct)),
+            ("report.wifi.busiest", ", ".join(w.busiest)),
+            ("report.wifi.idle", ", ".join(w.idle_in_the_evening) or "—"),
+        ):
+            wifi.append([say(lang, label), value])
+        wifi.column_dimensions["A"].width = 40
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -15,6 +16,8 @@ from api.deps import Heavy, Service
 from api.errors import ApiError, ErrorBody
 from api.params import parse_every, time_range
 from controller.energy import first_window
+from controller.registry import DeviceRow
+from controller.service import ControllerService
 from controller.wifi_figures import WifiReport, hour_figures, wifi_report
 from schedules.inputs import Instant
 
@@ -63,6 +66,20 @@ async def wifi(
         raise ApiError(
             422, "too_expensive", f"{len(aps)} access points × {hours_n} hours: a smaller group or span"
         )
+    return await heavy.json(await wifi_builder(service, group, aps, first, end, windows))
+
+
+async def wifi_builder(
+    service: ControllerService,
+    group: str,
+    aps: list[DeviceRow],
+    first: dt.datetime,
+    end: dt.datetime,
+    windows: list[dt.datetime],
+) -> Callable[[], WifiReport]:
+    """Read what the report needs (hourly aggregates, offline alerts); the report is built by the
+    returned function, in a worker thread."""
+    hours_n = math.ceil((end - first).total_seconds() / HOUR_S)
     hours = {}
     for ap in aps:
         means = await service.telemetry(
@@ -84,4 +101,4 @@ async def wifi(
             offline[device].append((up, down))
     pairs = [(ap.id, ap.group_path) for ap in aps]
     tz = service.clocks[aps[0].site_id].tz
-    return await heavy.json(lambda: wifi_report(group, pairs, hours, offline, windows, end, tz))
+    return lambda: wifi_report(group, pairs, hours, offline, windows, end, tz)

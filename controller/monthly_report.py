@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from controller.energy import EnergyReport, EnergySource
 from controller.faults import DARKENING
 from controller.registry import DeviceRow
+from controller.wifi_figures import WifiSummary
 
 #: (device, kind, raised, cleared) as the alert store answers
 AlertSpan = tuple[str, str, dt.datetime, dt.datetime | None]
@@ -59,6 +60,9 @@ class MonthlyReport(BaseModel):
     mttr_hours: float | None
     faults: list[FaultFigures]
     days: list[DayFigures]
+    wifi: WifiSummary | None = Field(
+        default=None, description="the group's public Wi-Fi, if it has access points"
+    )
 
 
 def month_span(month: str, tz: ZoneInfo, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -133,6 +137,7 @@ def assemble(
     energy: EnergyReport,
     burning: Mapping[str, Mapping[dt.datetime, float]],
     spans: Sequence[AlertSpan],
+    wifi: WifiSummary | None = None,
 ) -> MonthlyReport:
     """The report from the month's energy table (one window a day), the lamps' burning-hour
     spreads per day, and the group's alerts open in the month."""
@@ -171,4 +176,5 @@ def assemble(
         mttr_hours=round(sum(repaired) / cleared, 3) if cleared else None,
         faults=faults,
         days=days,
+        wifi=wifi,
     )

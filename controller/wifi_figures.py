@@ -67,6 +67,22 @@ class WifiReport(BaseModel):
     per_access_point: list[AccessPointFigures]
 
 
+class WifiSummary(BaseModel):
+    """A group's public Wi-Fi over a period, for reports."""
+
+    access_points: int
+    peak_clients: int | None
+    mean_clients: float | None
+    data_mb: float
+    availability_pct: float | None
+    busiest: list[str]
+    idle_in_the_evening: list[str]
+
+    @classmethod
+    def of(cls, report: WifiReport) -> WifiSummary:
+        return cls(**report.model_dump(include=set(cls.model_fields)))
+
+
 def _window_of(at: dt.datetime, windows: Sequence[dt.datetime]) -> dt.datetime | None:
     i = bisect.bisect_right(windows, at) - 1
     return windows[i] if i >= 0 else None

@@ -62,6 +62,18 @@ async function show() {
     ["kind", "raised", "cleared", "mttr_hours"].map((c) => t(`report.column.${c}`)),
     r.faults.map((f) => [t(`kind.${f.kind}`), String(f.raised), String(f.cleared), f.mttr_hours === null ? "—" : number(f.mttr_hours)]),
   );
+  if (r.wifi) {
+    const w = r.wifi;
+    table("wifi", [t("report.wifi.access_points"), String(w.access_points)], [
+      [t("report.wifi.peak_clients"), w.peak_clients === null ? "—" : String(w.peak_clients)],
+      [t("report.wifi.mean_clients"), number(w.mean_clients)],
+      [t("report.wifi.data_mb"), number(w.data_mb, 0)],
+      [t("report.wifi.availability_pct"), pct(w.availability_pct)],
+      [t("report.wifi.busiest"), w.busiest.join(", ") || "—"],
+      [t("report.wifi.idle"), w.idle_in_the_evening.join(", ") || "—"],
+    ]);
+    $("wifi-section").hidden = false;
+  }
   // each bar at noon of its site day: labelled with that day in the site's zone
   barChart($("days-chart"), r.days.map((d) => ({ start: siteTime(`${d.day}T12:00`).toISOString(), kwh: d.kwh, baseline_kwh: d.baseline_kwh })));
   document.title = `${t("report.title")} — ${r.group} ${r.month}`;

@@ -16,6 +16,7 @@ import pytest
 from controller.alerts.store import AlertRow
 from drivers.base import Reading
 from tests.api.keys import api_client
+from tests.conftest import free_port
 from tests.controller.city import running_controller, settings_for
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -40,7 +41,24 @@ def alert(device: str, kind: str, raised: dt.datetime, cleared: dt.datetime | No
 
 
 async def test_a_month_of_a_group_in_json_csv_and_a_spreadsheet(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path, gw_lamps=2, bus_lamps=1, interval=60.0)
+    hotspot = f"""
+[[links]]
+id = "city-broker"
+site = "hn"
+kind = "mqtt"
+host = "127.0.0.1"
+port = {free_port()}
+
+[[devices]]
+id = "ap-kimma"
+link = "city-broker"
+key = "ap-kimma"
+profile = "wifi_ap"
+group = "hanoi/ba-dinh/kim-ma"
+latitude = 21.03
+longitude = 105.82
+"""
+    settings = settings_for(tmp_path, gw_lamps=2, bus_lamps=1, interval=60.0, extra=hotspot)
     async with running_controller(settings) as ctl:
         hours = int((dt.datetime(2026, 11, 1, tzinfo=HANOI) - OCT1).total_seconds() // 3600) + 1
         readings = [
@@ -53,6 +71,16 @@ async def test_a_month_of_a_group_in_json_csv_and_a_spreadsheet(tmp_path: Path) 
             for h in range(hours)
         ]
         await ctl.store.write(readings)
+        await ctl.store.write(  # the street's hotspot: 12 clients at 200 kbit/s all month
+            [
+                Reading(
+                    "ap-kimma",
+                    (OCT1 + dt.timedelta(hours=h)).astimezone(dt.UTC),
+                    {"clients": 12, "rx_kbps": 50.0, "tx_kbps": 150.0},
+                )
+                for h in range(hours - 1)
+            ]
+        )
         async with ctl.alert_store.session() as s, s.begin():
             s.add_all(
                 [
@@ -90,6 +118,10 @@ async def test_a_month_of_a_group_in_json_csv_and_a_spreadsheet(tmp_path: Path) 
         "relayFault": (1, 1, 6.0),
     }
     assert body["mttr_hours"] == pytest.approx(12.0)
+    wifi = body["wifi"]
+    assert (wifi["access_points"], wifi["peak_clients"], wifi["mean_clients"]) == (1, 12, 12.0)
+    assert wifi["data_mb"] == pytest.approx((hours - 1) * 200 * 3600 / 8 / 1000)
+    assert wifi["availability_pct"] == 100.0
 
     assert csv_rsp.status_code == 200
     assert csv_rsp.headers["content-type"].startswith("text/csv")
@@ -102,7 +134,10 @@ async def test_a_month_of_a_group_in_json_csv_and_a_spreadsheet(tmp_path: Path) 
     assert sum(float(r[1]) for r in rows[1:-1]) == pytest.approx(body["kwh"], abs=0.01)
 
     book = openpyxl.load_workbook(io.BytesIO(xlsx_rsp.content))
-    assert book.sheetnames == ["Tổng hợp", "Theo ngày", "Sự cố"]
+    assert book.sheetnames == ["Tổng hợp", "Theo ngày", "Sự cố", "Wi-Fi công cộng"]
+    hotspots = {row[0]: row[1] for row in book["Wi-Fi công cộng"].iter_rows(values_only=True)}
+    assert hotspots["Số người dùng cao nhất trên một điểm phát"] == 12
+    assert hotspots["Nơi đông người dùng nhất"] == "ap-kimma"
     summary = {row[0]: row[1] for row in book["Tổng hợp"].iter_rows(values_only=True)}
     assert summary["Điện năng (kWh)"] == pytest.approx(body["kwh"])
     assert summary["Nguồn số liệu điện năng"] == "đồng hồ đo của từng đèn"
