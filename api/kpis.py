@@ -55,6 +55,12 @@ class UptimeKpis(BaseModel):
     )
 
 
+class WifiKpis(UptimeKpis):
+    clients_now: int | None = Field(
+        description="associated clients, summed over the access points that are up; null: none reports"
+    )
+
+
 class Kpis(BaseModel):
     at: dt.datetime
     lamps: LampKpis
@@ -64,7 +70,7 @@ class Kpis(BaseModel):
     )
     energy: EnergyKpis
     sensors: UptimeKpis
-    access_points: UptimeKpis
+    access_points: WifiKpis
 
 
 @router.get("/kpis", response_model=Kpis, summary="Key figures for the operations room")
@@ -118,7 +124,7 @@ async def kpis(service: Service) -> Kpis:
             month_source=month[3],
         ),
         sensors=_uptime(service, "sensor", silent),
-        access_points=_uptime(service, "access_point", silent),
+        access_points=_wifi(service, silent),
     )
 
 
@@ -126,3 +132,16 @@ def _uptime(service: ControllerService, kind: DeviceKind, silent: set[str]) -> U
     devices = service.find(kind=kind)
     up = sum(1 for d in devices if d.status.state not in ("offline", "unknown") and d.row.id not in silent)
     return UptimeKpis(total=len(devices), up_pct=round(100 * up / len(devices), 2) if devices else None)
+
+
+def _wifi(service: ControllerService, silent: set[str]) -> WifiKpis:
+    uptime = _uptime(service, "access_point", silent)
+    counts = [
+        int(c)
+        for d in service.find(kind="access_point")
+        if d.status.state not in ("offline", "unknown")
+        and d.row.id not in silent
+        and isinstance(c := d.status.last_values().get("clients"), int | float)
+        and not isinstance(c, bool)
+    ]
+    return WifiKpis(**uptime.model_dump(), clients_now=sum(counts) if counts else None)

@@ -134,6 +134,7 @@ function renderKpis(k) {
     ["energy_month", k.energy.month_kwh === null ? t("kpi.no_data") : `${number(k.energy.month_kwh, 0)} kWh`],
     ["sensors", pct(k.sensors.up_pct)],
     ["aps", pct(k.access_points.up_pct)],
+    ["wifi_clients", k.access_points.clients_now === null ? t("kpi.no_data") : k.access_points.clients_now],
   ];
   keepFocus($("kpis"), () => $("kpis").replaceChildren(...tiles.map(([name, value, bad]) => {
     const tile = el("div", { class: bad ? "kpi bad" : "kpi", id: `kpi-${name}`, title: t(`kpi.${name}.hint`), tabindex: "0", "data-focus-key": `kpi:${name}` });

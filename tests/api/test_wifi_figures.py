@@ -5,9 +5,11 @@ on one, nobody and a six-hour outage on the other — from the telemetry store a
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import aiomqtt
 import pytest
 
 from controller.alerts.store import AlertRow
@@ -16,6 +18,7 @@ from drivers.base import Reading
 from tests.api.keys import api_client
 from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
+from tests.waiting import fetched_until
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 DAY1 = dt.datetime(2026, 11, 20, tzinfo=HANOI)
@@ -64,6 +67,21 @@ async def test_clients_data_and_availability_per_access_point_and_day(
             body = (await api.get("/api/v1/wifi", params=params)).json()
             hourly = await api.get("/api/v1/wifi", params={**params, "every": "1h"})
             nowhere = await api.get("/api/v1/wifi", params={**params, "group": "nowhere"})
+            # live: the operations room's tile counts who is on the city's Wi-Fi now
+            async with aiomqtt.Client("127.0.0.1", mosquitto.port) as device:
+                for key, clients in (("ap-lake", 17), ("ap-market", 4)):
+                    doc = {
+                        "radio": {"clients": clients, "rx_kbps": 80, "tx_kbps": 420},
+                        "uptime_s": 3600,
+                        "fw": "3.2.1",
+                    }
+                    await device.publish(f"city/wifi/{key}/stats", json.dumps(doc), qos=1)
+            kpis = await fetched_until(
+                lambda: api.get("/api/v1/kpis"),
+                lambda r: r.json()["access_points"]["clients_now"] == 21,
+                what="21 clients on the city's Wi-Fi",
+            )
+    assert kpis.json()["access_points"]["up_pct"] == 100.0
     assert body["access_points"] == 2
     assert body["busiest"] == ["ap-lake", "ap-market"]
     lake, market = body["per_access_point"]
