@@ -20,6 +20,7 @@ from api import (
     kpis,
     monthly_report,
     ngsi_ld,
+    noise,
     schedule_drafts,
     schedule_history,
     schedules,
@@ -103,6 +104,7 @@ def create_app(service: ControllerService) -> FastAPI:
     app.include_router(energy.router)
     app.include_router(monthly_report.router)
     app.include_router(wifi.router)
+    app.include_router(noise.router)
     app.include_router(firmware.router)
     app.include_router(geo.router)
     app.include_router(kpis.router)

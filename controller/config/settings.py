@@ -45,6 +45,7 @@ from controller.config.sections import (
 )
 from controller.config.toml_locator import TomlLocator
 from controller.faults import Thresholds
+from controller.noise_levels import NoiseLimits
 from drivers.errors import ProfileError
 from drivers.profile import DeviceProfile, load_profile
 
@@ -66,6 +67,7 @@ class ControllerSettings(BaseSettings):
     outbound: OutboundSettings = OutboundSettings()
     alerts: AlertSettings = AlertSettings()
     map: MapSettings = MapSettings()
+    noise: NoiseLimits = NoiseLimits()
     alert_thresholds: tuple[GroupThresholds, ...] = ()
     webhooks: tuple[WebhookSettings, ...] = ()
     firmware: FirmwareSettings = FirmwareSettings()

@@ -75,6 +75,7 @@ ROLE_MATRIX: dict[str, set[str]] = {
     "GET /api/v1/energy": EVERYONE,
     "GET /api/v1/monthly-report": EVERYONE,
     "GET /api/v1/wifi": EVERYONE,
+    "GET /api/v1/noise": EVERYONE,
     "GET /api/v1/firmware": EVERYONE,
     "POST /api/v1/firmware": {T, A},
     "GET /api/v1/campaigns": EVERYONE,
