@@ -47,7 +47,7 @@ async def wifi(
     group: Annotated[str, Query(max_length=300, description="group path; includes its sub-groups")],
     start: Annotated[Instant | None, Query(alias="from", description="default: 7 days before `to`")] = None,
     end: Annotated[Instant | None, Query(alias="to", description="default: now")] = None,
-    every: Annotated[str, Query(max_length=20, description="window: 1h, 1d, 7d …")] = "1d",
+    every: Annotated[str, Query(max_length=20, description="window: 1h, 1d, 7d … (at least an hour)")] = "1d",
 ) -> Response:
     aps = service.rows("access_point", group)
     if not aps:
