@@ -39,7 +39,8 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     description="Days are the group's site's (local midnight to midnight); a month still running ends "
     "now. Energy from the group's cabinet/feeder meters where it has some, else its lamps' counters "
     "(`source`). `format=csv`: the days and the month's total; `format=xlsx`: summary, days and "
-    f"faults sheets; headings in `lang`. At most {MAX_LAMP_DAYS:,} lamp-days (else 422).",
+    f"faults sheets (and Wi-Fi, when the group has access points); headings in `lang`. At most "
+    f"{MAX_LAMP_DAYS:,} lamp-days and {MAX_AP_HOURS:,} access-point hours (else 422).",
 )
 async def monthly_report(
     service: Service,
@@ -57,8 +58,13 @@ async def monthly_report(
         start, end = month_span(month, clock.tz, dt.datetime.now(dt.UTC))
     except ValueError as exc:
         raise ApiError(400, "invalid_month", str(exc)) from None
-    if len(lamps) * 31 > MAX_LAMP_DAYS or len(service.rows("access_point", group)) * 31 * 24 > MAX_AP_HOURS:
-        raise ApiError(422, "too_expensive", f"{len(lamps)} lamps × 31 days: choose a smaller group")
+    aps = service.rows("access_point", group)
+    if len(lamps) * 31 > MAX_LAMP_DAYS or len(aps) * 31 * 24 > MAX_AP_HOURS:
+        raise ApiError(
+            422,
+            "too_expensive",
+            f"{len(lamps)} lamps and {len(aps)} access points over a month: choose a smaller group",
+        )
     meter_rows = service.rows("meter", group)
     meters = metering(meter_rows, lamps)
     first, offset_s = first_window(start, DAY_S, clock.tz)
@@ -68,7 +74,6 @@ async def monthly_report(
     burning = await service.energy_used(lamps, first, end, DAY_S, offset_s, counter="burning_hours_h")
     spans = await service.alert_store.between(group, start, end)
     clocks = service.clocks
-    aps = service.rows("access_point", group)
     wifi = await wifi_builder(service, group, aps, first, end, [first]) if aps else None
 
     def build() -> MonthlyReport:
