@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= examples/city.toml
 
-.PHONY: run test install web system-deps postgres ngsi-client lint typecheck unit soak bench bench-city bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api bench-dashboard clean
+.PHONY: run test install web system-deps postgres ngsi-client lint typecheck unit soak bench bench-city bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api bench-dashboard bench-reports clean
 
 ## run: the simulated city, the controller polling it, and the API on localhost (Ctrl-C stops)
 run: install system-deps
@@ -88,7 +88,7 @@ unit: install system-deps postgres ngsi-client
 	$(BIN)/pytest -q
 
 ## bench: performance figures (not tests): polling throughput, RS-485 efficiency, controller RSS
-bench: bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api bench-dashboard bench-city
+bench: bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api bench-dashboard bench-reports bench-city
 
 bench-polling: install
 	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000
@@ -116,6 +116,10 @@ bench-firmware: install system-deps
 
 bench-api: install
 	$(BIN)/python -m bench.bench_api --devices 10000 --rate 500 --seconds 10
+
+## bench-reports: the monthly report of 10,000 lamps and 500 access points, and draft previews (no I/O)
+bench-reports: install
+	$(BIN)/python -m bench.bench_reports --lamps 10000 --aps 500
 
 ## bench-dashboard: the dashboard with 50,000 lamps in headless Chromium, against the page it replaced
 bench-dashboard: install system-deps
