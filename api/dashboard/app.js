@@ -9,6 +9,7 @@ import { chosenLanguage, clock, explain, number, place, t, translatePage, useLan
 import { DeviceMap, legend } from "./map.js";
 import { Reports } from "./reports.js";
 import { SchedulePanel } from "./schedule.js";
+import { WifiPanel, wifiGroups } from "./wifi.js";
 import { Workbench } from "./workbench.js";
 
 const REFRESH_MS = 5000;
@@ -27,6 +28,7 @@ const workbench = new Workbench({
   can, onError: handle, group: chosenGroup, refresh: () => refresh().then(() => schedule.show()), onPrograms: (programs) => calendars.setPrograms(programs),
 });
 const reports = new Reports({ group: chosenGroup, onError: handle });
+const wifi = new WifiPanel({ onError: handle });
 
 // ---- login ------------------------------------------------------------------------------------
 function showLogin(messageKey = "") {
@@ -92,6 +94,7 @@ function fillLists() {
   schedule.fillGroups(lampGroups);
   schedule.fillDevices(state.features.filter((f) => f.properties.kind === "lamp").map((f) => f.id));
   alerts.fillFilters(KINDS, allGroups);
+  wifi.fillGroups(wifiGroups(state.features));
   const names = [...allGroups, ...state.features.map((f) => f.id)];
   $("search-list").replaceChildren(...names.slice(0, 5000).map((n) => el("option", { value: n })));
 }
@@ -182,6 +185,7 @@ async function changeLanguage() {
     await workbench.history().catch(handle);
     calendars.render();
     await calendars.check().catch(handle);
+    await wifi.show().catch(handle);
     reports.link();
   }
 }

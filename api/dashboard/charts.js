@@ -32,7 +32,8 @@ export function lineChart(chart, points, { from, to, labelA, labelB, maxA, marke
   if (labelB && topB !== null) nodes.push(svg("text", { x: width - right - 4, y: 11, "text-anchor": "end" }, t("chart.max", { name: labelB, max: number(topB, 0) })));
   for (let i = 0; i <= 4; i += 1) {
     const at = new Date(t0 + (i / 4) * (t1 - t0));
-    nodes.push(svg("text", { x: x(at), y: height - 6, "text-anchor": "middle" }, hhmm(at)));
+    // a span of days is read by its days, a day by its hours
+    nodes.push(svg("text", { x: x(at), y: height - 6, "text-anchor": "middle" }, t1 - t0 > 2 * 86400000 ? day(at) : hhmm(at)));
   }
   for (const m of markers) {
     const mx = x(new Date(m.at));

@@ -11,11 +11,16 @@ from zoneinfo import ZoneInfo
 
 import aiomqtt
 import pytest
+from playwright.async_api import Browser, expect
 
+from api.app import create_app
+from api.server import ApiServer
 from controller.alerts.store import AlertRow
 from controller.config import load_config
+from controller.service import ControllerService
 from drivers.base import Reading
 from tests.api.keys import api_client
+from tests.api.test_dashboard import PASSWORD, browser, log_in, shot  # noqa: F401 - `browser` is a fixture
 from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
 from tests.waiting import fetched_until
@@ -107,3 +112,34 @@ async def test_clients_data_and_availability_per_access_point_and_day(
     assert hourly.status_code == 200
     assert len(hourly.json()["per_access_point"][0]["windows"]) == 48
     assert nowhere.status_code == 404
+
+
+async def test_the_operations_room_sees_the_busiest_places_and_a_dead_radio(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    browser: Browser,  # noqa: F811 - the fixture
+) -> None:
+    devices = [("ap-lake", "ap-lake", "wifi_ap"), ("ap-market", "ap-market", "wifi_ap")]
+    settings = load_config(write_mqtt_city(tmp_path, mosquitto.port, devices))
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    readings = [
+        Reading(key, now - dt.timedelta(minutes=m), {"clients": clients, "rx_kbps": 50.0, "tx_kbps": 150.0})
+        for m in range(0, 48 * 60, 10)  # two days: at least one whole evening
+        for key, clients in (("ap-lake", 14), ("ap-market", 0))
+    ]
+    async with running_controller(settings) as ctl:
+        await ctl.store.write(readings)
+        await ctl.auth.create_user("ioc", "viewer", PASSWORD)
+        server = ApiServer(create_app(ControllerService(ctl)), "127.0.0.1", 0)
+        await server.start()
+        try:
+            page = await log_in(browser, server.url, "ioc")
+            await page.select_option("#language", "en")
+            await expect(page.locator("#wifi")).to_be_visible()
+            await expect(page.locator("#wifi-group")).to_have_value("hanoi")
+            await expect(page.locator("#wifi-summary")).to_contain_text("2 access points")
+            await expect(page.locator("#wifi-busiest li").first).to_contain_text("ap-lake: 14")
+            await expect(page.locator("#wifi-idle")).to_contain_text("serving no one: ap-market")
+            await shot(page, "10-public-wifi")
+        finally:
+            await server.stop()
