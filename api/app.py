@@ -21,6 +21,7 @@ from api import (
     monthly_report,
     ngsi_ld,
     noise,
+    open_data,
     schedule_drafts,
     schedule_history,
     schedules,
@@ -43,7 +44,8 @@ from controller.service import ControllerService
 API_DESCRIPTION = """
 Lamplighter's HTTP API for Intelligent Operations Centres and lighting engineers.
 
-Every route but `/healthz` and `POST /api/v1/auth/login` needs credentials: an API key in
+Every route but `/healthz`, `POST /api/v1/auth/login` and the open data the city publishes
+(`/open-data/v1/city`, rate-limited per address) needs credentials: an API key in
 `X-API-Key` (machine clients), or `Authorization: Bearer <token>` with a token from the login.
 Roles: viewer (read; the IOC), operator (the night shift: read, acknowledge alerts, switch and
 dim devices and groups), engineer (an operator who also edits schedules, groups, overrides),
@@ -105,6 +107,7 @@ def create_app(service: ControllerService) -> FastAPI:
     app.include_router(monthly_report.router)
     app.include_router(wifi.router)
     app.include_router(noise.router)
+    app.include_router(open_data.router)
     app.include_router(firmware.router)
     app.include_router(geo.router)
     app.include_router(kpis.router)

@@ -90,7 +90,12 @@ ROLE_MATRIX: dict[str, set[str]] = {
     "GET /ngsi-ld/v1/entities/{entity_id}": EVERYONE,
     "GET /metrics": EVERYONE,
 }
-PUBLIC = {"POST /api/v1/auth/login", "GET /healthz", "GET /ngsi-ld/v1/jsonldContexts/lamplighter"}
+PUBLIC = {
+    "POST /api/v1/auth/login",
+    "GET /healthz",
+    "GET /ngsi-ld/v1/jsonldContexts/lamplighter",
+    "GET /open-data/v1/city",  # what the city publishes: no credentials, rate-limited per address
+}
 
 
 @pytest.fixture

@@ -1,0 +1,148 @@
+"""`GET /open-data/v1/city`: what the city may publish as it is — per district, the current dust
+levels of its air sensors and how much of its public Wi-Fi is up. No credentials, no device ids,
+no personal data; read-only, rate-limited per client address, answered from a copy at most 30 s old.
+
+The air quality index (VN_AQI) joins these figures when it is computed (issue 21); until then the
+published figures are the sensors' own PM2.5 and PM10.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import statistics
+import time
+from collections import defaultdict
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from api.deps import Service
+from api.errors import ApiError
+from api.throttle import RateLimiter
+from controller.service import ControllerService
+
+router = APIRouter(prefix="/open-data/v1", tags=["open data"])
+#: per client address: one request a second, bursts of ten
+RATE_PER_S = 1.0
+BURST = 10
+#: the answer is rebuilt at most this often, whoever asks
+FRESH_S = 30.0
+#: readings older than this are not "current"
+CURRENT = dt.timedelta(hours=1)
+#: districts are the first levels of the group paths: `hanoi/hoan-kiem`
+DISTRICT_DEPTH = 2
+
+
+class _Published:
+    """One app's rate limiter and its copy of the answer (kept on the app, not in the module)."""
+
+    def __init__(self) -> None:
+        self.limiter = RateLimiter(RATE_PER_S, BURST)
+        self.answer: OpenCity | None = None
+        self.at = 0.0
+
+
+def _published(request: Request) -> _Published:
+    state = request.app.state
+    if not hasattr(state, "open_data"):
+        state.open_data = _Published()
+    published: _Published = state.open_data
+    return published
+
+
+class DistrictAir(BaseModel):
+    sensors: int = Field(description="air sensors with a reading in the last hour")
+    pm2_5_ugm3: float | None = Field(description="their mean PM2.5 now, µg/m³")
+    pm10_ugm3: float | None = Field(description="their mean PM10 now, µg/m³")
+
+
+class DistrictWifi(BaseModel):
+    access_points: int
+    up: int
+    availability_pct: float | None
+
+
+class District(BaseModel):
+    district: str
+    air: DistrictAir
+    wifi: DistrictWifi
+
+
+class OpenCity(BaseModel):
+    published_at: dt.datetime
+    districts: list[District]
+
+
+def _district(path: str) -> str:
+    return "/".join(path.split("/")[:DISTRICT_DEPTH])
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 1) if values else None
+
+
+def open_city(service: ControllerService, now: dt.datetime) -> OpenCity:
+    """The figures, from the live state (no store queries)."""
+    air: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"pm2_5_ugm3": [], "pm10_ugm3": [], "n": []})
+    wifi: dict[str, list[bool]] = defaultdict(list)
+    for device in service.find():
+        row, st = device.row, device.status
+        district = _district(row.group_path)
+        if row.kind == "sensor" and st.last_seen is not None and now - st.last_seen <= CURRENT:
+            values = st.last_values()
+            seen = False
+            for field in ("pm2_5_ugm3", "pm10_ugm3"):
+                v = values.get(field)
+                if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                    air[district][field].append(float(v))
+                    seen = True
+            if seen:
+                air[district]["n"].append(1.0)
+        elif row.kind == "access_point":
+            wifi[district].append(st.state not in ("offline", "unknown"))
+    districts = []
+    for name in sorted(set(air) | set(wifi)):
+        a, w = air.get(name), wifi.get(name, [])
+        districts.append(
+            District(
+                district=name,
+                air=DistrictAir(
+                    sensors=len(a["n"]) if a else 0,
+                    pm2_5_ugm3=_mean(a["pm2_5_ugm3"]) if a else None,
+                    pm10_ugm3=_mean(a["pm10_ugm3"]) if a else None,
+                ),
+                wifi=DistrictWifi(
+                    access_points=len(w),
+                    up=sum(w),
+                    availability_pct=round(100 * sum(w) / len(w), 1) if w else None,
+                ),
+            )
+        )
+    return OpenCity(published_at=now.replace(microsecond=0), districts=districts)
+
+
+@router.get(
+    "/city",
+    response_model=OpenCity,
+    summary="Open data: air and public Wi-Fi per district, now",
+    description=f"No credentials. Per district (the first {DISTRICT_DEPTH} levels of the group paths): "
+    "the mean PM2.5 and PM10 of the air sensors that reported in the last hour, and how many public "
+    f"Wi-Fi access points are up. No device ids, no personal data. At most {RATE_PER_S:g} request a "
+    f"second per client address (bursts of {BURST}; else 429); the answer is at most {FRESH_S:g} s old.",
+)
+async def city(request: Request, service: Service) -> OpenCity:
+    client = request.client.host if request.client else "unknown"
+    published = _published(request)
+    wait = published.limiter.take(client)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"open data: at most {RATE_PER_S:g} request a second (bursts of {BURST}); retry in {wait:.1f} s",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
+    if published.answer is None or time.monotonic() - published.at > FRESH_S:
+        published.answer = open_city(service, dt.datetime.now(dt.UTC))
+        published.at = time.monotonic()
+    return published.answer
