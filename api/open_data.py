@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.deps import Service
-from api.errors import ApiError
+from api.errors import ApiError, ErrorBody
 from api.throttle import RateLimiter
 from controller.service import ControllerService
 
@@ -125,6 +125,7 @@ def open_city(service: ControllerService, now: dt.datetime) -> OpenCity:
 @router.get(
     "/city",
     response_model=OpenCity,
+    responses={429: {"model": ErrorBody, "description": "too many requests from this address"}},
     summary="Open data: air and public Wi-Fi per district, now",
     description=f"No credentials. Per district (the first {DISTRICT_DEPTH} levels of the group paths): "
     "the mean PM2.5 and PM10 of the air sensors that reported in the last hour, and how many public "
