@@ -44,7 +44,7 @@ from controller.telemetry.store import (
 )
 from drivers.backoff import Backoff
 from drivers.base import Reading
-from drivers.fields import FIELD_NAME, READING_FIELDS
+from drivers.fields import READING_FIELDS
 
 log = logging.getLogger(__name__)
 #: batches kept in memory before new ones go to disk even while the server is up
@@ -359,19 +359,11 @@ class InfluxStore(TelemetryStore):
 
         return await asyncio.to_thread(points)  # 50,000 points are felt on the event loop
 
-    async def energy(
-        self,
-        device_ids: Sequence[str],
-        start: datetime,
-        end: datetime,
-        every_s: float,
-        offset_s: float = 0,
-        counter: str = "energy_wh",
+    async def _spread(
+        self, ids: Sequence[str], start: datetime, end: datetime, every_s: float, offset: float, counter: str
     ) -> dict[str, dict[datetime, float]]:
-        if not device_ids or not FIELD_NAME.match(counter):
-            return {}
-        q = ql.select_energy(self.s.measurement, device_ids, start, end, every_s, offset_s, counter)
-        return ql.energy_by_device(await self._series(q), set(device_ids))
+        q = ql.select_energy(self.s.measurement, ids, start, end, every_s, offset, counter)
+        return ql.energy_by_device(await self._series(q), set(ids))
 
     async def reported(
         self, device_ids: Sequence[str], start: datetime, end: datetime

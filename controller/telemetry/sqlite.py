@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from controller.db import create_engine
 from controller.telemetry.store import NON_NUMERIC, Aggregate, TelemetryPoint, TelemetryStore, known_fields
 from drivers.base import Reading
-from drivers.fields import FIELD_NAME, FieldValue
+from drivers.fields import FieldValue
 
 _metadata = MetaData()
 telemetry_table = Table(
@@ -106,21 +106,13 @@ class SqliteTelemetryStore(TelemetryStore):
             )
             return await asyncio.to_thread(_decode_buckets, result.all(), numeric)
 
-    async def energy(
-        self,
-        device_ids: Sequence[str],
-        start: datetime,
-        end: datetime,
-        every_s: float,
-        offset_s: float = 0,
-        counter: str = "energy_wh",
+    async def _spread(
+        self, ids: Sequence[str], start: datetime, end: datetime, every_s: float, offset: float, counter: str
     ) -> dict[str, dict[datetime, float]]:
         out: dict[str, dict[datetime, float]] = {}
-        if not device_ids or not FIELD_NAME.match(counter):
-            return out
-        marks = ", ".join(f":d{i}" for i in range(len(device_ids)))
-        params: dict[str, object] = {f"d{i}": d for i, d in enumerate(device_ids)}
-        params |= {"a": start.timestamp(), "b": end.timestamp(), "w": every_s, "o": offset_s}
+        marks = ", ".join(f":d{i}" for i in range(len(ids)))
+        params: dict[str, object] = {f"d{i}": d for i, d in enumerate(ids)}
+        params |= {"a": start.timestamp(), "b": end.timestamp(), "w": every_s, "o": offset}
         counter = f"json_extract(doc, '$.{counter}')"  # a field name: letters, digits, _
         async with self.engine.connect() as conn:
             result = await conn.execute(

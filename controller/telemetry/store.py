@@ -51,7 +51,6 @@ class TelemetryStore(abc.ABC):
     ) -> list[TelemetryPoint]:
         """Points in [start, end), oldest first; with `every_s`, one aggregated point per window."""
 
-    @abc.abstractmethod
     async def energy(
         self,
         device_ids: Sequence[str],
@@ -62,9 +61,18 @@ class TelemetryStore(abc.ABC):
         counter: str = "energy_wh",
     ) -> dict[str, dict[datetime, float]]:
         """Wh used per device per window (the spread of its `energy_wh` counter in the window; of
-        another counter such as `burning_hours_h` if named — a field name, checked by the caller).
+        another counter such as `burning_hours_h` if named — a field name, else nothing).
 
         Windows start at `offset_s` past a multiple of `every_s` since the epoch (local midnight)."""
+        if not device_ids or not FIELD_NAME.match(counter):
+            return {}
+        return await self._spread(device_ids, start, end, every_s, offset_s, counter)
+
+    @abc.abstractmethod
+    async def _spread(
+        self, ids: Sequence[str], start: datetime, end: datetime, every_s: float, offset: float, counter: str
+    ) -> dict[str, dict[datetime, float]]:
+        """`energy` for a checked counter name and at least one device: the store's own query."""
 
     @abc.abstractmethod
     async def reported(
