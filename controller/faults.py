@@ -27,8 +27,11 @@ FaultKind = Literal[
     "sensorStale",
     "sensorOutOfRange",
     "accessPointOffline",
+    "airQuality",
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
+#: alerts about a place, not a device: a district's air (controller/air_watch.py)
+AREA_KINDS: frozenset[str] = frozenset({"airQuality"})
 #: open alerts after which a lamp no longer gives the light it should (availability counts them)
 DARKENING: frozenset[str] = frozenset(
     {"lampFailure", "driverFault", "relayFault", "communicationFailure", "cyclingLamp"}

@@ -18,6 +18,7 @@ from bleak.backends.client import BaseBleakClient
 from bleak.backends.scanner import BaseBleakScanner
 
 from controller import cluster
+from controller.air_watch import AirWatch
 from controller.alerts import AlertChannel, AlertService, thresholds_by_device
 from controller.alerts.book import AlertBook
 from controller.alerts.events import EventHub
@@ -92,6 +93,7 @@ class Controller:
         self.alerts: AlertService | None = None
         self.webhooks: dict[str, WebhookSender] = {}
         self.firmware: FirmwareService | None = None
+        self.air: AirWatch | None = None
 
     async def start(self) -> None:
         await self.registry.create_schema()
@@ -174,6 +176,8 @@ class Controller:
             self.supervisor.spawn("outbound", self.publisher.run, group="housekeeping")
         if self.settings.alerts.enabled:
             await self._start_alerts()
+        if self.settings.air.enabled:
+            await self._start_air()
         for link_id, driver in self.drivers.items():
             if isinstance(driver, ListeningDriver):
                 listen = functools.partial(
@@ -237,6 +241,23 @@ class Controller:
         self.supervisor.spawn("alerts", self.alerts.run, group="housekeeping")
         for hook_id, sender in self.webhooks.items():
             self.supervisor.spawn(f"webhook:{hook_id}", sender.run, group="housekeeping")
+
+    async def _start_air(self) -> None:
+        profiles = {row.profile for row in self.devices.values() if row.kind == "sensor"}
+        self.air = AirWatch(
+            self.settings.air,
+            self.store,
+            self.devices,
+            {name: self.settings.profile(name).mapped_fields() for name in profiles},
+            self.owned,
+            {site: clock.tz for site, clock in self.clocks.items()},
+            self.metrics,
+            self.alerts,
+            self._state_writes,  # joined before the store closes: an index is written whole
+        )
+        await self.air.start()
+        if self.air.fields:
+            self.supervisor.spawn("air", self.air.run, group="housekeeping")
 
     async def stop(self) -> None:
         """Stop pollers, drain the queue into the store, flush state, close everything."""

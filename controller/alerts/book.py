@@ -30,6 +30,7 @@ SEVERITY: dict[FaultKind, Severity] = {
     "sensorStale": "warning",
     "sensorOutOfRange": "warning",
     "accessPointOffline": "major",
+    "airQuality": "major",
 }
 SEVERITY_RANK: dict[Severity, int] = {"warning": 0, "minor": 1, "major": 2, "critical": 3}
 

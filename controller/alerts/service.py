@@ -18,13 +18,13 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.alerts.book import Alert, AlertBook, AlertEvent
+from controller.alerts.book import SEVERITY, Alert, AlertBook, AlertEvent
 from controller.alerts.detectors import DeviceView, Expected, detect
 from controller.alerts.grouping import Grouping, RootCauses
 from controller.alerts.messages import AnyAlertMessage, alert_message, group_message
 from controller.alerts.store import AlertStore
 from controller.config import ControllerSettings
-from controller.faults import FAULT_KINDS, Thresholds
+from controller.faults import AREA_KINDS, FAULT_KINDS, FaultKind, Thresholds
 from controller.fleet import Fleet, reading_document
 from controller.groups import in_group
 from controller.metrics import ControllerMetrics
@@ -119,7 +119,7 @@ class AlertService:
     async def start(self) -> None:
         active = await self.store.active()
         self.book.restore(a for a in active if a.device_id in self.devices)
-        gone = [a for a in active if a.device_id not in self.configured]
+        gone = [a for a in active if a.device_id not in self.configured and a.kind not in AREA_KINDS]
         if gone:  # devices removed from the config: nobody can clear their alerts any more
             now = dt.datetime.now(dt.UTC)
             for alert in gone:
@@ -199,6 +199,42 @@ class AlertService:
             else False,
             thresholds=self.thresholds.get(device_id, Thresholds()),
         )
+
+    async def restore_areas(self, kind: FaultKind) -> list[Alert]:
+        """The open alerts of `kind` about places (AREA_KINDS): taken into the book so that they are
+        cleared, not raised again; the caller clears those of places no longer configured."""
+        found = [a for a in await self.store.active() if a.kind == kind]
+        for alert in found:
+            self.book.active[alert.key] = alert
+        self.metrics.alerts_open.set(len(self.book.active))
+        return found
+
+    async def area(
+        self,
+        subject: str,
+        kind: FaultKind,
+        evidence: str | None,
+        *,
+        site: str,
+        group: str,
+        now: dt.datetime | None = None,
+    ) -> AlertEvent | None:
+        """Raise (with `evidence`) or clear (None) the alert of a place — a district's air. The
+        caller keeps its own hysteresis; this keeps it once: raised once, cleared once."""
+        now = now or dt.datetime.now(dt.UTC)
+        active = self.book.active.get((subject, kind))
+        if evidence is not None and active is None:
+            alert = Alert(subject, kind, SEVERITY[kind], now, evidence, site=site, group=group)
+            self.book.active[alert.key] = alert
+            event = AlertEvent("raised", alert)
+        elif evidence is None and active is not None:
+            active.cleared_at = now
+            del self.book.active[active.key]
+            event = AlertEvent("cleared", active)
+        else:
+            return None
+        await self._publish([event])
+        return event
 
     async def acknowledge(self, alert_id: int, by: str | None) -> Alert | None:
         """Acknowledge an open alert (idempotent); None if no such alert. Cleared alerts stay as they are."""

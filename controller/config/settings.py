@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from controller.air_figures import AirSettings
 from controller.config.city import (
     _LINK_KINDS,
     _PROTOCOL_OF_LINK,
@@ -68,6 +69,7 @@ class ControllerSettings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     map: MapSettings = MapSettings()
     noise: NoiseLimits = NoiseLimits()
+    air: AirSettings = AirSettings()
     alert_thresholds: tuple[GroupThresholds, ...] = ()
     webhooks: tuple[WebhookSettings, ...] = ()
     firmware: FirmwareSettings = FirmwareSettings()
