@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import (
+    air,
     alerts,
     audit,
     auth,
@@ -107,6 +108,7 @@ def create_app(service: ControllerService) -> FastAPI:
     app.include_router(monthly_report.router)
     app.include_router(wifi.router)
     app.include_router(noise.router)
+    app.include_router(air.router)
     app.include_router(open_data.router)
     app.include_router(firmware.router)
     app.include_router(geo.router)

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.db import DATABASE_AWAY_ERRORS, database_is_away
 from controller.errors import (
+    AirDisabled,
     AlertsDisabled,
     NoLamps,
     NotCommandable,
@@ -45,6 +46,7 @@ _SERVICE_ANSWERS: dict[type[ServiceError], tuple[int, str]] = {
     NotCommandable: (422, "not_commandable"),
     NotReady: (503, "not_ready"),
     AlertsDisabled: (503, "alerts_disabled"),
+    AirDisabled: (503, "air_disabled"),
 }
 
 

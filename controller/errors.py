@@ -32,3 +32,7 @@ class NotCommandable(ServiceError):
 
 class AlertsDisabled(ServiceError):
     """Fault detection is off (`[alerts] enabled = false`)."""
+
+
+class AirDisabled(ServiceError):
+    """The air quality index is off (`[air] enabled = false`)."""

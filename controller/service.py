@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from controller.air_figures import hourly_means
+from controller.air_watch import AirWatch
 from controller.alerts.book import Alert
 from controller.alerts.events import EventHub
 from controller.alerts.grouping import AlertGroup, Grouping
@@ -25,7 +27,15 @@ from controller.auth import AuthStore, LoginLockout
 from controller.commands import Command
 from controller.config import ControllerSettings, Site
 from controller.energy import EnergySource, totals
-from controller.errors import AlertsDisabled, NoLamps, NotCommandable, NotOwned, NotReady, UnknownDevice
+from controller.errors import (
+    AirDisabled,
+    AlertsDisabled,
+    NoLamps,
+    NotCommandable,
+    NotOwned,
+    NotReady,
+    UnknownDevice,
+)
 from controller.firmware import FirmwareService
 from controller.fleet import DeviceStatus
 from controller.groups import in_group
@@ -206,6 +216,23 @@ class ControllerService:
     ) -> tuple[float, float, int, EnergySource]:
         """(kWh used, dusk-to-dawn baseline kWh of the lamps counted, how many, from which counters)."""
         return await totals(self._ctl.store, self._ctl.clocks, lamps, start, end, meters)
+
+    # -- air -----------------------------------------------------------------------------------
+
+    @property
+    def air(self) -> AirWatch:
+        """The city's air index now (controller/air_watch.py)."""
+        if self._ctl.air is None:
+            if not self.settings.air.enabled:
+                raise AirDisabled("the air quality index is off ([air] enabled = false)")
+            raise NotReady("the controller is still starting")
+        return self._ctl.air
+
+    async def air_means(
+        self, device_id: str, fields: Sequence[str], end: dt.datetime, hours: int
+    ) -> dict[str, list[float | None]]:
+        """A sensor's hourly means of `fields` for the `hours` before `end`, the newest first."""
+        return await hourly_means(self._ctl.store, device_id, fields, end, hours, self.settings.air.hour_s)
 
     # -- alerts, reports, events ---------------------------------------------------------------
 

@@ -49,7 +49,7 @@ def fault_mqtt(
     link: Annotated[str, typer.Option(help="the MQTT link (broker) id")],
     device: Annotated[str, typer.Option(help="the device's key in its topics")],
     fault: Annotated[
-        MqttFault, typer.Option(help="offline: power cut (last will); stale; garbage; out_of_range")
+        MqttFault, typer.Option(help="offline: power cut (last will); stale; garbage; out_of_range; dust")
     ],
     clear: Annotated[bool, typer.Option("--clear", help="clear the fault instead")] = False,
     url: UrlOpt = None,

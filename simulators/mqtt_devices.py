@@ -4,7 +4,8 @@ Each device keeps its own broker connection (so it can leave a last will, as rea
 publishes a JSON document laid out by its profile every `interval_s`, and follows a daily pattern in
 its site's time zone. Faults: `offline` (the connection drops without a goodbye: the broker sends
 the last will), `stale` (connected but silent), `garbage` (publishes bytes that are not JSON),
-`out_of_range` (a sensor reports humidity 140 %).
+`out_of_range` (a sensor reports humidity 140 %), `dust` (a dust episode: PM2.5 and PM10 eight times
+the usual).
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ class MqttFault(enum.StrEnum):
     STALE = "stale"
     GARBAGE = "garbage"
     OUT_OF_RANGE = "out_of_range"  # a failing humidity element: reads 140 % (sensors only)
+    DUST = "dust"  # a dust episode (smoke, construction, a still winter night): PM × DUST_FACTOR
+
+
+#: how much dust an episode adds: a city's usual 25–55 µg/m³ of PM2.5 becomes 200–440 ("bad" to
+#: "hazardous" by VN_AQI)
+DUST_FACTOR = 8.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -130,6 +137,9 @@ class MqttDeviceModel:
             values = sensor_values(local, self.rng)
             if MqttFault.OUT_OF_RANGE in self.faults:
                 values["humidity_pct"] = 140.0
+            if MqttFault.DUST in self.faults:
+                for name in ("pm2_5_ugm3", "pm10_ugm3"):
+                    values[name] = round(values[name] * DUST_FACTOR, 1)
         return render(self.layout, values, now)
 
 

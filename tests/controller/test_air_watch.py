@@ -1,0 +1,109 @@
+"""The city's air end to end on a real Mosquitto: simulated sensors publish, the controller stores,
+the air watch computes each hour's VN_AQI, keeps it as telemetry, and a dust episode injected into
+the simulated sensors raises one alert for its district, once, and clears it once.
+
+`[air] hour_s = 4`: the regulation's hour is 3600 s; four seconds lets the whole path — quarter-hour
+means, the 2-of-3 rule, the NowCast's decay after the episode, the hysteresis — run in a test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from controller.air_figures import INDEX_FIELD
+from controller.config import load_config
+from controller.runtime import Controller
+from simulators.mqtt_devices import BrokerSpec, MqttDeviceFleet, MqttFault, SimMqttDevice
+from tests.api.keys import api_client
+from tests.controller.city import running_controller, write_mqtt_city
+from tests.mosquitto import Mosquitto
+from tests.waiting import until
+
+SENSORS = {"hk1": "air-hk-1", "hk2": "air-hk-2", "bd1": "air-bd-1"}  # key → device id
+HOUR_S = 4
+
+
+def city(tmp_path: Path, broker: Mosquitto) -> Path:
+    devices = [(device_id, key, "env_sensor") for key, device_id in SENSORS.items()]
+    extra = f"[air]\nhour_s = {HOUR_S}\nhysteresis = 10\n"
+    path = write_mqtt_city(tmp_path, broker.port, devices, extra=extra)
+    text = path.read_text(encoding="utf-8")
+    moved = 'key = "bd1"\nprofile = "env_sensor"\ngroup = "hanoi/ba-dinh"'
+    path.write_text(text.replace(moved.replace("ba-dinh", "hoan-kiem"), moved), encoding="utf-8")
+    return path
+
+
+def air_alerts(ctl: Controller) -> list[str]:
+    assert ctl.alerts is not None
+    return sorted(subject for subject, kind in ctl.alerts.book.active if kind == "airQuality")
+
+
+async def test_a_dust_episode_raises_one_district_alert_and_clears_it(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    settings = load_config(city(tmp_path, mosquitto))
+    spec = BrokerSpec(
+        name="broker",
+        host="127.0.0.1",
+        port=mosquitto.port,
+        devices=tuple(SimMqttDevice(key=k, profile="env_sensor") for k in SENSORS),
+        interval_s=0.2,
+    )
+    sims = MqttDeviceFleet(spec)
+    await sims.start()
+    try:
+        async with running_controller(settings) as ctl:
+            watch = ctl.air
+            assert watch is not None
+            assert set(watch.members) == {"hanoi/hoan-kiem", "hanoi/ba-dinh"}
+            await until(
+                lambda: all(f.index is not None for f in watch.districts.values()),
+                within_s=6 * HOUR_S,
+                what="every district's first index (2 of the 3 latest hours)",
+            )
+            usual = {name: f.index for name, f in watch.districts.items()}
+            assert all(i is not None and i < 151 for i in usual.values()), usual  # a usual day is not "bad"
+            assert air_alerts(ctl) == []
+
+            sims.set_fault("hk1", MqttFault.DUST, True)
+            await until(lambda: air_alerts(ctl) == ["hanoi/hoan-kiem"], within_s=4 * HOUR_S, what="the alert")
+            district = watch.districts["hanoi/hoan-kiem"]
+            assert district.sensor == "air-hk-1"
+            assert district.level is not None
+            assert district.level.number >= 4
+            assert watch.districts["hanoi/ba-dinh"].index == watch.sensors["air-bd-1"].index
+            assert (watch.districts["hanoi/ba-dinh"].index or 0) < 151
+
+            async with api_client(ctl, "viewer") as api:
+                body = (await api.get("/api/v1/air", params={"group": "hanoi/hoan-kiem"})).json()
+            (hk,) = body["districts"]
+            assert hk["alert"] is True
+            assert hk["sensor"] == "air-hk-1"
+            assert hk["level"]["name"]["vi"] in ("Xấu", "Rất xấu", "Nguy hại")
+            assert hk["level"]["colour"] in ("#FF0000", "#8F3F97", "#7E0023")
+            assert hk["level"]["advice"]["vi"]
+            assert hk["level"]["advice_sensitive"]["en"]
+            assert {s["device_id"] for s in body["sensors"]} == {"air-hk-1", "air-hk-2"}
+
+            sims.set_fault("hk1", MqttFault.DUST, False)
+            await until(lambda: air_alerts(ctl) == [], within_s=12 * HOUR_S, what="the alert cleared")
+            stored = await ctl.store.query(
+                "air-hk-1",
+                dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+                dt.datetime.now(dt.UTC),
+                fields=[INDEX_FIELD],
+            )
+            alerts, total = await ctl.alert_store.query(state="all")
+    finally:
+        await sims.stop()
+    assert total == 1  # raised once, cleared once, for the dusty district only
+    (alert,) = alerts
+    assert alert.device_id == "hanoi/hoan-kiem"
+    assert alert.kind == "airQuality"
+    assert alert.cleared_at is not None
+    assert "air-hk-1 (PM2.5)" in alert.evidence
+    indices = [p.values[INDEX_FIELD] for p in stored if INDEX_FIELD in p.values]
+    assert max(indices) >= 151  # the episode is in the sensor's own telemetry
+    hours = [p.ts for p in stored if INDEX_FIELD in p.values]
+    assert len(hours) == len(set(hours))  # one index per hour
