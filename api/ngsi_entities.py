@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from api.ngsi_devices import device_entity
+from controller.errors import ServiceError
 from controller.fleet import DeviceStatus
 from controller.registry import DeviceRow
 from controller.service import ControllerService
@@ -123,6 +124,8 @@ async def entities_of(service: ControllerService, kinds: set[str]) -> list[dict[
                 if p.profile.entity_type == kind
             )
             found[kind] = [e for e in made if e is not None]
+    if "AirQualityObserved" in found:
+        _add_air_index(service, found["AirQualityObserved"])
     if "Streetlight" in kinds:
         found["Streetlight"] = [_streetlight(states[r.id], r, alerts[r.id]) for r in lamps]
     if "StreetlightGroup" in kinds:
@@ -142,6 +145,25 @@ def _prop(value: Any, observed: dt.datetime | None = None, unit: str | None = No
     if unit is not None:
         out["unitCode"] = unit
     return out
+
+
+def _add_air_index(service: ControllerService, entities: list[dict[str, Any]]) -> None:
+    """The hourly index (VN_AQI or US EPA, `[air] index`) of each sensor that has one: its value,
+    level and reliability, observed at the end of its hour."""
+    try:
+        figures = service.air.sensors
+    except ServiceError:  # the index is off, or not computed yet
+        return
+    prefix = urn("AirQualityObserved", "")
+    hour_s = service.settings.air.hour_s
+    for entity in entities:
+        figure = figures.get(entity["id"].removeprefix(prefix))
+        if figure is None or figure.level is None:
+            continue
+        observed = figure.hour + dt.timedelta(seconds=hour_s)
+        entity["airQualityIndex"] = _prop(figure.index, observed)
+        entity["airQualityLevel"] = _prop(figure.level.key, observed)
+        entity["reliability"] = _prop(figure.reliability, observed)
 
 
 def _point(lon: float, lat: float) -> dict[str, Any]:

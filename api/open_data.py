@@ -2,8 +2,8 @@
 levels of its air sensors and how much of its public Wi-Fi is up. No credentials, no device ids,
 no personal data; read-only, rate-limited per client address, answered from a copy at most 30 s old.
 
-The air quality index (VN_AQI) joins these figures when it is computed (issue 21); until then the
-published figures are the sensors' own PM2.5 and PM10.
+Each district's air quality index (VN_AQI, or the US EPA AQI: `[air] index`) for the last complete
+hour is published with its level, colour and advice, beside the sensors' own PM2.5 and PM10.
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ import math
 import statistics
 import time
 from collections import defaultdict
+from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from api.air import level_out
 from api.deps import Service
 from api.errors import ApiError, ErrorBody
 from api.throttle import RateLimiter
+from controller.errors import ServiceError
 from controller.service import ControllerService
 
 router = APIRouter(prefix="/open-data/v1", tags=["open data"])
@@ -51,10 +54,23 @@ def _published(request: Request) -> _Published:
     return published
 
 
+class PublicLevel(BaseModel):
+    number: int = Field(description="1 (good) … 6 (hazardous)")
+    key: str
+    colour: str = Field(description="#RRGGBB")
+    name: dict[str, str]
+    advice: dict[str, str]
+    advice_sensitive: dict[str, str]
+
+
 class DistrictAir(BaseModel):
     sensors: int = Field(description="air sensors with a reading in the last hour")
     pm2_5_ugm3: float | None = Field(description="their mean PM2.5 now, µg/m³")
     pm10_ugm3: float | None = Field(description="their mean PM10 now, µg/m³")
+    scheme: str | None = Field(default=None, description="vn_aqi or us_epa; null: no index computed")
+    index: int | None = Field(default=None, description="the district's hourly index (its worst sensor's)")
+    level: PublicLevel | None = None
+    hour: dt.datetime | None = Field(default=None, description="start of the hour the index is for")
 
 
 class DistrictWifi(BaseModel):
@@ -101,8 +117,9 @@ def open_city(service: ControllerService, now: dt.datetime) -> OpenCity:
                 air[district]["n"].append(1.0)
         elif row.kind == "access_point":
             wifi[district].append(st.state not in ("offline", "unknown"))
+    indices = _indices(service)
     districts = []
-    for name in sorted(set(air) | set(wifi)):
+    for name in sorted(set(air) | set(wifi) | set(indices)):
         a, w = air.get(name), wifi.get(name, [])
         districts.append(
             District(
@@ -111,6 +128,7 @@ def open_city(service: ControllerService, now: dt.datetime) -> OpenCity:
                     sensors=len(a["n"]) if a else 0,
                     pm2_5_ugm3=_mean(a["pm2_5_ugm3"]) if a else None,
                     pm10_ugm3=_mean(a["pm10_ugm3"]) if a else None,
+                    **indices.get(name, {}),
                 ),
                 wifi=DistrictWifi(
                     access_points=len(w),
@@ -122,13 +140,31 @@ def open_city(service: ControllerService, now: dt.datetime) -> OpenCity:
     return OpenCity(published_at=now.replace(microsecond=0), districts=districts)
 
 
+def _indices(service: ControllerService) -> dict[str, dict[str, Any]]:
+    """District → its index fields, for the districts with an index (none while it is off)."""
+    try:
+        watch = service.air
+    except ServiceError:
+        return {}
+    scheme = watch.settings.index
+    out: dict[str, dict[str, Any]] = {}
+    for name, figure in watch.districts.items():
+        if figure.index is None or figure.level is None:
+            continue
+        full = level_out(scheme, figure.level)
+        level = PublicLevel(**full.model_dump(include=set(PublicLevel.model_fields)))
+        out[name] = {"scheme": scheme, "index": figure.index, "level": level, "hour": figure.hour}
+    return out
+
+
 @router.get(
     "/city",
     response_model=OpenCity,
     responses={429: {"model": ErrorBody, "description": "too many requests from this address"}},
     summary="Open data: air and public Wi-Fi per district, now",
     description=f"No credentials. Per district (the first {DISTRICT_DEPTH} levels of the group paths): "
-    "the mean PM2.5 and PM10 of the air sensors that reported in the last hour, and how many public "
+    "the air quality index of the last complete hour with its level, colour and advice, the mean "
+    "PM2.5 and PM10 of the air sensors that reported in the last hour, and how many public "
     f"Wi-Fi access points are up. No device ids, no personal data. At most {RATE_PER_S:g} request a "
     f"second per client address (bursts of {BURST}; else 429); the answer is at most {FRESH_S:g} s old.",
 )

@@ -16,6 +16,7 @@ from controller.config import load_config
 from controller.runtime import Controller
 from simulators.mqtt_devices import BrokerSpec, MqttDeviceFleet, MqttFault, SimMqttDevice
 from tests.api.keys import api_client
+from tests.api.smart_data_models import model_problems
 from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
 from tests.waiting import until
@@ -77,6 +78,10 @@ async def test_a_dust_episode_raises_one_district_alert_and_clears_it(
 
             async with api_client(ctl, "viewer") as api:
                 body = (await api.get("/api/v1/air", params={"group": "hanoi/hoan-kiem"})).json()
+                ngsi = {"type": "AirQualityObserved"}
+                entities = (await api.get("/ngsi-ld/v1/entities", params=ngsi)).json()
+                chart = (await api.get("/api/v1/air/history", params={"group": "hanoi/hoan-kiem"})).json()
+                public = (await api.get("/open-data/v1/city")).json()
             (hk,) = body["districts"]
             assert hk["alert"] is True
             assert hk["sensor"] == "air-hk-1"
@@ -85,6 +90,17 @@ async def test_a_dust_episode_raises_one_district_alert_and_clears_it(
             assert hk["level"]["advice"]["vi"]
             assert hk["level"]["advice_sensitive"]["en"]
             assert {s["device_id"] for s in body["sensors"]} == {"air-hk-1", "air-hk-2"}
+            dusty = next(e for e in entities if e["id"] == "urn:ngsi-ld:AirQualityObserved:air-hk-1")
+            assert dusty["airQualityIndex"]["value"] == watch.sensors["air-hk-1"].index
+            assert dusty["airQualityLevel"]["value"] in ("bad", "very_bad", "hazardous")
+            assert 0 < dusty["reliability"]["value"] <= 1
+            assert await model_problems(entities) == []  # as the Smart Data Model says
+            assert chart["sensors"] == 2
+            assert max(h["index"] for h in chart["hours"]) >= 151
+            published = {d["district"]: d["air"] for d in public["districts"]}
+            assert published["hanoi/hoan-kiem"]["index"] == hk["index"]
+            assert published["hanoi/hoan-kiem"]["level"]["colour"] == hk["level"]["colour"]
+            assert "sensor" not in published["hanoi/hoan-kiem"]  # no device ids in open data
 
             sims.set_fault("hk1", MqttFault.DUST, False)
             await until(lambda: air_alerts(ctl) == [], within_s=12 * HOUR_S, what="the alert cleared")
