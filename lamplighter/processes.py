@@ -27,6 +27,7 @@ from controller.config import ControllerSettings
 from controller.runtime import Controller
 from controller.service import ControllerService
 from lamplighter.auth_cli import demo_credentials
+from lamplighter.demo_air import backfill_air
 from lamplighter.schedule_file import ScheduleFile
 from lamplighter.simulate import city_from_config, simulated_ble_backends, simulated_radios
 from simulators.control import create_control_app
@@ -53,6 +54,8 @@ async def run_controller(
             for kind, key, doc in plan_file.objects():
                 await controller.scheduling.put(kind, key, doc)  # type: ignore[arg-type]
             log.info("schedules applied: %d objects", len(plan_file.objects()))
+        if simulate_config is not None:
+            await backfill_air(controller)
         await _start_server(api, "API")
         typer.echo(f"Lamplighter on {api.url}  —  dashboard: {api.url}/  API docs: {api.url}/docs")
         if simulate_config is not None:

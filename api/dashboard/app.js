@@ -1,5 +1,6 @@
 // Lamplighter dashboard: the night shift's console. Loads the city once, then small changes every
 // few seconds; texts in Vietnamese or English; every time in the site's zone.
+import { AirPanel } from "./air.js";
 import { AlertPanel } from "./alerts.js";
 import { CalendarEditor } from "./calendars.js";
 import { api, session, Unauthorized } from "./api.js";
@@ -29,6 +30,7 @@ const workbench = new Workbench({
 });
 const reports = new Reports({ group: chosenGroup, onError: handle });
 const wifi = new WifiPanel({ onError: handle });
+const air = new AirPanel({ onError: handle, map: () => state.map });
 
 // ---- login ------------------------------------------------------------------------------------
 function showLogin(messageKey = "") {
@@ -102,7 +104,7 @@ function fillLists() {
 const KINDS = [
   "lampFailure", "dayBurning", "cyclingLamp", "lampPowerTooHigh", "lampPowerTooLow", "supplyVoltageTooHigh",
   "supplyVoltageTooLow", "relayFault", "driverFault", "overTemperature", "communicationFailure",
-  "sensorStale", "sensorOutOfRange", "accessPointOffline",
+  "sensorStale", "sensorOutOfRange", "accessPointOffline", "airQuality",
 ];
 
 // ---- every few seconds: small changes only ----------------------------------------------------
@@ -119,6 +121,7 @@ async function refresh() {
   state.overrides = overrides;
   renderKpis(kpis);
   schedule.renderOverrides(overrides);
+  air.refresh().catch(handle);
   if (device.id && changes.devices[device.id]) await device.show().catch(handle);
   $("updated").textContent = t("top.updated", { time: clock(new Date()) });
 }
@@ -186,6 +189,8 @@ async function changeLanguage() {
     calendars.render();
     await calendars.check().catch(handle);
     await wifi.show().catch(handle);
+    air.render();
+    await air.chart().catch(handle);
     reports.link();
   }
 }

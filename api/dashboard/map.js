@@ -113,6 +113,11 @@ export class DeviceMap {
       id: "selected", type: "circle", source: "devices", filter: ["==", ["get", "id"], ""],
       paint: { "circle-radius": 15, "circle-color": "rgba(0,0,0,0)", "circle-stroke-color": "#ffffff", "circle-stroke-width": 3 },
     });
+    // an air sensor is ringed in its index level's colour (VN_AQI table 1, or the EPA's)
+    map.addLayer({
+      id: "air", type: "circle", source: "devices", filter: ["all", ["!", ["has", "point_count"]], ["has", "airColour"]],
+      paint: { "circle-radius": ["interpolate", ["linear"], ["zoom"], 12, 10, 17, 16, 20, 21], "circle-color": ["get", "airColour"], "circle-opacity": 0.85 },
+    });
     map.addLayer({
       id: "devices", type: "symbol", source: "devices", filter: ["!", ["has", "point_count"]],
       layout: {
@@ -207,6 +212,16 @@ export class DeviceMap {
     }
     if (changed) this.redraw();
     return changed;
+  }
+
+  /** The air sensors' index and colour, from /api/v1/air: { id: { index, colour } }. */
+  setAir(byId) {
+    for (const [id, f] of this.byId) {
+      const air = byId[id];
+      if (air) Object.assign(f.properties, { airIndex: air.index, airColour: air.colour });
+      else if ("airColour" in f.properties) { delete f.properties.airIndex; delete f.properties.airColour; }
+    }
+    this.redraw();
   }
 
   redraw() {

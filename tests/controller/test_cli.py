@@ -90,6 +90,12 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
         assert kinds["env-1"] == "sensor"
         assert kinds["ap-1"] == "access_point"
         assert list(kinds.values()).count("lamp") == 9
+        # the demo's air sensor has its simulated last 12 hours: its district's index shows at once
+        air = httpx.get(f"{base}/api/v1/air", timeout=10, headers=api_headers()).json()
+        assert air["scheme"] == "vn_aqi"
+        (district,) = air["districts"]
+        assert district["index"] is not None
+        assert district["level"]["colour"].startswith("#")
         # The embedded broker is not open: strangers are refused, the printed reader reads state.
         reader, password, broker = output.mqtt_reader()
         host, port = broker.split(":")
