@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= examples/city.toml
 
-.PHONY: run test install web system-deps postgres ngsi-client lint typecheck unit soak bench bench-city bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api bench-dashboard bench-reports clean
+.PHONY: run test install web system-deps postgres ngsi-client lint typecheck unit soak bench bench-city bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api bench-dashboard bench-reports bench-air clean
 
 ## run: the simulated city, the controller polling it, and the API on localhost (Ctrl-C stops)
 run: install system-deps
@@ -88,7 +88,7 @@ unit: install system-deps postgres ngsi-client
 	$(BIN)/pytest -q
 
 ## bench: performance figures (not tests): polling throughput, RS-485 efficiency, controller RSS
-bench: bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api bench-dashboard bench-reports bench-city
+bench: bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api bench-dashboard bench-reports bench-air bench-city
 
 bench-polling: install
 	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000
@@ -120,6 +120,10 @@ bench-api: install
 ## bench-reports: the monthly report of 10,000 lamps and 500 access points, and draft previews (no I/O)
 bench-reports: install
 	$(BIN)/python -m bench.bench_reports --lamps 10000 --aps 500
+
+## bench-air: the hourly air quality index of 2,000 sensors with 24 h of readings (embedded store)
+bench-air: install
+	$(BIN)/python -m bench.bench_air --sensors 2000
 
 ## bench-dashboard: the dashboard with 50,000 lamps in headless Chromium, against the page it replaced
 bench-dashboard: install system-deps

@@ -22,6 +22,7 @@ from api.air import level_out
 from api.deps import Service
 from api.errors import ApiError, ErrorBody
 from api.throttle import RateLimiter
+from controller.air_figures import district_of
 from controller.errors import ServiceError
 from controller.service import ControllerService
 
@@ -33,8 +34,6 @@ BURST = 10
 FRESH_S = 30.0
 #: readings older than this are not "current"
 CURRENT = dt.timedelta(hours=1)
-#: districts are the first levels of the group paths: `hanoi/hoan-kiem`
-DISTRICT_DEPTH = 2
 
 
 class _Published:
@@ -90,10 +89,6 @@ class OpenCity(BaseModel):
     districts: list[District]
 
 
-def _district(path: str) -> str:
-    return "/".join(path.split("/")[:DISTRICT_DEPTH])
-
-
 def _mean(values: list[float]) -> float | None:
     return round(statistics.fmean(values), 1) if values else None
 
@@ -102,9 +97,10 @@ def open_city(service: ControllerService, now: dt.datetime) -> OpenCity:
     """The figures, from the live state (no store queries)."""
     air: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"pm2_5_ugm3": [], "pm10_ugm3": [], "n": []})
     wifi: dict[str, list[bool]] = defaultdict(list)
+    depth = service.settings.air.district_depth
     for device in service.find():
         row, st = device.row, device.status
-        district = _district(row.group_path)
+        district = district_of(row.group_path, depth)
         if row.kind == "sensor" and st.last_seen is not None and now - st.last_seen <= CURRENT:
             values = st.last_values()
             seen = False
@@ -162,7 +158,8 @@ def _indices(service: ControllerService) -> dict[str, dict[str, Any]]:
     response_model=OpenCity,
     responses={429: {"model": ErrorBody, "description": "too many requests from this address"}},
     summary="Open data: air and public Wi-Fi per district, now",
-    description=f"No credentials. Per district (the first {DISTRICT_DEPTH} levels of the group paths): "
+    description="No credentials. Per district (the first levels of the group paths, `[air] district_depth`: "
+    "two by default, `hanoi/hoan-kiem`): "
     "the air quality index of the last complete hour with its level, colour and advice, the mean "
     "PM2.5 and PM10 of the air sensors that reported in the last hour, and how many public "
     f"Wi-Fi access points are up. No device ids, no personal data. At most {RATE_PER_S:g} request a "

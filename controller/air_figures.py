@@ -1,4 +1,4 @@
-"""What the air watch works with: `[air]`, hourly means read from the telemetry store, the figure of a
+"""What the air watch works with: hourly means read from the telemetry store, the figure of a
 sensor or a district, and the hysteresis of a district's alert.
 
 Hourly means come from the store as quarter-hour means: an hour counts when at least 3 of its 4
@@ -12,9 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Literal
 
 from controller.air_index import (
     DUST,
@@ -26,46 +24,12 @@ from controller.air_index import (
     Scheme,
     level_of,
 )
-
-if TYPE_CHECKING:  # the config reads `AirSettings` from here, and the stores read the config
-    from controller.telemetry import TelemetryStore
+from controller.air_settings import QUARTERS, AirSettings
+from controller.telemetry import TelemetryStore
 
 #: the field the hourly index is kept under, in each sensor's telemetry
 INDEX_FIELD = "air_quality_index"
-QUARTERS = 4
 MIN_QUARTERS = 3
-
-
-class AirSettings(BaseModel):
-    """`[air]`: which index, what a district is, when a district's alert is raised and cleared."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = True
-    index: Scheme = Field(default="vn_aqi", description="vn_aqi (Decision 1459/QĐ-TCMT) or us_epa")
-    district_depth: int = Field(
-        default=2, ge=1, le=10, description="a district is this many first levels of the group path"
-    )
-    alert_level: int = Field(
-        default=4, ge=2, le=6, description="a district's alert is raised on entering this level (4: bad)"
-    )
-    hysteresis: int = Field(
-        default=10, ge=0, le=100, description="… and cleared this many index points below that level"
-    )
-    hour_s: int = Field(
-        default=3600,
-        ge=4,
-        le=3600,
-        description="the hour the means are taken over: 3600, as the regulations say. Shorter only "
-        "to watch the whole path work in a test or a demonstration; every figure then means 'per hour_s'",
-    )
-
-    @field_validator("hour_s")
-    @classmethod
-    def _quarters(cls, v: int) -> int:
-        if v % QUARTERS:
-            raise ValueError(f"hour_s must divide into {QUARTERS} whole quarters, not {v}")
-        return v
 
 
 def district_of(group_path: str, depth: int) -> str:

@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 from controller.air_figures import (
     INDEX_FIELD,
     AirFigure,
-    AirSettings,
     DistrictAlarm,
     by_pollutant,
     district_of,
@@ -31,6 +30,7 @@ from controller.air_figures import (
     reliability,
 )
 from controller.air_index import NOWCAST_HOURS, POLLUTANT_FIELDS, IndexResult, hourly_index
+from controller.air_settings import AirSettings
 from controller.alerts.service import AlertService
 from controller.faults import FaultKind
 from controller.metrics import ControllerMetrics

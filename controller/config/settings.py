@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from controller.air_figures import AirSettings
+from controller.air_settings import AirSettings
 from controller.config.city import (
     _LINK_KINDS,
     _PROTOCOL_OF_LINK,
