@@ -38,7 +38,8 @@ $(STAMP): pyproject.toml
 ## InfluxQL) and victoria-metrics (/api/v2/write) are the telemetry servers the tests start the same way
 ## (their packages start nothing: the tests run them on loopback ports, data under a temp dir);
 ## chromium is the browser the dashboard tests drive with Playwright (never `playwright install`);
-## prometheus brings promtool, which lints /metrics (its server is not started)
+## prometheus brings promtool, which lints /metrics (its server is not started); iptables cuts one
+## test instance off PostgreSQL on loopback (a partition, tests/controller/test_leases.py)
 system-deps:
 	@missing=""; \
 	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
@@ -47,6 +48,7 @@ system-deps:
 	command -v victoria-metrics >/dev/null 2>&1 || missing="$$missing victoria-metrics"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing="$$missing iptables"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
