@@ -39,7 +39,8 @@ $(STAMP): pyproject.toml
 ## (their packages start nothing: the tests run them on loopback ports, data under a temp dir);
 ## chromium is the browser the dashboard tests drive with Playwright (never `playwright install`);
 ## prometheus brings promtool, which lints /metrics (its server is not started); iptables cuts one
-## test instance off PostgreSQL on loopback (a partition, tests/controller/test_leases.py)
+## test instance off PostgreSQL on loopback (a partition, tests/controller/test_leases.py);
+## systemd-analyze and docker-compose check deploy/'s unit and compose file (no daemon is started)
 system-deps:
 	@missing=""; \
 	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
@@ -49,6 +50,8 @@ system-deps:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing="$$missing iptables"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
@@ -137,12 +140,14 @@ bench-city: install system-deps postgres
 	$(BIN)/python -m bench.bench_city --instances 1 --instances 3 --seconds 60
 
 ## soak: the resilience tests five times over (broker, InfluxDB and PostgreSQL outages, kill -9 of
-## an instance), then the MQTT broker restart at 1,000 msg/s and a 60 s overload
+## an instance, the lease faults: kill -9, pause, partition from PostgreSQL), the lease faults five
+## times more, then the MQTT broker restart at 1,000 msg/s and a 60 s overload
 soak: install system-deps postgres
 	for i in 1 2 3 4 5; do \
 	  $(BIN)/pytest -q tests/controller/test_restarts.py tests/controller/test_takeover.py \
-	    tests/controller/test_database_outage.py || exit 1; \
+	    tests/controller/test_database_outage.py tests/controller/test_leases.py || exit 1; \
 	done
+	for i in 1 2 3 4 5; do $(BIN)/pytest -q tests/controller/test_leases.py || exit 1; done
 	$(BIN)/python -m bench.bench_mqtt_resilience --overload-seconds 60
 
 bench-rss: install

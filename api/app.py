@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 from fastapi import FastAPI, Response
@@ -36,7 +37,7 @@ from api.errors import RequestIdMiddleware, install_error_handlers
 from api.gate import RequestGate
 from api.heavy import HeavyWork
 from api.map import MapChanges
-from api.models import Health
+from api.models import Health, LeasesOut
 from api.openapi import install_openapi
 from api.streams import StreamSlots
 from api.web import install_web
@@ -138,13 +139,19 @@ def create_app(service: ControllerService) -> FastAPI:
             status = "starting"
             response.status_code = 503
         else:
-            status = "ok" if all(figures.links.values()) else "degraded"
+            leased = figures.leases is None or (
+                figures.leases.serving_home and figures.leases.database_reachable
+            )
+            status = "ok" if all(figures.links.values()) and leased else "degraded"
         return Health(
             status=status,
             started_at=figures.started_at,
             links=figures.links,
             devices=figures.devices,
             queue_depth=figures.queue_depth,
+            leases=None
+            if figures.leases is None
+            else LeasesOut.model_validate(dataclasses.asdict(figures.leases)),
         )
 
     @app.get(

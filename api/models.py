@@ -89,12 +89,34 @@ class CommandOut(BaseModel):
     completed_at: datetime | None
 
 
+class HeldShardOut(BaseModel):
+    shard: str = Field(description="the instance number whose links these are")
+    links: list[str]
+    token: int = Field(description="fencing token: counted up each time the shard changes hands")
+    valid_for_s: float = Field(description="how long this instance may still command them, unless renewed")
+    own: bool = Field(description="this instance's own shard (else taken over from a dead instance)")
+
+
+class LeasesOut(BaseModel):
+    """[cluster] leases (docs/deployment.md): which shards of links this instance serves now."""
+
+    holder: str = Field(description="this process (host:pid:random)")
+    home: str | None = Field(description="its own shard; null for a standby")
+    held: list[HeldShardOut]
+    database_reachable: bool
+    leases_lost: int = Field(description="leases that ran out or were taken while held, since start")
+
+
 class Health(BaseModel):
-    status: Literal["ok", "starting", "degraded"]
+    status: Literal["ok", "starting", "degraded"] = Field(
+        description="degraded: a link is down, or this instance does not hold its own shard's lease "
+        "(it cannot reach the database, or another instance serves its links)"
+    )
     started_at: datetime | None
     links: dict[str, bool]
     devices: dict[str, int]
     queue_depth: int
+    leases: LeasesOut | None = Field(default=None, description="null: one instance, or no takeover")
 
 
 class GroupCommandOut(BaseModel):

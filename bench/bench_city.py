@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -30,14 +31,16 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import city_faults
 from bench.common import free_port_block, simulators, write_city
 from controller.auth.store import AuthStore
 from controller.db import create_engine
@@ -121,6 +124,35 @@ def scrape(url: str, key: str) -> dict[str, float]:
     return dict(out)
 
 
+def spawn(
+    i: int, n: int, config: Path, registry: str, influx: InfluxDB1, tmp: Path, port: int, **popen: Any
+) -> Instance:
+    """`lamplighter run` as instance i of n (`popen`: more for psutil.Popen, e.g. its group)."""
+    env = {
+        **os.environ,
+        "LAMPLIGHTER_DATABASE__URL": registry,
+        "LAMPLIGHTER_TELEMETRY__BACKEND": "influxdb",
+        "LAMPLIGHTER_TELEMETRY__INFLUXDB__URL": influx.url,
+        "LAMPLIGHTER_TELEMETRY__INFLUXDB__WRITE_ENDPOINT": "v1",
+        "LAMPLIGHTER_TELEMETRY__INFLUXDB__DATABASE": "city",
+        "LAMPLIGHTER_TELEMETRY__INFLUXDB__BUFFER_DIR": str(tmp / f"buffer-{i}"),
+        "LAMPLIGHTER_API__PORT": str(port),
+        "LAMPLIGHTER_API__RATE_LIMIT_PER_S": "0",
+        "LAMPLIGHTER_CLUSTER__INSTANCE": str(i),
+        "LAMPLIGHTER_CLUSTER__INSTANCES": str(n),
+    }
+    log = (tmp / f"instance-{i}.log").open("ab")
+    proc = psutil.Popen(
+        [sys.executable, "-m", "lamplighter.cli", "run", "-c", str(config)],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+        **popen,
+    )
+    return Instance(i, port, proc)
+
+
 @contextlib.asynccontextmanager
 async def instances(
     n: int, config: Path, registry: str, influx: InfluxDB1, tmp: Path
@@ -129,28 +161,7 @@ async def instances(
     running: list[Instance] = []
     try:
         for i in range(n):
-            env = {
-                **os.environ,
-                "LAMPLIGHTER_DATABASE__URL": registry,
-                "LAMPLIGHTER_TELEMETRY__BACKEND": "influxdb",
-                "LAMPLIGHTER_TELEMETRY__INFLUXDB__URL": influx.url,
-                "LAMPLIGHTER_TELEMETRY__INFLUXDB__WRITE_ENDPOINT": "v1",
-                "LAMPLIGHTER_TELEMETRY__INFLUXDB__DATABASE": "city",
-                "LAMPLIGHTER_TELEMETRY__INFLUXDB__BUFFER_DIR": str(tmp / f"buffer-{i}"),
-                "LAMPLIGHTER_API__PORT": str(base + i),
-                "LAMPLIGHTER_API__RATE_LIMIT_PER_S": "0",
-                "LAMPLIGHTER_CLUSTER__INSTANCE": str(i),
-                "LAMPLIGHTER_CLUSTER__INSTANCES": str(n),
-            }
-            log = (tmp / f"instance-{i}.log").open("wb")
-            proc = psutil.Popen(
-                [sys.executable, "-m", "lamplighter.cli", "run", "-c", str(config)],
-                env=env,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-            running.append(Instance(i, base + i, proc))
+            running.append(spawn(i, n, config, registry, influx, tmp, base + i))
         yield running
     finally:
         for inst in running:
@@ -172,7 +183,7 @@ async def ready(inst: Instance, tmp: Path, within_s: float = 600) -> float:
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(f"{inst.url}/healthz")).status_code == 200:
                     return time.perf_counter() - t0
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.1)
     raise RuntimeError(f"instance {inst.number} not ready in {within_s} s")
 
 
@@ -308,6 +319,66 @@ async def run(n: int, lamps: int, sensors: int, aps: int, seconds: float, lamp_i
                     f"{'yes' if sum(confirmed) == lamps else 'NO'})",
                     flush=True,
                 )
+                if n > 1:
+                    again = functools.partial(spawn, n - 1, n, config, registry, influx, tmp, insts[-1].port)
+                    insts[-1] = await faults(insts, key, base + gateways + 1, again, tmp)
+
+
+async def faults(
+    insts: list[Instance], key: str, control_port: int, again: Callable[..., Instance], tmp: Path
+) -> Instance:
+    """Propagation, kill -9, restart and partition of the last instance (bench/city_faults.py);
+    returns the instance running in its place."""
+    victim, shard = insts[-1], str(len(insts) - 1)
+    control = f"http://127.0.0.1:{control_port}"
+    async with httpx.AsyncClient(base_url=insts[0].url, headers={"X-API-Key": key}, timeout=30) as api:
+        held = (await api.get(f"{victim.url}/healthz")).json()["leases"]["held"]
+        link = sorted(h["links"] for h in held if h["own"])[0][0]
+        took = await city_faults.propagation(api, victim.url, control, link)
+        print(f"  a lamp out on instance {shard}'s link {link}: on instance 0's API {took:.2f} s later")
+
+        os.killpg(victim.proc.pid, signal.SIGKILL)
+        victim.proc.wait(30)
+        t0 = time.perf_counter()
+        survivors = [i.url for i in insts[:-1]]
+        await city_faults.until(lambda: city_faults.any_holds(api, survivors, shard), 60)
+        taken = time.perf_counter() - t0
+        await city_faults.served_again(api, control, link, city_faults.LEVEL)
+        served = time.perf_counter() - t0
+        print(
+            f"  kill -9 of instance {shard}: lease taken after {taken:.1f} s; its lamps follow an override "
+            f"made after the kill {served:.1f} s after it"
+        )
+
+        partition = city_faults.can_partition()
+        t0 = time.perf_counter()
+        back = again(group=city_faults.PARTITION_GID) if partition else again()
+        answered = await ready(back, tmp)
+        await city_faults.until(lambda: city_faults.holds(api, back.url, shard), 60)
+        print(
+            f"  restart with the config unchanged: answering after {answered:.1f} s, its shard back "
+            f"after {time.perf_counter() - t0:.1f} s"
+        )
+        if not partition:
+            print("  partition: skipped (needs root and iptables)")
+            return back
+        with city_faults.postgres_cut_off(city_faults.PARTITION_GID):
+            t0 = time.perf_counter()
+            await city_faults.until(lambda: city_faults.fenced(api, back.url), 60)
+            fenced = time.perf_counter() - t0
+            await city_faults.until(lambda: city_faults.any_holds(api, survivors, shard), 60)
+            taken = time.perf_counter() - t0
+            await city_faults.served_again(api, control, link, city_faults.LEVEL + 10)
+            served = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        await city_faults.until(lambda: city_faults.holds(api, back.url, shard), 120)
+        print(
+            f"  instance {shard} cut off from PostgreSQL: fenced off after {fenced:.1f} s, lease taken "
+            f"after {taken:.1f} s, its lamps follow an override after {served:.1f} s; healed: shard back "
+            f"after {time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
+        return back
 
 
 def main() -> None:

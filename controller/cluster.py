@@ -3,20 +3,21 @@
 Each instance owns a shard of the links: `[cluster] links` names them, or else instance `instance`
 of `instances` owns the links whose id hashes (CRC-32) to it. It alone polls, commands, schedules
 and watches their devices; MQTT links with a `shared_group` are ingested by every instance. The
-instance reads back the other instances' work (device states, schedule changes) with `PeerSync`.
+instance reads back the other instances' device states with `PeerSync`: what they announce at
+once (controller/state_news.py), the rest at their state flush. Who owns which links at run time
+is decided by leases (controller/shard_keeper.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from controller.config import ControllerSettings, MqttLinkConfig
 from controller.fleet import Fleet
-from controller.registry import DeviceRow, Registry
-from controller.scheduling import Scheduling
+from controller.registry import DeviceRow, DeviceStateRow, Registry
 
 SCHEDULE_SYNC_S = 2.0  # how often an instance looks for schedule changes made elsewhere
 STATE_CHUNK = 1000  # device states saved (or read back from other instances) per transaction
@@ -64,6 +65,8 @@ class PeerSync:
         self.owned = owned  # this instance's devices: their states are its own
         self.shared = shared  # devices of shared-group MQTT links: every instance sees some readings
         self.interval_s = interval_s
+        self._news: set[str] = set()  # announced by others, not read yet (bounded by the city)
+        self._news_came = asyncio.Event()
 
     async def read_states_forever(self) -> None:
         """Other instances' device states, as fresh as their state flush."""
@@ -74,17 +77,28 @@ class PeerSync:
             # Only what changed since the last read (with a margin for the instances' clocks),
             # a chunk at a time: all 50,000 rows every time held each instance's loop up.
             async for rows in self.registry.states_changed_since(since, chunk=STATE_CHUNK):
-                self.fleet.restore(
-                    r for r in rows if r.device_id not in self.owned and r.device_id not in self.shared
-                )
-                # A shared-group device's readings are spread over the instances: take the newest.
-                self.fleet.merge_newer(r for r in rows if r.device_id in self.shared)
+                self._take(rows)
                 await asyncio.sleep(0)
             since = started - PEER_CLOCK_MARGIN
 
-    async def sync_schedules_forever(self, scheduling: Scheduling) -> None:
-        """Programs, calendars and overrides changed through another instance's API reach this
-        instance's lamps within SCHEDULE_SYNC_S."""
+    def heard(self, device_ids: list[str]) -> None:
+        """Another instance announced these devices' changes (controller/state_news.py)."""
+        self._news.update(device_ids)
+        self._news_came.set()
+
+    async def read_news_forever(self) -> None:
+        """Announced changes read back at once: a lamp out on another instance's link shows in
+        this instance's API within a second, not at the next full read-back."""
         while True:
-            await asyncio.sleep(SCHEDULE_SYNC_S)
-            await scheduling.reload_if_changed()
+            await self._news_came.wait()
+            self._news_came.clear()
+            ids, self._news = sorted(self._news), set()
+            rows = await self.registry.states_of(ids)
+            self._take(rows)
+
+    def _take(self, rows: Sequence[DeviceStateRow]) -> None:
+        self.fleet.restore(
+            r for r in rows if r.device_id not in self.owned and r.device_id not in self.shared
+        )
+        # A shared-group device's readings are spread over the instances: take the newest.
+        self.fleet.merge_newer(r for r in rows if r.device_id in self.shared)

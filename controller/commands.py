@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -64,8 +64,12 @@ class CommandDispatcher:
         metrics: ControllerMetrics,
         *,
         timeout_s: float = 10.0,
+        fence: Callable[[str], bool] | None = None,
     ) -> None:
+        """`fence(link)`: may this instance command the link now ([cluster] leases); asked just
+        before each write, so that an instance paused past its lease writes nothing on waking."""
         self.refs = refs
+        self.fence = fence
         self.registry = registry
         self.metrics = metrics
         self.timeout_s = timeout_s
@@ -138,6 +142,9 @@ class CommandDispatcher:
     async def _send(
         self, row: CommandRow, ref: DeviceRef, driver: Driver, setpoints: dict[str, FieldValue]
     ) -> None:
+        if self.fence is not None and not self.fence(driver.link_id):
+            self._finish(row, "failed", f"this instance no longer holds the lease of link {driver.link_id}")
+            return
         try:
             async with asyncio.timeout(self.timeout_s):
                 await driver.write(ref, setpoints)

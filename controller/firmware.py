@@ -24,7 +24,6 @@ from sqlalchemy import JSON, String, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from controller import cluster
 from controller.config import EMBEDDED, ControllerSettings
 from controller.fleet import Fleet
 from controller.groups import in_group
@@ -259,8 +258,7 @@ class FirmwareService:
 
     def _elsewhere(self) -> set[str]:
         """Devices on links other controller instances serve ([cluster])."""
-        owned_links = cluster.owned_links(self.settings)
-        return {d.id for d in self.settings.all_devices() if d.link not in owned_links}
+        return {d.id for d in self.settings.all_devices() if d.id not in self.devices}
 
     async def _channel(self, row: DeviceRow) -> tuple[FirmwareChannel, int]:
         """How frames reach this device: its serial line (borrowed between polls), or MQTT."""

@@ -38,6 +38,8 @@ class DeviceStatus:
     #: recent lamp_on changes (time, new state), for the cycling-lamp detector; made on first change
     switches: deque[tuple[datetime, bool]] | None = None
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES, 0))
+    #: when the device (or its last will) said it went offline
+    offline_since: datetime | None = None
 
     def last_reading_doc(self) -> dict[str, Any] | None:
         """The last reading as a JSON-ready document (built only when someone asks)."""
@@ -64,6 +66,9 @@ class Fleet:
         self._dirty: set[str] = set()
         #: devices whose state changed since the alert service last looked (see `take_touched`)
         self._touched: set[str] = set()
+        #: devices whose state, switch or level changed since the last announcement to the other
+        #: instances (see `take_news`): a few per second, where `_dirty` is every reading
+        self._news: set[str] = set()
 
     def __getitem__(self, device_id: str) -> DeviceStatus:
         return self.devices[device_id]
@@ -78,13 +83,18 @@ class Fleet:
         st.counters["polls_ok"] += 1
         st.consecutive_failures = 0
         st.last_seen = reading.ts
-        st.last_reading = reading
+        previous, st.last_reading = st.last_reading, reading
+        before = st.state
         if reading.rejected:
             st.counters["decode"] += len(reading.rejected)
-            st.last_error = "; ".join(reading.rejected.values())
-        else:
-            st.last_error = None
-        st.state = "fault" if any(reading.status.values()) else "ok"
+        # A reading queued before the device's last will (the will is taken at once, readings go
+        # through the ingest queue) does not bring it back online.
+        if st.offline_since is None or reading.ts > st.offline_since:
+            st.offline_since = None
+            st.last_error = "; ".join(reading.rejected.values()) if reading.rejected else None
+            st.state = "fault" if any(reading.status.values()) else "ok"
+        if st.state != before or level_changed(previous, reading):
+            self._news.add(st.device_id)
         lamp_on = reading.values.get("lamp_on")
         if isinstance(lamp_on, bool):
             if st.lamp_on is not None and lamp_on != st.lamp_on:
@@ -103,8 +113,9 @@ class Fleet:
         st.counters[kind] += 1
         st.consecutive_failures += 1
         st.last_error = str(error)
-        if st.consecutive_failures >= self.offline_after:
+        if st.consecutive_failures >= self.offline_after and st.state != "offline":
             st.state = "offline"
+            self._news.add(device_id)
         self._dirty.add(device_id)
         self._touched.add(device_id)
 
@@ -113,12 +124,15 @@ class Fleet:
         st = self.devices.get(device_id)
         if st is None:
             return
+        self._news.add(device_id)
         if online:
+            st.offline_since = None
             if st.state == "offline":
                 st.state = "unknown" if st.last_reading is None else "ok"
                 st.last_error = None
         else:
             st.state = "offline"
+            st.offline_since = datetime.now(UTC)
             st.last_error = "offline: last will or offline message from the device"
         self._dirty.add(device_id)
         self._touched.add(device_id)
@@ -135,6 +149,11 @@ class Fleet:
     def counts_by_state(self) -> dict[str, int]:
         counts = Counter(st.state for st in self.devices.values())
         return {s: counts.get(s, 0) for s in DEVICE_STATES}
+
+    def take_news(self) -> list[str]:
+        """Devices whose state, switch or level changed since the last call (to announce)."""
+        news, self._news = self._news, set()
+        return [d for d in news if d in self.devices]
 
     def take_touched(self) -> set[str]:
         """Devices with a new reading, failure or availability change since the last call."""
@@ -210,3 +229,15 @@ def reading_document(reading: Reading) -> dict[str, Any]:
         "raw_status": reading.raw_status,
         "rejected": dict(reading.rejected),
     }
+
+
+def level_changed(previous: Reading | dict[str, Any] | None, reading: Reading) -> bool:
+    """Did the lamp's switch or dimming level change from the previous reading?"""
+    if previous is None:
+        return True
+    before = previous.values if isinstance(previous, Reading) else previous.get("values", {})
+    return any(before.get(k) != reading.values.get(k) for k in NEWS_FIELDS)
+
+
+#: the reading values whose change other instances hear of at once (the rest at the state flush)
+NEWS_FIELDS = ("lamp_on", "dim_level_pct")

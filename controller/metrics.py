@@ -115,6 +115,16 @@ class ControllerMetrics:
             "lamplighter_alerts_total", "Alert changes by kind and change", ["kind", "change"], registry=r
         )
         self.alerts_open = Gauge("lamplighter_alerts_open", "Alerts not yet cleared", registry=r)
+        self.shard_leases = Gauge(
+            "lamplighter_shard_leases",
+            "Shards of links this instance holds a lease on ([cluster])",
+            registry=r,
+        )
+        self.shard_leases_lost = Counter(
+            "lamplighter_shard_leases_lost",
+            "Leases that ran out or were taken over while held: their links stopped being commanded",
+            registry=r,
+        )
         self.alert_deliveries = Counter(
             "lamplighter_alert_deliveries_total",
             "Alert events by channel and outcome (sent, failed, dead_letter, dropped)",

@@ -137,7 +137,8 @@ class StatePublisher:
 
     async def _publish_changes(self, client: aiomqtt.Client) -> None:
         now = datetime.now(UTC)
-        for device_id, row in self.devices.items():
+        # a copy: the devices this instance serves change while it awaits (a shard taken over)
+        for device_id, row in list(self.devices.items()):
             st = self.fleet.devices.get(device_id)
             if st is None:
                 continue

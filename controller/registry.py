@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Float,
     ForeignKey,
     Integer,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     delete,
     func,
     inspect,
+    or_,
     select,
     text,
     update,
@@ -40,6 +42,7 @@ from controller.config import (
     device_address,
 )
 from controller.db import UtcDateTime
+from controller.state_news import announce
 from controller.vocabulary import Action, CommandStatus, DeviceKind, DeviceState, Origin
 
 #: PostgreSQL advisory lock held while an instance creates tables and mirrors the config ("LAMP")
@@ -216,8 +219,15 @@ class Registry:
         if self.engine.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARTUP_LOCK_KEY})
 
-    async def _upsert(self, conn: AsyncConnection, model: type[Base], rows: list[dict[str, Any]]) -> None:
-        """INSERT … ON CONFLICT (primary key) DO UPDATE, in chunks (SQLite and PostgreSQL alike)."""
+    async def _upsert(
+        self,
+        conn: AsyncConnection,
+        model: type[Base],
+        rows: list[dict[str, Any]],
+        only_if: Callable[[Any], ColumnElement[bool]] | None = None,
+    ) -> None:
+        """INSERT … ON CONFLICT (primary key) DO UPDATE, in chunks (SQLite and PostgreSQL alike);
+        `only_if(excluded)`: update an existing row only where this holds."""
         if not rows:
             return
         table = cast(Table, model.__table__)
@@ -227,7 +237,9 @@ class Registry:
         for i in range(0, len(rows), chunk):
             stmt = insert(table).values(rows[i : i + chunk])
             stmt = stmt.on_conflict_do_update(
-                index_elements=key, set_={c: stmt.excluded[c] for c in rows[0] if c not in key}
+                index_elements=key,
+                set_={c: stmt.excluded[c] for c in rows[0] if c not in key},
+                where=None if only_if is None else only_if(stmt.excluded),
             )
             await conn.execute(stmt)
 
@@ -251,10 +263,32 @@ class Registry:
             async for part in result.partitions(chunk):
                 yield list(part)
 
-    async def save_states(self, rows: list[dict[str, Any]]) -> None:
-        """Upsert device_state rows given as column → value dicts."""
+    async def save_states(self, rows: list[dict[str, Any]], announce_from: str | None = None) -> None:
+        """Upsert device_state rows given as column → value dicts. A state whose last reading is
+        older than the stored one's is not written: a device of an MQTT shared group is saved by
+        every instance that took in some of its readings, and the last to save is not always the
+        one that saw the newest (a state change without a reading, going offline, keeps its time).
+        `announce_from`: tell the other instances (PostgreSQL NOTIFY, controller/state_news.py)."""
+
+        def not_older(new: Any) -> ColumnElement[bool]:
+            stored = DeviceStateRow.last_seen
+            return or_(stored.is_(None), new.last_seen.is_(None), new.last_seen >= stored)
+
         async with self.engine.begin() as conn:
-            await self._upsert(conn, DeviceStateRow, rows)
+            await self._upsert(conn, DeviceStateRow, rows, not_older)
+            if announce_from is not None and conn.dialect.name == "postgresql":
+                await announce(conn, announce_from, [r["device_id"] for r in rows])
+
+    async def states_of(self, device_ids: Sequence[str]) -> list[DeviceStateRow]:
+        """The saved states of these devices (the ones another instance announced)."""
+        out: list[DeviceStateRow] = []
+        async with self.session() as s:
+            for i in range(0, len(device_ids), 1000):
+                chunk = device_ids[i : i + 1000]
+                out += (
+                    await s.scalars(select(DeviceStateRow).where(DeviceStateRow.device_id.in_(chunk)))
+                ).all()
+        return out
 
     async def add_commands(self, rows: list[CommandRow]) -> None:
         async with self.session.begin() as s:

@@ -11,18 +11,17 @@ import functools
 import gc
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.scanner import BaseBleakScanner
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from controller import cluster
 from controller.air_watch import AirWatch
-from controller.alerts import AlertChannel, AlertService, thresholds_by_device
-from controller.alerts.book import AlertBook
+from controller.alerts import AlertService
 from controller.alerts.events import EventHub
-from controller.alerts.grouping import Grouping
 from controller.alerts.store import AlertStore
 from controller.alerts.webhooks import WebhookSender
 from controller.auth.lockout import LockoutPolicy, LoginLockout
@@ -36,19 +35,41 @@ from controller.db import create_engine
 from controller.firmware import FirmwareService
 from controller.fleet import Fleet
 from controller.ingest import ReadingIngest
+from controller.leases import LeaseTable
 from controller.links import make_driver
 from controller.metrics import ControllerMetrics, StateCollector
 from controller.outbound import StatePublisher
-from controller.poller import LinkPoller, PolledDevice
 from controller.registry import DeviceRow, Registry
 from controller.scheduling import Scheduling
+from controller.shard_keeper import ShardKeeper, process_name
+from controller.shard_work import POLLERS as SHARD_POLLERS
+from controller.shard_work import ShardWork
+from controller.state_news import ANNOUNCE_EVERY_S, NewsListener
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
-from controller.words import LANGUAGES
 from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
 from schedules.astro import AstroClock
 
 log = logging.getLogger(__name__)
+
+
+def shard_keeper(settings: ControllerSettings, engine: AsyncEngine) -> ShardKeeper | None:
+    """Leases when several instances (or a standby) share PostgreSQL and takeover is on."""
+    c = settings.cluster
+    wanted = c.takeover if c.takeover is not None else c.instances > 1 or c.standby
+    if not wanted or engine.dialect.name != "postgresql":
+        return None
+    home_links = cluster.owned_links(settings)
+    return ShardKeeper(
+        LeaseTable(engine, c.lease_s),
+        c.lease_s,
+        home=None if c.standby else str(c.instance),
+        home_links=home_links,
+    )
+
+
+def _always(_link: str) -> bool:
+    return True
 
 
 class Controller:
@@ -72,17 +93,16 @@ class Controller:
         self.queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=settings.poller.queue_size)
         self.registry = Registry(create_engine(settings.database.url))
         self.store: TelemetryStore = create_store(settings.telemetry)
-        self.drivers: dict[str, Driver | ListeningDriver] = {}
+        self.city_drivers: dict[str, Driver | ListeningDriver] = {}  # shared-group MQTT links
         self.devices: dict[str, DeviceRow] = {}
-        self.owned: dict[str, DeviceRow] = {}  # this instance's shard of `devices` ([cluster])
+        #: the devices of the links this instance serves now ([cluster]); changed in place
+        self.owned: dict[str, DeviceRow] = {}
         self.shared: set[str] = set()  # devices on MQTT links in a shared group: every instance ingests
         self.fleet = Fleet((), offline_after_failures=settings.poller.offline_after_failures)
-        self.dispatcher: CommandDispatcher | None = None
         self.ingest: ReadingIngest | None = None
         self.started_at: datetime | None = None
         self._state_writes = CriticalSection()
         self.publisher: StatePublisher | None = None
-        self.scheduling: Scheduling | None = None
         self.alert_store = AlertStore(self.registry.engine)
         self.auth = AuthStore(self.registry.engine)
         api = settings.api
@@ -90,20 +110,17 @@ class Controller:
             self.registry.engine, LockoutPolicy(api.lockout_after, api.lockout_s, api.lockout_max_s)
         )
         self.events = EventHub()
-        self.alerts: AlertService | None = None
         self.webhooks: dict[str, WebhookSender] = {}
-        self.firmware: FirmwareService | None = None
-        self.air: AirWatch | None = None
+        self.shard: ShardWork | None = None
+        self._serving: frozenset[str] | None = None  # the links the shard's work was built for
+        self.keeper = shard_keeper(settings, self.registry.engine)
+        self.me = self.keeper.holder if self.keeper is not None else process_name()
 
     async def start(self) -> None:
         await self.registry.create_schema()
         kept, removed = await self.registry.mirror_config(self.settings)
         log.info("registry mirrors the config: %d devices (%d removed)", kept, removed)
         self.devices = {row.id: row for row in await self.registry.devices()}
-        owned_links = cluster.owned_links(self.settings)
-        # This instance's shard: it polls, commands, schedules and watches these; the API and the
-        # fleet cover every device (the others' states are read back from the shared database).
-        self.owned = {d: row for d, row in self.devices.items() if row.link_id in owned_links}
         self.fleet = Fleet(self.devices, offline_after_failures=self.settings.poller.offline_after_failures)
         self.fleet.restore(await self.registry.load_states())
         self.store.describe_devices(
@@ -119,30 +136,20 @@ class Controller:
             }
         )
         await self.store.open()
-
-        # MQTT links in a shared group are ingested by every instance (docs/deployment.md).
-        ingest_links = cluster.ingest_links(self.settings)
+        # MQTT links in a shared group are ingested by every instance (docs/deployment.md): their
+        # drivers serve the city; the shard's own links get theirs with the shard's work.
         shared_links = cluster.shared_links(self.settings)
         self.shared = {d for d, row in self.devices.items() if row.link_id in shared_links}
         by_link: dict[str, list[DeviceRef]] = defaultdict(list)
-        intervals: dict[str, float] = {}
         for row in self.devices.values():
-            if row.link_id not in ingest_links:
-                continue
-            address = row.unit_id if row.unit_id is not None else row.address
-            by_link[row.link_id].append(DeviceRef(row.id, address, self.settings.profile(row.profile)))
-            intervals[row.id] = row.poll_interval_s
-        self.drivers = {
+            if row.link_id in shared_links:
+                address = row.unit_id if row.unit_id is not None else row.address
+                by_link[row.link_id].append(DeviceRef(row.id, address, self.settings.profile(row.profile)))
+        self.city_drivers = {
             link.id: make_driver(link, by_link[link.id], self.settings, self.ble_backends.get(link.id))
             for link in self.settings.links
-            if link.id in ingest_links
+            if link.id in shared_links
         }
-        refs: dict[str, tuple[DeviceRef, Driver]] = {}
-        for link_id, driver in self.drivers.items():
-            if isinstance(driver, Driver) and link_id in owned_links:
-                refs.update({ref.device_id: (ref, driver) for ref in by_link[link_id]})
-        self.dispatcher = CommandDispatcher(refs, self.registry, self.metrics)
-        self.dispatcher.remember(await self.registry.last_commands())
         self.ingest = ReadingIngest(
             self.queue,
             self.store,
@@ -156,8 +163,6 @@ class Controller:
         self.peers = PeerSync(
             self.registry, self.fleet, self.owned, self.shared, self.settings.poller.state_flush_interval_s
         )
-        if len(self.owned) < len(self.devices) or self.shared:
-            self.supervisor.spawn("peer-states", self.peers.read_states_forever, group="housekeeping")
         out = self.settings.outbound
         if out.enabled:
             host, port = self.settings.broker_address(out)
@@ -175,30 +180,30 @@ class Controller:
             )
             self.supervisor.spawn("outbound", self.publisher.run, group="housekeeping")
         if self.settings.alerts.enabled:
-            await self._start_alerts()
-        if self.settings.air.enabled:
-            await self._start_air()
-        for link_id, driver in self.drivers.items():
+            cfg = self.settings.alerts
+            self.webhooks = {
+                hook.id: WebhookSender(hook, self.alert_store, self.metrics, queue_size=cfg.queue_size)
+                for hook in self.settings.webhooks
+            }
+            for hook_id, sender in self.webhooks.items():
+                self.supervisor.spawn(f"webhook:{hook_id}", sender.run, group="housekeeping")
+        for link_id, driver in self.city_drivers.items():
             if isinstance(driver, ListeningDriver):
                 listen = functools.partial(
                     driver.run, self.queue.put, self.fleet.set_availability, self.fleet.record_rejection
                 )
                 self.supervisor.spawn(f"listen:{link_id}", listen, group="pollers")
-            elif by_link[link_id]:
-                polled = [PolledDevice(ref, intervals[ref.device_id]) for ref in by_link[link_id]]
-                poller = LinkPoller(driver, polled, self.queue, self.fleet, self.metrics)
-                self.supervisor.spawn(f"poll:{link_id}", poller.run, group="pollers")
-        self.scheduling = Scheduling(
-            self.registry.engine, self.owned, self.clocks, self.dispatcher, self.fleet, city=self.devices
-        )
-        await self.scheduling.start()
-        if len(self.owned) < len(self.devices):
-            schedules = functools.partial(self.peers.sync_schedules_forever, self.scheduling)
-            self.supervisor.spawn("schedule-sync", schedules, group="housekeeping")
-        self.firmware = FirmwareService(
-            self.settings, self.owned, self.fleet, self.registry.engine, self.drivers
-        )
-        await self.firmware.start()
+        if self.keeper is not None:
+            await self.keeper.start()
+            links = self.keeper.links()
+            self.supervisor.spawn("shard-leases", self._keep_leases_forever, group="leases")
+        else:
+            links = cluster.owned_links(self.settings)
+        await self._serve(links)
+        if self.keeper is not None or len(self.owned) < len(self.devices) or self.shared:
+            self.supervisor.spawn("peer-states", self.peers.read_states_forever, group="housekeeping")
+            if self.registry.engine.dialect.name == "postgresql":
+                self._hear_and_announce_news()
         # What start built (config, registry rows, profiles: ~800,000 objects for 50,000 devices)
         # lives as long as the process. Out of the collector's sight, a full collection no longer
         # walks it: 235 ms each time before, and the API's p99 showed it.
@@ -211,61 +216,87 @@ class Controller:
             len(self.devices),
         )
 
-    async def _start_alerts(self) -> None:
-        cfg = self.settings.alerts
-        assert self.dispatcher is not None
-        self.webhooks = {
-            hook.id: WebhookSender(hook, self.alert_store, self.metrics, queue_size=cfg.queue_size)
-            for hook in self.settings.webhooks
-        }
-        channels: list[AlertChannel] = [self.events, *self.webhooks.values()]
-        if self.publisher is not None:
-            channels.append(self.publisher)
-        self.alerts = AlertService(
-            devices=self.owned,
-            configured=self.devices.keys(),
-            fleet=self.fleet,
-            thresholds=thresholds_by_device(self.settings, self.owned.values()),
-            clocks=self.clocks,
-            expected=self.dispatcher.expected,
-            store=self.alert_store,
-            metrics=self.metrics,
-            book=AlertBook(raise_after=cfg.raise_after, clear_after=cfg.clear_after),
-            channels=channels,
-            sweep_interval_s=cfg.sweep_interval_s,
-            writes=self._state_writes,
-            grouping=Grouping(cfg.group_min_devices, timedelta(seconds=cfg.group_window_s)),
-            languages=LANGUAGES if cfg.language == "both" else (cfg.language,),
-        )
-        await self.alerts.start()
-        self.supervisor.spawn("alerts", self.alerts.run, group="housekeeping")
-        for hook_id, sender in self.webhooks.items():
-            self.supervisor.spawn(f"webhook:{hook_id}", sender.run, group="housekeeping")
+    def _hear_and_announce_news(self) -> None:
+        """State changes to and from the other instances at once (controller/state_news.py)."""
+        listener = NewsListener(self.registry.engine.url, self.me, self.peers.heard)
+        self.supervisor.spawn("state-news", listener.run, group="housekeeping")
+        self.supervisor.spawn("peer-news", self.peers.read_news_forever, group="housekeeping")
+        self.supervisor.spawn("announce", self._announce_forever, group="housekeeping")
 
-    async def _start_air(self) -> None:
-        profiles = {row.profile for row in self.devices.values() if row.kind == "sensor"}
-        self.air = AirWatch(
-            self.settings.air,
-            self.store,
-            self.devices,
-            {name: self.settings.profile(name).mapped_fields() for name in profiles},
-            self.owned,
-            {site: clock.tz for site, clock in self.clocks.items()},
-            self.metrics,
-            self.alerts,
-            self._state_writes,  # joined before the store closes: an index is written whole
-        )
-        await self.air.start()
-        if self.air.fields:
-            self.supervisor.spawn("air", self.air.run, group="housekeeping")
+    async def _announce_forever(self) -> None:
+        while True:
+            await asyncio.sleep(ANNOUNCE_EVERY_S)
+            ids = self.fleet.take_news()
+            if ids:  # on failure the state flush saves them later (they are still dirty)
+                rows = self.fleet.rows(ids)
+                await self._state_writes.run(self.registry.save_states(rows, announce_from=self.me))
+
+    async def _serve(self, links: frozenset[str], release: Sequence[str] = ()) -> None:
+        """Serve this set of links: the shard's work built for it, the previous one stopped first
+        (then the shards in `release` are handed back: nothing here commands them any more)."""
+        if self.shard is not None:
+            await self.shard.stop()
+        self._serving = None
+        if self.keeper is not None:
+            for shard in release:
+                await self.keeper.release(shard)
+        fence = self.keeper.holds if self.keeper is not None else _always
+        self.shard = ShardWork(self, links, fence)
+        await self.shard.start()  # if it fails (database away), the next tick builds it again
+        self._serving = links
+
+    async def _keep_leases_forever(self) -> None:
+        """Renew, take over, hand back; rebuild the shard's work when the set of links changes.
+        Fencing a lost lease needs no database: the keeper's clock does it (`holds`)."""
+        keeper = self.keeper
+        assert keeper is not None
+        while True:
+            await asyncio.sleep(keeper.tick_s)
+            outcome = await keeper.tick()
+            self.metrics.shard_leases.set(len(keeper.held))
+            self.metrics.shard_leases_lost.inc(len(outcome.lost))
+            handed = frozenset().union(*(keeper.held[s].links for s in outcome.hand_back))
+            wanted = keeper.links() - handed
+            if wanted != self._serving or outcome.hand_back:
+                await self._serve(wanted, outcome.hand_back)
+
+    @property
+    def syncs_schedules(self) -> bool:
+        """Schedules changed through other instances' APIs are read back (several instances)."""
+        return self.keeper is not None or len(self.owned) < len(self.devices)
+
+    @property
+    def drivers(self) -> dict[str, Driver | ListeningDriver]:
+        """Every link this instance talks to now: the city's shared ones and its shard's."""
+        return {**self.city_drivers, **(self.shard.drivers if self.shard is not None else {})}
+
+    @property
+    def dispatcher(self) -> CommandDispatcher | None:
+        return self.shard.dispatcher if self.shard is not None else None
+
+    @property
+    def scheduling(self) -> Scheduling | None:
+        return self.shard.scheduling if self.shard is not None else None
+
+    @property
+    def alerts(self) -> AlertService | None:
+        return self.shard.alerts if self.shard is not None else None
+
+    @property
+    def air(self) -> AirWatch | None:
+        return self.shard.air if self.shard is not None else None
+
+    @property
+    def firmware(self) -> FirmwareService | None:
+        return self.shard.firmware if self.shard is not None else None
 
     async def stop(self) -> None:
         """Stop pollers, drain the queue into the store, flush state, close everything."""
-        if self.scheduling is not None:
-            await self.scheduling.stop()
-        if self.firmware is not None:
-            await self.firmware.stop()
+        await self.supervisor.stop("leases")
+        if self.shard is not None:
+            await self.shard.stop_commanding()
         await self.supervisor.stop("pollers")
+        await self.supervisor.stop(SHARD_POLLERS)
         await self.supervisor.stop("ingest")
         if self.ingest is not None:
             drained = await self.ingest.drain()
@@ -275,8 +306,12 @@ class Controller:
         if self.started_at is not None:
             await self.registry.save_states(self.fleet.take_dirty_rows())
             await self.auth.flush_key_use()
+        if self.keeper is not None:
+            await self.keeper.release_all()  # the others take over now, not after the lease
+        if self.shard is not None:
+            await self.shard.close_drivers()
         await asyncio.gather(
-            *(d.close() for d in self.drivers.values() if isinstance(d, Driver)), return_exceptions=True
+            *(d.close() for d in self.city_drivers.values() if isinstance(d, Driver)), return_exceptions=True
         )
         await self.store.close()
         await self.registry.engine.dispose()

@@ -43,6 +43,7 @@ from controller.metrics import ControllerMetrics
 from controller.registry import CommandRow, DeviceRow
 from controller.runtime import Controller
 from controller.scheduling import Scheduling
+from controller.shard_keeper import LeaseHealth
 from controller.telemetry import Aggregate, TelemetryPoint
 from controller.vocabulary import DeviceKind
 from schedules.astro import AstroClock
@@ -62,6 +63,7 @@ class HealthFigures:
     links: dict[str, bool]
     devices: dict[str, int]
     queue_depth: int
+    leases: LeaseHealth | None = None  # None: no leases ([cluster] takeover off, or SQLite)
 
 
 class ControllerService:
@@ -293,6 +295,8 @@ class ControllerService:
 
     async def acknowledge(self, alert_id: int, by: str) -> Alert | None:
         if self._ctl.alerts is None:
+            if self.settings.alerts.enabled:
+                raise NotReady("the controller is starting to serve its links")
             raise AlertsDisabled("fault detection is disabled ([alerts] enabled = false)")
         return await self._ctl.alerts.acknowledge(alert_id, by)
 
@@ -364,6 +368,7 @@ class ControllerService:
             links={link_id: d.stats.connected for link_id, d in self._ctl.drivers.items()},
             devices=self._ctl.fleet.counts_by_state(),
             queue_depth=self._ctl.queue.qsize(),
+            leases=self._ctl.keeper.health() if self._ctl.keeper is not None else None,
         )
 
     def metrics_text(self) -> bytes:

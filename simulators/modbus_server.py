@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +26,7 @@ from simulators.lamp import Fault, LampModel, RegisterImage, SimLamp
 from simulators.wire import WireClock
 
 log = logging.getLogger(__name__)
+WRITES_KEPT = 10_000
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -34,6 +37,19 @@ class GatewaySpec:
     host: str
     port: int
     lamps: tuple[SimLamp, ...]
+    #: more ports the same gateway answers on: give each controller instance its own and every
+    #: write in `ModbusSegment.writes` says whose it was (the takeover tests)
+    also_ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRecord:
+    """One accepted write: when (monotonic), to which unit, through which port, what."""
+
+    at: float
+    unit_id: int
+    port: int
+    setpoints: dict[str, float]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -64,7 +80,10 @@ class ModbusSegment:
         self.clock = WireClock(spec.baudrate) if isinstance(spec, BusSpec) else None
         self.lamps: dict[int, LampModel] = {}
         self.images: dict[int, RegisterImage] = {}
+        #: the latest accepted writes, oldest first (a real gateway's event log, bounded)
+        self.writes: deque[WriteRecord] = deque(maxlen=WRITES_KEPT)
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self._more: list[ModbusTcpServer] = []
         rng = random.Random(seed)
         images: dict[str, RegisterImage] = {}
         for lamp in spec.lamps:
@@ -75,17 +94,26 @@ class ModbusSegment:
             self.images[lamp.unit_id] = image
             self.lamps[lamp.unit_id] = _new_lamp(lamp, profile, random.Random(rng.random()))
 
-    async def start(self) -> None:
-        devices = [self._sim_device(uid) for uid in self.lamps]
+    def _devices(self, port: int) -> list[SimDevice]:
         # id 0 answers for every unit without a lamp: silence on RTU, exception 0x0B on TCP.
-        devices.append(self._sim_device(0))
+        return [self._sim_device(uid, port) for uid in [*self.lamps, 0]]
+
+    async def start(self) -> None:
         if isinstance(self.spec, GatewaySpec):
             self._server = ModbusTcpServer(
-                devices, address=(self.spec.host, self.spec.port), ignore_missing_devices=False
+                self._devices(self.spec.port),
+                address=(self.spec.host, self.spec.port),
+                ignore_missing_devices=False,
             )
+            for port in self.spec.also_ports:
+                more = ModbusTcpServer(
+                    self._devices(port), address=(self.spec.host, port), ignore_missing_devices=False
+                )
+                await more.serve_forever(background=True)
+                self._more.append(more)
         else:
             self._server = ModbusSerialServer(
-                devices,
+                self._devices(0),
                 framer=FramerType.RTU,
                 port=self.spec.port,
                 baudrate=self.spec.baudrate,
@@ -95,11 +123,14 @@ class ModbusSegment:
         log.info("simulated segment %s serving %d lamps", self.name, len(self.lamps))
 
     async def stop(self) -> None:
+        for more in self._more:
+            await more.shutdown()  # type: ignore[no-untyped-call]
+        self._more.clear()
         if self._server is not None:
             await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
 
-    def _sim_device(self, unit_id: int) -> SimDevice:
+    def _sim_device(self, unit_id: int, port: int) -> SimDevice:
         image = self.images.get(unit_id) or next(iter(self.images.values()), None)
         size_h = image.size["holding"] if image else 2
         size_i = image.size["input"] if image else 16
@@ -111,12 +142,13 @@ class ModbusSegment:
                 [SimData(0, count=size_h, values=0, datatype=DataType.REGISTERS)],
                 [SimData(0, count=size_i, values=0, datatype=DataType.REGISTERS)],
             ),
-            action=functools.partial(self._on_access, unit_id),
+            action=functools.partial(self._on_access, unit_id, port),
         )
 
     async def _on_access(
         self,
         unit_id: int,
+        port: int,
         function_code: int,
         start_address: int,
         address: int,
@@ -142,8 +174,10 @@ class ModbusSegment:
         if writing:
             assert set_values is not None
             try:
-                for name, value in image.decode_write(address, list(set_values)).items():
+                setpoints = image.decode_write(address, list(set_values))
+                for name, value in setpoints.items():
                     lamp.apply_setpoint(name, value)
+                self.writes.append(WriteRecord(time.monotonic(), unit_id, port, dict(setpoints)))
             except ValueError as exc:
                 self.stats.rejected_writes += 1
                 log.info("%s unit %d rejected write: %s", self.name, unit_id, exc)

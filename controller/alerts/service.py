@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -88,10 +88,12 @@ class AlertService:
         writes: CriticalSection | None = None,
         grouping: Grouping | None = None,
         languages: Sequence[Language] = LANGUAGES,
+        fence: Callable[[str], bool] | None = None,
     ) -> None:
         """`writes`: where the alert table's writes run, so that stopping never cuts one short
         (a transaction cut short leaves SQLite "database is locked" for the next writer)."""
         self.devices = devices  # the devices this instance watches
+        self.fence = fence  # link → may this instance still judge it ([cluster] leases)
         self.writes = writes or CriticalSection()
         #: every device of the city's config; alerts of devices outside it are cleared at start
         self.configured = set(devices) if configured is None else set(configured)
@@ -149,6 +151,9 @@ class AlertService:
         events: list[AlertEvent] = []
         sun = {site: self._sun_up(site, now) for site in self.clocks}
         for device_id in device_ids:
+            watched = self.devices.get(device_id)
+            if watched is not None and self.fence is not None and not self.fence(watched.link_id):
+                continue  # its lease ran out (a pause, a partition): another instance judges it
             view = self.view(device_id, now, sun)
             if view is None:
                 continue

@@ -102,6 +102,23 @@ class ClusterSettings(_Strict):
     instance: int = Field(default=0, ge=0, description="this instance's number, 0-based")
     instances: int = Field(default=1, ge=1, le=1000)
     links: tuple[str, ...] | None = Field(default=None, description="the links this instance owns")
+    takeover: bool | None = Field(
+        default=None,
+        description="hold each instance's links as a lease in PostgreSQL and take over a dead "
+        "instance's links automatically; default: on with several instances or a standby (on "
+        "PostgreSQL). One instance with a standby: set it true on the instance too",
+    )
+    lease_s: float = Field(
+        default=6.0,
+        ge=1.0,
+        le=300.0,
+        description="lease length: a dead instance's links are served again within about "
+        "lease_s × 1.25 plus the time to start serving them; a holder cut off from the database "
+        "stops commanding within lease_s",
+    )
+    standby: bool = Field(
+        default=False, description="serve no links of its own: take over those of instances that die"
+    )
 
     @model_validator(mode="after")
     def _instance_in_range(self) -> ClusterSettings:

@@ -49,9 +49,11 @@ async def test_districts_air_and_wifi_without_credentials_and_rate_limited(
                     lambda: anyone.get("/open-data/v1/city"),
                     # the sensors' readings and the access point's stats are ingested apart: the copy
                     # may be taken between them, and the next one is at most 30 s later
-                    lambda r: r.status_code == 200
-                    and r.json()["districts"][0]["air"]["sensors"] == 2
-                    and r.json()["districts"][0]["wifi"]["up"] == 1,
+                    lambda r: (
+                        r.status_code == 200
+                        and r.json()["districts"][0]["air"]["sensors"] == 2
+                        and r.json()["districts"][0]["wifi"]["up"] == 1
+                    ),
                     within_s=45,
                     every_s=3,
                     what="both sensors and the access point published",

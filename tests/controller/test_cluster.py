@@ -13,6 +13,7 @@ import httpx
 from api.app import create_app
 from api.server import ApiServer
 from controller.cluster import owned_links
+from controller.commands import Command
 from controller.config import ClusterSettings, ControllerSettings, load_config
 from controller.runtime import Controller
 from controller.service import ControllerService
@@ -206,3 +207,41 @@ async def test_a_shared_group_link_is_ingested_by_every_instance_and_watched_by_
             assert other.alerts is not None
             assert "env-1" in owner.alerts.devices
             assert "env-1" not in other.alerts.devices
+
+
+async def test_another_instance_s_state_changes_are_seen_within_2_s(tmp_path: Path) -> None:
+    """A lamp going out or being dimmed on B's link shows in A's API within 2 s, long before the
+    state flush (30 s here) would bring it: B announces it (PostgreSQL NOTIFY)."""
+    async with fresh_database() as url:
+        settings = settings_for(tmp_path, registry_url=url)
+        poller = settings.poller.model_copy(update={"state_flush_interval_s": 30.0})
+        settings = settings.model_copy(update={"poller": poller})
+
+        def instance(i: int, link: str) -> ControllerSettings:
+            own = as_instance(settings, instance=i, instances=2, links=[link])
+            telemetry = settings.telemetry.model_copy(
+                update={"url": f"sqlite+aiosqlite:///{tmp_path}/t{i}.db"}
+            )
+            return own.model_copy(update={"telemetry": telemetry})
+
+        async with (
+            running_city(settings) as city,
+            running_controller(instance(0, "gw1")) as a,
+            running_controller(instance(1, "bus1")) as b,
+        ):
+            await until(lambda: b.fleet["bus1-002"].state == "ok", what="B polls its lamps")
+            await until(lambda: a.fleet["bus1-002"].state == "ok", within_s=5, what="A heard of them")
+            city.segments.find("bus1", 2).faults.add(Fault.LAMP_FAILURE)
+            await until(lambda: b.fleet["bus1-002"].state == "fault", what="B sees the lamp out")
+            seen_by_b = asyncio.get_running_loop().time()
+            await until(lambda: a.fleet["bus1-002"].state == "fault", within_s=2, what="A sees it within 2 s")
+            assert asyncio.get_running_loop().time() - seen_by_b <= 2.0
+
+            assert b.dispatcher is not None
+            row = await b.dispatcher.execute("bus1-003", Command(action="set_level", value=35))
+            assert row.status == "confirmed"
+            await until(
+                lambda: a.fleet["bus1-003"].last_values().get("dim_level_pct") == 35,
+                within_s=2 + 0.2,  # a poll (0.2 s) reads the new level, then it is announced
+                what="A sees the new level within 2 s",
+            )

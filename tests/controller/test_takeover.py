@@ -11,13 +11,8 @@ of the new instance answering.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import os
-import signal
-import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,72 +22,18 @@ from controller.auth.store import AuthStore
 from controller.db import create_engine
 from lamplighter.simulate import city_from_config
 from simulators.lamp import Fault
-from tests.conftest import free_port
 from tests.controller.city import settings_for
+from tests.controller.instances import Instance, stopped_at_exit
 from tests.postgres import fresh_database
 from tests.waiting import fetched_until, until
 
 POLL_S = 1.0
-LAMPLIGHTER = [sys.executable, "-m", "lamplighter.cli"]
 
 
-class Instance:
-    """One `lamplighter run` process owning `links`."""
-
-    def __init__(self, config: Path, registry_url: str, links: list[str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.config, self.log = config, log
-        self.env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "LAMPLIGHTER_DATABASE__URL": registry_url,
-            "LAMPLIGHTER_TELEMETRY__URL": f"sqlite+aiosqlite:///{log.with_suffix('.db')}",
-            "LAMPLIGHTER_API__PORT": str(self.port),
-            "LAMPLIGHTER_CLUSTER__LINKS": "[" + ",".join(f'"{link}"' for link in links) + "]",
-        }
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                *LAMPLIGHTER, "run", "-c", str(self.config), env=self.env, stdout=out, stderr=out
-            )
-
-    async def ready(self, within_s: float = 30.0) -> float:
-        """Wait until /healthz answers 200; returns the monotonic time it first did."""
-        deadline = time.monotonic() + within_s
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            while time.monotonic() < deadline:
-                assert self.proc is not None
-                assert self.proc.returncode is None, self.log.read_text()
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get(f"{self.url}/healthz")).status_code == 200:
-                        return time.monotonic()
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"{self.url} not ready in {within_s} s:\n{self.log.read_text()}")
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 20)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-
-
-@contextlib.asynccontextmanager
-async def stopped_at_exit(*instances: Instance) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        await asyncio.gather(*(i.stop() for i in instances))
+def links(*names: str) -> dict[str, str]:
+    """The links an instance owns; one instance of one in the config: no leases, no automatic
+    takeover (the operator's way, docs/deployment.md)."""
+    return {"LAMPLIGHTER_CLUSTER__LINKS": "[" + ",".join(f'"{n}"' for n in names) + "]"}
 
 
 async def test_a_killed_instance_is_replaced_with_alerts_and_overrides_intact(tmp_path: Path) -> None:
@@ -102,9 +43,9 @@ async def test_a_killed_instance_is_replaced_with_alerts_and_overrides_intact(tm
         auth = AuthStore(create_engine(url))
         city = city_from_config(settings)
         await city.start()
-        a = Instance(config, url, ["gw1"], tmp_path / "a.log")
-        b = Instance(config, url, ["bus1"], tmp_path / "b.log")
-        b_again = Instance(config, url, ["bus1"], tmp_path / "b-again.log")
+        a = Instance(config, url, tmp_path / "a.log", links("gw1"))
+        b = Instance(config, url, tmp_path / "b.log", links("bus1"))
+        b_again = Instance(config, url, tmp_path / "b-again.log", links("bus1"))
         bus = [city.segments.find("bus1", u) for u in (1, 2, 3)]
         try:
             async with stopped_at_exit(a, b, b_again):

@@ -1,0 +1,189 @@
+"""Which shards this instance serves, kept as leases (controller/leases.py): its own shard at start,
+any shard whose holder has died, and its own shard back from whoever took it over.
+
+`tick()` runs every `lease_s / 4`. Each database call has a deadline shorter than the lease, so a
+database that hangs (a partition drops packets, it does not refuse them) cannot keep the keeper
+from noticing that a lease ran out; `holds(link)` is the fence every command and alert asks first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from controller.db import DATABASE_AWAY_ERRORS
+from controller.leases import Lease, LeaseTable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class TickOutcome:
+    """What changed in one tick: shards gained, lost (lease ran out or was taken), to hand back."""
+
+    gained: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    hand_back: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.gained or self.lost or self.hand_back)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldShard:
+    shard: str
+    links: tuple[str, ...]
+    token: int
+    valid_for_s: float  # by this instance's clock; 0 once it ran out
+    own: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseHealth:
+    """What /healthz says about this instance's leases."""
+
+    holder: str
+    home: str | None
+    held: list[HeldShard]
+    database_reachable: bool
+    leases_lost: int
+
+    @property
+    def serving_home(self) -> bool:
+        """A standby has no shard of its own to miss."""
+        return self.home is None or any(h.own and h.valid_for_s > 0 for h in self.held)
+
+
+def process_name() -> str:
+    """This process among the instances: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class ShardKeeper:
+    def __init__(
+        self, table: LeaseTable, lease_s: float, *, home: str | None, home_links: frozenset[str]
+    ) -> None:
+        self.table = table
+        self.lease_s = lease_s
+        self.home = home  # None: a standby, which only takes over
+        self.home_links = home_links
+        #: unique per process: a restarted instance is a new holder, whatever its number
+        self.holder = process_name()
+        self.held: dict[str, Lease] = {}
+        self.lost_total = 0  # leases that ran out or were taken while held (a metric)
+        self.database_ok = True
+        #: a whole city restarting: each instance gets a lease's time to take its own shard
+        #: before the first one up takes them all over (and hands them back one by one)
+        self._take_over_from = time.monotonic() + lease_s
+
+    @property
+    def tick_s(self) -> float:
+        return self.lease_s / 4
+
+    def links(self) -> frozenset[str]:
+        """The links of every shard held (polled), whether or not its lease may command now."""
+        return frozenset().union(*(lease.links for lease in self.held.values()))
+
+    def health(self) -> LeaseHealth:
+        now = time.monotonic()
+        held = [
+            HeldShard(
+                shard,
+                tuple(sorted(lease.links)),
+                lease.token,
+                round(max(0.0, lease.valid_until - now), 1),
+                shard == self.home,
+            )
+            for shard, lease in sorted(self.held.items())
+        ]
+        return LeaseHealth(self.holder, self.home, held, self.database_ok, self.lost_total)
+
+    def holds(self, link_id: str) -> bool:
+        """The fence: may this instance command (or raise alerts on) this link at this moment?"""
+        return any(link_id in lease.links and lease.valid() for lease in self.held.values())
+
+    async def start(self) -> None:
+        """Offer our own shard and take it if it is free (else claim it back); never raises for a
+        database that is away, the ticks go on trying."""
+        if self.home is not None:
+            await self._call(self.table.offer(self.home, self.home_links))
+        await self.tick()
+
+    async def tick(self) -> TickOutcome:
+        out = TickOutcome()
+        self.database_ok = True
+        for shard, lease in list(self.held.items()):
+            renewed = await self._call(self.table.renew(lease, self.holder))
+            if renewed is None:
+                # Database away: the clock fences commands and alerts off; polling goes on, so
+                # that no reading is lost while nobody can tell who serves the links.
+                if not lease.valid() and not lease.suspended:
+                    lease.suspended = True
+                    self.lost_total += 1
+                    log.error("shard %s: lease ran out, database away: no commands from here", shard)
+                continue
+            still_ours, claimed = renewed
+            if not still_ours:  # it ran out (a pause, a partition); another may hold it now
+                del self.held[shard]
+                out.lost.append(shard)
+                if not lease.suspended:
+                    self.lost_total += 1
+                log.error("shard %s: lease lost; its links are no longer served from here", shard)
+            elif claimed and shard != self.home:
+                out.hand_back.append(shard)
+        if self.home is not None and self.home not in self.held:
+            mine = await self._call(self.table.acquire(self.home, self.holder, own=True))
+            if mine is not None:
+                self._gain(mine, out)
+            elif self.database_ok:
+                await self._call(self.table.claim(self.home))
+        if time.monotonic() < self._take_over_from:
+            return out
+        for shard in await self._call(self.table.taken_over(self.holder)) or ():
+            if shard in self.held or shard == self.home:
+                continue
+            theirs = await self._call(self.table.acquire(shard, self.holder, own=False))
+            if theirs is not None:
+                self._gain(theirs, out)
+        return out
+
+    async def release(self, shard: str) -> None:
+        """Hand a shard back (its work here already stopped)."""
+        lease = self.held.pop(shard, None)
+        if lease is not None:
+            lease.valid_until = 0.0
+            await self._call(self.table.release(lease, self.holder))
+            log.info("shard %s released", shard)
+
+    async def release_all(self) -> None:
+        """At shutdown: let the others take over at once rather than after the lease."""
+        for shard in list(self.held):
+            await self.release(shard)
+
+    def _gain(self, lease: Lease, out: TickOutcome) -> None:
+        self.held[lease.shard] = lease
+        out.gained.append(lease.shard)
+        whose = "its own" if lease.shard == self.home else "taken over"
+        log.warning(
+            "shard %s (%s): %d links, fencing token %d", lease.shard, whose, len(lease.links), lease.token
+        )
+
+    async def _call(self, work: Awaitable[T]) -> T | None:
+        """One database call with a deadline; None (and `database_ok` false) if it is away."""
+        try:
+            async with asyncio.timeout(self.tick_s):
+                return await work
+        except DATABASE_AWAY_ERRORS as exc:
+            if self.database_ok:
+                log.warning("shard leases: database away (%s)", type(exc).__name__)
+            self.database_ok = False
+            return None

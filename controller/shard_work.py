@@ -1,0 +1,206 @@
+"""What an instance does for the links it serves: poll them, command, schedule and watch their
+devices, update their firmware. Built for one set of links and rebuilt when the set changes (a
+shard taken over, lost or handed back, controller/shard_keeper.py); what serves the whole city
+(registry, fleet, telemetry store, ingest, API, outbound messages) stays up meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Protocol
+
+from bleak.backends.client import BaseBleakClient
+from bleak.backends.scanner import BaseBleakScanner
+
+from controller.air_watch import AirWatch
+from controller.alerts import AlertChannel, AlertService, thresholds_by_device
+from controller.alerts.book import AlertBook
+from controller.alerts.events import EventHub
+from controller.alerts.grouping import Grouping
+from controller.alerts.store import AlertStore
+from controller.alerts.webhooks import WebhookSender
+from controller.cluster import SCHEDULE_SYNC_S
+from controller.commands import CommandDispatcher
+from controller.config import ControllerSettings
+from controller.firmware import FirmwareService
+from controller.fleet import Fleet
+from controller.links import make_driver
+from controller.metrics import ControllerMetrics
+from controller.outbound import StatePublisher
+from controller.poller import LinkPoller, PolledDevice
+from controller.registry import DeviceRow, Registry
+from controller.scheduling import Scheduling
+from controller.supervisor import CriticalSection, Supervisor
+from controller.telemetry import TelemetryStore
+from controller.words import LANGUAGES
+from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
+from schedules.astro import AstroClock
+
+log = logging.getLogger(__name__)
+
+#: supervisor groups: the shard's pollers stop with the city's (before the queue is drained)
+POLLERS = "shard-pollers"
+TASKS = "shard"
+
+
+class City(Protocol):
+    """What the shard's work uses of the controller that serves the whole city."""
+
+    settings: ControllerSettings
+    registry: Registry
+    fleet: Fleet
+    metrics: ControllerMetrics
+    supervisor: Supervisor
+    queue: asyncio.Queue[Reading]
+    store: TelemetryStore
+    devices: dict[str, DeviceRow]
+    owned: dict[str, DeviceRow]
+    clocks: dict[str, AstroClock]
+    alert_store: AlertStore
+    events: EventHub
+    webhooks: dict[str, WebhookSender]
+    publisher: StatePublisher | None
+    city_drivers: dict[str, Driver | ListeningDriver]
+    ble_backends: dict[str, type[BaseBleakClient] | type[BaseBleakScanner]]
+    _state_writes: CriticalSection
+
+    @property
+    def syncs_schedules(self) -> bool: ...
+
+
+class ShardWork:
+    def __init__(self, city: City, links: frozenset[str], fence: Callable[[str], bool]) -> None:
+        """`fence(link)`: may this instance command that link now (its lease still runs)."""
+        self.city = city
+        self.links = links
+        self.fence = fence
+        self.drivers: dict[str, Driver | ListeningDriver] = {}  # made for this shard
+        self.dispatcher: CommandDispatcher | None = None
+        self.alerts: AlertService | None = None
+        self.air: AirWatch | None = None
+        self.scheduling: Scheduling | None = None
+        self.firmware: FirmwareService | None = None
+
+    async def start(self) -> None:
+        c, settings = self.city, self.city.settings
+        c.owned.clear()  # in place: the API, the publisher and the peers' read-back hold this dict
+        c.owned.update({d: row for d, row in c.devices.items() if row.link_id in self.links})
+        by_link: dict[str, list[DeviceRef]] = defaultdict(list)
+        for row in c.owned.values():
+            address = row.unit_id if row.unit_id is not None else row.address
+            by_link[row.link_id].append(DeviceRef(row.id, address, settings.profile(row.profile)))
+        self.drivers = {
+            link.id: make_driver(link, by_link[link.id], settings, c.ble_backends.get(link.id))
+            for link in settings.links
+            if link.id in self.links and link.id not in c.city_drivers
+        }
+        every = {**c.city_drivers, **self.drivers}
+        refs = {
+            ref.device_id: (ref, driver)
+            for link_id, driver in every.items()
+            if isinstance(driver, Driver) and link_id in self.links
+            for ref in by_link[link_id]
+        }
+        self.dispatcher = CommandDispatcher(refs, c.registry, c.metrics, fence=self.fence)
+        self.dispatcher.remember(await c.registry.last_commands())
+        if settings.alerts.enabled:
+            await self._start_alerts()
+        if settings.air.enabled:
+            await self._start_air()
+        for link_id, driver in self.drivers.items():
+            if isinstance(driver, ListeningDriver):
+                listen = functools.partial(
+                    driver.run, c.queue.put, c.fleet.set_availability, c.fleet.record_rejection
+                )
+                c.supervisor.spawn(f"listen:{link_id}", listen, group=POLLERS)
+            elif by_link[link_id]:
+                polled = [
+                    PolledDevice(ref, c.owned[ref.device_id].poll_interval_s) for ref in by_link[link_id]
+                ]
+                poller = LinkPoller(driver, polled, c.queue, c.fleet, c.metrics)
+                c.supervisor.spawn(f"poll:{link_id}", poller.run, group=POLLERS)
+        self.scheduling = Scheduling(
+            c.registry.engine, c.owned, c.clocks, self.dispatcher, c.fleet, city=c.devices
+        )
+        await self.scheduling.start()
+        if c.syncs_schedules:
+            c.supervisor.spawn("schedule-sync", self._sync_schedules_forever, group=TASKS)
+        self.firmware = FirmwareService(settings, c.owned, c.fleet, c.registry.engine, every)
+        await self.firmware.start()
+
+    async def stop_commanding(self) -> None:
+        """Schedules and firmware first: nothing new is sent from here on."""
+        if self.scheduling is not None:
+            await self.scheduling.stop()
+        if self.firmware is not None:
+            await self.firmware.stop()
+
+    async def stop(self) -> None:
+        """Everything of this shard, before another set of links is served (or at shutdown)."""
+        await self.stop_commanding()
+        await self.city.supervisor.stop(POLLERS)
+        await self.city.supervisor.stop(TASKS)
+        await self.close_drivers()
+        self.city.owned.clear()
+
+    async def close_drivers(self) -> None:
+        await asyncio.gather(
+            *(d.close() for d in self.drivers.values() if isinstance(d, Driver)), return_exceptions=True
+        )
+
+    async def _sync_schedules_forever(self) -> None:
+        """Programs, calendars and overrides changed through another instance's API reach this
+        instance's lamps within SCHEDULE_SYNC_S."""
+        while True:
+            await asyncio.sleep(SCHEDULE_SYNC_S)
+            if self.scheduling is not None:
+                await self.scheduling.reload_if_changed()
+
+    async def _start_alerts(self) -> None:
+        c, cfg = self.city, self.city.settings.alerts
+        assert self.dispatcher is not None
+        channels: list[AlertChannel] = [c.events, *c.webhooks.values()]
+        if c.publisher is not None:
+            channels.append(c.publisher)
+        self.alerts = AlertService(
+            devices=c.owned,
+            configured=c.devices.keys(),
+            fleet=c.fleet,
+            thresholds=thresholds_by_device(c.settings, c.owned.values()),
+            clocks=c.clocks,
+            expected=self.dispatcher.expected,
+            store=c.alert_store,
+            metrics=c.metrics,
+            book=AlertBook(raise_after=cfg.raise_after, clear_after=cfg.clear_after),
+            channels=channels,
+            sweep_interval_s=cfg.sweep_interval_s,
+            writes=c._state_writes,
+            grouping=Grouping(cfg.group_min_devices, timedelta(seconds=cfg.group_window_s)),
+            languages=LANGUAGES if cfg.language == "both" else (cfg.language,),
+            fence=self.fence,
+        )
+        await self.alerts.start()
+        c.supervisor.spawn("alerts", self.alerts.run, group=TASKS)
+
+    async def _start_air(self) -> None:
+        c = self.city
+        profiles = {row.profile for row in c.devices.values() if row.kind == "sensor"}
+        self.air = AirWatch(
+            c.settings.air,
+            c.store,
+            c.devices,
+            {name: c.settings.profile(name).mapped_fields() for name in profiles},
+            c.owned,
+            {site: clock.tz for site, clock in c.clocks.items()},
+            c.metrics,
+            self.alerts,
+            c._state_writes,  # joined before the store closes: an index is written whole
+        )
+        await self.air.start()
+        if self.air.fields:
+            c.supervisor.spawn("air", self.air.run, group=TASKS)

@@ -1,0 +1,109 @@
+"""Other instances hear of a device's state change within a second: PostgreSQL LISTEN/NOTIFY.
+
+Every reading updates a device's row at the state flush (15 s); what an operations room watches —
+a lamp going out, switching, dimming, a device going offline — is announced at once: the instance
+saves those rows and, in the same transaction, notifies the channel with their ids. PostgreSQL
+delivers a notification when (and only if) its transaction commits, so a listener never reads a
+row older than the news. The others read those rows and take them (controller/cluster.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import asyncpg
+from sqlalchemy import func, select
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from drivers.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "lamplighter_states"
+PAYLOAD_MAX = 7000  # bytes of JSON per notification (PostgreSQL's limit is 8000)
+ANNOUNCE_EVERY_S = 0.5
+
+
+def payloads(sender: str, ids: Sequence[str]) -> list[str]:
+    """The ids in notifications that each fit PAYLOAD_MAX."""
+    out: list[str] = []
+    batch: list[str] = []
+    size = len(sender) + 32
+    for device_id in ids:
+        cost = len(device_id.encode()) + 4
+        if batch and size + cost > PAYLOAD_MAX:
+            out.append(json.dumps({"from": sender, "ids": batch}))
+            batch, size = [], len(sender) + 32
+        batch.append(device_id)
+        size += cost
+    if batch:
+        out.append(json.dumps({"from": sender, "ids": batch}))
+    return out
+
+
+async def announce(conn: AsyncConnection, sender: str, ids: Sequence[str]) -> None:
+    """Notify the channel of these devices' changes (sent when the caller's transaction commits)."""
+    for payload in payloads(sender, ids):
+        await conn.execute(select(func.pg_notify(CHANNEL, payload)))
+
+
+class NewsListener:
+    """Listens on the channel on a connection of its own (reconnecting with backoff) and hands
+    every other instance's ids to `on_news`."""
+
+    def __init__(self, url: URL, me: str, on_news: Callable[[list[str]], None]) -> None:
+        self.dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.me = me
+        self.on_news = on_news
+        self.heard = 0
+
+    async def run(self) -> None:
+        backoff = Backoff(base_s=0.5, cap_s=30.0)
+        while True:
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=10)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                delay = backoff.next_delay()
+                log.warning("state news: cannot listen (%s); again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            lost = asyncio.Event()
+            try:
+                conn.add_termination_listener(functools.partial(_set, lost))
+                await conn.add_listener(CHANNEL, self._heard)
+                backoff.reset()
+                # A connection cut without a goodbye ends nothing by itself: ask now and then.
+                while not lost.is_set():
+                    try:
+                        async with asyncio.timeout(5.0):
+                            await lost.wait()
+                    except TimeoutError:
+                        await conn.fetchval("SELECT 1", timeout=5)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("state news: connection lost (%s)", exc)
+            finally:
+                conn.terminate()
+            # Whatever was announced meanwhile comes with the next state read-back.
+            await asyncio.sleep(backoff.next_delay())
+
+    def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            news = json.loads(payload)
+            ids = [str(x) for x in news["ids"]]
+            sender = str(news["from"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("state news: payload not understood: %.100s", payload)
+            return
+        if sender != self.me:
+            self.heard += len(ids)
+            self.on_news(ids)
+
+
+def _set(event: asyncio.Event, _conn: object) -> None:
+    event.set()
