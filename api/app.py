@@ -20,6 +20,7 @@ from api import (
     firmware,
     geo,
     kpis,
+    map_view,
     monthly_report,
     ngsi_ld,
     noise,
@@ -118,6 +119,7 @@ def create_app(service: ControllerService) -> FastAPI:
     app.include_router(ngsi_ld.contexts_router)
 
     app.include_router(map_routes.router)
+    app.include_router(map_view.router)
     # The dashboard, its libraries and /docs: static files (the page logs in like any client).
     install_web(app, service.settings.map)
 

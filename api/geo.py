@@ -45,7 +45,7 @@ async def geojson(
         bool, Query(alias="values", description="false: without the last reading's values (a map's load)")
     ] = True,
 ) -> Response:
-    box = _bbox(bbox) if bbox else None
+    box = parse_bbox(bbox) if bbox else None
     alerts: dict[str, list[str]] = defaultdict(list)
     for device_id, alert_kind in await service.open_alerts():
         alerts[device_id].append(alert_kind)
@@ -70,7 +70,7 @@ async def geojson(
     return Response(body, media_type="application/geo+json")
 
 
-def _bbox(text: str) -> tuple[float, float, float, float]:
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
     try:
         west, south, east, north = (float(v) for v in text.split(","))
     except ValueError:

@@ -104,13 +104,25 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=500)
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--geojson-times", type=int, default=5)
+    p.add_argument(
+        "--view",
+        action="append",
+        default=[],
+        metavar="NAME=W,S,E,N@ZOOM",
+        help="also time /api/v1/map/view for this viewport (sequential, 10 times)",
+    )
     args = p.parse_args()
     ids = [f"gw{i // 200:03d}-{i % 200 + 1:03d}" for i in range(args.devices)]
     paths = [f"/api/v1/devices/{d}" for d in ids]
     asyncio.run(fixed_rate(args.url, paths, args.rate, 2.0))  # warm-up, not counted
     status = asyncio.run(fixed_rate(args.url, paths, args.rate, args.seconds))
     geo = asyncio.run(sequential(args.url, "/api/v1/geojson", args.geojson_times))
-    print(json.dumps({"status": status, "geojson": geo}))
+    views = {}
+    for view in args.view:
+        name, _, spec = view.partition("=")
+        bbox, _, zoom = spec.partition("@")
+        views[name] = asyncio.run(sequential(args.url, f"/api/v1/map/view?bbox={bbox}&zoom={zoom}", 10))
+    print(json.dumps({"status": status, "geojson": geo, "views": views}))
 
 
 if __name__ == "__main__":

@@ -31,8 +31,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,8 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import city_faults
-from bench.common import free_port_block, simulators, write_city
+from bench.city_instances import Instance, instances, ready, spawn
+from bench.common import simulators, write_city
 from controller.auth.store import AuthStore
 from controller.db import create_engine
 from tests.mosquitto import Mosquitto
@@ -52,6 +52,8 @@ LAMP_INTERVAL_S = 60.0
 MQTT_INTERVAL_S = 10.0  # the simulators' default `[simulator] mqtt_interval_s`
 WARMUP_S = 30.0
 API_RATE = 200.0
+#: map viewports (bench/common.py's street grid: 20 streets a row, rows 330 m apart)
+VIEWS = {"district": "105.78,21.0,105.80,21.02@14", "street": "105.780,21.000,105.785,21.003@17"}
 
 
 def mqtt_devices(broker: Mosquitto, sensors: int, aps: int) -> str:
@@ -70,18 +72,6 @@ def mqtt_devices(broker: Mosquitto, sensors: int, aps: int) -> str:
             f"latitude = {21.0 + i * 1e-5:.5f}\nlongitude = 105.81\n"
         )
     return "\n".join(parts)
-
-
-@dataclass
-class Instance:
-    number: int
-    port: int
-    proc: psutil.Popen
-    samples: list[int] = field(default_factory=list)  # RSS
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 def _cpu(p: psutil.Process) -> float:
@@ -124,78 +114,16 @@ def scrape(url: str, key: str) -> dict[str, float]:
     return dict(out)
 
 
-def spawn(
-    i: int, n: int, config: Path, registry: str, influx: InfluxDB1, tmp: Path, port: int, **popen: Any
-) -> Instance:
-    """`lamplighter run` as instance i of n (`popen`: more for psutil.Popen, e.g. its group)."""
-    env = {
-        **os.environ,
-        "LAMPLIGHTER_DATABASE__URL": registry,
-        "LAMPLIGHTER_TELEMETRY__BACKEND": "influxdb",
-        "LAMPLIGHTER_TELEMETRY__INFLUXDB__URL": influx.url,
-        "LAMPLIGHTER_TELEMETRY__INFLUXDB__WRITE_ENDPOINT": "v1",
-        "LAMPLIGHTER_TELEMETRY__INFLUXDB__DATABASE": "city",
-        "LAMPLIGHTER_TELEMETRY__INFLUXDB__BUFFER_DIR": str(tmp / f"buffer-{i}"),
-        "LAMPLIGHTER_API__PORT": str(port),
-        "LAMPLIGHTER_API__RATE_LIMIT_PER_S": "0",
-        "LAMPLIGHTER_CLUSTER__INSTANCE": str(i),
-        "LAMPLIGHTER_CLUSTER__INSTANCES": str(n),
-    }
-    log = (tmp / f"instance-{i}.log").open("ab")
-    proc = psutil.Popen(
-        [sys.executable, "-m", "lamplighter.cli", "run", "-c", str(config)],
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-        **popen,
-    )
-    return Instance(i, port, proc)
-
-
-@contextlib.asynccontextmanager
-async def instances(
-    n: int, config: Path, registry: str, influx: InfluxDB1, tmp: Path
-) -> AsyncIterator[list[Instance]]:
-    base = free_port_block(n)
-    running: list[Instance] = []
-    try:
-        for i in range(n):
-            running.append(spawn(i, n, config, registry, influx, tmp, base + i))
-        yield running
-    finally:
-        for inst in running:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(inst.proc.pid, signal.SIGINT)
-        for inst in running:
-            try:
-                inst.proc.wait(60)
-            except psutil.TimeoutExpired:
-                inst.proc.kill()
-
-
-async def ready(inst: Instance, tmp: Path, within_s: float = 600) -> float:
-    t0 = time.perf_counter()
-    async with httpx.AsyncClient(timeout=2) as client:
-        while time.perf_counter() - t0 < within_s:
-            if inst.proc.poll() is not None:
-                raise RuntimeError((tmp / f"instance-{inst.number}.log").read_text()[-3000:])
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{inst.url}/healthz")).status_code == 200:
-                    return time.perf_counter() - t0
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"instance {inst.number} not ready in {within_s} s")
-
-
-async def api_load(url: str, key: str, lamps: int, seconds: float) -> dict[str, dict[str, float]]:
+async def api_load(url: str, key: str, lamps: int, seconds: float) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "bench.api_load", "--url", url, "--devices", str(lamps)),
         *("--rate", str(API_RATE), "--seconds", str(seconds), "--geojson-times", "3"),
+        *(f"--view={name}={bbox}" for name, bbox in VIEWS.items()),
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "LAMPLIGHTER_API_KEY": key},
     )
     out, _ = await proc.communicate()
-    result: dict[str, dict[str, float]] = json.loads(out)
+    result: dict[str, Any] = json.loads(out)
     return result
 
 
@@ -227,7 +155,12 @@ async def run(n: int, lamps: int, sensors: int, aps: int, seconds: float, lamp_i
         tmp = Path(tmp_name)
         config = tmp / "city.toml"
         gateways, base = write_city(
-            config, lamps, interval_s=lamp_interval_s, data_dir=tmp, extra=mqtt_devices(broker, sensors, aps)
+            config,
+            lamps,
+            interval_s=lamp_interval_s,
+            data_dir=tmp,
+            extra=mqtt_devices(broker, sensors, aps),
+            streets=True,
         )
         sent_per_s = lamps / lamp_interval_s + (sensors + aps) / MQTT_INTERVAL_S
         print(
@@ -298,7 +231,11 @@ async def run(n: int, lamps: int, sensors: int, aps: int, seconds: float, lamp_i
                 print(
                     f"  API (instance 0): device status at {API_RATE:g}/s: p50 {s['p50_ms']:.1f} ms, "
                     f"p99 {s['p99_ms']:.1f} ms, {s['errors']} errors; GeoJSON of {lamps + sensors + aps:,} "
-                    f"devices ({g['bytes'] / 2**20:.1f} MB): median {g['median_ms']:.0f} ms"
+                    f"devices ({g['bytes'] / 2**20:.1f} MB): median {g['median_ms']:.0f} ms; map view "
+                    + ", ".join(
+                        f"{k} {v['median_ms']:.0f} ms (max {v['max_ms']:.0f}), {v['bytes'] / 1024:.0f} KB"
+                        for k, v in api["views"].items()
+                    )
                 )
 
                 # One schedule for the whole city, through instance 0: every lamp once.

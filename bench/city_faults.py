@@ -98,7 +98,12 @@ async def served_again(api: httpx.AsyncClient, control: str, link: str, level: i
         "start": now.isoformat(),
         "expiry": (now + dt.timedelta(hours=1)).isoformat(),
     }
-    (await api.post("/api/v1/overrides", json=body)).raise_for_status()
+    for _ in range(30):  # 503 not_ready while a takeover rebuilds the taker's work on its links
+        answer = await api.post("/api/v1/overrides", json=body)
+        if answer.status_code != 503:
+            break
+        await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
+    answer.raise_for_status()
 
     async def at_level() -> bool:
         lamps = (await api.get(f"{control}/lamps", params={"link": link})).json()

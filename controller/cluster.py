@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from controller.config import ControllerSettings, MqttLinkConfig
 from controller.fleet import Fleet
-from controller.registry import DeviceRow, DeviceStateRow, Registry
+from controller.registry import DeviceRow, Registry, SavedState
 
 SCHEDULE_SYNC_S = 2.0  # how often an instance looks for schedule changes made elsewhere
 STATE_CHUNK = 1000  # device states saved (or read back from other instances) per transaction
@@ -96,7 +96,7 @@ class PeerSync:
             rows = await self.registry.states_of(ids)
             self._take(rows)
 
-    def _take(self, rows: Sequence[DeviceStateRow]) -> None:
+    def _take(self, rows: Sequence[SavedState]) -> None:
         self.fleet.restore(
             r for r in rows if r.device_id not in self.owned and r.device_id not in self.shared
         )

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 #: connection exceptions, operator intervention (shutdown, restart), insufficient resources, and
 #: a database not accepting connections (maintenance).
 _AWAY_SQLSTATES = ("08", "57P", "53", "55000")
+CONNECT_TIMEOUT_S = 10.0
+#: far longer than any query of ours takes (mirroring 50,000 devices: ~25 s)
+QUERY_TIMEOUT_S = 120.0
 #: what a database that is away raises, besides DBAPIError (refused or timed-out connections)
 DATABASE_AWAY_ERRORS = (DBAPIError, PoolTimeout, ConnectionError, TimeoutError)
 
@@ -42,7 +45,10 @@ def create_engine(url: str) -> AsyncEngine:
     """Create an engine; for SQLite, make the directory and use WAL so readers never block writers."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        # A database behind a cut cable drops packets: without these a connect or a query waited
+        # for TCP to give up (~15 min) and held up whatever asked (a shard starting to serve).
+        limits = {"timeout": CONNECT_TIMEOUT_S, "command_timeout": QUERY_TIMEOUT_S}
+        return create_async_engine(url, pool_pre_ping=True, connect_args=limits)
     if parsed.database and parsed.database != ":memory:":
         _private_file(Path(parsed.database))
     engine = create_async_engine(url)

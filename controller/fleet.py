@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from controller.registry import DeviceStateRow
+from controller.registry import SavedState
 from controller.vocabulary import DeviceState
 from drivers.base import Reading
 from drivers.errors import DriverError
@@ -179,7 +179,7 @@ class Fleet:
         """Save these states again at the next flush (the last one did not reach the database)."""
         self._dirty.update(device_ids)
 
-    def restore(self, rows: Iterable[DeviceStateRow]) -> None:
+    def restore(self, rows: Iterable[SavedState]) -> None:
         """Bring back the last known state after a restart (state is re-derived on next poll)."""
         for row in rows:
             st = self.devices.get(row.device_id)
@@ -191,7 +191,7 @@ class Fleet:
             st.last_error = row.last_error
             st.counters.update({k: int(v) for k, v in row.counters.items() if k in st.counters})
 
-    def merge_newer(self, rows: Iterable[DeviceStateRow]) -> None:
+    def merge_newer(self, rows: Iterable[SavedState]) -> None:
         """Take another instance's state of a device whose readings are spread over instances (an
         MQTT shared group) where it saw a later reading; the device counts as touched, so this
         instance's detectors look at it."""

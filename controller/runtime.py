@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.scanner import BaseBleakScanner
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import make_url
 
 from controller import cluster
 from controller.air_watch import AirWatch
@@ -35,7 +35,7 @@ from controller.db import create_engine
 from controller.firmware import FirmwareService
 from controller.fleet import Fleet
 from controller.ingest import ReadingIngest
-from controller.leases import LeaseTable
+from controller.lease_thread import KeeperThread
 from controller.links import make_driver
 from controller.metrics import ControllerMetrics, StateCollector
 from controller.outbound import StatePublisher
@@ -53,19 +53,14 @@ from schedules.astro import AstroClock
 log = logging.getLogger(__name__)
 
 
-def shard_keeper(settings: ControllerSettings, engine: AsyncEngine) -> ShardKeeper | None:
+def shard_keeper(settings: ControllerSettings) -> ShardKeeper | None:
     """Leases when several instances (or a standby) share PostgreSQL and takeover is on."""
     c = settings.cluster
     wanted = c.takeover if c.takeover is not None else c.instances > 1 or c.standby
-    if not wanted or engine.dialect.name != "postgresql":
+    if not wanted or make_url(settings.database.url).get_backend_name() != "postgresql":
         return None
-    home_links = cluster.owned_links(settings)
-    return ShardKeeper(
-        LeaseTable(engine, c.lease_s),
-        c.lease_s,
-        home=None if c.standby else str(c.instance),
-        home_links=home_links,
-    )
+    home = None if c.standby else str(c.instance)
+    return ShardKeeper(c.lease_s, home=home, home_links=cluster.owned_links(settings))
 
 
 def _always(_link: str) -> bool:
@@ -113,7 +108,8 @@ class Controller:
         self.webhooks: dict[str, WebhookSender] = {}
         self.shard: ShardWork | None = None
         self._serving: frozenset[str] | None = None  # the links the shard's work was built for
-        self.keeper = shard_keeper(settings, self.registry.engine)
+        self.keeper = shard_keeper(settings)
+        self.leases = KeeperThread(self.keeper, settings.database.url) if self.keeper is not None else None
         self.me = self.keeper.holder if self.keeper is not None else process_name()
 
     async def start(self) -> None:
@@ -193,8 +189,8 @@ class Controller:
                     driver.run, self.queue.put, self.fleet.set_availability, self.fleet.record_rejection
                 )
                 self.supervisor.spawn(f"listen:{link_id}", listen, group="pollers")
-        if self.keeper is not None:
-            await self.keeper.start()
+        if self.keeper is not None and self.leases is not None:
+            await self.leases.start()
             links = self.keeper.links()
             self.supervisor.spawn("shard-leases", self._keep_leases_forever, group="leases")
         else:
@@ -237,28 +233,39 @@ class Controller:
         if self.shard is not None:
             await self.shard.stop()
         self._serving = None
-        if self.keeper is not None:
+        if self.keeper is not None and self.leases is not None:
             for shard in release:
-                await self.keeper.release(shard)
+                await self.leases.call(self.keeper.release(shard))
         fence = self.keeper.holds if self.keeper is not None else _always
         self.shard = ShardWork(self, links, fence)
         await self.shard.start()  # if it fails (database away), the next tick builds it again
         self._serving = links
 
     async def _keep_leases_forever(self) -> None:
-        """Renew, take over, hand back; rebuild the shard's work when the set of links changes.
-        Fencing a lost lease needs no database: the keeper's clock does it (`holds`)."""
-        keeper = self.keeper
+        """Rebuild the shard's work when the set of links changes (a shard gained, lost or to be
+        handed back). The renewals run on the keeper's thread, whatever this loop is doing; fencing
+        a lost lease needs neither: the keeper's clock does it (`holds`)."""
+        keeper, leases = self.keeper, self.leases
         assert keeper is not None
+        assert leases is not None
+        hand_back: set[str] = set()
         while True:
-            await asyncio.sleep(keeper.tick_s)
-            outcome = await keeper.tick()
-            self.metrics.shard_leases.set(len(keeper.held))
-            self.metrics.shard_leases_lost.inc(len(outcome.lost))
-            handed = frozenset().union(*(keeper.held[s].links for s in outcome.hand_back))
+            try:
+                outcome = await asyncio.wait_for(leases.outcomes.get(), keeper.tick_s)
+                self.metrics.shard_leases_lost.inc(len(outcome.lost))
+                hand_back.update(outcome.hand_back)
+            except TimeoutError:
+                pass  # nothing new: still look whether a failed rebuild needs doing again
+            held = keeper.held
+            self.metrics.shard_leases.set(len(held))
+            handed = frozenset().union(*(held[s].links for s in hand_back if s in held))
             wanted = keeper.links() - handed
-            if wanted != self._serving or outcome.hand_back:
-                await self._serve(wanted, outcome.hand_back)
+            if wanted != self._serving or hand_back:
+                release, hand_back = sorted(hand_back), set()
+                try:
+                    await self._serve(wanted, release)
+                except Exception:
+                    log.exception("serving the links of the shards held failed; trying again")
 
     @property
     def syncs_schedules(self) -> bool:
@@ -306,8 +313,8 @@ class Controller:
         if self.started_at is not None:
             await self.registry.save_states(self.fleet.take_dirty_rows())
             await self.auth.flush_key_use()
-        if self.keeper is not None:
-            await self.keeper.release_all()  # the others take over now, not after the lease
+        if self.leases is not None:
+            await self.leases.stop()  # leases released: the others take over now, not after a lease
         if self.shard is not None:
             await self.shard.close_drivers()
         await asyncio.gather(

@@ -117,6 +117,10 @@ class ControllerService:
             raise UnknownDevice(f"no device {device_id!r}")
         return DeviceInfo(row, self._ctl.fleet[device_id])
 
+    def devices_by_id(self) -> Mapping[str, DeviceRow]:
+        """Every device of the city by id (the same mapping until the controller starts again)."""
+        return self._ctl.devices
+
     def rows(self, kind: DeviceKind | None = None, group: str | None = None) -> list[DeviceRow]:
         """The devices of the city (of one kind; in `group` and its sub-groups), as configured."""
         return [

@@ -69,21 +69,26 @@ def process_name() -> str:
 
 
 class ShardKeeper:
-    def __init__(
-        self, table: LeaseTable, lease_s: float, *, home: str | None, home_links: frozenset[str]
-    ) -> None:
-        self.table = table
+    def __init__(self, lease_s: float, *, home: str | None, home_links: frozenset[str]) -> None:
+        #: made on the keeper's own loop (controller/lease_thread.py), or given by a test
+        self.table: LeaseTable | None = None
         self.lease_s = lease_s
         self.home = home  # None: a standby, which only takes over
         self.home_links = home_links
         #: unique per process: a restarted instance is a new holder, whatever its number
         self.holder = process_name()
+        #: replaced, never changed in place: the controller's loop reads it from another thread
         self.held: dict[str, Lease] = {}
         self.lost_total = 0  # leases that ran out or were taken while held (a metric)
         self.database_ok = True
+        self._answered_at = time.monotonic()  # the database's last answer to the keeper
         #: a whole city restarting: each instance gets a lease's time to take its own shard
         #: before the first one up takes them all over (and hands them back one by one)
         self._take_over_from = time.monotonic() + lease_s
+
+    def _table(self) -> LeaseTable:
+        assert self.table is not None, "the keeper has no lease table yet"
+        return self.table
 
     @property
     def tick_s(self) -> float:
@@ -105,7 +110,8 @@ class ShardKeeper:
             )
             for shard, lease in sorted(self.held.items())
         ]
-        return LeaseHealth(self.holder, self.home, held, self.database_ok, self.lost_total)
+        reachable = self.database_ok and now - self._answered_at < self.lease_s
+        return LeaseHealth(self.holder, self.home, held, reachable, self.lost_total)
 
     def holds(self, link_id: str) -> bool:
         """The fence: may this instance command (or raise alerts on) this link at this moment?"""
@@ -115,14 +121,14 @@ class ShardKeeper:
         """Offer our own shard and take it if it is free (else claim it back); never raises for a
         database that is away, the ticks go on trying."""
         if self.home is not None:
-            await self._call(self.table.offer(self.home, self.home_links))
+            await self._call(self._table().offer(self.home, self.home_links))
         await self.tick()
 
     async def tick(self) -> TickOutcome:
         out = TickOutcome()
         self.database_ok = True
         for shard, lease in list(self.held.items()):
-            renewed = await self._call(self.table.renew(lease, self.holder))
+            renewed = await self._call(self._table().renew(lease, self.holder))
             if renewed is None:
                 # Database away: the clock fences commands and alerts off; polling goes on, so
                 # that no reading is lost while nobody can tell who serves the links.
@@ -133,7 +139,7 @@ class ShardKeeper:
                 continue
             still_ours, claimed = renewed
             if not still_ours:  # it ran out (a pause, a partition); another may hold it now
-                del self.held[shard]
+                self.held = {k: v for k, v in self.held.items() if k != shard}
                 out.lost.append(shard)
                 if not lease.suspended:
                     self.lost_total += 1
@@ -141,36 +147,37 @@ class ShardKeeper:
             elif claimed and shard != self.home:
                 out.hand_back.append(shard)
         if self.home is not None and self.home not in self.held:
-            mine = await self._call(self.table.acquire(self.home, self.holder, own=True))
+            mine = await self._call(self._table().acquire(self.home, self.holder, own=True))
             if mine is not None:
                 self._gain(mine, out)
             elif self.database_ok:
-                await self._call(self.table.claim(self.home))
+                await self._call(self._table().claim(self.home))
         if time.monotonic() < self._take_over_from:
             return out
-        for shard in await self._call(self.table.taken_over(self.holder)) or ():
+        for shard in await self._call(self._table().taken_over(self.holder)) or ():
             if shard in self.held or shard == self.home:
                 continue
-            theirs = await self._call(self.table.acquire(shard, self.holder, own=False))
+            theirs = await self._call(self._table().acquire(shard, self.holder, own=False))
             if theirs is not None:
                 self._gain(theirs, out)
         return out
 
     async def release(self, shard: str) -> None:
         """Hand a shard back (its work here already stopped)."""
-        lease = self.held.pop(shard, None)
+        lease = self.held.get(shard)
         if lease is not None:
+            self.held = {k: v for k, v in self.held.items() if k != shard}
             lease.valid_until = 0.0
-            await self._call(self.table.release(lease, self.holder))
+            await self._call(self._table().release(lease, self.holder))
             log.info("shard %s released", shard)
 
     async def release_all(self) -> None:
         """At shutdown: let the others take over at once rather than after the lease."""
-        for shard in list(self.held):
+        for shard in self.held:
             await self.release(shard)
 
     def _gain(self, lease: Lease, out: TickOutcome) -> None:
-        self.held[lease.shard] = lease
+        self.held = {**self.held, lease.shard: lease}
         out.gained.append(lease.shard)
         whose = "its own" if lease.shard == self.home else "taken over"
         log.warning(
@@ -181,7 +188,9 @@ class ShardKeeper:
         """One database call with a deadline; None (and `database_ok` false) if it is away."""
         try:
             async with asyncio.timeout(self.tick_s):
-                return await work
+                answer = await work
+            self._answered_at = time.monotonic()
+            return answer
         except DATABASE_AWAY_ERRORS as exc:
             if self.database_ok:
                 log.warning("shard leases: database away (%s)", type(exc).__name__)

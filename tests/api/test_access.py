@@ -87,6 +87,7 @@ ROLE_MATRIX: dict[str, set[str]] = {
     "POST /api/v1/campaigns/{campaign_id}/{action}": {T, A},
     "GET /api/v1/geojson": EVERYONE,
     "GET /api/v1/geojson/changes": EVERYONE,
+    "GET /api/v1/map/view": EVERYONE,
     "GET /api/v1/map": EVERYONE,
     "GET /api/v1/kpis": EVERYONE,
     "GET /ngsi-ld/v1/entities": EVERYONE,

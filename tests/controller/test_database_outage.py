@@ -15,7 +15,7 @@ from pathlib import Path
 
 import asyncpg
 
-from controller.registry import DeviceStateRow
+from controller.registry import SavedState
 from simulators.lamp import Fault
 from tests.api.keys import api_client
 from tests.controller.city import running_city, running_controller, settings_for
@@ -70,7 +70,7 @@ async def test_polling_goes_on_without_the_database_and_nothing_is_lost_after(tm
                 assert page.json()["items"][0]["device_id"] == "gw1-003"
                 await until(lambda: ctl.supervisor.restarts().get("state-flush", 0) >= 1, what="noticed")
 
-                async def saved() -> list[DeviceStateRow]:
+                async def saved() -> list[SavedState]:
                     return list(await ctl.registry.load_states())
 
                 rows = await fetched_until(
