@@ -268,7 +268,7 @@ async def faults(
     returns the instance running in its place."""
     victim, shard = insts[-1], str(len(insts) - 1)
     control = f"http://127.0.0.1:{control_port}"
-    async with httpx.AsyncClient(base_url=insts[0].url, headers={"X-API-Key": key}, timeout=30) as api:
+    async with httpx.AsyncClient(base_url=insts[0].url, headers={"X-API-Key": key}, timeout=300) as api:
         held = (await api.get(f"{victim.url}/healthz")).json()["leases"]["held"]
         link = sorted(h["links"] for h in held if h["own"])[0][0]
         took = await city_faults.propagation(api, victim.url, control, link)
@@ -280,6 +280,7 @@ async def faults(
         survivors = [i.url for i in insts[:-1]]
         await city_faults.until(lambda: city_faults.any_holds(api, survivors, shard), 60)
         taken = time.perf_counter() - t0
+        print(f"  kill -9 of instance {shard}: lease taken after {taken:.1f} s", flush=True)
         await city_faults.served_again(api, control, link, city_faults.LEVEL)
         served = time.perf_counter() - t0
         print(

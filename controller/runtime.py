@@ -108,6 +108,7 @@ class Controller:
         self.webhooks: dict[str, WebhookSender] = {}
         self.shard: ShardWork | None = None
         self._serving: frozenset[str] | None = None  # the links the shard's work was built for
+        self._serving_lock = asyncio.Lock()
         self.keeper = shard_keeper(settings)
         self.leases = KeeperThread(self.keeper, settings.database.url) if self.keeper is not None else None
         self.me = self.keeper.holder if self.keeper is not None else process_name()
@@ -192,10 +193,11 @@ class Controller:
         if self.keeper is not None and self.leases is not None:
             await self.leases.start()
             links = self.keeper.links()
-            self.supervisor.spawn("shard-leases", self._keep_leases_forever, group="leases")
         else:
             links = cluster.owned_links(self.settings)
         await self._serve(links)
+        if self.leases is not None:  # after the first serve: two at once would share `owned`
+            self.supervisor.spawn("shard-leases", self._keep_leases_forever, group="leases")
         if self.keeper is not None or len(self.owned) < len(self.devices) or self.shared:
             self.supervisor.spawn("peer-states", self.peers.read_states_forever, group="housekeeping")
             if self.registry.engine.dialect.name == "postgresql":
@@ -230,6 +232,10 @@ class Controller:
     async def _serve(self, links: frozenset[str], release: Sequence[str] = ()) -> None:
         """Serve this set of links: the shard's work built for it, the previous one stopped first
         (then the shards in `release` are handed back: nothing here commands them any more)."""
+        async with self._serving_lock:  # one at a time: each rebuilds `owned` in place
+            await self._serve_now(links, release)
+
+    async def _serve_now(self, links: frozenset[str], release: Sequence[str]) -> None:
         if self.shard is not None:
             await self.shard.stop()
         self._serving = None
