@@ -115,11 +115,11 @@ async def served_again(api: httpx.AsyncClient, control: str, link: str, level: i
 @contextlib.contextmanager
 def postgres_cut_off(gid: int) -> Iterator[None]:
     rule = ["OUTPUT", "-o", "lo", "-p", "tcp", "--dport", "5432", "-m", "owner", "--gid-owner", str(gid)]
-    subprocess.run(["iptables", "-I", *rule, "-j", "DROP"], check=True)
+    subprocess.run(["iptables", "-w", "-I", *rule, "-j", "DROP"], check=True)
     try:
         yield
     finally:
-        subprocess.run(["iptables", "-D", *rule, "-j", "DROP"], check=True)
+        subprocess.run(["iptables", "-w", "-D", *rule, "-j", "DROP"], check=True)
 
 
 def can_partition() -> bool:

@@ -71,6 +71,7 @@ async function start() {
   $("override-form").hidden = !can("schedules");
   const [frame, geo] = await Promise.all([api("/api/v1/map"), api("/api/v1/geojson?values=false")]);
   if (frame.sites.length) place.timeZone = frame.sites[0].timezone;
+  reports.showThisMonth();
   state.features = geo.features;
   if (!state.map) {
     state.map = new DeviceMap($("map"), frame, (id) => pick(id, false));

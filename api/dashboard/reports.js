@@ -10,8 +10,6 @@ export class Reports {
   constructor({ group, onError }) {
     this.group = group;
     this.onError = onError;
-    const now = new Date();
-    $("report-month").value = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
     $("report-csv").addEventListener("click", () => this.download("csv").catch(onError));
     $("report-xlsx").addEventListener("click", () => this.download("xlsx").catch(onError));
     $("report-month").addEventListener("change", () => this.link());
@@ -20,6 +18,15 @@ export class Reports {
       event.preventDefault();
       window.open($("report-print").href, "_blank");
     });
+  }
+
+  /** The site's month now, not the browser's: around midnight they differ (the browser's
+   * next month had "not begun" at the site). Called once the site's zone is known. */
+  showThisMonth() {
+    const format = new Intl.DateTimeFormat("en-US", { timeZone: place.timeZone, year: "numeric", month: "2-digit" });
+    const parts = Object.fromEntries(format.formatToParts(new Date()).map((p) => [p.type, p.value]));
+    $("report-month").value = `${parts.year}-${parts.month}`;
+    this.link();
   }
 
   query(format) {

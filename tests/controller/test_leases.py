@@ -276,15 +276,20 @@ def packets_to_postgres_dropped(gid: int) -> Iterator[None]:
     port 5432 vanish (DROP, not REJECT: a cut cable, not a refusal). Everything else still flows."""
     rule = ["OUTPUT", "-o", "lo", "-p", "tcp", "--dport", "5432", "-m", "owner", "--gid-owner", str(gid)]
     rule += ["-j", "DROP"]
-    subprocess.run(["iptables", "-I", *rule], check=True)
+    subprocess.run(["iptables", "-w", "-I", *rule], check=True)
     try:
         yield
     finally:
-        subprocess.run(["iptables", "-D", *rule], check=True)
+        subprocess.run(["iptables", "-w", "-D", *rule], check=True)
 
 
 def can_cut_packets() -> bool:
-    return os.geteuid() == 0 and shutil.which("iptables") is not None
+    """Root, iptables, and a kernel that lets us use it (a container without NET_ADMIN does not)."""
+    if os.geteuid() != 0 or shutil.which("iptables") is None:
+        return False
+    return (
+        subprocess.run(["iptables", "-w", "-S", "OUTPUT"], capture_output=True, check=False).returncode == 0
+    )
 
 
 @pytest.mark.skipif(not can_cut_packets(), reason="needs root and iptables (make system-deps installs it)")
