@@ -208,7 +208,10 @@ def _combine(sub: Mapping[str, float], inputs: dict[str, float]) -> IndexResult:
     rounded = {p: round_half_up(v) for p, v in sub.items()}
     if not any(p in rounded for p in DUST):  # 2.1.b: PM2.5 or PM10 is required
         return IndexResult(None, rounded, None, inputs)
-    dominant = max(rounded, key=lambda p: rounded[p])  # ties: the first (PM2.5 before PM10 …)
+    # ties (at the top of the scale both dusts read 500): PM2.5 before PM10 before the gases,
+    # whatever order the profile maps them in
+    ranked = sorted(rounded, key=lambda p: (DUST.index(p) if p in DUST else len(DUST), p))
+    dominant = max(ranked, key=lambda p: rounded[p])
     return IndexResult(rounded[dominant], rounded, dominant, inputs)
 
 
