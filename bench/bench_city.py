@@ -44,6 +44,7 @@ from bench.city_instances import Instance, instances, ready, spawn
 from bench.common import simulators, write_city
 from controller.auth.store import AuthStore
 from controller.db import create_engine
+from tests.controller.test_leases import can_cut_packets, packets_to_postgres_dropped
 from tests.mosquitto import Mosquitto
 from tests.postgres import fresh_database
 from tests.tsdb import InfluxDB1
@@ -288,7 +289,7 @@ async def faults(
             f"made after the kill {served:.1f} s after it"
         )
 
-        partition = city_faults.can_partition()
+        partition = can_cut_packets()
         t0 = time.perf_counter()
         back = again(group=city_faults.PARTITION_GID) if partition else again()
         answered = await ready(back, tmp)
@@ -300,7 +301,7 @@ async def faults(
         if not partition:
             print("  partition: skipped (needs root and iptables)")
             return back
-        with city_faults.postgres_cut_off(city_faults.PARTITION_GID):
+        with packets_to_postgres_dropped(city_faults.PARTITION_GID):
             t0 = time.perf_counter()
             await city_faults.until(lambda: city_faults.fenced(api, back.url), 60)
             fenced = time.perf_counter() - t0

@@ -17,10 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import shutil
-import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -110,20 +108,3 @@ async def served_again(api: httpx.AsyncClient, control: str, link: str, level: i
         return all(lamp["level_cmd"] == level for lamp in lamps)
 
     return await until(at_level, 120, every_s=0.2)
-
-
-@contextlib.contextmanager
-def postgres_cut_off(gid: int) -> Iterator[None]:
-    rule = ["OUTPUT", "-o", "lo", "-p", "tcp", "--dport", "5432", "-m", "owner", "--gid-owner", str(gid)]
-    subprocess.run(["iptables", "-w", "-I", *rule, "-j", "DROP"], check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["iptables", "-w", "-D", *rule, "-j", "DROP"], check=True)
-
-
-def can_partition() -> bool:
-    return (
-        shutil.which("iptables") is not None
-        and subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, check=False).returncode == 0
-    )
