@@ -76,13 +76,19 @@ class CommandDispatcher:
         #: what each device was last asked to do (the fault detectors' expected state)
         self.expected: dict[str, Expected] = {}
 
-    def remember(self, rows: Sequence[CommandRow]) -> None:
-        """Take each device's last request into `expected` (at start, from the command history)."""
+    def remember(self, rows: Sequence[CommandRow], *, not_before: datetime | None = None) -> None:
+        """Take each device's last request into `expected` (at start, from the command history).
+
+        `not_before`: the start. What a lamp was asked before it is judged only from then on: the
+        lamp may have lost power meanwhile and come back at its fail-safe level, and the schedule
+        asks again at start (a restart raised lampPowerTooHigh for a lamp polled before that)."""
         for row in rows:
             prev = self.expected.get(row.device_id, Expected())
             level = row.written.get("dim_level_pct", prev.level)
             on = row.written.get("lamp_on", prev.on)
             since = row.completed_at or row.created_at
+            if not_before is not None and since < not_before:
+                since = not_before
             self.expected[row.device_id] = Expected(
                 on=None if on is None else bool(on),
                 level=None if level is None else int(level),

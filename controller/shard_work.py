@@ -11,7 +11,7 @@ import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bleak.backends.client import BaseBleakClient
@@ -107,7 +107,7 @@ class ShardWork:
             for ref in by_link[link_id]
         }
         self.dispatcher = CommandDispatcher(refs, c.registry, c.metrics, fence=self.fence)
-        self.dispatcher.remember(await c.registry.last_commands())
+        self.dispatcher.remember(await c.registry.last_commands(), not_before=datetime.now(UTC))
         if settings.alerts.enabled:
             await self._start_alerts()
         if settings.air.enabled:

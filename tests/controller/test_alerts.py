@@ -21,6 +21,7 @@ from controller.commands import Command
 from controller.config import load_config
 from controller.faults import Thresholds
 from controller.registry import DeviceRow
+from drivers.base import Reading
 from simulators.city import SimulatedCity
 from simulators.lamp import Fault
 from tests.controller.city import running_city, running_controller, write_city
@@ -185,6 +186,35 @@ async def test_open_alerts_survive_a_restart_and_clear_afterwards(tmp_path: Path
             )
     assert total == 1
     assert alerts[0].cleared_at is not None
+
+
+async def test_after_a_restart_a_lamp_is_judged_against_its_last_command_only_once_settled(
+    tmp_path: Path,
+) -> None:
+    """A restart finds the lamps as a power cut left them (their fail-safe full level) and the
+    schedule asks again at start: what they were asked before it is not held against them at the
+    first polls. A lamp still at full once settled is judged as ever."""
+    extra = '\n[[alert_thresholds]]\ngroup = "hanoi"\nsettle_s = 2\n'
+    settings = load_config(write_city(tmp_path, gw_lamps=1, bus_lamps=1, extra=extra))
+    async with running_city(settings) as city:
+        lamp = city.segments.find("gw1", 1)
+        async with running_controller(settings) as ctl:
+            assert ctl.dispatcher is not None
+            await ctl.dispatcher.execute("gw1-001", Command(action="set_level", value=40))
+            await asyncio.sleep(2.5)  # long settled before the restart
+        lamp.level_cmd, lamp.on_cmd = 100, True  # the power came back while the controller was down
+        async with running_controller(settings) as ctl:
+            assert ctl.alerts is not None
+            book = ctl.alerts.book
+            start = dt.datetime.now(dt.UTC)
+            await asyncio.sleep(1.5)  # seven polls at full power, 40 % asked before the restart
+            reading = ctl.fleet.devices["gw1-001"].last_reading
+            assert isinstance(reading, Reading)
+            assert reading.ts > start
+            assert reading.values["dim_level_pct"] == 100
+            assert book.active == {}
+            await until(lambda: bool(book.active), within_s=10, what="judged once settled")
+            assert list(book.active) == [("gw1-001", "lampPowerTooHigh")]
 
 
 async def test_alerts_of_a_device_removed_from_the_config_are_cleared_at_start(tmp_path: Path) -> None:

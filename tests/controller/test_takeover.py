@@ -103,7 +103,7 @@ async def test_a_killed_instance_is_replaced_with_alerts_and_overrides_intact(tm
                     after = await open_alerts()
                     assert [(x["id"], x["raised_at"]) for x in after] == [
                         (before[0]["id"], before[0]["raised_at"])
-                    ]  # the same alert, not raised a second time
+                    ], after  # the same alert, not raised a second time (nor another one)
 
                     # The new instance watches the bus: fixing the fault clears the alert.
                     bus[1].faults.discard(Fault.VOLTAGE_SAG)
