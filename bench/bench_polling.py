@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import uvloop
 from pymodbus.client import AsyncModbusTcpClient
 
 from bench.common import UNITS_PER_GATEWAY, percentiles, simulators, write_city
@@ -108,9 +109,12 @@ def main() -> None:
     )
     parser.add_argument("--lamps", type=int, action="append", help="city size (repeatable)")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
     for lamps in args.lamps or [1000, 10000]:
-        asyncio.run(bench(lamps, args.seconds))
+        factory = uvloop.new_event_loop if args.loop == "uvloop" else None
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(bench(lamps, args.seconds))
 
 
 if __name__ == "__main__":

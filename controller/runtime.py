@@ -236,14 +236,18 @@ class Controller:
             await self._serve_now(links, release)
 
     async def _serve_now(self, links: frozenset[str], release: Sequence[str]) -> None:
+        # the lamps still served keep the levels sent them: a takeover sends only the taken ones'
+        sent: Mapping[str, int] | None = None
         if self.shard is not None:
+            if self.shard.scheduling is not None:
+                sent = dict(self.shard.scheduling.sent)
             await self.shard.stop()
         self._serving = None
         if self.keeper is not None and self.leases is not None:
             for shard in release:
                 await self.leases.call(self.keeper.release(shard))
         fence = self.keeper.holds if self.keeper is not None else _always
-        self.shard = ShardWork(self, links, fence)
+        self.shard = ShardWork(self, links, fence, sent)
         await self.shard.start()  # if it fails (database away), the next tick builds it again
         self._serving = links
 

@@ -5,11 +5,16 @@ The database owns programs, calendars, group calendars and overrides (created th
 never minute by minute. Every change, and every start, brings each lamp to its current level at once
 (catch-up). Levels are decided by `schedules.Plan.resolve` and sent through the controller's one
 command path.
+
+A catch-up is sent in the background (one at a time, another after it if changes came meanwhile):
+at 50,000 lamps it takes minutes on a loaded machine (each link's lamps in turn), and neither the
+API call that saved a change nor a takeover waits for it (a PUT once timed out after 120 s).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import statistics
@@ -80,16 +85,29 @@ class Scheduling:
         self._photocell_on: dict[str, bool] = {}
         self._plans: dict[str, Plan] | None = None
         self._sent: dict[str, int] = {}
+        self._catching_up: asyncio.Task[None] | None = None
+        self._catch_up_again = False
         #: the stored objects as this instance last read or wrote them, to notice other instances' changes
         self._stored: dict[tuple[str, str], Any] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, sent: Mapping[str, int] | None = None) -> None:
+        """`sent`: the levels this instance already sent these lamps (a shard's work rebuilt for
+        more links): they are not sent again, the others' are."""
         self._stored = await self._read_stored()
         for (kind, key), doc in self._stored.items():
             self._load(kind, key, doc)
         self.runner.start()
-        await self.replan()
+        if sent is None:
+            self.replan_in_background()
+        else:
+            self._sent = {d: level for d, level in sent.items() if d in self.devices}
+            self.replan_in_background(catch_up=False)
+
+    @property
+    def sent(self) -> Mapping[str, int]:
+        """lamp → the level last sent to it by this instance's schedules."""
+        return self._sent
 
     async def reload_if_changed(self) -> bool:
         """Take up what another controller instance changed in the shared database ([cluster]);
@@ -103,7 +121,7 @@ class Scheduling:
             self._load(kind, key, doc)
         self._stored = stored
         log.info("schedules: changes from another instance taken up (%d objects)", len(stored))
-        await self.replan()
+        self.replan_in_background()
         return True
 
     async def _read_stored(self) -> dict[tuple[str, str], Any]:
@@ -117,6 +135,10 @@ class Scheduling:
 
     async def stop(self) -> None:
         self.runner.stop()
+        if self._catching_up is not None:
+            self._catching_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._catching_up
 
     # -- changes (from the API) --------------------------------------------------------------------
     async def put(self, kind: Kind, key: str, doc: dict[str, Any], change: Change = SYSTEM) -> None:
@@ -131,7 +153,7 @@ class Scheduling:
             self._restore(previous)
             raise
         await self._save(kind, key, doc, change)
-        await self.replan()
+        self.replan_in_background()
 
     async def remove(self, kind: Kind, key: str, change: Change = SYSTEM) -> bool:
         store = self._store(kind)
@@ -151,7 +173,7 @@ class Scheduling:
             )
             await record(conn, kind, key, None, change)
         self._stored.pop((kind, key), None)
-        await self.replan()
+        self.replan_in_background()
         return True
 
     def _check_new(self, kind: Kind, key: str, doc: dict[str, Any]) -> None:
@@ -220,6 +242,27 @@ class Scheduling:
         if catch_up:
             self._sent.clear()
         await self.apply(self._scheduled_lamps())
+        self._arm()
+
+    def replan_in_background(self, *, catch_up: bool = True) -> None:
+        """`replan`, the transitions armed at once and the levels sent by a task of this one's."""
+        if catch_up:
+            self._sent.clear()
+        self._arm()
+        self._catch_up_again = True
+        if self._catching_up is None or self._catching_up.done():
+            self._catching_up = asyncio.create_task(self._catch_up(), name="schedule-catch-up")
+
+    async def _catch_up(self) -> None:
+        while self._catch_up_again:
+            self._catch_up_again = False
+            try:
+                await self.apply(self._scheduled_lamps())
+            except Exception:  # the next change or transition sends them again; say so meanwhile
+                log.exception("schedules: sending the lamps their levels failed")
+            self._arm()  # the photocell periods are known once decided
+
+    def _arm(self) -> None:
         plans = self.plans()
         self.runner.arm(
             plans,
@@ -257,15 +300,21 @@ class Scheduling:
             if self._sent.get(row.id) != decision.level:
                 by_level[decision.level].append(row.id)
                 self._sent[row.id] = decision.level
-        async with self._apply_lock:
-            await asyncio.gather(
-                *(
-                    self.dispatcher.execute_many(
-                        ids, Command(action="set_level", value=level, origin="schedule")
+        try:
+            async with self._apply_lock:
+                await asyncio.gather(
+                    *(
+                        self.dispatcher.execute_many(
+                            ids, Command(action="set_level", value=level, origin="schedule")
+                        )
+                        for level, ids in by_level.items()
                     )
-                    for level, ids in by_level.items()
                 )
-            )
+        except BaseException:  # stopped or failed half-way: these may not have been sent
+            for ids in by_level.values():
+                for device_id in ids:
+                    self._sent.pop(device_id, None)
+            raise
         return decided
 
     async def _photocell_tick(self) -> None:

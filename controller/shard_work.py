@@ -10,7 +10,7 @@ import asyncio
 import functools
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -74,9 +74,17 @@ class City(Protocol):
 
 
 class ShardWork:
-    def __init__(self, city: City, links: frozenset[str], fence: Callable[[str], bool]) -> None:
-        """`fence(link)`: may this instance command that link now (its lease still runs)."""
+    def __init__(
+        self,
+        city: City,
+        links: frozenset[str],
+        fence: Callable[[str], bool],
+        sent: Mapping[str, int] | None = None,
+    ) -> None:
+        """`fence(link)`: may this instance command that link now (its lease still runs); `sent`:
+        the levels the work it replaces sent its lamps (None: the first, every lamp is sent its)."""
         self.city = city
+        self.sent = sent
         self.links = links
         self.fence = fence
         self.drivers: dict[str, Driver | ListeningDriver] = {}  # made for this shard
@@ -127,7 +135,7 @@ class ShardWork:
         self.scheduling = Scheduling(
             c.registry.engine, c.owned, c.clocks, self.dispatcher, c.fleet, city=c.devices
         )
-        await self.scheduling.start()
+        await self.scheduling.start(self.sent)
         if c.syncs_schedules:
             c.supervisor.spawn("schedule-sync", self._sync_schedules_forever, group=TASKS)
         self.firmware = FirmwareService(settings, c.owned, c.fleet, c.registry.engine, every)

@@ -252,6 +252,7 @@ async def test_a_killed_instance_s_links_are_taken_over_within_10_s_and_handed_b
         assert not await serves(two.b, "0")
         assert_never_overlapping(two.writes("gw1", killed), old=two.a_port["gw1"], new=two.b_port["gw1"])
         assert all(w.port == two.b_port["gw2"] for w in two.writes("gw2", 0))  # gw2 was B's throughout
+        assert two.writes("gw2", killed) == []  # taking gw1 and handing it back sent B's own lamps nothing
         assert time.monotonic() - restarted < 30
 
 
