@@ -96,7 +96,8 @@ unit: install system-deps postgres ngsi-client
 bench: bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-alerts bench-influx bench-firmware bench-api bench-dashboard bench-reports bench-air bench-city
 
 bench-polling: install
-	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000
+	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000 --loop asyncio
+	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000 --loop uvloop
 
 bench-rs485: install system-deps
 	$(BIN)/python -m bench.bench_rs485

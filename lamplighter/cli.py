@@ -3,12 +3,12 @@ groups (fault, schedules, firmware, auth, broker) live in their own modules."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from lamplighter import event_loop
 from lamplighter.auth_cli import auth_app
 from lamplighter.broker_cli import broker_app
 from lamplighter.cli_support import TYPER_OPTIONS, ConfigOpt, load_settings
@@ -40,7 +40,7 @@ def run(
     settings = load_settings(config)
     plan_file = load_schedules(schedules) if schedules else None
     configure_logging(verbose)
-    asyncio.run(run_controller(settings, config if simulate else None, plan_file))
+    event_loop.run(run_controller(settings, config if simulate else None, plan_file))
 
 
 @app.command("simulate")
@@ -50,7 +50,7 @@ def simulate_cmd(config: ConfigOpt, verbose: VerboseOpt = False) -> None:
 
     settings = load_settings(config)
     configure_logging(verbose)
-    asyncio.run(run_simulators(settings))
+    event_loop.run(run_simulators(settings))
 
 
 @app.command("check-config")
