@@ -107,4 +107,4 @@ async def served_again(api: httpx.AsyncClient, control: str, link: str, level: i
         lamps = (await api.get(f"{control}/lamps", params={"link": link})).json()
         return all(lamp["level_cmd"] == level for lamp in lamps)
 
-    return await until(at_level, 120, every_s=0.2)
+    return await until(at_level, 400, every_s=0.2)

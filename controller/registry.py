@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, cast
@@ -328,11 +328,17 @@ class Registry:
                 update(CommandRow), [{"id": r.id, **{f: getattr(r, f) for f in fields}} for r in rows]
             )
 
-    async def last_commands(self) -> Sequence[CommandRow]:
-        """Each device's most recent command (what it was last asked to do)."""
-        latest = select(func.max(CommandRow.id)).group_by(CommandRow.device_id).scalar_subquery()
+    async def last_commands(self, links: Collection[str] | None = None) -> Sequence[CommandRow]:
+        """Each device's most recent command (what it was last asked to do); `links`: only of the
+        devices on these (a shard's; the city's history holds every instance's commands)."""
+        latest = select(func.max(CommandRow.id)).group_by(CommandRow.device_id)
+        if links is not None:
+            on_links = select(DeviceRow.id).where(DeviceRow.link_id.in_(list(links)))
+            latest = latest.where(CommandRow.device_id.in_(on_links))
         async with self.session() as s:
-            return (await s.scalars(select(CommandRow).where(CommandRow.id.in_(latest)))).all()
+            return (
+                await s.scalars(select(CommandRow).where(CommandRow.id.in_(latest.scalar_subquery())))
+            ).all()
 
     async def command(self, device_id: str, command_id: int) -> CommandRow | None:
         async with self.session() as s:

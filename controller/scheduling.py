@@ -121,7 +121,7 @@ class Scheduling:
             self._load(kind, key, doc)
         self._stored = stored
         log.info("schedules: changes from another instance taken up (%d objects)", len(stored))
-        self.replan_in_background()
+        self._replan_changed()
         return True
 
     async def _read_stored(self) -> dict[tuple[str, str], Any]:
@@ -153,7 +153,7 @@ class Scheduling:
             self._restore(previous)
             raise
         await self._save(kind, key, doc, change)
-        self.replan_in_background()
+        self._replan_changed()
 
     async def remove(self, kind: Kind, key: str, change: Change = SYSTEM) -> bool:
         store = self._store(kind)
@@ -173,7 +173,7 @@ class Scheduling:
             )
             await record(conn, kind, key, None, change)
         self._stored.pop((kind, key), None)
-        self.replan_in_background()
+        self._replan_changed()
         return True
 
     def _check_new(self, kind: Kind, key: str, doc: dict[str, Any]) -> None:
@@ -253,6 +253,18 @@ class Scheduling:
         if self._catching_up is None or self._catching_up.done():
             self._catching_up = asyncio.create_task(self._catch_up(), name="schedule-catch-up")
 
+    def _replan_changed(self) -> None:
+        """After a change: the lamps whose level it changes, and those last asked something else
+        than what the schedules sent them (by hand, or a command that never arrived), are sent
+        their level; the others already have it (at 50,000 lamps, every change sent every lamp
+        of every instance its level again: minutes of commands for one override)."""
+        asked = self.dispatcher.expected
+        for device_id, level in list(self._sent.items()):
+            last = asked.get(device_id)
+            if last is None or last.lit_level != level:
+                del self._sent[device_id]
+        self.replan_in_background(catch_up=False)
+
     async def _catch_up(self) -> None:
         while self._catch_up_again:
             self._catch_up_again = False
@@ -302,7 +314,7 @@ class Scheduling:
                 self._sent[row.id] = decision.level
         try:
             async with self._apply_lock:
-                await asyncio.gather(
+                done = await asyncio.gather(
                     *(
                         self.dispatcher.execute_many(
                             ids, Command(action="set_level", value=level, origin="schedule")
@@ -315,6 +327,10 @@ class Scheduling:
                 for device_id in ids:
                     self._sent.pop(device_id, None)
             raise
+        for commands in done:  # not confirmed: sent again at the next change or transition
+            for command in commands:
+                if command.status != "confirmed":
+                    self._sent.pop(command.device_id, None)
         return decided
 
     async def _photocell_tick(self) -> None:

@@ -40,7 +40,10 @@ def run(
     settings = load_settings(config)
     plan_file = load_schedules(schedules) if schedules else None
     configure_logging(verbose)
-    event_loop.run(run_controller(settings, config if simulate else None, plan_file))
+    event_loop.run(
+        run_controller(settings, config if simulate else None, plan_file),
+        embedded_broker=settings.embedded_broker.enabled,
+    )
 
 
 @app.command("simulate")

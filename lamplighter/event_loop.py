@@ -4,6 +4,11 @@ uvloop where it is installed (Linux and macOS; not on Windows): measured in `mak
 the controller spends ~18 % less CPU per reading on it (docs/benchmarks.md). Everything we use
 goes through the loop's public API (transports, add_reader for serial, subprocesses, signals), which
 uvloop implements; the lease keeper's own thread keeps a standard loop (controller/lease_thread.py).
+
+Not with the embedded MQTT broker in the process: amqtt writes to connections it has closed (a
+refused login, a client gone), which the standard loop ignores and uvloop refuses with an error
+per message (RuntimeError "the handler is closed", tracebacks in the log). A city that wants the
+faster loop runs Mosquitto (docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory(*, embedded_broker: bool = False) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if embedded_broker:
+        return None
     try:
         import uvloop
     except ImportError:  # a platform without it: the standard loop
@@ -23,7 +30,7 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run on the fastest loop this machine has."""
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+def run(main: Coroutine[Any, Any, T], *, embedded_broker: bool = False) -> T:
+    """asyncio.run on the fastest loop this machine has (the standard one with the embedded broker)."""
+    with asyncio.Runner(loop_factory=loop_factory(embedded_broker=embedded_broker)) as runner:
         return runner.run(main)

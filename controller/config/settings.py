@@ -11,7 +11,7 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from controller.air_settings import AirSettings
@@ -78,6 +78,10 @@ class ControllerSettings(BaseSettings):
     links: tuple[LinkConfig, ...] = ()
     devices: tuple[DeviceConfig, ...] = ()
     device_ranges: tuple[DeviceRange, ...] = ()
+    # derived views, kept with the tuples they were made from (tuples: a copy with other devices
+    # or links has other tuples)
+    _expanded: tuple[tuple[int, int], tuple[DeviceConfig, ...]] | None = PrivateAttr(default=None)
+    _links: tuple[int, dict[str, LinkConfig]] | None = PrivateAttr(default=None)
 
     @classmethod
     def settings_customise_sources(
@@ -93,15 +97,23 @@ class ControllerSettings(BaseSettings):
 
     # -- derived views -----------------------------------------------------------------------
     def all_devices(self) -> list[DeviceConfig]:
-        """Devices declared one by one plus those expanded from ranges, in file order."""
-        expanded = [DeviceConfig(**d) for r in self.device_ranges for d in r.expand()]
-        return [*self.devices, *expanded]
+        """Devices declared one by one plus those expanded from ranges, in file order.
+
+        Expanded once per (devices, device_ranges): at 50,000 devices one expansion is ~50,000
+        validated models, and start-up asked for it three times."""
+        key = (id(self.devices), id(self.device_ranges))
+        if self._expanded is None or self._expanded[0] != key:
+            expanded = [DeviceConfig(**d) for r in self.device_ranges for d in r.expand()]
+            self._expanded = (key, (*self.devices, *expanded))
+        return list(self._expanded[1])
 
     def profile(self, name: str) -> DeviceProfile:
         return load_profile(name, self.profiles_dir)
 
     def link(self, link_id: str) -> LinkConfig:
-        return next(link for link in self.links if link.id == link_id)
+        if self._links is None or self._links[0] != id(self.links):
+            self._links = (id(self.links), {link.id: link for link in self.links})
+        return self._links[1][link_id]
 
     def broker_address(self, link: MqttLinkConfig | OutboundSettings) -> tuple[str, int]:
         """Where an MQTT connection goes: its own host and port, or the embedded broker's."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from pathlib import Path
 
+from controller.commands import Command
 from tests.api.keys import api_client
 from tests.controller.city import running_city, running_controller, settings_for
 from tests.waiting import until
@@ -92,3 +94,41 @@ async def test_programs_calendars_overrides_drive_the_lamps_and_survive_a_restar
             # catch-up after a restart: at the scheduled level at once, not at the next transition
             await until(lambda: all(lamp.level_cmd == 30 for lamp in lamps), within_s=5)
     await asyncio.sleep(0)
+
+
+async def test_a_change_sends_the_lamps_it_changes_and_puts_back_one_set_by_hand(
+    tmp_path: Path, registry_url: str
+) -> None:
+    """A change does not send every lamp its level again (at 50,000 lamps: minutes of commands for
+    one override): the lamps whose level it changes are sent theirs, and so is a lamp last asked
+    something else by hand; the others already have theirs."""
+    settings = settings_for(tmp_path, registry_url=registry_url)
+    async with running_city(settings) as city, running_controller(settings) as ctl, api_client(ctl) as api:
+        if True:
+            assert ctl.dispatcher is not None
+            for path, body in (
+                ("/api/v1/schedules/all-day", ALL_DAY),
+                ("/api/v1/calendars/city", CITY),
+                ("/api/v1/groups/hanoi/calendar", {"calendar": "city"}),
+            ):
+                assert (await api.put(path, json=body)).status_code == 200
+            gw = [city.segments.find("gw1", u) for u in range(1, 7)]
+            bus = [city.segments.find("bus1", u) for u in range(1, 4)]
+            confirmed = ctl.metrics.commands.labels("set_level", "confirmed")
+            await until(lambda: confirmed._value.get() == len(gw + bus), within_s=10, what="all confirmed")
+            await ctl.dispatcher.execute("gw1-002", Command(action="set_level", value=90))
+            since = time.monotonic()
+
+            now = dt.datetime.now(dt.UTC)
+            override = {
+                "id": "market",
+                "group": "hanoi/hoan-kiem",
+                "level": 75,
+                "start": iso(now),
+                "expiry": iso(now + dt.timedelta(hours=1)),
+            }
+            assert (await api.post("/api/v1/overrides", json=override)).status_code == 201
+            await until(lambda: all(lamp.level_cmd == 75 for lamp in bus) and gw[1].level_cmd == 30)
+            await asyncio.sleep(0.5)  # anything else sent would be written by now
+            written = [w.unit_id for w in city.segments.segments["gw1"].writes if w.at >= since]
+            assert written == [2]  # gw1's other five lamps were at their level already
