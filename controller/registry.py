@@ -197,6 +197,7 @@ class Registry:
             }
             for x in settings.links
         ]
+        link_of = {x.id: x for x in settings.links}
         rows = []
         for d in devices:
             header = settings.profile(d.profile).profile
@@ -206,7 +207,7 @@ class Registry:
                     "site_id": link_site[d.link],
                     "link_id": d.link,
                     "unit_id": d.unit_id,
-                    "address": str(device_address(d, settings.link(d.link))),
+                    "address": str(device_address(d, link_of[d.link])),
                     "profile": d.profile,
                     "kind": header.kind,
                     "group_path": d.group,
