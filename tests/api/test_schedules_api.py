@@ -20,6 +20,12 @@ def iso(t: dt.datetime) -> str:
     return t.isoformat()
 
 
+def from_now(override_id: str, level: int, lasting: dt.timedelta, **more: str) -> dict[str, object]:
+    """An override's body starting now; `more`: its target (group or device_id) and reason."""
+    now = dt.datetime.now(dt.UTC)
+    return {"id": override_id, "level": level, "start": iso(now), "expiry": iso(now + lasting), **more}
+
+
 async def test_programs_calendars_overrides_drive_the_lamps_and_survive_a_restart(
     tmp_path: Path, registry_url: str
 ) -> None:
@@ -35,15 +41,7 @@ async def test_programs_calendars_overrides_drive_the_lamps_and_survive_a_restar
             await until(lambda: all(lamp.level_cmd == 30 for lamp in lamps), within_s=5)
             assert city.segments.find("bus1", 1).level_cmd == 0  # another group: untouched
 
-            now = dt.datetime.now(dt.UTC)
-            override = {
-                "id": "repair",
-                "device_id": "gw1-002",
-                "level": 80,
-                "start": iso(now),
-                "expiry": iso(now + dt.timedelta(seconds=2)),
-                "reason": "test",
-            }
+            override = from_now("repair", 80, dt.timedelta(seconds=2), device_id="gw1-002", reason="test")
             assert (await api.post("/api/v1/overrides", json=override)).status_code == 201
             await until(lambda: lamps[1].level_cmd == 80, within_s=5)
             # at expiry the runner's job puts the program back, without waiting for a transition
@@ -73,7 +71,7 @@ async def test_programs_calendars_overrides_drive_the_lamps_and_survive_a_restar
             bad = await api.put("/api/v1/groups/hanoi/hoan-kiem/calendar", json={"calendar": "ghostly"})
             assert bad.status_code == 422
             assert "unknown program 'ghost'" in bad.json()["error"]["message"]
-            late = {"id": "late", "group": "hanoi", "level": 1, "start": iso(now), "expiry": iso(now)}
+            late = from_now("late", 1, dt.timedelta(0), group="hanoi")
             bad = await api.post("/api/v1/overrides", json=late)
             assert bad.status_code == 422
             assert "expires before it starts" in bad.json()["error"]["message"]
@@ -104,31 +102,23 @@ async def test_a_change_sends_the_lamps_it_changes_and_puts_back_one_set_by_hand
     something else by hand; the others already have theirs."""
     settings = settings_for(tmp_path, registry_url=registry_url)
     async with running_city(settings) as city, running_controller(settings) as ctl, api_client(ctl) as api:
-        if True:
-            assert ctl.dispatcher is not None
-            for path, body in (
-                ("/api/v1/schedules/all-day", ALL_DAY),
-                ("/api/v1/calendars/city", CITY),
-                ("/api/v1/groups/hanoi/calendar", {"calendar": "city"}),
-            ):
-                assert (await api.put(path, json=body)).status_code == 200
-            gw = [city.segments.find("gw1", u) for u in range(1, 7)]
-            bus = [city.segments.find("bus1", u) for u in range(1, 4)]
-            confirmed = ctl.metrics.commands.labels("set_level", "confirmed")
-            await until(lambda: confirmed._value.get() == len(gw + bus), within_s=10, what="all confirmed")
-            await ctl.dispatcher.execute("gw1-002", Command(action="set_level", value=90))
-            since = time.monotonic()
+        assert ctl.dispatcher is not None
+        for path, body in (
+            ("/api/v1/schedules/all-day", ALL_DAY),
+            ("/api/v1/calendars/city", CITY),
+            ("/api/v1/groups/hanoi/calendar", {"calendar": "city"}),
+        ):
+            assert (await api.put(path, json=body)).status_code == 200
+        gw = [city.segments.find("gw1", u) for u in range(1, 7)]
+        bus = [city.segments.find("bus1", u) for u in range(1, 4)]
+        confirmed = ctl.metrics.commands.labels("set_level", "confirmed")
+        await until(lambda: confirmed._value.get() == len(gw + bus), within_s=10, what="all confirmed")
+        await ctl.dispatcher.execute("gw1-002", Command(action="set_level", value=90))
+        since = time.monotonic()
 
-            now = dt.datetime.now(dt.UTC)
-            override = {
-                "id": "market",
-                "group": "hanoi/hoan-kiem",
-                "level": 75,
-                "start": iso(now),
-                "expiry": iso(now + dt.timedelta(hours=1)),
-            }
-            assert (await api.post("/api/v1/overrides", json=override)).status_code == 201
-            await until(lambda: all(lamp.level_cmd == 75 for lamp in bus) and gw[1].level_cmd == 30)
-            await asyncio.sleep(0.5)  # anything else sent would be written by now
-            written = [w.unit_id for w in city.segments.segments["gw1"].writes if w.at >= since]
-            assert written == [2]  # gw1's other five lamps were at their level already
+        override = from_now("market", 75, dt.timedelta(hours=1), group="hanoi/hoan-kiem")
+        assert (await api.post("/api/v1/overrides", json=override)).status_code == 201
+        await until(lambda: all(lamp.level_cmd == 75 for lamp in bus) and gw[1].level_cmd == 30)
+        await asyncio.sleep(0.5)  # anything else sent would be written by now
+        written = [w.unit_id for w in city.segments.segments["gw1"].writes if w.at >= since]
+        assert written == [2]  # gw1's other five lamps were at their level already
