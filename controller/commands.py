@@ -134,7 +134,6 @@ class CommandDispatcher:
             await asyncio.gather(
                 *(self._send_in_turn(link_rows, setpoints) for link_rows in by_link.values())
             )
-            self.remember(rows)  # asked is asked: a failed command still says what the lamp should do
         await self.registry.update_commands(rows)
         return rows
 
@@ -144,6 +143,10 @@ class CommandDispatcher:
         one gateway take seconds between them, and used to time out at the back."""
         for row in rows:
             await self._send(row, *self.refs[row.device_id], setpoints)
+            # asked is asked (a failed command still says what the lamp should do), from the
+            # moment it was: a lamp is judged against it settle_s after its own command, not
+            # after the last of a group's (minutes at 14,600 lamps: false lampPowerTooHigh)
+            self.remember([row])
 
     async def _send(
         self, row: CommandRow, ref: DeviceRef, driver: Driver, setpoints: dict[str, FieldValue]
@@ -153,8 +156,7 @@ class CommandDispatcher:
             return
         try:
             async with asyncio.timeout(self.timeout_s):
-                await driver.write(ref, setpoints)
-                readback = await driver.read_setpoints(ref)
+                readback = await driver.write_and_read_back(ref, setpoints)
         except DriverError as exc:
             self._finish(row, "failed", f"{exc.kind}: {exc}")
             return

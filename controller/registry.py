@@ -303,6 +303,9 @@ class Registry:
             stored = DeviceStateRow.last_seen
             return or_(stored.is_(None), new.last_seen.is_(None), new.last_seen >= stored)
 
+        # In one order everywhere: two instances saving the same devices (an MQTT shared group, a
+        # takeover) in different orders deadlocked on the rows' locks (PostgreSQL, bench-city).
+        rows = sorted(rows, key=lambda r: str(r["device_id"]))
         async with self.engine.begin() as conn:
             await self._upsert(conn, DeviceStateRow, rows, not_older)
             if announce_from is not None and conn.dialect.name == "postgresql":

@@ -42,6 +42,10 @@ Kind = Literal["program", "calendar", "group_calendar", "override"]
 _MODELS: dict[str, type[BaseModel]] = {"program": Program, "calendar": Calendar, "override": Override}
 #: how many of each a city may keep (overrides: those not yet expired); every change re-plans them all
 MAX_OBJECTS: dict[str, int] = {"program": 1_000, "calendar": 1_000, "override": 10_000}
+#: a lamp whose level was not confirmed (a timeout under load, a lamp not answering) is sent it
+#: again after this, doubling up to RETRY_CAP_S while it still is not
+RETRY_FIRST_S = 15.0
+RETRY_CAP_S = 300.0
 
 
 class ScheduleObjectRow(Base):
@@ -87,6 +91,9 @@ class Scheduling:
         self._sent: dict[str, int] = {}
         self._catching_up: asyncio.Task[None] | None = None
         self._catch_up_again = False
+        self._wake = asyncio.Event()  # a change while the catch-up waits to retry
+        self._unconfirmed: set[str] = set()
+        self.retry_first_s = RETRY_FIRST_S
         #: the stored objects as this instance last read or wrote them, to notice other instances' changes
         self._stored: dict[tuple[str, str], Any] = {}
 
@@ -250,6 +257,7 @@ class Scheduling:
             self._sent.clear()
         self._arm()
         self._catch_up_again = True
+        self._wake.set()
         if self._catching_up is None or self._catching_up.done():
             self._catching_up = asyncio.create_task(self._catch_up(), name="schedule-catch-up")
 
@@ -266,13 +274,23 @@ class Scheduling:
         self.replan_in_background(catch_up=False)
 
     async def _catch_up(self) -> None:
-        while self._catch_up_again:
-            self._catch_up_again = False
-            try:
-                await self.apply(self._scheduled_lamps())
-            except Exception:  # the next change or transition sends them again; say so meanwhile
-                log.exception("schedules: sending the lamps their levels failed")
-            self._arm()  # the photocell periods are known once decided
+        retry_s = self.retry_first_s
+        while True:
+            while self._catch_up_again:
+                self._catch_up_again = False
+                self._wake.clear()
+                try:
+                    await self.apply(self._scheduled_lamps())
+                except Exception:  # sent again at the retry below; say so meanwhile
+                    log.exception("schedules: sending the lamps their levels failed")
+                self._arm()  # the photocell periods are known once decided
+            self._unconfirmed &= {row.id for row in self._scheduled_lamps()}  # not those left alone now
+            if not self._unconfirmed:
+                return
+            with contextlib.suppress(TimeoutError):  # a change comes first, or the retry
+                await asyncio.wait_for(self._wake.wait(), retry_s)
+            retry_s = min(2 * retry_s, RETRY_CAP_S)
+            self._catch_up_again = True
 
     def _arm(self) -> None:
         plans = self.plans()
@@ -324,13 +342,17 @@ class Scheduling:
                 )
         except BaseException:  # stopped or failed half-way: these may not have been sent
             for ids in by_level.values():
+                self._unconfirmed.update(ids)
                 for device_id in ids:
                     self._sent.pop(device_id, None)
             raise
-        for commands in done:  # not confirmed: sent again at the next change or transition
+        for commands in done:  # not confirmed: sent again (the catch-up's retry, a change)
             for command in commands:
-                if command.status != "confirmed":
+                if command.status == "confirmed":
+                    self._unconfirmed.discard(command.device_id)
+                else:
                     self._sent.pop(command.device_id, None)
+                    self._unconfirmed.add(command.device_id)
         return decided
 
     async def _photocell_tick(self) -> None:

@@ -89,6 +89,14 @@ class Driver(abc.ABC):
     async def read_setpoints(self, device: DeviceRef) -> dict[str, FieldValue]:
         """Read back the setpoints a device holds, to confirm a write."""
 
+    async def write_and_read_back(
+        self, device: DeviceRef, setpoints: Mapping[str, FieldValue]
+    ) -> dict[str, FieldValue]:
+        """A command: write, then read back what the device holds. A link that carries one
+        exchange at a time keeps it for both (a poll waiting in between made each command wait twice)."""
+        await self.write(device, setpoints)
+        return await self.read_setpoints(device)
+
 
 ReadingSink = Callable[[Reading], Awaitable[None]]
 AvailabilitySink = Callable[[str, bool], None]

@@ -97,25 +97,33 @@ class ModbusLink(Driver):
         )
 
     async def write(self, device: DeviceRef, setpoints: Mapping[str, FieldValue]) -> None:
-        try:
-            writes = codec_for(device.profile).encode_setpoints(setpoints)
-        except ValueError as exc:
-            raise DecodeError(str(exc), device_id=device.device_id) from exc
-        unit = int(device.address)
+        writes = _encoded(device, setpoints)
         async with self._lock:
-            for start, words in writes:
-                await self._call(device, functools.partial(_write_registers, start, words, unit))
+            await self._write_blocks(device, writes)
 
     async def read_setpoints(self, device: DeviceRef) -> dict[str, FieldValue]:
-        codec = codec_for(device.profile)
         async with self._lock:
-            blocks = [await self._read_block(device, b) for b in codec.setpoint_blocks]
-        try:
-            return codec.decode_setpoints(blocks)
-        except ValueError as exc:
-            raise DecodeError(str(exc), device_id=device.device_id) from exc
+            blocks = await self._read_setpoint_blocks(device)
+        return _decoded_setpoints(device, blocks)
+
+    async def write_and_read_back(
+        self, device: DeviceRef, setpoints: Mapping[str, FieldValue]
+    ) -> dict[str, FieldValue]:
+        writes = _encoded(device, setpoints)
+        async with self._lock:  # one turn of the link: no poll between the write and its read-back
+            await self._write_blocks(device, writes)
+            blocks = await self._read_setpoint_blocks(device)
+        return _decoded_setpoints(device, blocks)
 
     # -- internals (call with the lock held) ------------------------------------------------------
+    async def _write_blocks(self, device: DeviceRef, writes: list[tuple[int, list[int]]]) -> None:
+        unit = int(device.address)
+        for start, words in writes:
+            await self._call(device, functools.partial(_write_registers, start, words, unit))
+
+    async def _read_setpoint_blocks(self, device: DeviceRef) -> list[list[int]]:
+        return [await self._read_block(device, b) for b in codec_for(device.profile).setpoint_blocks]
+
     async def _read_block(self, device: DeviceRef, block: ReadBlock) -> list[int]:
         unit = int(device.address)
         if block.table == "input":
@@ -233,3 +241,17 @@ class ModbusLink(Driver):
 
 def _write_registers(start: int, words: list[int], unit: int, client: Any) -> Awaitable[Any]:
     return client.write_registers(start, words, device_id=unit)  # type: ignore[no-any-return]
+
+
+def _encoded(device: DeviceRef, setpoints: Mapping[str, FieldValue]) -> list[tuple[int, list[int]]]:
+    try:
+        return codec_for(device.profile).encode_setpoints(setpoints)
+    except ValueError as exc:
+        raise DecodeError(str(exc), device_id=device.device_id) from exc
+
+
+def _decoded_setpoints(device: DeviceRef, blocks: list[list[int]]) -> dict[str, FieldValue]:
+    try:
+        return codec_for(device.profile).decode_setpoints(blocks)
+    except ValueError as exc:
+        raise DecodeError(str(exc), device_id=device.device_id) from exc

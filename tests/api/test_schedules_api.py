@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from controller.commands import Command
+from simulators.lamp import Fault
 from tests.api.keys import api_client
 from tests.controller.city import running_city, running_controller, settings_for
 from tests.waiting import until
@@ -122,3 +123,29 @@ async def test_a_change_sends_the_lamps_it_changes_and_puts_back_one_set_by_hand
         await asyncio.sleep(0.5)  # anything else sent would be written by now
         written = [w.unit_id for w in city.segments.segments["gw1"].writes if w.at >= since]
         assert written == [2]  # gw1's other five lamps were at their level already
+
+
+async def test_a_lamp_that_missed_its_level_is_sent_it_again_once_it_answers(
+    tmp_path: Path, registry_url: str
+) -> None:
+    """A command that is not confirmed (a lamp not answering, a timeout under load) is sent again
+    later, not only at the next change: one of 200 lamps stayed at its old level in bench-city."""
+    settings = settings_for(tmp_path, registry_url=registry_url)
+    async with running_city(settings) as city, running_controller(settings) as ctl, api_client(ctl) as api:
+        assert ctl.scheduling is not None
+        ctl.scheduling.retry_first_s = 0.5
+        silent = city.segments.find("gw1", 3)
+        silent.faults.add(Fault.NO_RESPONSE)
+        for path, body in (
+            ("/api/v1/schedules/all-day", ALL_DAY),
+            ("/api/v1/calendars/city", CITY),
+            ("/api/v1/groups/hanoi/ba-dinh/calendar", {"calendar": "city"}),
+        ):
+            assert (await api.put(path, json=body)).status_code == 200
+        others = [city.segments.find("gw1", u) for u in (1, 2, 4, 5, 6)]
+        await until(lambda: all(lamp.level_cmd == 30 for lamp in others), within_s=10)
+        failed = ctl.metrics.commands.labels("set_level", "failed")
+        await until(lambda: failed._value.get() >= 1, within_s=10, what="the silent lamp's command failed")
+        assert silent.level_cmd != 30
+        silent.faults.discard(Fault.NO_RESPONSE)
+        await until(lambda: silent.level_cmd == 30, within_s=10, what="sent again once it answers")
