@@ -2,19 +2,15 @@
 
 The database owns programs, calendars, group calendars and overrides (created through the API).
 `schedules.runner` wakes this at each group's next transition and each override's start and expiry,
-never minute by minute. Every change, and every start, brings each lamp to its current level at once
-(catch-up). Levels are decided by `schedules.Plan.resolve` and sent through the controller's one
-command path.
-
-A catch-up is sent in the background (one at a time, another after it if changes came meanwhile):
-at 50,000 lamps it takes minutes on a loaded machine (each link's lamps in turn), and neither the
-API call that saved a change nor a takeover waits for it (a PUT once timed out after 120 s).
+never minute by minute. A start brings each lamp to its current level (catch-up); a change, the
+lamps whose level it changes and those last asked something else. Levels are decided by
+`schedules.Plan.resolve` and sent through the controller's one command path, in the background
+(controller/background_sends.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import statistics
@@ -23,15 +19,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, String, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.orm import Mapped, mapped_column
 
+from controller import schedule_objects
+from controller.background_sends import BackgroundSends
 from controller.commands import Command, CommandDispatcher
 from controller.fleet import Fleet
 from controller.groups import in_group
-from controller.registry import Base, DeviceRow
-from controller.schedule_history import SYSTEM, Change, record
+from controller.registry import DeviceRow
+from controller.schedule_history import SYSTEM, Change
 from schedules.astro import AstroClock
 from schedules.model import Calendar, Override, Program
 from schedules.plan import Plan, ScheduleError, Target
@@ -42,18 +38,6 @@ Kind = Literal["program", "calendar", "group_calendar", "override"]
 _MODELS: dict[str, type[BaseModel]] = {"program": Program, "calendar": Calendar, "override": Override}
 #: how many of each a city may keep (overrides: those not yet expired); every change re-plans them all
 MAX_OBJECTS: dict[str, int] = {"program": 1_000, "calendar": 1_000, "override": 10_000}
-#: a lamp whose level was not confirmed (a timeout under load, a lamp not answering) is sent it
-#: again after this, doubling up to RETRY_CAP_S while it still is not
-RETRY_FIRST_S = 15.0
-RETRY_CAP_S = 300.0
-
-
-class ScheduleObjectRow(Base):
-    __tablename__ = "schedule_objects"
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    id: Mapped[str] = mapped_column(String(300), primary_key=True)
-    doc: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[dt.datetime] = mapped_column()
 
 
 class Scheduling:
@@ -89,11 +73,8 @@ class Scheduling:
         self._photocell_on: dict[str, bool] = {}
         self._plans: dict[str, Plan] | None = None
         self._sent: dict[str, int] = {}
-        self._catching_up: asyncio.Task[None] | None = None
-        self._catch_up_again = False
-        self._wake = asyncio.Event()  # a change while the catch-up waits to retry
-        self._unconfirmed: set[str] = set()
-        self.retry_first_s = RETRY_FIRST_S
+        self.sends = BackgroundSends(self._send_pass)
+        self._unconfirmed: set[str] = set()  # lamps whose last level sent was not confirmed
         #: the stored objects as this instance last read or wrote them, to notice other instances' changes
         self._stored: dict[tuple[str, str], Any] = {}
 
@@ -101,7 +82,7 @@ class Scheduling:
     async def start(self, sent: Mapping[str, int] | None = None) -> None:
         """`sent`: the levels this instance already sent these lamps (a shard's work rebuilt for
         more links): they are not sent again, the others' are."""
-        self._stored = await self._read_stored()
+        self._stored = await schedule_objects.read_all(self.engine)
         for (kind, key), doc in self._stored.items():
             self._load(kind, key, doc)
         self.runner.start()
@@ -119,7 +100,7 @@ class Scheduling:
     async def reload_if_changed(self) -> bool:
         """Take up what another controller instance changed in the shared database ([cluster]);
         True if anything had. The objects were checked by the instance that stored them."""
-        stored = await self._read_stored()
+        stored = await schedule_objects.read_all(self.engine)
         if stored == self._stored:
             return False
         # No await between here and replan: the swap is atomic for the event loop.
@@ -131,21 +112,9 @@ class Scheduling:
         self._replan_changed()
         return True
 
-    async def _read_stored(self) -> dict[tuple[str, str], Any]:
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(ScheduleObjectRow.kind, ScheduleObjectRow.id, ScheduleObjectRow.doc)
-                )
-            ).all()
-        return {(kind, key): doc for kind, key, doc in rows}
-
     async def stop(self) -> None:
         self.runner.stop()
-        if self._catching_up is not None:
-            self._catching_up.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._catching_up
+        await self.sends.stop()
 
     # -- changes (from the API) --------------------------------------------------------------------
     async def put(self, kind: Kind, key: str, doc: dict[str, Any], change: Change = SYSTEM) -> None:
@@ -174,11 +143,7 @@ class Scheduling:
         except ScheduleError:
             self._restore(previous)
             raise
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                delete(ScheduleObjectRow).where(ScheduleObjectRow.kind == kind, ScheduleObjectRow.id == key)
-            )
-            await record(conn, kind, key, None, change)
+        await schedule_objects.save(self.engine, kind, key, None, change)
         self._stored.pop((kind, key), None)
         self._replan_changed()
         return True
@@ -240,26 +205,19 @@ class Scheduling:
         calendars = {g: stored[c] for g, c in self.group_calendars.items() if c in stored}
         return Plan(self.clocks[row.site_id], programs, calendars, tuple(self.overrides.values()))
 
-    async def replan(self, *, catch_up: bool = True) -> None:
-        """Bring scheduled lamps to their level now, then schedule the next transitions.
-
-        `catch_up` (at start and after every change) sends every lamp its level; a timed transition
-        sends only the lamps whose level changed.
-        """
-        if catch_up:
-            self._sent.clear()
+    async def replan(self) -> None:
+        """At a timed transition: the lamps whose level changed get it now, then the next
+        transitions are scheduled."""
         await self.apply(self._scheduled_lamps())
         self._arm()
 
     def replan_in_background(self, *, catch_up: bool = True) -> None:
-        """`replan`, the transitions armed at once and the levels sent by a task of this one's."""
+        """The transitions armed at once, the levels sent in the background (`catch_up`: to every
+        lamp, else to those not sent theirs yet)."""
         if catch_up:
             self._sent.clear()
         self._arm()
-        self._catch_up_again = True
-        self._wake.set()
-        if self._catching_up is None or self._catching_up.done():
-            self._catching_up = asyncio.create_task(self._catch_up(), name="schedule-catch-up")
+        self.sends.request()
 
     def _replan_changed(self) -> None:
         """After a change: the lamps whose level it changes, and those last asked something else
@@ -273,24 +231,15 @@ class Scheduling:
                 del self._sent[device_id]
         self.replan_in_background(catch_up=False)
 
-    async def _catch_up(self) -> None:
-        retry_s = self.retry_first_s
-        while True:
-            while self._catch_up_again:
-                self._catch_up_again = False
-                self._wake.clear()
-                try:
-                    await self.apply(self._scheduled_lamps())
-                except Exception:  # sent again at the retry below; say so meanwhile
-                    log.exception("schedules: sending the lamps their levels failed")
-                self._arm()  # the photocell periods are known once decided
-            self._unconfirmed &= {row.id for row in self._scheduled_lamps()}  # not those left alone now
-            if not self._unconfirmed:
-                return
-            with contextlib.suppress(TimeoutError):  # a change comes first, or the retry
-                await asyncio.wait_for(self._wake.wait(), retry_s)
-            retry_s = min(2 * retry_s, RETRY_CAP_S)
-            self._catch_up_again = True
+    async def _send_pass(self) -> bool:
+        """One background pass; True while some lamps' levels are not confirmed."""
+        lamps = self._scheduled_lamps()
+        try:
+            await self.apply(lamps)
+        finally:
+            self._arm()  # the photocell periods are known once decided
+        self._unconfirmed &= {row.id for row in lamps}  # not those left alone now
+        return bool(self._unconfirmed)
 
     def _arm(self) -> None:
         plans = self.plans()
@@ -378,7 +327,7 @@ class Scheduling:
         return statistics.median(values) if values else None
 
     async def _fire(self) -> None:
-        await self.replan(catch_up=False)  # resolve is pure and cheap; only changed levels are sent
+        await self.replan()  # resolve is pure and cheap; only changed levels are sent
 
     # -- helpers --------------------------------------------------------------------------------
     def _scheduled_lamps(self) -> list[DeviceRow]:
@@ -429,14 +378,5 @@ class Scheduling:
         self._plans = None
 
     async def _save(self, kind: str, key: str, doc: dict[str, Any], change: Change) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                delete(ScheduleObjectRow).where(ScheduleObjectRow.kind == kind, ScheduleObjectRow.id == key)
-            )
-            await conn.execute(
-                insert(ScheduleObjectRow).values(
-                    kind=kind, id=key, doc=doc, updated_at=dt.datetime.now(dt.UTC)
-                )
-            )
-            await record(conn, kind, key, doc, change)
+        await schedule_objects.save(self.engine, kind, key, doc, change)
         self._stored[(kind, key)] = doc

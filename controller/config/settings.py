@@ -78,10 +78,8 @@ class ControllerSettings(BaseSettings):
     links: tuple[LinkConfig, ...] = ()
     devices: tuple[DeviceConfig, ...] = ()
     device_ranges: tuple[DeviceRange, ...] = ()
-    # derived views, kept with the tuples they were made from (tuples: a copy with other devices
-    # or links has other tuples)
+    # all_devices(), kept with the tuples it was made from (a copy with other devices has others)
     _expanded: tuple[tuple[int, int], tuple[DeviceConfig, ...]] | None = PrivateAttr(default=None)
-    _links: tuple[int, dict[str, LinkConfig]] | None = PrivateAttr(default=None)
 
     @classmethod
     def settings_customise_sources(
@@ -111,9 +109,7 @@ class ControllerSettings(BaseSettings):
         return load_profile(name, self.profiles_dir)
 
     def link(self, link_id: str) -> LinkConfig:
-        if self._links is None or self._links[0] != id(self.links):
-            self._links = (id(self.links), {link.id: link for link in self.links})
-        return self._links[1][link_id]
+        return next(link for link in self.links if link.id == link_id)
 
     def broker_address(self, link: MqttLinkConfig | OutboundSettings) -> tuple[str, int]:
         """Where an MQTT connection goes: its own host and port, or the embedded broker's."""

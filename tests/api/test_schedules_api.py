@@ -133,7 +133,7 @@ async def test_a_lamp_that_missed_its_level_is_sent_it_again_once_it_answers(
     settings = settings_for(tmp_path, registry_url=registry_url)
     async with running_city(settings) as city, running_controller(settings) as ctl, api_client(ctl) as api:
         assert ctl.scheduling is not None
-        ctl.scheduling.retry_first_s = 0.5
+        ctl.scheduling.sends.retry_first_s = 0.5
         silent = city.segments.find("gw1", 3)
         silent.faults.add(Fault.NO_RESPONSE)
         for path, body in (
