@@ -151,7 +151,9 @@ async def put_schedule(url: str, key: str) -> None:
             (await api.put(path, json=body)).raise_for_status()
 
 
-async def run(n: int, lamps: int, sensors: int, aps: int, seconds: float, lamp_interval_s: float) -> None:
+async def run(
+    n: int, lamps: int, sensors: int, aps: int, seconds: float, lamp_interval_s: float, with_faults: bool
+) -> None:
     with tempfile.TemporaryDirectory() as tmp_name, servers(Path(tmp_name)) as (broker, influx):
         tmp = Path(tmp_name)
         config = tmp / "city.toml"
@@ -239,6 +241,10 @@ async def run(n: int, lamps: int, sensors: int, aps: int, seconds: float, lamp_i
                     )
                 )
 
+                for line in (tmp / "instance-0.log").read_text(errors="replace").splitlines():
+                    if "event loop held" in line:  # controller/loop_watch.py, once a minute
+                        print(f"  instance 0: {line.partition('event loop ')[2]}")
+
                 # One schedule for the whole city, through instance 0: every lamp once.
                 t_put = time.perf_counter()
                 await put_schedule(insts[0].url, key)
@@ -257,7 +263,7 @@ async def run(n: int, lamps: int, sensors: int, aps: int, seconds: float, lamp_i
                     f"{'yes' if sum(confirmed) == lamps else 'NO'})",
                     flush=True,
                 )
-                if n > 1:
+                if n > 1 and with_faults:
                     again = functools.partial(spawn, n - 1, n, config, registry, influx, tmp, insts[-1].port)
                     insts[-1] = await faults(insts, key, base + gateways + 1, again, tmp)
 
@@ -328,9 +334,10 @@ def main() -> None:
     p.add_argument("--instances", type=int, action="append")
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--lamp-interval", type=float, default=LAMP_INTERVAL_S, help="seconds between polls")
+    p.add_argument("--no-faults", action="store_true", help="skip the fault phase (kill, restart, partition)")
     a = p.parse_args()
     for n in a.instances or [1, 3]:
-        asyncio.run(run(n, a.lamps, a.sensors, a.aps, a.seconds, a.lamp_interval))
+        asyncio.run(run(n, a.lamps, a.sensors, a.aps, a.seconds, a.lamp_interval, not a.no_faults))
 
 
 if __name__ == "__main__":

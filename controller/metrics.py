@@ -131,6 +131,12 @@ class ControllerMetrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self.loop_lag = Histogram(
+            "lamplighter_event_loop_lag_seconds",
+            "How late the event loop ran a timer due every 50 ms (controller/loop_watch.py)",
+            registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
         self.api_refused = Counter(
             "lamplighter_api_refused_total",
             "Changing requests refused before anyone was identified (not in the audit log), by status",

@@ -37,6 +37,7 @@ from controller.fleet import Fleet
 from controller.ingest import ReadingIngest
 from controller.lease_thread import KeeperThread
 from controller.links import make_driver
+from controller.loop_watch import LoopWatch
 from controller.metrics import ControllerMetrics, StateCollector
 from controller.outbound import StatePublisher
 from controller.registry import DeviceRow, Registry
@@ -155,6 +156,7 @@ class Controller:
             batch_size=self.settings.poller.batch_size,
             linger_s=self.settings.poller.ingest_linger_s,
         )
+        self.supervisor.spawn("loop-watch", LoopWatch(self.metrics.loop_lag).run, group="housekeeping")
         self.supervisor.spawn("ingest", self.ingest.run, group="ingest")
         self.supervisor.spawn("state-flush", self._flush_states_forever, group="housekeeping")
         self.peers = PeerSync(
