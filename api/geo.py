@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from typing import Annotated
@@ -15,6 +16,9 @@ from api.map import light_of
 from api.models import DeviceStateName
 from controller.registry import DeviceRow
 from controller.vocabulary import DeviceKind
+
+#: features encoded between two turns of the event loop (~20 ms here)
+YIELD_EVERY = 1000
 
 router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permission.READ)])
 
@@ -51,7 +55,10 @@ async def geojson(
         alerts[device_id].append(alert_kind)
     dumps = _COMPACT.encode
     parts: list[str] = []
-    for device in service.find(site=site, group=group, state=state, kind=kind):
+    devices = list(service.find(site=site, group=group, state=state, kind=kind))
+    for n, device in enumerate(devices, 1):
+        if n % YIELD_EVERY == 0:  # the whole city is ~1 s of encoding: let the pollers and the API in
+            await asyncio.sleep(0)
         if box is not None and not (
             box[0] <= device.row.longitude <= box[2] and box[1] <= device.row.latitude <= box[3]
         ):

@@ -55,8 +55,16 @@ def where(frame: FrameType | None) -> str:
 
 
 class LoopWatch:
-    def __init__(self, lag: Histogram, blocked_s: float = BLOCKED_S, report_every_s: float = REPORT_EVERY_S):
+    def __init__(
+        self,
+        lag: Histogram,
+        gc_pause: Histogram,
+        blocked_s: float = BLOCKED_S,
+        report_every_s: float = REPORT_EVERY_S,
+    ):
         self.lag = lag
+        self.gc_pause = gc_pause
+        self._gc_started = 0.0
         self.blocked_s = blocked_s
         self.report_every_s = report_every_s
         self._beat = time.monotonic()
@@ -86,7 +94,13 @@ class LoopWatch:
             await asyncio.to_thread(watcher.join)
 
     def _gc(self, phase: str, info: dict[str, Any]) -> None:
-        self._collecting = info["generation"] if phase == "start" else None
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            self._collecting = info["generation"]
+        else:
+            self._collecting = None
+            took = time.perf_counter() - self._gc_started
+            self.gc_pause.labels(str(info["generation"])).observe(took)
 
     def _watch(self) -> None:
         reported = time.monotonic()

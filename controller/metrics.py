@@ -137,6 +137,13 @@ class ControllerMetrics:
             registry=r,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        self.gc_pause = Histogram(
+            "lamplighter_gc_pause_seconds",
+            "Garbage collections by generation: the event loop waits for each",
+            ["generation"],
+            registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
         self.api_refused = Counter(
             "lamplighter_api_refused_total",
             "Changing requests refused before anyone was identified (not in the audit log), by status",

@@ -156,7 +156,9 @@ class Controller:
             batch_size=self.settings.poller.batch_size,
             linger_s=self.settings.poller.ingest_linger_s,
         )
-        self.supervisor.spawn("loop-watch", LoopWatch(self.metrics.loop_lag).run, group="housekeeping")
+        self.supervisor.spawn(
+            "loop-watch", LoopWatch(self.metrics.loop_lag, self.metrics.gc_pause).run, group="housekeeping"
+        )
         self.supervisor.spawn("ingest", self.ingest.run, group="ingest")
         self.supervisor.spawn("state-flush", self._flush_states_forever, group="housekeeping")
         self.peers = PeerSync(

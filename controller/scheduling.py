@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -176,8 +176,9 @@ class Scheduling:
             if not any(in_group(row.group_path, group) for row in self.city.values()):
                 raise ScheduleError(f"unknown group {group!r}: no device is in it")
         now = dt.datetime.now(dt.UTC)
+        groups = self._groups_by_site()
         for site, plan in self.plans().items():
-            for group in self._groups_of_site(site):
+            for group in groups.get(site, []):
                 list(plan.transitions(Target(group), now, now + dt.timedelta(days=2)))
 
     # -- plans and the runner ----------------------------------------------------------------------
@@ -243,9 +244,10 @@ class Scheduling:
 
     def _arm(self) -> None:
         plans = self.plans()
+        groups = self._groups_by_site()
         self.runner.arm(
             plans,
-            {site: self._groups_of_site(site) for site in plans},
+            {site: groups.get(site, []) for site in plans},
             self.overrides.values(),
             photocell=bool(self._photocell_on),
         )
@@ -331,24 +333,30 @@ class Scheduling:
 
     # -- helpers --------------------------------------------------------------------------------
     def _scheduled_lamps(self) -> list[DeviceRow]:
-        return [row for row in self.devices.values() if row.kind == "lamp" and self._calendar_group(row)]
+        group_of = self._calendar_groups()
+        return [row for row in self.devices.values() if row.kind == "lamp" and group_of(row.group_path)]
 
-    def _calendar_group(self, row: DeviceRow) -> str | None:
-        for group in Target(row.group_path).groups():
-            if group in self.group_calendars:
-                return group
-        return None
+    def _calendar_groups(self) -> Callable[[str], str | None]:
+        """Group path → the nearest group with a calendar, found once per path (a city has
+        hundreds of paths for its 50,000 lamps: per lamp, this held the loop ~0.1 s a pass)."""
+        found: dict[str, str | None] = {}
+        calendars = self.group_calendars
 
-    def _groups_of_site(self, site: str) -> list[str]:
-        return sorted(
-            {
-                g
-                for row in self.devices.values()
-                if row.site_id == site
-                for g in [self._calendar_group(row)]
-                if g is not None
-            }
-        )
+        def group_of(path: str) -> str | None:
+            if path not in found:
+                found[path] = next((g for g in Target(path).groups() if g in calendars), None)
+            return found[path]
+
+        return group_of
+
+    def _groups_by_site(self) -> dict[str, list[str]]:
+        """Each site's groups with a calendar, in one pass over the devices."""
+        group_of = self._calendar_groups()
+        groups: dict[str, set[str]] = defaultdict(set)
+        for row in self.devices.values():
+            if (g := group_of(row.group_path)) is not None:
+                groups[row.site_id].add(g)
+        return {site: sorted(gs) for site, gs in groups.items()}
 
     def _age(self, row: DeviceRow) -> float | None:
         value = self.fleet[row.id].last_values().get("burning_hours_h") if row.id in self.fleet else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 
@@ -30,8 +31,10 @@ async def test_a_long_callback_is_measured_and_the_place_that_held_the_loop_is_l
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="controller.loop_watch")
-    lag = Histogram("lag_seconds", "lag", registry=CollectorRegistry(), buckets=(0.1, 0.25, 1.0))
-    watch = LoopWatch(lag, blocked_s=0.1, report_every_s=0.3)
+    registry = CollectorRegistry()
+    lag = Histogram("lag_seconds", "lag", registry=registry, buckets=(0.1, 0.25, 1.0))
+    gc_pause = Histogram("gc_seconds", "collections", ["generation"], registry=registry)
+    watch = LoopWatch(lag, gc_pause, blocked_s=0.1, report_every_s=0.3)
     task = asyncio.create_task(watch.run())
     try:
         await asyncio.sleep(0.6)  # a loop with nothing long to do
@@ -49,3 +52,22 @@ async def test_a_long_callback_is_measured_and_the_place_that_held_the_loop_is_l
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_each_garbage_collection_is_timed_by_generation() -> None:
+    registry = CollectorRegistry()
+    lag = Histogram("lag_seconds", "lag", registry=registry)
+    gc_pause = Histogram("gc_seconds", "collections", ["generation"], registry=registry)
+    task = asyncio.create_task(LoopWatch(lag, gc_pause).run())
+    try:
+        await asyncio.sleep(0.1)
+        gc.collect()
+        full = registry.get_sample_value("gc_seconds_count", {"generation": "2"})
+        assert full is not None
+        assert full >= 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    gc.collect()  # the watch is gone: no longer timed
+    assert registry.get_sample_value("gc_seconds_count", {"generation": "2"}) == full
