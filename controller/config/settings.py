@@ -156,6 +156,27 @@ def load_config(path: str | Path) -> ControllerSettings:
     return settings
 
 
+def _profile_problems(settings: ControllerSettings, name: str, link: LinkConfig) -> Iterator[str]:
+    """What is wrong with profile `name` for a device on `link`."""
+    try:
+        profile = settings.profile(name)
+    except ProfileError as exc:
+        yield str(exc)
+        return
+    try:
+        Thresholds.model_validate(profile.alerts)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        yield f"profile {name!r} [alerts]: {problems}"
+    speaks = profile.profile.protocol
+    if speaks != _PROTOCOL_OF_LINK[link.kind]:
+        yield f"profile {name!r} speaks {speaks}, link {link.id!r} is {link.kind}"
+    elif link.kind == "ble_scan" and (profile.ble is None or profile.ble.advertisement is None):
+        yield f"profile {name!r} does not advertise readings (use a ble link)"
+    elif link.kind == "ble" and (profile.ble is None or not profile.ble.characteristics):
+        yield f"profile {name!r} has no GATT characteristics (use a ble_scan link)"
+
+
 def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """References between sections, and uniqueness, which pydantic cannot see field by field."""
     declared_links = {link.id for link in settings.links}
@@ -196,10 +217,16 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
     seen_ids: dict[str, str] = {}
     units: dict[tuple[str, int | str], str] = {}
     n_single = len(settings.devices)
-    ranges = [(j, r) for j, r in enumerate(settings.device_ranges) for _ in r.expand()]
+    # a range's devices are unit_ids[0]..unit_ids[1] (DeviceRange.expand): its index by device
+    ranges = [
+        j for j, r in enumerate(settings.device_ranges) for _ in range(r.unit_ids[0], r.unit_ids[1] + 1)
+    ]
+    # what a profile says about itself, and whether it speaks a link's kind: once per pair (a city
+    # has a few profiles for its 50,000 devices)
+    profile_problems: dict[tuple[str, str], list[str]] = {}
     for k, dev in enumerate(settings.all_devices()):
         loc: tuple[str | int, ...] = (
-            ("devices", k) if k < n_single else ("device_ranges", ranges[k - n_single][0])
+            ("devices", k) if k < n_single else ("device_ranges", ranges[k - n_single])
         )
         if dev.id in seen_ids:
             yield (*loc, "id"), f"duplicate device id {dev.id!r}"
@@ -229,24 +256,8 @@ def _cross_check(settings: ControllerSettings) -> Iterator[tuple[tuple[str | int
                 f"{what} {address} is already used on link {dev.link!r} by {units[(dev.link, address)]!r}",
             )
         units.setdefault((dev.link, address), dev.id)
-        try:
-            profile = settings.profile(dev.profile)
-        except ProfileError as exc:
-            yield (*loc, "profile"), str(exc)
-            continue
-        try:
-            Thresholds.model_validate(profile.alerts)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            yield (*loc, "profile"), f"profile {dev.profile!r} [alerts]: {problems}"
-        speaks = profile.profile.protocol
-        if speaks != _PROTOCOL_OF_LINK[link.kind]:
-            problem = f"profile {dev.profile!r} speaks {speaks}, link {dev.link!r} is {link.kind}"
+        pair = (dev.profile, dev.link)
+        if pair not in profile_problems:
+            profile_problems[pair] = list(_profile_problems(settings, dev.profile, link))
+        for problem in profile_problems[pair]:
             yield (*loc, "profile"), problem
-        elif link.kind == "ble_scan" and (profile.ble is None or profile.ble.advertisement is None):
-            yield (*loc, "profile"), f"profile {dev.profile!r} does not advertise readings (use a ble link)"
-        elif link.kind == "ble" and (profile.ble is None or not profile.ble.characteristics):
-            yield (
-                (*loc, "profile"),
-                f"profile {dev.profile!r} has no GATT characteristics (use a ble_scan link)",
-            )
