@@ -112,6 +112,10 @@ def scrape(url: str, key: str) -> dict[str, float]:
                 out[f"set_level_{s.labels['status']}"] += s.value
             elif s.name == "lamplighter_telemetry_points_written_total":
                 out["points_written"] += s.value
+            elif s.name.startswith("lamplighter_gc_pause_seconds_") and not s.name.endswith("_bucket"):
+                out[f"gc{s.labels['generation']}_{s.name.rpartition('_')[2]}"] += s.value  # _count, _sum
+            elif s.name == "lamplighter_event_loop_lag_seconds_bucket":
+                out[f"lag_le_{s.labels['le']}"] += s.value
     return dict(out)
 
 
@@ -241,6 +245,17 @@ async def run(
                     )
                 )
 
+                ticks = rate("lag_le_+Inf", 0)
+                late = ", ".join(
+                    f"{100 * (1 - rate(f'lag_le_{le}', 0) / ticks):.2f} % over {float(le) * 1e3:g} ms"
+                    for le in ("0.025", "0.1")
+                )
+                collections = ", ".join(
+                    f"generation {g}: {rate(f'gc{g}_count', 0) * window:.0f} "
+                    f"(mean {1e3 * rate(f'gc{g}_sum', 0) / max(rate(f'gc{g}_count', 0), 1e-9):.1f} ms)"
+                    for g in "012"
+                )
+                print(f"  instance 0's loop: timers late {late}; collections {collections}")
                 for line in (tmp / "instance-0.log").read_text(errors="replace").splitlines():
                     if "event loop held" in line:  # controller/loop_watch.py, once a minute
                         print(f"  instance 0: {line.partition('event loop ')[2]}")

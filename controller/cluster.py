@@ -20,7 +20,7 @@ from controller.fleet import Fleet
 from controller.registry import DeviceRow, Registry, SavedState
 
 SCHEDULE_SYNC_S = 2.0  # how often an instance looks for schedule changes made elsewhere
-STATE_CHUNK = 1000  # device states saved (or read back from other instances) per transaction
+STATE_CHUNK = 250  # device states saved (or read back from other instances) per transaction
 PEER_CLOCK_MARGIN = timedelta(seconds=10)  # slow commits, and other instances' clocks behind ours
 
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 #: allocations (less deallocations) of tracked objects between two young collections (CPython: 700)
-YOUNG_COLLECTION_EVERY = 50_000
+YOUNG_COLLECTION_EVERY = 10_000
 
 
 def loop_factory(*, embedded_broker: bool = False) -> Callable[[], asyncio.AbstractEventLoop] | None:
