@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
@@ -70,6 +71,7 @@ async def geojson(
                 _feature(d, alerts, with_values) for d in devices[start : start + FEATURES_PER_CHUNK]
             )
             yield (chunk if start == 0 else "," + chunk).encode()
+            await asyncio.sleep(0)  # sending does not wait while the socket takes it all: turn here
         yield b"]}"
 
     return StreamingResponse(body(), media_type="application/geo+json")
