@@ -91,6 +91,7 @@ class Controller:
         self.store: TelemetryStore = create_store(settings.telemetry)
         self.city_drivers: dict[str, Driver | ListeningDriver] = {}  # shared-group MQTT links
         self.devices: dict[str, DeviceRow] = {}
+        self.devices_of_link: dict[str, list[DeviceRow]] = {}
         #: the devices of the links this instance serves now ([cluster]); changed in place
         self.owned: dict[str, DeviceRow] = {}
         self.shared: set[str] = set()  # devices on MQTT links in a shared group: every instance ingests
@@ -119,6 +120,9 @@ class Controller:
         kept, removed = await self.registry.mirror_config(self.settings)
         log.info("registry mirrors the config: %d devices (%d removed)", kept, removed)
         self.devices = {row.id: row for row in await self.registry.devices()}
+        self.devices_of_link = defaultdict(list)
+        for row in self.devices.values():
+            self.devices_of_link[row.link_id].append(row)
         self.fleet = Fleet(self.devices, offline_after_failures=self.settings.poller.offline_after_failures)
         self.fleet.restore(await self.registry.load_states())
         self.store.describe_devices(

@@ -38,6 +38,9 @@ from drivers.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
+#: messages handled between two turns given to the rest of the event loop
+YIELD_EVERY = 100
+
 
 @dataclass(slots=True)
 class MqttStats(LinkStats):
@@ -97,6 +100,7 @@ class MqttLink(ListeningDriver):
         self, on_reading: ReadingSink, on_availability: AvailabilitySink, on_rejected: RejectionSink
     ) -> None:
         backoff = Backoff(base_s=self.broker.backoff_base_s, cap_s=self.broker.backoff_cap_s)
+        taken = 0
         while True:
             try:
                 async with self._client() as client:
@@ -109,6 +113,11 @@ class MqttLink(ListeningDriver):
                     log.info("link %s subscribed to %s", self.link_id, ", ".join(self.subscriptions))
                     async for message in client.messages:
                         await self._handle(message, on_reading, on_availability, on_rejected)
+                        taken += 1
+                        if taken % YIELD_EVERY == 0:
+                            # A backlog (after the loop was busy, a reconnect's queued messages)
+                            # comes without a pause: the rest of the loop gets a turn between.
+                            await asyncio.sleep(0)
             except aiomqtt.MqttError as exc:
                 self.stats.connected = False
                 self.stats.connect_failures += 1
