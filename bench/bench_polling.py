@@ -25,7 +25,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from bench.common import UNITS_PER_GATEWAY, percentiles, simulators, write_city
 from controller.config import load_config
 from controller.runtime import Controller
-from lamplighter.event_loop import loop_factory
+from lamplighter.event_loop import loop_factory, tune_collector
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
     for lamps in args.lamps or [1000, 10000]:
+        tune_collector()  # as `lamplighter run` does, for both loops measured here
         factory = loop_factory() if args.loop == "uvloop" else None
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(bench(lamps, args.seconds))

@@ -41,10 +41,15 @@ def loop_factory(*, embedded_broker: bool = False) -> Callable[[], asyncio.Abstr
     return uvloop.new_event_loop
 
 
+def tune_collector() -> None:
+    """The young generation made larger (see above); the older ones as they were."""
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, older, oldest)
+
+
 def run(main: Coroutine[Any, Any, T], *, embedded_broker: bool = False) -> T:
     """asyncio.run on the fastest loop this machine has (the standard one with the embedded broker),
     with the collector's young generation made larger."""
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_COLLECTION_EVERY, older, oldest)
+    tune_collector()
     with asyncio.Runner(loop_factory=loop_factory(embedded_broker=embedded_broker)) as runner:
         return runner.run(main)
