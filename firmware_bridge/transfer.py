@@ -186,6 +186,11 @@ async def transfer(
     return status
 
 
+#: what answers each request (ERR and NAK may answer any)
+ANSWERS = {"HELLO": "STATUS", "BEGIN": "READY", "CHUNK": "ACK", "END": "VERIFIED", "ACTIVATE": "UPDATING"}
+_ANSWER_VERBS = frozenset(ANSWERS.values())
+
+
 async def _request(
     channel: FirmwareChannel, frame: Frame, opts: TransferOptions, status: TransferStatus
 ) -> Frame:
@@ -193,6 +198,11 @@ async def _request(
     for attempt in range(opts.retries + 1):
         try:
             reply = await channel.request(frame, opts.timeout_s)
+            while reply.verb in _ANSWER_VERBS and reply.verb != ANSWERS.get(frame.verb):
+                # The answer to an earlier request sent again after a timeout, come late (after
+                # this request went out): not this one's answer. Taken for it, it failed a whole
+                # transfer ("expected READY, the device answered STATUS") on a busy machine.
+                reply = await channel.receive(frame.address, opts.timeout_s)
         except ChannelTimeout:
             if attempt == opts.retries:
                 where = f" at offset {status.offset}" if frame.verb == "CHUNK" else ""
