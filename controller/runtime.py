@@ -141,12 +141,12 @@ class Controller:
         # MQTT links in a shared group are ingested by every instance (docs/deployment.md): their
         # drivers serve the city; the shard's own links get theirs with the shard's work.
         shared_links = cluster.shared_links(self.settings)
-        self.shared = {d for d, row in self.devices.items() if row.link_id in shared_links}
+        self.shared = {row.id for link in shared_links for row in self.devices_of_link.get(link, ())}
         by_link: dict[str, list[DeviceRef]] = defaultdict(list)
-        for row in self.devices.values():
-            if row.link_id in shared_links:
+        for link_id in shared_links:
+            for row in self.devices_of_link.get(link_id, ()):
                 address = row.unit_id if row.unit_id is not None else row.address
-                by_link[row.link_id].append(DeviceRef(row.id, address, self.settings.profile(row.profile)))
+                by_link[link_id].append(DeviceRef(row.id, address, self.settings.profile(row.profile)))
         self.city_drivers = {
             link.id: make_driver(link, by_link[link.id], self.settings, self.ble_backends.get(link.id))
             for link in self.settings.links
