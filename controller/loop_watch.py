@@ -120,7 +120,10 @@ class LoopWatch:
         generation = self._collecting
         if generation is not None:
             return f"garbage collection (generation {generation})"
-        return where(sys._current_frames().get(self._loop_thread))
+        try:
+            return where(sys._current_frames().get(self._loop_thread))
+        except AttributeError:  # another thread's frames change as they are read (seen once)
+            return "(the loop's stack changed while it was read)"
 
     def report(self) -> None:
         """Log the window's holds and where they were seen most, then start a new window."""
