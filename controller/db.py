@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -48,10 +50,10 @@ def create_engine(url: str) -> AsyncEngine:
         # A database behind a cut cable drops packets: without these a connect or a query waited
         # for TCP to give up (~15 min) and held up whatever asked (a shard starting to serve).
         limits = {"timeout": CONNECT_TIMEOUT_S, "command_timeout": QUERY_TIMEOUT_S}
-        return create_async_engine(url, pool_pre_ping=True, connect_args=limits)
+        return create_async_engine(url, pool_pre_ping=True, connect_args=limits, json_serializer=json_text)
     if parsed.database and parsed.database != ":memory:":
         _private_file(Path(parsed.database))
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, json_serializer=json_text)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -62,6 +64,15 @@ def create_engine(url: str) -> AsyncEngine:
         cur.close()
 
     return engine
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's text: orjson (a device's state, saved at every flush, in a tenth of json's time);
+    json for what orjson refuses (integers wider than 64 bits), so nothing stored before fails now."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def _private_file(path: Path) -> None:

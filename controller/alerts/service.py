@@ -36,6 +36,10 @@ from drivers.base import Reading
 from schedules.astro import AstroClock
 
 log = logging.getLogger(__name__)
+#: what a device nothing asked of and with no limits of its own is judged by (both frozen: shared,
+#: not built again for each device at each evaluation)
+NOTHING_EXPECTED = Expected()
+DEFAULT_THRESHOLDS = Thresholds()
 
 
 #: what only a reading shows; silence, failed polls and switching are judged without one
@@ -198,11 +202,11 @@ class AlertService:
             # a device never heard from counts as silent since the controller started
             last_seen=st.last_seen or self.started_at,
             rated_power_w=rated,
-            expected=self.expected.get(device_id, Expected()),
+            expected=self.expected.get(device_id, NOTHING_EXPECTED),
             sun_up=(sun[row.site_id] if sun else self._sun_up(row.site_id, now))
             if row.kind == "lamp"
             else False,
-            thresholds=self.thresholds.get(device_id, Thresholds()),
+            thresholds=self.thresholds.get(device_id, DEFAULT_THRESHOLDS),
         )
 
     async def restore_areas(self, kind: FaultKind) -> list[Alert]:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -168,7 +169,8 @@ def _encode(reading: Reading) -> str:
     doc: dict[str, object] = dict(reading.values)
     if reading.raw_status is not None:
         doc["status_bits"] = reading.raw_status
-    return json.dumps(doc, separators=(",", ":"))
+    # orjson: a tenth of json.dumps' time, the same text (one reading each, at every poll)
+    return orjson.dumps(doc).decode()
 
 
 def _dt(ts: float) -> datetime:
