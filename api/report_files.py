@@ -6,9 +6,6 @@ from __future__ import annotations
 import csv
 import io
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-
 from controller.monthly_report import MonthlyReport
 from controller.words import Language, say
 
@@ -67,6 +64,10 @@ def summary_rows(report: MonthlyReport, lang: Language) -> list[tuple[str, objec
 
 
 def to_xlsx(report: MonthlyReport, lang: Language) -> bytes:
+    # imported here: openpyxl costs every start ~50 ms, and only a spreadsheet asked for needs it
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
     book = Workbook()
     summary = book.active
     assert summary is not None  # a new workbook has its first sheet
