@@ -34,6 +34,12 @@ class Expected:
         return self.level if self.on else None
 
 
+#: what a device nothing asked of and with no limits of its own is judged by (both frozen: shared,
+#: not built again for each device at each evaluation)
+NOTHING_EXPECTED = Expected()
+DEFAULT_THRESHOLDS = Thresholds()
+
+
 class DeviceView(NamedTuple):
     """What the detectors know about one device at one moment.
 
@@ -49,9 +55,9 @@ class DeviceView(NamedTuple):
     consecutive_failures: int = 0
     last_seen: dt.datetime | None = None
     rated_power_w: float | None = None
-    expected: Expected = Expected()
+    expected: Expected = NOTHING_EXPECTED
     sun_up: bool = False
-    thresholds: Thresholds = Thresholds()  # frozen: one shared default
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
 
     @property
     def last(self) -> Reading | None:

@@ -19,7 +19,7 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from controller.alerts.book import SEVERITY, Alert, AlertBook, AlertEvent
-from controller.alerts.detectors import DeviceView, Expected, detect
+from controller.alerts.detectors import DEFAULT_THRESHOLDS, NOTHING_EXPECTED, DeviceView, Expected, detect
 from controller.alerts.grouping import Grouping, RootCauses
 from controller.alerts.messages import AnyAlertMessage, alert_message, group_message
 from controller.alerts.store import AlertStore
@@ -36,10 +36,6 @@ from drivers.base import Reading
 from schedules.astro import AstroClock
 
 log = logging.getLogger(__name__)
-#: what a device nothing asked of and with no limits of its own is judged by (both frozen: shared,
-#: not built again for each device at each evaluation)
-NOTHING_EXPECTED = Expected()
-DEFAULT_THRESHOLDS = Thresholds()
 
 
 #: what only a reading shows; silence, failed polls and switching are judged without one
