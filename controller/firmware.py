@@ -28,6 +28,7 @@ from controller.config import EMBEDDED, ControllerSettings
 from controller.fleet import Fleet
 from controller.groups import in_group
 from controller.registry import Base, DeviceRow
+from controller.supervisor import CriticalSection
 from drivers.firmware import SignedManifest, check_image, check_manifest, parse_signed_manifest
 from drivers.serial import SerialLineLink
 from firmware_bridge.campaign import Campaign, CampaignSpec
@@ -82,6 +83,7 @@ class FirmwareService:
         self._connect_lock = asyncio.Lock()
         self._saved: dict[str, tuple[Any, ...]] = {}
         self._saver: asyncio.Task[None] | None = None
+        self._saves = CriticalSection()  # a save under way when the saver is cancelled finishes
         self._extra: dict[str, dict[str, Any]] = {}  # campaign id → image sha and options
 
     async def start(self) -> None:
@@ -95,6 +97,7 @@ class FirmwareService:
         if self._saver is not None:
             self._saver.cancel()
             await asyncio.gather(self._saver, return_exceptions=True)
+            await self._saves.join()
         for campaign in self.campaigns.values():
             await campaign.halt("the controller stopped: resume to go on")
         await self._save_changed(force=True)
@@ -198,7 +201,7 @@ class FirmwareService:
         while True:
             await asyncio.sleep(1.0)
             try:
-                await self._save_changed()
+                await self._saves.run(self._save_changed())
             except Exception:
                 log.exception("saving firmware campaigns failed; next try in 1 s")
 

@@ -44,6 +44,7 @@ from controller.config import (
 )
 from controller.db import UtcDateTime
 from controller.state_news import announce
+from controller.supervisor import CriticalSection
 from controller.vocabulary import Action, CommandStatus, DeviceKind, DeviceState, Origin
 
 #: PostgreSQL advisory lock held while an instance creates tables and mirrors the config ("LAMP")
@@ -155,6 +156,10 @@ class Registry:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.session: async_sessionmaker[AsyncSession] = async_sessionmaker(engine, expire_on_commit=False)
+        #: the command log's writes finish even when their sender is cancelled (a schedule pass at
+        #: shutdown): cancelled in the middle, an aiosqlite write left its transaction open on the
+        #: pooled connection and every later write waited busy_timeout, then failed "database is locked"
+        self.writes = CriticalSection()
 
     async def create_schema(self) -> None:
         """Create missing tables; refuse, with a clear message, a database made by an older version."""
@@ -321,11 +326,17 @@ class Registry:
         return out
 
     async def add_commands(self, rows: list[CommandRow]) -> None:
+        await self.writes.run(self._add_commands(rows))
+
+    async def _add_commands(self, rows: list[CommandRow]) -> None:
         async with self.session.begin() as s:
             s.add_all(rows)
 
     async def update_commands(self, rows: list[CommandRow]) -> None:
         """Record outcomes in one bulk UPDATE by primary key."""
+        await self.writes.run(self._update_commands(rows))
+
+    async def _update_commands(self, rows: list[CommandRow]) -> None:
         fields = ("status", "detail", "readback", "completed_at")
         async with self.session.begin() as s:
             await s.execute(

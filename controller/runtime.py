@@ -328,6 +328,7 @@ class Controller:
             log.info("shutdown: %d queued readings written", drained)
         await self.supervisor.stop()
         await self._state_writes.join()
+        await self.registry.writes.join()  # the command log of sends cut short by the stop
         if self.started_at is not None:
             await self.registry.save_states(self.fleet.take_dirty_rows())
             await self.auth.flush_key_use()
