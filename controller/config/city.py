@@ -120,6 +120,11 @@ class DeviceConfig(_Strict):
     poll_interval_s: float = Field(default=10.0, ge=0)
 
 
+#: a range's ends, checked as each device's position is (an end off the globe gave a traceback of
+#: one of its devices instead of the range's file and line)
+LatLon = tuple[Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge=-180, le=180)]]
+
+
 class DeviceRange(_Strict):
     """Many similar devices on one link: ids `<id_prefix><unit id:03>`, poles evenly spaced."""
 
@@ -129,8 +134,8 @@ class DeviceRange(_Strict):
     profile: str
     group: Annotated[str, Field(pattern=_GROUP)] = "ungrouped"
     street: str = Field(default="", max_length=100, description="the street's name, drawn on the map")
-    start: tuple[float, float] = Field(description="latitude, longitude of the first device")
-    end: tuple[float, float] = Field(description="latitude, longitude of the last device")
+    start: LatLon = Field(description="latitude, longitude of the first device")
+    end: LatLon = Field(description="latitude, longitude of the last device")
     rated_power_w: float | None = Field(default=None, gt=0, le=5000)
     poll_interval_s: float = Field(default=10.0, ge=0)
 

@@ -76,6 +76,32 @@ end = [21.2, 105.2]
 
 
 @pytest.mark.parametrize(
+    ("ends", "expected"),
+    [
+        (
+            "start = [91.0, 105.0]\nend = [21.2, 105.2]",
+            "device_ranges[0].start[0]: Input should be less than or equal to 90",
+        ),
+        (
+            "start = [21.0, 105.0]\nend = [21.2, 181.0]",
+            "device_ranges[0].end[1]: Input should be less than or equal to 180",
+        ),
+    ],
+)
+def test_a_range_whose_poles_lie_off_the_globe_is_located(tmp_path: Path, ends: str, expected: str) -> None:
+    """Its devices' positions are checked at the range (a traceback of DeviceConfig before)."""
+    path = write(
+        tmp_path,
+        HEAD
+        + '\n[[device_ranges]]\nid_prefix = "st-"\nlink = "gw"\nunit_ids = [1, 3]\nprofile = "lamp_lcu"\n'
+        + ends,
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize(
     ("body", "line", "expected"),
     [
         (device(profile="lamp_xx"), 18, "devices[0].profile: unknown profile 'lamp_xx'"),
