@@ -7,12 +7,12 @@ database owns their live state, the command history and everything created throu
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, cast
 
+import orjson
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -225,7 +225,9 @@ class Registry:
             )
         # Unchanged since the last mirror (a restart, or the next instance of a cluster): skip the
         # upsert, which for 50,000 devices took ~25 s of every instance's start.
-        digest = hashlib.sha256(json.dumps([sites, links, rows], default=str).encode()).hexdigest()
+        # (orjson: json took 0.14 s of every start at 52,500 devices; the first start after the
+        # change sees another digest and mirrors once more)
+        digest = hashlib.sha256(orjson.dumps([sites, links, rows], default=str)).hexdigest()
         async with self.engine.begin() as conn:
             await self._one_instance_at_a_time(conn)
             mirrored = await conn.scalar(

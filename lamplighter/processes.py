@@ -30,7 +30,6 @@ from lamplighter.auth_cli import demo_credentials
 from lamplighter.demo_air import backfill_air
 from lamplighter.schedule_file import ScheduleFile
 from lamplighter.simulate import city_from_config, simulated_ble_backends, simulated_radios
-from simulators.control import create_control_app
 
 log = logging.getLogger("lamplighter")
 
@@ -95,6 +94,9 @@ async def run_controller(
 
 
 async def run_simulators(settings: ControllerSettings) -> None:
+    # here, not at the top: pymodbus' server side costs `lamplighter run` 0.15 s of every start
+    from simulators.control import create_control_app
+
     stop = _stop_event()
     if settings.embedded_broker.enabled and settings.embedded_broker.port == 0:
         typer.echo(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.scanner import BaseBleakScanner
@@ -21,14 +22,20 @@ from controller.config import (
 )
 from firmware_bridge.signing import trusted_keys
 from simulators.ble_radio import SimulatedRadio
-from simulators.city import SimulatedCity
-from simulators.lamp import SimLamp
-from simulators.modbus_server import BusSpec, GatewaySpec
-from simulators.mqtt_devices import BrokerSpec, SimMqttDevice
-from simulators.serial_nodes import SerialLineSpec
+
+if TYPE_CHECKING:
+    from simulators.city import SimulatedCity
 
 
 def city_from_config(settings: ControllerSettings) -> SimulatedCity:
+    # imported here: `lamplighter run` needs only the BLE radios below (pymodbus' server side and
+    # the simulated MQTT devices took 0.2 s of every start)
+    from simulators.city import SimulatedCity
+    from simulators.lamp import SimLamp
+    from simulators.modbus_server import BusSpec, GatewaySpec
+    from simulators.mqtt_devices import BrokerSpec, SimMqttDevice
+    from simulators.serial_nodes import SerialLineSpec
+
     lamps: dict[str, list[SimLamp]] = defaultdict(list)
     mqtt_devices: dict[str, list[SimMqttDevice]] = defaultdict(list)
     timezones = {site.id: site.timezone for site in settings.sites}

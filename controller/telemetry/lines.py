@@ -10,6 +10,7 @@ say) can arrive within one millisecond.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -25,10 +26,12 @@ def escape_string(value: str) -> str:
 
 
 def series_keys(measurement: str, tags: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    """device id → `<measurement>,<tags>` prefix, built once per device."""
+    """device id → `<measurement>,<tags>` prefix, built once per device (each distinct tag text
+    escaped once: sites, groups and profiles repeat across 50,000 devices)."""
+    escaped = functools.cache(escape_tag)
     return {
-        device: escape_tag(measurement)
-        + "".join(f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(t.items()) if v)
+        device: escaped(measurement)
+        + "".join(f",{escaped(k)}={escaped(v)}" for k, v in sorted(t.items()) if v)
         for device, t in tags.items()
     }
 

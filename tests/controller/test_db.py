@@ -1,10 +1,16 @@
-"""The registry database file is private to its owner: it holds the token secret and password hashes."""
+"""The registry database: its file private to its owner (it holds the token secret and password
+hashes), and what earlier versions wrote into it still read."""
 
 from __future__ import annotations
 
+import math
 import stat
 from pathlib import Path
 
+from sqlalchemy import text
+
+from controller.db import create_engine
+from controller.registry import Registry
 from tests.controller.city import running_controller, settings_for
 
 
@@ -28,3 +34,27 @@ async def test_database_files_are_readable_by_their_owner_only(tmp_path: Path) -
     (tmp_path / "registry.db").chmod(0o644)
     async with running_controller(settings):
         assert _mode(tmp_path / "registry.db") == 0o600
+
+
+OLD_STATE_WITH_NAN = """
+INSERT INTO device_state (device_id, state, last_seen, last_reading, counters, updated_at)
+VALUES ('lamp-1', 'ok', NULL, '{"values": {"power_w": NaN, "voltage_v": 231.5}}', '{"polls_ok": 3}',
+        '2026-12-01 00:00:00')
+"""
+
+
+async def test_a_state_saved_by_an_earlier_version_with_nan_in_it_still_loads(tmp_path: Path) -> None:
+    """JSON columns are read with orjson now, which refuses the NaN that json used to write: such a
+    row is read with json instead of stopping the start."""
+    registry = Registry(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"))
+    try:
+        await registry.create_schema()
+        async with registry.engine.begin() as conn:
+            await conn.execute(text(OLD_STATE_WITH_NAN))
+        (saved,) = await registry.load_states()
+        assert saved.last_reading is not None
+        assert math.isnan(saved.last_reading["values"]["power_w"])
+        assert saved.last_reading["values"]["voltage_v"] == 231.5
+        assert saved.counters == {"polls_ok": 3}
+    finally:
+        await registry.engine.dispose()
