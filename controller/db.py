@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, MetaData, event, inspect
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -88,6 +88,19 @@ def json_value(text: str | bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+def missing_columns(sync_conn: Any, metadata: MetaData) -> list[str]:
+    """What the database lacks of these tables, one line per table (create_all adds missing
+    tables, never missing columns)."""
+    inspector = inspect(sync_conn)
+    problems = []
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        lacking = [c.name for c in table.columns if c.name not in have]
+        if lacking:
+            problems.append(f"table {table.name} lacks {', '.join(lacking)}")
+    return problems
 
 
 def _private_file(path: Path) -> None:

@@ -23,7 +23,6 @@ from sqlalchemy import (
     Table,
     delete,
     func,
-    inspect,
     or_,
     select,
     text,
@@ -42,7 +41,7 @@ from controller.config import (
     MqttLinkConfig,
     device_address,
 )
-from controller.db import UtcDateTime
+from controller.db import UtcDateTime, missing_columns
 from controller.state_news import announce
 from controller.supervisor import CriticalSection
 from controller.vocabulary import Action, CommandStatus, DeviceKind, DeviceState, Origin
@@ -166,7 +165,7 @@ class Registry:
         async with self.engine.begin() as conn:
             await self._one_instance_at_a_time(conn)
             await conn.run_sync(Base.metadata.create_all)
-            missing = await conn.run_sync(_missing_columns)
+            missing = await conn.run_sync(missing_columns, Base.metadata)
         if missing:
             raise RegistrySchemaError(
                 f"the registry database {self.engine.url!r} was made by an older Lamplighter: "
@@ -389,14 +388,3 @@ def _link_address(link: LinkConfig) -> str:
 
 class RegistrySchemaError(RuntimeError):
     """The registry database does not have the tables this version needs."""
-
-
-def _missing_columns(sync_conn: Any) -> list[str]:
-    inspector = inspect(sync_conn)
-    problems = []
-    for table in Base.metadata.sorted_tables:
-        have = {c["name"] for c in inspector.get_columns(table.name)}
-        lacking = [c.name for c in table.columns if c.name not in have]
-        if lacking:
-            problems.append(f"table {table.name} lacks {', '.join(lacking)}")
-    return problems

@@ -7,7 +7,6 @@ schema migration; aggregation runs in SQL. Decoding long answers runs in a worke
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from controller.db import create_engine, json_text
+from controller.db import create_engine, json_text, json_value
 from controller.telemetry.store import NON_NUMERIC, Aggregate, TelemetryPoint, TelemetryStore, known_fields
 from drivers.base import Reading
 from drivers.fields import FieldValue
@@ -151,7 +150,7 @@ class SqliteTelemetryStore(TelemetryStore):
 def _decode_raw(rows: Sequence[Any], wanted: Sequence[str]) -> list[TelemetryPoint]:
     points = []
     for ts, doc in rows:
-        values = json.loads(doc)
+        values = json_value(doc)  # the pair of json_text, which wrote it
         # Only what the reading carried: listing every known field as null made a year's page 23 MB.
         points.append(TelemetryPoint(_dt(ts), {f: values[f] for f in wanted if f in values}))
     return points
