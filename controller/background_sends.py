@@ -3,7 +3,8 @@ are not confirmed.
 
 At 50,000 lamps a pass takes minutes on a loaded machine (each link's lamps in turn), so neither
 the API call that saved a change nor a takeover waits for it: they ask for a pass and return. A
-request during a pass is served by one more pass after it. A pass that leaves lamps unconfirmed (a
+request during a pass is served by one more pass after it; the running pass's reminders give way
+to it (controller/level_sends.py). A pass that leaves lamps unconfirmed (a
 timeout under load, a lamp not answering) is followed by another after RETRY_FIRST_S, doubling up
 to RETRY_CAP_S — sooner if a change asks first.
 """
@@ -29,6 +30,14 @@ class BackgroundSends:
         self._task: asyncio.Task[None] | None = None
         self._again = False
         self._wake = asyncio.Event()  # a request while waiting to retry
+
+    def idle(self) -> bool:
+        """No pass runs or waits to retry."""
+        return self._task is None or self._task.done()
+
+    def wanted(self) -> bool:
+        """Is a pass asked for after the one running (a change waits for it)?"""
+        return self._again
 
     def request(self) -> None:
         """A pass soon: now if none runs, after the one running otherwise."""

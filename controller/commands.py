@@ -99,9 +99,15 @@ class CommandDispatcher:
         """Send one command to one device; the row says whether it was confirmed."""
         return (await self.execute_many([device_id], command))[0]
 
-    async def execute_many(self, device_ids: Sequence[str], command: Command) -> list[CommandRow]:
+    async def execute_many(
+        self, device_ids: Sequence[str], command: Command, *, until: Callable[[], bool] | None = None
+    ) -> list[CommandRow]:
         """Send the same command to many devices at once: concurrently across links, one at a time
-        on each link (the link's lock), recorded in two transactions whatever the count."""
+        on each link (the link's lock), recorded in two transactions whatever the count.
+
+        `until()`: asked before each device's turn; once true, the devices not reached yet are not
+        sent it, their rows are withdrawn from the log and left out of the answer (a schedule pass
+        that gives way to a newer change, controller/scheduling.py)."""
         unknown = [d for d in device_ids if d not in self.refs]
         if unknown:
             raise UnknownDevice(", ".join(unknown[:5]))
@@ -132,16 +138,26 @@ class CommandDispatcher:
             for row in rows:
                 by_link[self.refs[row.device_id][1].link_id].append(row)
             await asyncio.gather(
-                *(self._send_in_turn(link_rows, setpoints) for link_rows in by_link.values())
+                *(self._send_in_turn(link_rows, setpoints, until) for link_rows in by_link.values())
             )
-        await self.registry.update_commands(rows)
+        withdrawn = [row for row in rows if row.status == "pending"]
+        if withdrawn:
+            rows = [row for row in rows if row.status != "pending"]
+        await self.registry.update_commands(rows, withdrawn=withdrawn)
         return rows
 
-    async def _send_in_turn(self, rows: Sequence[CommandRow], setpoints: dict[str, FieldValue]) -> None:
+    async def _send_in_turn(
+        self,
+        rows: Sequence[CommandRow],
+        setpoints: dict[str, FieldValue],
+        until: Callable[[], bool] | None = None,
+    ) -> None:
         """One link's commands one after another (a link carries one exchange at a time), so each
         command's timeout measures its own exchange, not its place in the queue: 200 lamps behind
         one gateway take seconds between them, and used to time out at the back."""
         for row in rows:
+            if until is not None and until():
+                return  # the rest stay pending: withdrawn by execute_many
             await self._send(row, *self.refs[row.device_id], setpoints)
             # asked is asked (a failed command still says what the lamp should do), from the
             # moment it was: a lamp is judged against it settle_s after its own command, not

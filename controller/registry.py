@@ -333,16 +333,21 @@ class Registry:
         async with self.session.begin() as s:
             s.add_all(rows)
 
-    async def update_commands(self, rows: list[CommandRow]) -> None:
-        """Record outcomes in one bulk UPDATE by primary key."""
-        await self.writes.run(self._update_commands(rows))
+    async def update_commands(self, rows: list[CommandRow], withdrawn: Sequence[CommandRow] = ()) -> None:
+        """Record outcomes in one bulk UPDATE by primary key; `withdrawn`: rows of commands that
+        were never sent, deleted in the same transaction."""
+        await self.writes.run(self._update_commands(rows, withdrawn))
 
-    async def _update_commands(self, rows: list[CommandRow]) -> None:
+    async def _update_commands(self, rows: list[CommandRow], withdrawn: Sequence[CommandRow]) -> None:
         fields = ("status", "detail", "readback", "completed_at")
         async with self.session.begin() as s:
-            await s.execute(
-                update(CommandRow), [{"id": r.id, **{f: getattr(r, f) for f in fields}} for r in rows]
-            )
+            if rows:
+                await s.execute(
+                    update(CommandRow), [{"id": r.id, **{f: getattr(r, f) for f in fields}} for r in rows]
+                )
+            ids = [r.id for r in withdrawn]
+            for i in range(0, len(ids), 5_000):  # under SQLite's and asyncpg's bound-parameter limits
+                await s.execute(delete(CommandRow).where(CommandRow.id.in_(ids[i : i + 5_000])))
 
     async def last_commands(self, links: Collection[str] | None = None) -> Sequence[CommandRow]:
         """Each device's most recent command (what it was last asked to do); `links`: only of the

@@ -5,12 +5,11 @@ The database owns programs, calendars, group calendars and overrides (created th
 never minute by minute. A start brings each lamp to its current level (catch-up); a change, the
 lamps whose level it changes and those last asked something else. Levels are decided by
 `schedules.Plan.resolve` and sent through the controller's one command path, in the background
-(controller/background_sends.py).
+(controller/background_sends.py), changes before reminders (controller/level_sends.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import statistics
@@ -23,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from controller import schedule_objects
 from controller.background_sends import BackgroundSends
-from controller.commands import Command, CommandDispatcher
+from controller.commands import CommandDispatcher
 from controller.fleet import Fleet
 from controller.groups import in_group
+from controller.level_sends import LevelSends
 from controller.registry import DeviceRow
 from controller.schedule_history import SYSTEM, Change
 from schedules.astro import AstroClock
@@ -67,14 +67,12 @@ class Scheduling:
         #: wakes this at transitions; its photocell_every_s: how often lamps in a photocell period
         #: are re-decided from fresh lux readings
         self.runner = TransitionRunner(self._fire, self._photocell_tick)
-        self._apply_lock = asyncio.Lock()
         #: lux readings older than this are ignored (a silent sensor means fail-safe on)
         self.lux_max_age = dt.timedelta(minutes=10)
         self._photocell_on: dict[str, bool] = {}
         self._plans: dict[str, Plan] | None = None
-        self._sent: dict[str, int] = {}
+        self.levels = LevelSends(dispatcher)
         self.sends = BackgroundSends(self._send_pass)
-        self._unconfirmed: set[str] = set()  # lamps whose last level sent was not confirmed
         #: the stored objects as this instance last read or wrote them, to notice other instances' changes
         self._stored: dict[tuple[str, str], Any] = {}
 
@@ -89,13 +87,13 @@ class Scheduling:
         if sent is None:
             self.replan_in_background()
         else:
-            self._sent = {d: level for d, level in sent.items() if d in self.devices}
+            self.levels.sent = {d: level for d, level in sent.items() if d in self.devices}
             self.replan_in_background(catch_up=False)
 
     @property
     def sent(self) -> Mapping[str, int]:
         """lamp → the level last sent to it by this instance's schedules."""
-        return self._sent
+        return self.levels.sent
 
     async def reload_if_changed(self) -> bool:
         """Take up what another controller instance changed in the shared database ([cluster]);
@@ -216,7 +214,7 @@ class Scheduling:
         """The transitions armed at once, the levels sent in the background (`catch_up`: to every
         lamp, else to those not sent theirs yet)."""
         if catch_up:
-            self._sent.clear()
+            self.levels.sent.clear()
         self._arm()
         self.sends.request()
 
@@ -225,22 +223,18 @@ class Scheduling:
         than what the schedules sent them (by hand, or a command that never arrived), are sent
         their level; the others already have it (at 50,000 lamps, every change sent every lamp
         of every instance its level again: minutes of commands for one override)."""
-        asked = self.dispatcher.expected
-        for device_id, level in list(self._sent.items()):
-            last = asked.get(device_id)
-            if last is None or last.lit_level != level:
-                del self._sent[device_id]
+        self.levels.forget_asked_otherwise()
         self.replan_in_background(catch_up=False)
 
     async def _send_pass(self) -> bool:
         """One background pass; True while some lamps' levels are not confirmed."""
         lamps = self._scheduled_lamps()
         try:
-            await self.apply(lamps)
+            await self.apply(lamps, give_way=self.sends.wanted)
         finally:
             self._arm()  # the photocell periods are known once decided
-        self._unconfirmed &= {row.id for row in lamps}  # not those left alone now
-        return bool(self._unconfirmed)
+        self.levels.unconfirmed &= {row.id for row in lamps}  # not those left alone now
+        return bool(self.levels.unconfirmed)
 
     def _arm(self) -> None:
         plans = self.plans()
@@ -252,10 +246,13 @@ class Scheduling:
             photocell=bool(self._photocell_on),
         )
 
-    async def apply(self, lamps: Iterable[DeviceRow]) -> dict[str, int]:
-        """Send each lamp the level the plan decides now; returns lamp → level."""
+    async def apply(
+        self, lamps: Iterable[DeviceRow], give_way: Callable[[], bool] | None = None
+    ) -> dict[str, int]:
+        """Send each lamp the level the plan decides now, unless it was sent it; returns lamp →
+        level. `give_way()`: a background pass's changes go first, and its reminders stop once
+        this is true (controller/level_sends.py)."""
         now = dt.datetime.now(dt.UTC)
-        by_level: dict[int, list[str]] = defaultdict(list)
         decided: dict[str, int] = {}
         lux = {site: self._site_lux(site, now) for site in self.clocks}
         for row in lamps:
@@ -278,32 +275,7 @@ class Scheduling:
             else:
                 self._photocell_on[row.id] = decision.photocell_on
             decided[row.id] = decision.level
-            if self._sent.get(row.id) != decision.level:
-                by_level[decision.level].append(row.id)
-                self._sent[row.id] = decision.level
-        try:
-            async with self._apply_lock:
-                done = await asyncio.gather(
-                    *(
-                        self.dispatcher.execute_many(
-                            ids, Command(action="set_level", value=level, origin="schedule")
-                        )
-                        for level, ids in by_level.items()
-                    )
-                )
-        except BaseException:  # stopped or failed half-way: these may not have been sent
-            for ids in by_level.values():
-                self._unconfirmed.update(ids)
-                for device_id in ids:
-                    self._sent.pop(device_id, None)
-            raise
-        for commands in done:  # not confirmed: sent again (the catch-up's retry, a change)
-            for command in commands:
-                if command.status == "confirmed":
-                    self._unconfirmed.discard(command.device_id)
-                else:
-                    self._sent.pop(command.device_id, None)
-                    self._unconfirmed.add(command.device_id)
+        await self.levels.send(self.levels.take(decided), give_way=give_way)
         return decided
 
     async def _photocell_tick(self) -> None:

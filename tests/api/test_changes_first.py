@@ -1,0 +1,64 @@
+"""A change made while the schedules catch up (a start, a takeover) moves its lamps first.
+
+A catch-up reminds every lamp of the level it was last asked; at 14,600 lamps taken over that takes
+seconds per gateway, and an override made meanwhile used to wait for all of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+from controller.registry import CommandRow
+from tests.api.keys import api_client
+from tests.api.test_schedules_api import ALL_DAY, CITY, from_now
+from tests.controller.city import running_city, running_controller, settings_for
+from tests.waiting import until
+
+BUS_LAMPS = 60  # on an emulated 19,200-baud RS-485 bus: ~30 ms per command, ~2 s for all
+
+
+async def test_an_override_made_during_the_catch_up_goes_before_the_reminders(
+    tmp_path: Path, registry_url: str
+) -> None:
+    settings = settings_for(tmp_path, registry_url=registry_url, bus_lamps=BUS_LAMPS, interval=60)
+    async with running_city(settings) as city:
+        async with running_controller(settings) as ctl, api_client(ctl) as api:
+            for path, body in (
+                ("/api/v1/schedules/all-day", ALL_DAY),
+                ("/api/v1/calendars/city", CITY),
+                ("/api/v1/groups/hanoi/calendar", {"calendar": "city"}),
+            ):
+                assert (await api.put(path, json=body)).status_code == 200
+            confirmed = ctl.metrics.commands.labels("set_level", "confirmed")
+            await until(lambda: confirmed._value.get() == 6 + BUS_LAMPS, within_s=20, what="all at 30")
+        bus = city.segments.segments["bus1"]
+        last = city.segments.find("bus1", BUS_LAMPS)
+        since = time.monotonic()
+
+        def reminders() -> list[int]:
+            return sorted(
+                w.unit_id for w in bus.writes if w.at >= since and w.setpoints.get("dim_level_pct") == 30
+            )
+
+        # Restarted: every lamp is reminded of its 30 %, one after the other on the bus.
+        async with running_controller(settings) as ctl, api_client(ctl) as api:
+            override = from_now("repair", 75, dt.timedelta(hours=1), device_id=f"bus1-{BUS_LAMPS:03d}")
+            assert (await api.post("/api/v1/overrides", json=override)).status_code == 201
+            await until(lambda: last.level_cmd == 75, within_s=20, what="the override's lamp at 75")
+            assert len(reminders()) < BUS_LAMPS - 10, "the override waited for the catch-up"
+
+            # The reminders cut short are sent after it, each lamp once; none left pending in the log.
+            await until(lambda: len(reminders()) >= BUS_LAMPS - 1, within_s=20, what="every lamp reminded")
+            assert ctl.scheduling is not None
+            sends = ctl.scheduling.sends
+            await until(sends.idle, within_s=10, what="the passes done")
+            assert reminders() == list(range(1, BUS_LAMPS))
+            for unit in (1, BUS_LAMPS - 1):
+                rows, _ = await ctl.registry.commands(f"bus1-{unit:03d}", limit=10, offset=0)
+                assert [r.status for r in rows] == ["confirmed", "confirmed"]  # before and after restart
+            log: list[CommandRow] = []
+            for unit in range(1, BUS_LAMPS + 1):
+                log += (await ctl.registry.commands(f"bus1-{unit:03d}", limit=10, offset=0))[0]
+            assert "pending" not in {r.status for r in log}
