@@ -298,17 +298,21 @@ async def faults(
 
         os.killpg(victim.proc.pid, signal.SIGKILL)
         victim.proc.wait(30)
-        t0 = time.perf_counter()
+        t0, killed_at = time.perf_counter(), time.time()
         survivors = [i.url for i in insts[:-1]]
         await city_faults.until(lambda: city_faults.any_holds(api, survivors, shard), 60)
         taken = time.perf_counter() - t0
         print(f"  kill -9 of instance {shard}: lease taken after {taken:.1f} s", flush=True)
-        await city_faults.served_again(api, control, link, city_faults.LEVEL)
+        accepted, _ = await city_faults.served_again(api, control, link, city_faults.LEVEL)
         served = time.perf_counter() - t0
         print(
             f"  kill -9 of instance {shard}: lease taken after {taken:.1f} s; its lamps follow an override "
-            f"made after the kill {served:.1f} s after it"
+            f"made after the kill {served:.1f} s after it (the override accepted after "
+            f"{taken + accepted:.1f} s)"
         )
+        survivors_logs = [tmp / f"instance-{i.number}.log" for i in insts[:-1]]
+        for line in city_faults.takeover_lines(survivors_logs, killed_at):
+            print(f"    {line}")
 
         partition = can_cut_packets()
         t0 = time.perf_counter()

@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -85,8 +86,10 @@ async def _is(value: Awaitable[str], wanted: str) -> bool:
     return await value == wanted
 
 
-async def served_again(api: httpx.AsyncClient, control: str, link: str, level: int) -> float:
-    """Seconds until every lamp of `link` is at `level` (an override for its group just made)."""
+async def served_again(api: httpx.AsyncClient, control: str, link: str, level: int) -> tuple[float, float]:
+    """Seconds until an override for the group of `link`'s lamps is accepted, and until every
+    lamp of it is at `level`."""
+    t0 = time.perf_counter()
     now = dt.datetime.now(dt.UTC)
     group = f"bench/g{link.removeprefix('gw')}"
     body = {
@@ -102,9 +105,31 @@ async def served_again(api: httpx.AsyncClient, control: str, link: str, level: i
             break
         await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
     answer.raise_for_status()
+    accepted = time.perf_counter() - t0
 
     async def at_level() -> bool:
         lamps = (await api.get(f"{control}/lamps", params={"link": link})).json()
         return all(lamp["level_cmd"] == level for lamp in lamps)
 
-    return await until(at_level, 400, every_s=0.2)
+    await until(at_level, 400, every_s=0.2)
+    return accepted, time.perf_counter() - t0
+
+
+#: what the survivors' logs say about a takeover (controller/shard_keeper.py, runtime.py, scheduling.py)
+TAKEOVER_LINES = ("(taken over)", "serving ", "changes from another instance taken up", "gave way")
+
+
+def takeover_lines(logs: list[Path], since: float) -> list[str]:
+    """The survivors' log lines about a takeover from `since` (wall clock), each with its time
+    after it: where the seconds between a kill and the lamps following went."""
+    out = []
+    for path in logs:
+        for line in path.read_text(errors="replace").splitlines():
+            stamp = line[:23]
+            try:
+                at = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            except ValueError:
+                continue
+            if at >= since and any(key in line for key in TAKEOVER_LINES):
+                out.append(f"+{at - since:5.1f} s {path.stem}: {line[24:].strip()[:150]}")
+    return sorted(out)

@@ -12,10 +12,13 @@ reminder before its own lamps moved (13–21 s after a kill -9 in `make bench-ci
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
 from controller.commands import Command, CommandDispatcher
+
+log = logging.getLogger(__name__)
 
 
 class LevelSends:
@@ -64,6 +67,7 @@ class LevelSends:
             for i, (turn, until) in enumerate(turns):
                 if until is not None and until():  # a change came during the changes' turn
                     self._not_sent(turn)
+                    log.info("schedules: %d lamps' reminders gave way to a newer change", len(turn))
                     continue
                 try:
                     await self._send_turn(turn, until)
@@ -98,7 +102,10 @@ class LevelSends:
                 else:
                     self.sent.pop(command.device_id, None)
                     self.unconfirmed.add(command.device_id)
-        self._not_sent(lamp for lamp in levels if lamp not in reached)  # gave way: the next pass
+        left = [lamp for lamp in levels if lamp not in reached]
+        if left:
+            log.info("schedules: %d lamps' reminders gave way to a newer change", len(left))
+        self._not_sent(left)  # the next pass sends them
 
     def _not_sent(self, lamps: Iterable[str]) -> None:
         for lamp in lamps:

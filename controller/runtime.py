@@ -10,6 +10,7 @@ import asyncio
 import functools
 import gc
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -256,8 +257,11 @@ class Controller:
                 await self.leases.call(self.keeper.release(shard))
         fence = self.keeper.holds if self.keeper is not None else _always
         self.shard = ShardWork(self, links, fence, sent)
+        t0 = time.perf_counter()
         await self.shard.start()  # if it fails (database away), the next tick builds it again
         self._serving = links
+        took = time.perf_counter() - t0
+        log.info("serving %d links, %d devices (built in %.1f s)", len(links), len(self.owned), took)
 
     async def _keep_leases_forever(self) -> None:
         """Rebuild the shard's work when the set of links changes (a shard gained, lost or to be
