@@ -36,6 +36,8 @@ from controller.errors import (
 
 log = logging.getLogger(__name__)
 DATABASE_RETRY_AFTER_S = 5
+#: starting, or rebuilding the work of the links served after a takeover: a second or three
+NOT_READY_RETRY_AFTER_S = 1
 
 
 #: what the controller refuses (controller/errors.py) → status and code
@@ -243,7 +245,8 @@ def install_error_handlers(app: FastAPI) -> None:
             (answer for kind, answer in _SERVICE_ANSWERS.items() if isinstance(exc, kind)),
             (500, "internal_error"),
         )
-        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)} if status == 503 else None
+        retry_after = NOT_READY_RETRY_AFTER_S if isinstance(exc, NotReady) else DATABASE_RETRY_AFTER_S
+        headers = {"Retry-After": str(retry_after)} if status == 503 else None
         return error_response(status, code, str(exc), headers=headers, scope=request.scope)
 
     @app.exception_handler(ApiError)

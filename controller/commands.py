@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
-from controller.alerts.detectors import Expected
+from controller.alerts.detectors import NOTHING_EXPECTED, Expected
 from controller.errors import UnknownDevice
 from controller.metrics import ControllerMetrics
-from controller.registry import CommandRow, Registry
+from controller.registry import CommandRow, LastAsked, Registry
 from controller.vocabulary import Action, CommandStatus, Origin
 from drivers.base import DeviceRef, Driver
 from drivers.errors import DriverError
@@ -76,23 +76,22 @@ class CommandDispatcher:
         #: what each device was last asked to do (the fault detectors' expected state)
         self.expected: dict[str, Expected] = {}
 
-    def remember(self, rows: Sequence[CommandRow], *, not_before: datetime | None = None) -> None:
+    def remember(self, rows: Iterable[LastAsked], *, not_before: datetime | None = None) -> None:
         """Take each device's last request into `expected` (at start, from the command history).
 
         `not_before`: the start. What a lamp was asked before it is judged only from then on: the
         lamp may have lost power meanwhile and come back at its fail-safe level, and the schedule
         asks again at start (a restart raised lampPowerTooHigh for a lamp polled before that)."""
-        for row in rows:
-            prev = self.expected.get(row.device_id, Expected())
-            level = row.written.get("dim_level_pct", prev.level)
-            on = row.written.get("lamp_on", prev.on)
-            since = row.completed_at or row.created_at
+        expected = self.expected
+        for device_id, written, completed_at, created_at in rows:
+            prev = expected.get(device_id, NOTHING_EXPECTED)
+            level = written.get("dim_level_pct", prev.level)
+            on = written.get("lamp_on", prev.on)
+            since = completed_at or created_at
             if not_before is not None and since < not_before:
                 since = not_before
-            self.expected[row.device_id] = Expected(
-                on=None if on is None else bool(on),
-                level=None if level is None else int(level),
-                since=since,
+            expected[device_id] = Expected(
+                None if on is None else bool(on), None if level is None else int(level), since
             )
 
     async def execute(self, device_id: str, command: Command) -> CommandRow:
@@ -162,7 +161,7 @@ class CommandDispatcher:
             # asked is asked (a failed command still says what the lamp should do), from the
             # moment it was: a lamp is judged against it settle_s after its own command, not
             # after the last of a group's (minutes at 14,600 lamps: false lampPowerTooHigh)
-            self.remember([row])
+            self.remember([(row.device_id, row.written, row.completed_at, row.created_at)])
 
     async def _send(
         self, row: CommandRow, ref: DeviceRef, driver: Driver, setpoints: dict[str, FieldValue]

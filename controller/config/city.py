@@ -170,3 +170,13 @@ def device_address(device: DeviceConfig, link: LinkConfig) -> int | str:
         return device.key or device.id
     assert device.unit_id is not None  # checked by load_config
     return device.unit_id
+
+
+def link_address(link: LinkConfig) -> str:
+    """Where a link is reached, as the registry shows it: host:port, a serial port at its speed, a
+    BLE adapter."""
+    if isinstance(link, BleLinkConfig):
+        return f"{link.kind}:{link.adapter or 'default'}"
+    if isinstance(link, ModbusTcpLink | MqttLinkConfig):
+        return f"{link.host}:{link.port}"
+    return f"{link.port}@{link.baudrate}"

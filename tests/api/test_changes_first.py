@@ -62,3 +62,22 @@ async def test_an_override_made_during_the_catch_up_goes_before_the_reminders(
             for unit in range(1, BUS_LAMPS + 1):
                 log += (await ctl.registry.commands(f"bus1-{unit:03d}", limit=10, offset=0))[0]
             assert "pending" not in {r.status for r in log}
+
+
+async def test_a_change_while_the_links_work_is_rebuilt_is_asked_again_within_a_second(
+    tmp_path: Path,
+) -> None:
+    """Between a takeover's stop of the old work and the start of the new (2–3 s at 32,000 lamps)
+    the API answers 503 not_ready: with Retry-After 1, not the 5 s of a database outage."""
+    settings = settings_for(tmp_path, interval=60)
+    async with running_city(settings), running_controller(settings) as ctl, api_client(ctl) as api:
+        work, ctl.shard = ctl.shard, None  # the moment between the two
+        try:
+            override = from_now("repair", 75, dt.timedelta(hours=1), device_id="gw1-001")
+            refused = await api.post("/api/v1/overrides", json=override)
+        finally:
+            ctl.shard = work
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "not_ready"
+        assert refused.headers["Retry-After"] == "1"
+        assert (await api.post("/api/v1/overrides", json=override)).status_code == 201
