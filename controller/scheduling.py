@@ -254,19 +254,17 @@ class Scheduling:
         this is true (controller/level_sends.py)."""
         now = dt.datetime.now(dt.UTC)
         decided: dict[str, int] = {}
-        lux = {site: self._site_lux(site, now) for site in self.clocks}
+        deciders = {
+            site: plan.deciding(now, self._site_lux(site, now)) for site, plan in self.plans().items()
+        }
+        photocell_on = self._photocell_on
         for row in lamps:
-            plan = self.plan_for(row)
-            if plan is None:
+            decide = deciders.get(row.site_id)
+            if decide is None:
                 continue
             try:
-                decision = plan.resolve(
-                    Target(row.group_path, row.id),
-                    now,
-                    lux=lux.get(row.site_id),
-                    photocell_was_on=self._photocell_on.get(row.id, False),
-                    burning_hours=self._age(row),
-                )
+                age = self._age(row) if decide.uses_age else None
+                decision = decide(row.group_path, row.id, photocell_on.get(row.id, False), age)
             except ScheduleError as exc:
                 log.warning("cannot schedule %s: %s", row.id, exc)
                 continue

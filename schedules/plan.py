@@ -96,6 +96,10 @@ class Plan:
             return Decision(level, cause, decision.photocell_on)
         return decision
 
+    def deciding(self, instant: dt.datetime, lux: float | None = None) -> Decider:
+        """`resolve` for many lamps at one instant (a schedule pass over 32,000 lamps)."""
+        return Decider(self, instant, lux)
+
     def active_override(self, target: Target, instant: dt.datetime) -> Override | None:
         active = [o for o in self._overrides_for(target) if o.start <= instant < o.expiry]
         return max(active, key=lambda o: (o.priority, o.start), default=None)
@@ -262,3 +266,34 @@ def _describe(rule: CalendarRule) -> str:
     if rule.holiday is not None:
         return f"holiday {rule.holiday}"
     return f"lunar {rule.lunar_day}/{rule.lunar_month}"
+
+
+class Decider:
+    """`Plan.resolve` for many lamps at one instant. Lamps of one group without an override of
+    their own, in the same photocell state (and of the same age, where a program keeps a constant
+    light output), get the same decision: it is made once. One by one, a pass over 32,000 lamps of
+    a few hundred groups took 0.8 s, and an override waited for it."""
+
+    def __init__(self, plan: Plan, instant: dt.datetime, lux: float | None) -> None:
+        self.plan, self.instant, self.lux = plan, instant, lux
+        #: does a lamp's age change its level (else leave it out: it is read per lamp)
+        self.uses_age = any(p.constant_light_output for p in plan.programs.values())
+        self._own = {key[1] for key in plan._override_index if key[0] == "device"}
+        self._made: dict[tuple[str, bool, float | None], Decision] = {}
+
+    def __call__(
+        self, group: str, device_id: str, photocell_was_on: bool = False, burning_hours: float | None = None
+    ) -> Decision:
+        key = (group, photocell_was_on, burning_hours)
+        made = None if device_id in self._own else self._made.get(key)
+        if made is None:
+            made = self.plan.resolve(
+                Target(group, device_id),
+                self.instant,
+                lux=self.lux,
+                photocell_was_on=photocell_was_on,
+                burning_hours=burning_hours,
+            )
+            if device_id not in self._own:
+                self._made[key] = made
+        return made

@@ -217,3 +217,32 @@ def test_constant_light_output_raises_output_as_lamps_age() -> None:
     assert "constant light output ×1.200" in p.resolve(STREET, late, burning_hours=200_000).cause
     with pytest.raises(ValidationError, match="increasing burning hours"):
         Program(id="bad", steps=NIGHTLY.steps, constant_light_output=((100, 1.0), (50, 1.1)))
+
+
+def test_many_lamps_decided_at_once_get_what_each_would_alone() -> None:
+    """A pass decides a group's lamps once (controller/scheduling.py); a lamp with its own
+    override, another group, a photocell state or an age that changes the level still gets its own."""
+    repair = Override(
+        id="repair", device_id="trangtien-002", level=0, start=at(22, 22, 0), expiry=at(22, 23, 45)
+    )
+    clo = Program(id="clo", steps=NIGHTLY.steps, constant_light_output=((0, 0.8), (100_000, 1.2)))
+    calendars = {
+        "hanoi": Calendar(id="c", default_program="nightly"),
+        "hanoi/ba-dinh": Calendar(id="d", default_program="clo"),
+    }
+    p = Plan(HANOI, {"nightly": NIGHTLY, "clo": clo}, calendars, (repair,))
+    instant = at(22, 23, 30)
+    decide = p.deciding(instant)
+    assert decide.uses_age
+    lamps = [
+        ("hanoi/hoan-kiem/trang-tien", "trangtien-001", None),
+        ("hanoi/hoan-kiem/trang-tien", "trangtien-002", None),  # its own override
+        ("hanoi/hoan-kiem/trang-tien", "trangtien-003", None),
+        ("hanoi/ba-dinh", "badinh-001", 0.0),
+        ("hanoi/ba-dinh", "badinh-002", 100_000.0),
+    ]
+    for group, device, age in lamps:
+        alone = p.resolve(Target(group, device), instant, burning_hours=age)
+        assert decide(group, device, False, age) == alone, device
+    assert [decide(g, d, False, a).level for g, d, a in lamps] == [60, 0, 60, 48, 72]
+    assert not plan().deciding(instant).uses_age  # no program ages: the lamps' ages are not read
