@@ -334,7 +334,7 @@ async def faults(
             taken = time.perf_counter() - t0
             await city_faults.served_again(api, control, link, city_faults.LEVEL + 10)
             served = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t0, healed_at = time.perf_counter(), time.time()
         await city_faults.until(lambda: city_faults.holds(api, back.url, shard), 120)
         print(
             f"  instance {shard} cut off from PostgreSQL: fenced off after {fenced:.1f} s, lease taken "
@@ -342,6 +342,9 @@ async def faults(
             f"after {time.perf_counter() - t0:.1f} s",
             flush=True,
         )
+        every_log = [tmp / f"instance-{i.number}.log" for i in insts]
+        for line in city_faults.takeover_lines(every_log, healed_at):
+            print(f"    healed {line}")
         return back
 
 

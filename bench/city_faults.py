@@ -116,7 +116,15 @@ async def served_again(api: httpx.AsyncClient, control: str, link: str, level: i
 
 
 #: what the survivors' logs say about a takeover (controller/shard_keeper.py, runtime.py, scheduling.py)
-TAKEOVER_LINES = ("(taken over)", "serving ", "changes from another instance taken up", "gave way")
+TAKEOVER_LINES = (
+    "(taken over)",
+    "(its own)",
+    "released",
+    "lease lost",
+    "serving ",
+    "changes from another instance taken up",
+    "gave way",
+)
 
 
 def takeover_lines(logs: list[Path], since: float) -> list[str]:
