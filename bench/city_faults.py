@@ -122,6 +122,7 @@ TAKEOVER_LINES = (
     "released",
     "lease lost",
     "serving ",
+    "stopped the work",
     "changes from another instance taken up",
     "gave way",
 )

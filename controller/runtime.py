@@ -247,10 +247,13 @@ class Controller:
     async def _serve_now(self, links: frozenset[str], release: Sequence[str]) -> None:
         # the lamps still served keep the levels sent them: a takeover sends only the taken ones'
         sent: Mapping[str, int] | None = None
+        t0 = time.perf_counter()
         if self.shard is not None:
+            await self.shard.stop()  # first: a pass cut short forgets what it did not send
             if self.shard.scheduling is not None:
                 sent = dict(self.shard.scheduling.sent)
-            await self.shard.stop()
+            took = time.perf_counter() - t0
+            log.info("stopped the work of %d links in %.1f s", len(self.shard.links), took)
         self._serving = None
         if self.keeper is not None and self.leases is not None:
             for shard in release:

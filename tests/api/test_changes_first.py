@@ -81,3 +81,31 @@ async def test_a_change_while_the_links_work_is_rebuilt_is_asked_again_within_a_
         assert refused.json()["error"]["code"] == "not_ready"
         assert refused.headers["Retry-After"] == "1"
         assert (await api.post("/api/v1/overrides", json=override)).status_code == 201
+
+
+async def test_reminders_cut_short_by_a_rebuild_are_sent_by_the_new_work(tmp_path: Path) -> None:
+    """A shard gained or handed back rebuilds the work of the links served while a pass runs: the
+    lamps it had not reached yet are sent their level by the new work, not taken as sent."""
+    settings = settings_for(tmp_path, bus_lamps=BUS_LAMPS, interval=60)
+    async with running_city(settings) as city:
+        async with running_controller(settings) as ctl, api_client(ctl) as api:
+            for path, body in (
+                ("/api/v1/schedules/all-day", ALL_DAY),
+                ("/api/v1/calendars/city", CITY),
+                ("/api/v1/groups/hanoi/calendar", {"calendar": "city"}),
+            ):
+                assert (await api.put(path, json=body)).status_code == 200
+            confirmed = ctl.metrics.commands.labels("set_level", "confirmed")
+            await until(lambda: confirmed._value.get() == 6 + BUS_LAMPS, within_s=20, what="all at 30")
+        bus = city.segments.segments["bus1"]
+        since = time.monotonic()
+
+        def reminded() -> set[int]:
+            return {w.unit_id for w in bus.writes if w.at >= since and w.setpoints.get("dim_level_pct") == 30}
+
+        async with running_controller(settings) as ctl:
+            await until(lambda: len(reminded()) >= 5, within_s=10, what="the reminders under way")
+            assert ctl._serving is not None
+            await ctl._serve(ctl._serving)  # what a takeover or a hand-back does to the links kept
+            assert len(reminded()) < BUS_LAMPS - 10, "the pass ended before the rebuild"
+            await until(lambda: len(reminded()) == BUS_LAMPS, within_s=20, what="every lamp reminded")
