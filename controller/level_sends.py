@@ -4,9 +4,10 @@ in what order they go.
 A pass sends first the lamps whose level *changes* — it differs from what the lamp was last asked,
 by this instance or by the one whose links it took over — and then the lamps only *reminded* of the
 level they were last asked (a start's or a takeover's catch-up). Reminders give way: once a newer
-change asks for a pass, the reminders not sent yet are left for that pass, which again sends its
-changes first. At 14,600 lamps taken over, an override made meanwhile used to wait for every
-reminder before its own lamps moved (13–21 s after a kill -9 in `make bench-city`).
+change asks for a pass, or a timed transition or photocell tick waits to send, the reminders not
+sent yet are left for the next pass, which again sends its changes first. At 14,600 lamps taken
+over, an override made meanwhile used to wait for every reminder before its own lamps moved
+(13–21 s after a kill -9 in `make bench-city`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class LevelSends:
         self.sent: dict[str, int] = {}  # lamp → the level last sent to it by the schedules
         self.unconfirmed: set[str] = set()  # lamps whose last level sent was not confirmed
         self._lock = asyncio.Lock()  # one send at a time: a lamp's levels leave in the order decided
+        self._waiting = 0  # sends waiting for the lock: reminders give way to them
 
     def take(self, decided: Mapping[str, int]) -> dict[str, int]:
         """The decided levels not sent yet, marked as sent from now (two passes deciding at once do
@@ -54,29 +56,41 @@ class LevelSends:
             (reminders if last is not None and last.lit_level == level else changes)[lamp] = level
         return changes, reminders
 
-    async def send(self, levels: Mapping[str, int], *, give_way: Callable[[], bool] | None = None) -> None:
+    async def send(self, levels: Mapping[str, int], *, give_way: Callable[[], bool] | None = None) -> bool:
         """Send each lamp its level (taken first); with `give_way`, changes first, then the
-        reminders until `give_way()` is true."""
+        reminders until `give_way()` is true or another send waits (a transition at sunset, a
+        photocell tick). True if reminders were left for a later pass."""
         turns: list[tuple[Mapping[str, int], Callable[[], bool] | None]]
         if give_way is None:
             turns = [(levels, None)]
         else:
             changes, reminders = self.changes(levels)
-            turns = [(changes, None), (reminders, give_way)]
-        async with self._lock:
+            turns = [(changes, None), (reminders, lambda: give_way() or self._waiting > 0)]
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+        try:
             for i, (turn, until) in enumerate(turns):
                 if until is not None and until():  # a change came during the changes' turn
                     self._not_sent(turn)
-                    log.info("schedules: %d lamps' reminders gave way to a newer change", len(turn))
-                    continue
+                    log.info("schedules: %d lamps' reminders gave way (to a change, a transition)", len(turn))
+                    return bool(turn)
                 try:
-                    await self._send_turn(turn, until)
+                    left = await self._send_turn(turn, until)
                 except BaseException:  # stopped or failed half-way: the later turns never left
                     for later, _ in turns[i + 1 :]:
                         self._not_sent(later)
                     raise
+                if left:
+                    return True
+            return False
+        finally:
+            self._lock.release()
 
-    async def _send_turn(self, levels: Mapping[str, int], until: Callable[[], bool] | None) -> None:
+    async def _send_turn(self, levels: Mapping[str, int], until: Callable[[], bool] | None) -> bool:
+        """True if some were left (`until`)."""
         by_level: dict[int, list[str]] = defaultdict(list)
         for lamp, level in levels.items():
             by_level[level].append(lamp)
@@ -104,8 +118,9 @@ class LevelSends:
                     self.unconfirmed.add(command.device_id)
         left = [lamp for lamp in levels if lamp not in reached]
         if left:
-            log.info("schedules: %d lamps' reminders gave way to a newer change", len(left))
+            log.info("schedules: %d lamps' reminders gave way (to a change, a transition)", len(left))
         self._not_sent(left)  # the next pass sends them
+        return bool(left)
 
     def _not_sent(self, lamps: Iterable[str]) -> None:
         for lamp in lamps:

@@ -273,7 +273,8 @@ class Scheduling:
             else:
                 self._photocell_on[row.id] = decision.photocell_on
             decided[row.id] = decision.level
-        await self.levels.send(self.levels.take(decided), give_way=give_way)
+        if await self.levels.send(self.levels.take(decided), give_way=give_way):
+            self.sends.request()  # reminders left for a send that waited: another pass after it
         return decided
 
     async def _photocell_tick(self) -> None:

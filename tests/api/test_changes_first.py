@@ -109,3 +109,31 @@ async def test_reminders_cut_short_by_a_rebuild_are_sent_by_the_new_work(tmp_pat
             await ctl._serve(ctl._serving)  # what a takeover or a hand-back does to the links kept
             assert len(reminded()) < BUS_LAMPS - 10, "the pass ended before the rebuild"
             await until(lambda: len(reminded()) == BUS_LAMPS, within_s=20, what="every lamp reminded")
+
+
+async def test_a_transition_during_the_catch_up_does_not_wait_for_the_reminders(tmp_path: Path) -> None:
+    """A timed transition (sunset) or a photocell tick sends at once; the reminders it cut short
+    are sent after it."""
+    settings = settings_for(tmp_path, bus_lamps=BUS_LAMPS, interval=60)
+    async with running_city(settings) as city:
+        async with running_controller(settings) as ctl, api_client(ctl) as api:
+            for path, body in (
+                ("/api/v1/schedules/all-day", ALL_DAY),
+                ("/api/v1/calendars/city", CITY),
+                ("/api/v1/groups/hanoi/calendar", {"calendar": "city"}),
+            ):
+                assert (await api.put(path, json=body)).status_code == 200
+            confirmed = ctl.metrics.commands.labels("set_level", "confirmed")
+            await until(lambda: confirmed._value.get() == 6 + BUS_LAMPS, within_s=20, what="all at 30")
+        bus = city.segments.segments["bus1"]
+        since = time.monotonic()
+
+        def reminded() -> set[int]:
+            return {w.unit_id for w in bus.writes if w.at >= since and w.setpoints.get("dim_level_pct") == 30}
+
+        async with running_controller(settings) as ctl:
+            assert ctl.scheduling is not None
+            await until(lambda: len(reminded()) >= 5, within_s=10, what="the reminders under way")
+            await ctl.scheduling.replan()  # what the runner does at a transition
+            assert len(reminded()) < BUS_LAMPS - 10, "the transition waited for the reminders"
+            await until(lambda: len(reminded()) == BUS_LAMPS, within_s=20, what="every lamp reminded")
