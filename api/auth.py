@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from api.access import ROLE_PERMISSIONS, CurrentPrincipal, Guard, Permission, allow
 from api.deps import Service
 from api.errors import ApiError, ErrorBody
-from controller.auth.credentials import DUMMY_PASSWORD_HASH, Role, issue_token, verify_password
+from controller.auth.credentials import Role, issue_token, verify_password_or_dummy
 from controller.auth.store import ApiKeyRow, NameTaken, UserRow
 from schedules.inputs import Flag
 
@@ -71,8 +71,8 @@ async def login(request: Request, guard: Guard, body: LoginIn) -> TokenOut:
     read_at = datetime.now(UTC)  # the token is as old as what it was checked against
     user = await guard.store.user(body.username, fresh=True)
     # The hash is checked even for an unknown user, so timing does not tell which names exist.
-    stored = user.password_hash if user is not None else DUMMY_PASSWORD_HASH
-    good = await asyncio.to_thread(verify_password, body.password, stored)
+    stored = user.password_hash if user is not None else None
+    good = await asyncio.to_thread(verify_password_or_dummy, body.password, stored)
     if user is None or not good or user.disabled:
         request.state.audit_actor = f"user:{body.username}"
         raise ApiError(401, "unauthorized", "wrong username or password, or the user is disabled")

@@ -16,13 +16,13 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import typer
 
 from api.app import create_app
 from api.server import ApiServer
-from controller.broker import EmbeddedBrokerRun, start_embedded_broker
 from controller.config import ControllerSettings
 from controller.runtime import Controller
 from controller.service import ControllerService
@@ -30,6 +30,9 @@ from lamplighter.auth_cli import demo_credentials
 from lamplighter.demo_air import backfill_air
 from lamplighter.schedule_file import ScheduleFile
 from lamplighter.simulate import city_from_config, simulated_ble_backends, simulated_radios
+
+if TYPE_CHECKING:
+    from controller.broker.embedded import EmbeddedBrokerRun
 
 log = logging.getLogger("lamplighter")
 
@@ -39,7 +42,11 @@ async def run_controller(
 ) -> None:
     stop = _stop_event()
     demo = simulate_config is not None
-    embedded = await start_embedded_broker(settings, demo=demo) if settings.embedded_broker.enabled else None
+    embedded: EmbeddedBrokerRun | None = None
+    if settings.embedded_broker.enabled:
+        from controller.broker.embedded import start_embedded_broker  # amqtt: ~90 ms to import
+
+        embedded = await start_embedded_broker(settings, demo=demo)
     if embedded is not None:
         settings = embedded.settings
     credentials = _device_credentials_file(embedded) if embedded is not None and demo else None

@@ -1,14 +1,7 @@
-"""The MQTT broker's users and topic rules, and the embedded broker that enforces them."""
+"""The MQTT broker's users and topic rules (controller/broker/access.py), and the embedded broker that
+enforces them (controller/broker/embedded.py: imported only where it runs, amqtt takes ~90 ms to
+import and most controllers use Mosquitto or EMQX)."""
 
 from controller.broker.access import BrokerRules, broker_rules, mosquitto_acl
-from controller.broker.embedded import BrokerAccess, EmbeddedBroker, EmbeddedBrokerRun, start_embedded_broker
 
-__all__ = [
-    "BrokerAccess",
-    "BrokerRules",
-    "EmbeddedBroker",
-    "EmbeddedBrokerRun",
-    "broker_rules",
-    "mosquitto_acl",
-    "start_embedded_broker",
-]
+__all__ = ["BrokerRules", "broker_rules", "mosquitto_acl"]

@@ -18,13 +18,13 @@ import aiomqtt
 import psutil
 import pytest
 
-from controller.broker import BrokerAccess, EmbeddedBroker
 from controller.broker.access import (
     broker_rules,
     mosquitto_acl,
     read_password_file,
     set_password,
 )
+from controller.broker.embedded import BrokerAccess, EmbeddedBroker
 from controller.config import load_config
 from tests.controller.city import write_mqtt_city
 from tests.controller.test_cli import LAMPLIGHTER
