@@ -128,21 +128,28 @@ class CommandDispatcher:
             )
             for device_id in device_ids
         ]
-        await self.registry.add_commands(rows)
-        if command.expires_at is not None and command.expires_at <= now:
-            for row in rows:
-                self._finish(row, "expired", "expired before it could be sent")
-        else:
-            by_link: dict[str, list[CommandRow]] = defaultdict(list)
-            for row in rows:
-                by_link[self.refs[row.device_id][1].link_id].append(row)
-            await asyncio.gather(
-                *(self._send_in_turn(link_rows, setpoints, until) for link_rows in by_link.values())
-            )
-        withdrawn = [row for row in rows if row.status == "pending"]
-        if withdrawn:
-            rows = [row for row in rows if row.status != "pending"]
-        await self.registry.update_commands(rows, withdrawn=withdrawn)
+        # Cancelled while they are being recorded (a stop, a rebuild of the links' work), the rows
+        # are recorded all the same (controller/supervisor.py: CriticalSection): wait for them
+        # below, then withdraw them, so that no row is left pending.
+        adding = asyncio.ensure_future(self.registry.add_commands(rows))
+        try:
+            await asyncio.shield(adding)
+            if command.expires_at is not None and command.expires_at <= now:
+                for row in rows:
+                    self._finish(row, "expired", "expired before it could be sent")
+            else:
+                by_link: dict[str, list[CommandRow]] = defaultdict(list)
+                for row in rows:
+                    by_link[self.refs[row.device_id][1].link_id].append(row)
+                await asyncio.gather(
+                    *(self._send_in_turn(link_rows, setpoints, until) for link_rows in by_link.values())
+                )
+        finally:
+            if not (await asyncio.gather(adding, return_exceptions=True))[0]:  # recorded: ids known
+                withdrawn = [row for row in rows if row.status == "pending"]
+                if withdrawn:
+                    rows = [row for row in rows if row.status != "pending"]
+                await self.registry.update_commands(rows, withdrawn=withdrawn)
         return rows
 
     async def _send_in_turn(
@@ -157,7 +164,13 @@ class CommandDispatcher:
         for row in rows:
             if until is not None and until():
                 return  # the rest stay pending: withdrawn by execute_many
-            await self._send(row, *self.refs[row.device_id], setpoints)
+            try:
+                await self._send(row, *self.refs[row.device_id], setpoints)
+            except asyncio.CancelledError:  # the write may have reached the device: say so
+                self._finish(
+                    row, "failed", "cut short while being sent: this instance stopped serving the link"
+                )
+                raise
             # asked is asked (a failed command still says what the lamp should do), from the
             # moment it was: a lamp is judged against it settle_s after its own command, not
             # after the last of a group's (minutes at 14,600 lamps: false lampPowerTooHigh)

@@ -109,6 +109,14 @@ async def test_reminders_cut_short_by_a_rebuild_are_sent_by_the_new_work(tmp_pat
             await ctl._serve(ctl._serving)  # what a takeover or a hand-back does to the links kept
             assert len(reminded()) < BUS_LAMPS - 10, "the pass ended before the rebuild"
             await until(lambda: len(reminded()) == BUS_LAMPS, within_s=20, what="every lamp reminded")
+            # The pass cut short left nothing pending in the command log: what it never sent is
+            # withdrawn, what it was sending when stopped says so.
+            assert ctl.scheduling is not None
+            await until(ctl.scheduling.sends.idle, within_s=10, what="the passes done")
+            log: list[CommandRow] = []
+            for unit in range(1, BUS_LAMPS + 1):
+                log += (await ctl.registry.commands(f"bus1-{unit:03d}", limit=10, offset=0))[0]
+            assert "pending" not in {r.status for r in log}
 
 
 async def test_a_transition_during_the_catch_up_does_not_wait_for_the_reminders(tmp_path: Path) -> None:
