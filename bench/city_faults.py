@@ -121,8 +121,9 @@ TAKEOVER_LINES = (
     "(its own)",
     "released",
     "lease lost",
-    "serving ",
+    "runtime: serving ",
     "stopped the work",
+    "cut short while being sent (",
     "changes from another instance taken up",
     "gave way",
 )

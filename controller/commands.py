@@ -22,6 +22,8 @@ from drivers.fields import FieldValue
 from schedules.inputs import Instant, Whole
 
 log = logging.getLogger(__name__)
+#: a command in flight when its batch was cancelled (a stop, a rebuild of the links' work)
+CUT_SHORT = "cut short while being sent: the link is no longer served from here"
 
 
 class Command(BaseModel):
@@ -149,6 +151,14 @@ class CommandDispatcher:
                 withdrawn = [row for row in rows if row.status == "pending"]
                 if withdrawn:
                     rows = [row for row in rows if row.status != "pending"]
+                cut = sum(1 for row in rows if row.detail == CUT_SHORT)
+                if cut:
+                    log.warning(
+                        "%s to %d devices cut short while being sent (%d never sent)",
+                        command.action,
+                        cut,
+                        len(withdrawn),
+                    )
                 await self.registry.update_commands(rows, withdrawn=withdrawn)
         return rows
 
@@ -167,9 +177,7 @@ class CommandDispatcher:
             try:
                 await self._send(row, *self.refs[row.device_id], setpoints)
             except asyncio.CancelledError:  # the write may have reached the device: say so
-                self._finish(
-                    row, "failed", "cut short while being sent: this instance stopped serving the link"
-                )
+                self._finish(row, "failed", CUT_SHORT, quiet=True)  # one line for the batch
                 raise
             # asked is asked (a failed command still says what the lamp should do), from the
             # moment it was: a lamp is judged against it settle_s after its own command, not
@@ -199,10 +207,10 @@ class CommandDispatcher:
         else:
             self._finish(row, "confirmed", "")
 
-    def _finish(self, row: CommandRow, status: CommandStatus, detail: str) -> None:
+    def _finish(self, row: CommandRow, status: CommandStatus, detail: str, *, quiet: bool = False) -> None:
         row.status = status
         row.detail = detail
         row.completed_at = datetime.now(UTC)
         self.metrics.commands.labels(row.action, status).inc()
-        if status != "confirmed":
+        if status != "confirmed" and not quiet:
             log.warning("command %s on %s %s: %s", row.action, row.device_id, status, detail)

@@ -8,15 +8,41 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+from controller.config import ControllerSettings
 from controller.registry import CommandRow
+from controller.runtime import Controller
+from simulators.modbus_server import ModbusSegment
 from tests.api.keys import api_client
 from tests.api.test_schedules_api import ALL_DAY, CITY, from_now
 from tests.controller.city import running_city, running_controller, settings_for
-from tests.waiting import until
+from tests.waiting import fetched_until, until
 
-BUS_LAMPS = 60  # on an emulated 19,200-baud RS-485 bus: ~30 ms per command, ~2 s for all
+#: on an emulated 19,200-baud RS-485 bus: ~30 ms per command, ~3 s for all — time enough for an
+#: API call (or a rebuild) to land in the middle, even on a loaded machine
+BUS_LAMPS = 100
+
+
+async def _every_lamp_at_30(settings: ControllerSettings) -> None:
+    """One controller runs the city's schedule (30 % all day) until every lamp is at it, and stops:
+    the next one to start reminds every lamp of its 30 %, one after the other on the bus."""
+    async with running_controller(settings) as ctl, api_client(ctl) as api:
+        for path, body in (
+            ("/api/v1/schedules/all-day", ALL_DAY),
+            ("/api/v1/calendars/city", CITY),
+            ("/api/v1/groups/hanoi/calendar", {"calendar": "city"}),
+        ):
+            assert (await api.put(path, json=body)).status_code == 200
+        confirmed = ctl.metrics.commands.labels("set_level", "confirmed")
+        await until(lambda: confirmed._value.get() == 6 + BUS_LAMPS, within_s=20, what="all at 30")
+
+
+def _reminded(bus: ModbusSegment, since: float) -> list[int]:
+    """The bus's units written 30 % since `since`, in order."""
+    return [w.unit_id for w in bus.writes if w.at >= since and w.setpoints.get("dim_level_pct") == 30]
 
 
 async def test_an_override_made_during_the_catch_up_goes_before_the_reminders(
@@ -24,37 +50,28 @@ async def test_an_override_made_during_the_catch_up_goes_before_the_reminders(
 ) -> None:
     settings = settings_for(tmp_path, registry_url=registry_url, bus_lamps=BUS_LAMPS, interval=60)
     async with running_city(settings) as city:
-        async with running_controller(settings) as ctl, api_client(ctl) as api:
-            for path, body in (
-                ("/api/v1/schedules/all-day", ALL_DAY),
-                ("/api/v1/calendars/city", CITY),
-                ("/api/v1/groups/hanoi/calendar", {"calendar": "city"}),
-            ):
-                assert (await api.put(path, json=body)).status_code == 200
-            confirmed = ctl.metrics.commands.labels("set_level", "confirmed")
-            await until(lambda: confirmed._value.get() == 6 + BUS_LAMPS, within_s=20, what="all at 30")
+        await _every_lamp_at_30(settings)
         bus = city.segments.segments["bus1"]
         last = city.segments.find("bus1", BUS_LAMPS)
         since = time.monotonic()
-
-        def reminders() -> list[int]:
-            return sorted(
-                w.unit_id for w in bus.writes if w.at >= since and w.setpoints.get("dim_level_pct") == 30
-            )
 
         # Restarted: every lamp is reminded of its 30 %, one after the other on the bus.
         async with running_controller(settings) as ctl, api_client(ctl) as api:
             override = from_now("repair", 75, dt.timedelta(hours=1), device_id=f"bus1-{BUS_LAMPS:03d}")
             assert (await api.post("/api/v1/overrides", json=override)).status_code == 201
             await until(lambda: last.level_cmd == 75, within_s=20, what="the override's lamp at 75")
-            assert len(reminders()) < BUS_LAMPS - 10, "the override waited for the catch-up"
+            assert len(_reminded(bus, since)) < BUS_LAMPS - 10, "the override waited for the catch-up"
 
             # The reminders cut short are sent after it, each lamp once; none left pending in the log.
-            await until(lambda: len(reminders()) >= BUS_LAMPS - 1, within_s=20, what="every lamp reminded")
+            await until(
+                lambda: len(_reminded(bus, since)) >= BUS_LAMPS - 1,
+                within_s=20,
+                what="every lamp reminded",
+            )
             assert ctl.scheduling is not None
             sends = ctl.scheduling.sends
             await until(sends.idle, within_s=10, what="the passes done")
-            assert reminders() == list(range(1, BUS_LAMPS))
+            assert sorted(_reminded(bus, since)) == list(range(1, BUS_LAMPS))
             for unit in (1, BUS_LAMPS - 1):
                 rows, _ = await ctl.registry.commands(f"bus1-{unit:03d}", limit=10, offset=0)
                 assert [r.status for r in rows] == ["confirmed", "confirmed"]  # before and after restart
@@ -83,65 +100,49 @@ async def test_a_change_while_the_links_work_is_rebuilt_is_asked_again_within_a_
         assert (await api.post("/api/v1/overrides", json=override)).status_code == 201
 
 
+@asynccontextmanager
+async def _reminding(tmp_path: Path) -> AsyncIterator[tuple[Controller, Callable[[], int]]]:
+    """A controller started over lamps all at their level, a few lamps into its reminders; with
+    a count of the lamps reminded so far."""
+    settings = settings_for(tmp_path, bus_lamps=BUS_LAMPS, interval=60)
+    async with running_city(settings) as city:
+        await _every_lamp_at_30(settings)
+        bus, since = city.segments.segments["bus1"], time.monotonic()
+
+        def reminded() -> int:
+            return len(set(_reminded(bus, since)))
+
+        async with running_controller(settings) as ctl:
+            await until(lambda: reminded() >= 5, within_s=10, what="the reminders under way")
+            yield ctl, reminded
+
+
 async def test_reminders_cut_short_by_a_rebuild_are_sent_by_the_new_work(tmp_path: Path) -> None:
     """A shard gained or handed back rebuilds the work of the links served while a pass runs: the
     lamps it had not reached yet are sent their level by the new work, not taken as sent."""
-    settings = settings_for(tmp_path, bus_lamps=BUS_LAMPS, interval=60)
-    async with running_city(settings) as city:
-        async with running_controller(settings) as ctl, api_client(ctl) as api:
-            for path, body in (
-                ("/api/v1/schedules/all-day", ALL_DAY),
-                ("/api/v1/calendars/city", CITY),
-                ("/api/v1/groups/hanoi/calendar", {"calendar": "city"}),
-            ):
-                assert (await api.put(path, json=body)).status_code == 200
-            confirmed = ctl.metrics.commands.labels("set_level", "confirmed")
-            await until(lambda: confirmed._value.get() == 6 + BUS_LAMPS, within_s=20, what="all at 30")
-        bus = city.segments.segments["bus1"]
-        since = time.monotonic()
+    async with _reminding(tmp_path) as (ctl, reminded):
+        assert ctl._serving is not None
+        assert reminded() < BUS_LAMPS - 10, "the pass ended before the rebuild began"
+        await ctl._serve(ctl._serving)  # what a takeover or a hand-back does to the links kept
+        await until(lambda: reminded() == BUS_LAMPS, within_s=30, what="every lamp reminded")
 
-        def reminded() -> set[int]:
-            return {w.unit_id for w in bus.writes if w.at >= since and w.setpoints.get("dim_level_pct") == 30}
-
-        async with running_controller(settings) as ctl:
-            await until(lambda: len(reminded()) >= 5, within_s=10, what="the reminders under way")
-            assert ctl._serving is not None
-            await ctl._serve(ctl._serving)  # what a takeover or a hand-back does to the links kept
-            assert len(reminded()) < BUS_LAMPS - 10, "the pass ended before the rebuild"
-            await until(lambda: len(reminded()) == BUS_LAMPS, within_s=20, what="every lamp reminded")
-            # The pass cut short left nothing pending in the command log: what it never sent is
-            # withdrawn, what it was sending when stopped says so.
-            assert ctl.scheduling is not None
-            await until(ctl.scheduling.sends.idle, within_s=10, what="the passes done")
+        # The pass cut short leaves nothing pending in the command log: what it never sent is
+        # withdrawn, what it was sending when stopped says so. (Its last exchange, cut on the
+        # bus, can fail the next lamp's: that one is sent again 15 s later, hence the wait.)
+        async def statuses() -> set[str]:
             log: list[CommandRow] = []
             for unit in range(1, BUS_LAMPS + 1):
                 log += (await ctl.registry.commands(f"bus1-{unit:03d}", limit=10, offset=0))[0]
-            assert "pending" not in {r.status for r in log}
+            return {r.status for r in log}
+
+        await fetched_until(statuses, lambda seen: "pending" not in seen, within_s=30, what="none pending")
 
 
 async def test_a_transition_during_the_catch_up_does_not_wait_for_the_reminders(tmp_path: Path) -> None:
     """A timed transition (sunset) or a photocell tick sends at once; the reminders it cut short
     are sent after it."""
-    settings = settings_for(tmp_path, bus_lamps=BUS_LAMPS, interval=60)
-    async with running_city(settings) as city:
-        async with running_controller(settings) as ctl, api_client(ctl) as api:
-            for path, body in (
-                ("/api/v1/schedules/all-day", ALL_DAY),
-                ("/api/v1/calendars/city", CITY),
-                ("/api/v1/groups/hanoi/calendar", {"calendar": "city"}),
-            ):
-                assert (await api.put(path, json=body)).status_code == 200
-            confirmed = ctl.metrics.commands.labels("set_level", "confirmed")
-            await until(lambda: confirmed._value.get() == 6 + BUS_LAMPS, within_s=20, what="all at 30")
-        bus = city.segments.segments["bus1"]
-        since = time.monotonic()
-
-        def reminded() -> set[int]:
-            return {w.unit_id for w in bus.writes if w.at >= since and w.setpoints.get("dim_level_pct") == 30}
-
-        async with running_controller(settings) as ctl:
-            assert ctl.scheduling is not None
-            await until(lambda: len(reminded()) >= 5, within_s=10, what="the reminders under way")
-            await ctl.scheduling.replan()  # what the runner does at a transition
-            assert len(reminded()) < BUS_LAMPS - 10, "the transition waited for the reminders"
-            await until(lambda: len(reminded()) == BUS_LAMPS, within_s=20, what="every lamp reminded")
+    async with _reminding(tmp_path) as (ctl, reminded):
+        assert ctl.scheduling is not None
+        await ctl.scheduling.replan()  # what the runner does at a transition
+        assert reminded() < BUS_LAMPS - 10, "the transition waited for the reminders"
+        await until(lambda: reminded() == BUS_LAMPS, within_s=20, what="every lamp reminded")
