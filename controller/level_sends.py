@@ -37,23 +37,24 @@ class LevelSends:
         self.sent.update(todo)
         return todo
 
+    def was_asked(self, lamp: str, level: int) -> bool:
+        """Was this lamp last asked this level (by whoever: this instance, another, a person)?"""
+        last = self.dispatcher.expected.get(lamp)
+        return last is not None and last.lit_level == level
+
     def forget_asked_otherwise(self) -> None:
         """Lamps last asked something else than the schedules sent them (by hand, or a command
         that never arrived) are sent their level again by the next pass."""
-        asked = self.dispatcher.expected
         for lamp, level in list(self.sent.items()):
-            last = asked.get(lamp)
-            if last is None or last.lit_level != level:
+            if not self.was_asked(lamp, level):
                 del self.sent[lamp]
 
     def changes(self, levels: Mapping[str, int]) -> tuple[dict[str, int], dict[str, int]]:
         """(changes, reminders): a lamp last asked exactly this level is only reminded of it."""
-        asked = self.dispatcher.expected
         changes: dict[str, int] = {}
         reminders: dict[str, int] = {}
         for lamp, level in levels.items():
-            last = asked.get(lamp)
-            (reminders if last is not None and last.lit_level == level else changes)[lamp] = level
+            (reminders if self.was_asked(lamp, level) else changes)[lamp] = level
         return changes, reminders
 
     async def send(self, levels: Mapping[str, int], *, give_way: Callable[[], bool] | None = None) -> bool:
@@ -73,24 +74,23 @@ class LevelSends:
             self._waiting -= 1
         try:
             for i, (turn, until) in enumerate(turns):
-                if until is not None and until():  # a change came during the changes' turn
-                    self._not_sent(turn)
-                    log.info("schedules: %d lamps' reminders gave way (to a change, a transition)", len(turn))
-                    return bool(turn)
                 try:
-                    left = await self._send_turn(turn, until)
+                    # a change may have come during the changes' turn: then none of these leave
+                    left = list(turn) if until is not None and until() else await self._send_turn(turn, until)
                 except BaseException:  # stopped or failed half-way: the later turns never left
                     for later, _ in turns[i + 1 :]:
                         self._not_sent(later)
                     raise
                 if left:
+                    self._not_sent(left)  # the next pass sends them
+                    log.info("schedules: %d lamps' reminders gave way (to a change, a transition)", len(left))
                     return True
             return False
         finally:
             self._lock.release()
 
-    async def _send_turn(self, levels: Mapping[str, int], until: Callable[[], bool] | None) -> bool:
-        """True if some were left (`until`)."""
+    async def _send_turn(self, levels: Mapping[str, int], until: Callable[[], bool] | None) -> list[str]:
+        """The lamps left unsent (`until`)."""
         by_level: dict[int, list[str]] = defaultdict(list)
         for lamp, level in levels.items():
             by_level[level].append(lamp)
@@ -116,11 +116,7 @@ class LevelSends:
                 else:
                     self.sent.pop(command.device_id, None)
                     self.unconfirmed.add(command.device_id)
-        left = [lamp for lamp in levels if lamp not in reached]
-        if left:
-            log.info("schedules: %d lamps' reminders gave way (to a change, a transition)", len(left))
-        self._not_sent(left)  # the next pass sends them
-        return bool(left)
+        return [lamp for lamp in levels if lamp not in reached]
 
     def _not_sent(self, lamps: Iterable[str]) -> None:
         for lamp in lamps:
