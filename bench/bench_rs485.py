@@ -52,10 +52,10 @@ async def bench(baud: int, seconds: float) -> None:
             ctl = Controller(load_config(config))
             await ctl.start()
             await asyncio.sleep(2)
-            ok = ctl.metrics.polls.labels("bus", "ok")
-            before = ok._value.get()
+            figures = ctl.metrics.polls.link("bus")
+            before = figures.ok
             await asyncio.sleep(seconds)
-            polls = ok._value.get() - before
+            polls = figures.ok - before
             samples = _poll_durations(ctl)
             await ctl.stop()
             await segment.stop()
@@ -71,10 +71,9 @@ async def bench(baud: int, seconds: float) -> None:
 
 def _poll_durations(ctl: Controller) -> str:
     # The histogram keeps buckets, not samples: report its mean instead of percentiles.
-    hist = ctl.metrics.poll_seconds.labels("bus")
-    total = hist._sum.get()
-    count = sum(b.get() for b in hist._buckets)
-    return f"mean {total / count * 1e3:.1f} ms" if count else percentiles([])
+    figures = ctl.metrics.polls.link("bus")
+    count = sum(figures.buckets)
+    return f"mean {figures.seconds / count * 1e3:.1f} ms" if count else percentiles([])
 
 
 def main() -> None:

@@ -235,9 +235,10 @@ def level_changed(previous: Reading | dict[str, Any] | None, reading: Reading) -
     """Did the lamp's switch or dimming level change from the previous reading?"""
     if previous is None:
         return True
+    # The reading values whose change other instances hear of at once (the rest at the state flush).
+    # Spelled out, not a generator over the names: this runs at every reading.
     before = previous.values if isinstance(previous, Reading) else previous.get("values", {})
-    return any(before.get(k) != reading.values.get(k) for k in NEWS_FIELDS)
-
-
-#: the reading values whose change other instances hear of at once (the rest at the state flush)
-NEWS_FIELDS = ("lamp_on", "dim_level_pct")
+    now = reading.values
+    return before.get("lamp_on") != now.get("lamp_on") or before.get("dim_level_pct") != now.get(
+        "dim_level_pct"
+    )

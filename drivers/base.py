@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from drivers.fields import FieldValue
 
@@ -39,17 +40,23 @@ class DeviceRef:
     profile: DeviceProfile
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One decoded sample of a device: typed, unit-named fields plus the raw status bits."""
+#: an empty mapping no one can change: the default status and rejections of a reading
+NOTHING: Mapping[str, Any] = MappingProxyType({})
+
+
+class Reading(NamedTuple):
+    """One decoded sample of a device: typed, unit-named fields plus the raw status bits.
+
+    A NamedTuple, not a frozen dataclass: one is built at every poll of every device, and a frozen
+    dataclass's __init__ took four times as long (1.9 vs 0.45 µs) for the same immutability."""
 
     device_id: str
     ts: datetime
     values: Mapping[str, FieldValue]
-    status: Mapping[str, bool] = field(default_factory=dict)
+    status: Mapping[str, bool] = NOTHING
     raw_status: int | None = None
     #: fields that failed to decode (name → reason); the other fields are still valid.
-    rejected: Mapping[str, str] = field(default_factory=dict)
+    rejected: Mapping[str, str] = NOTHING
 
 
 @dataclass(slots=True)

@@ -85,16 +85,12 @@ class ModbusLink(Driver):
     async def read(self, device: DeviceRef) -> Reading:
         codec = codec_for(device.profile)
         async with self._lock:
-            blocks = [await self._read_block(device, b) for b in codec.poll_blocks]
+            if len(codec.poll_blocks) == 1:  # most profiles: no (async) comprehension per poll
+                blocks = [await self._read_block(device, codec.poll_blocks[0])]
+            else:
+                blocks = [await self._read_block(device, b) for b in codec.poll_blocks]
         values, status, raw_status, rejected = codec.decode_poll(blocks)
-        return Reading(
-            device_id=device.device_id,
-            ts=datetime.now(UTC),
-            values=values,
-            status=status,
-            raw_status=raw_status,
-            rejected=rejected,
-        )
+        return Reading(device.device_id, datetime.now(UTC), values, status, raw_status, rejected)
 
     async def write(self, device: DeviceRef, setpoints: Mapping[str, FieldValue]) -> None:
         writes = _encoded(device, setpoints)
@@ -145,7 +141,9 @@ class ModbusLink(Driver):
         return registers
 
     async def _call(self, device: DeviceRef, request: Callable[[Any], Awaitable[Any]]) -> Any:
-        client = await self._ensure_connected()
+        client = self._client
+        if client is None or not client.connected:
+            client = await self._ensure_connected()
         try:
             rsp = await request(client)
         except ConnectionException as exc:

@@ -23,8 +23,10 @@ MAX_READ_GAP = 8
 # Decoder kinds for the polling fast path; float32 takes the general path.
 _U16, _I16, _BOOL, _VERSION, _U32, _I32, _GENERAL = range(7)
 _KIND = {"uint16": _U16, "int16": _I16, "version16": _VERSION, "uint32": _U32, "int32": _I32}
-#: (field, block, first word, second word, kind, scale, min, max, where, spec, word order)
-_FastField = tuple[str, int, int, int, int, float, float | None, float | None, str, "RegisterSpec", WordOrder]
+#: (field, block, first word, second word, kind, scale, divisor, rounded, min, max, where, spec, word order)
+_FastField = tuple[
+    str, int, int, int, int, float, int, bool, float | None, float | None, str, "RegisterSpec", WordOrder
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +73,12 @@ class RegisterCodec:
             if shift:  # an offset unit (°F → °C): the general path converts it
                 kind = _GENERAL
             scale: float = reg.scale * gain
+            divisor, rounded = _exact_scaling(scale)
             self._fast.append(
-                (reg.field, block, first, second, kind, scale, reg.min, reg.max, where, reg, reg_order)
+                (
+                    *(reg.field, block, first, second, kind, scale, divisor, rounded),
+                    *(reg.min, reg.max, where, reg, reg_order),
+                )
             )
 
     # -- decoding ------------------------------------------------------------------------------
@@ -89,7 +95,21 @@ class RegisterCodec:
             raw_status = blocks[block][offset]
             for flag, bit in bits:
                 status[flag] = bool(raw_status >> bit & 1)
-        for field, block, first, second, kind, scale, lo, hi, where, reg, order in self._fast:
+        for (
+            field,
+            block,
+            first,
+            second,
+            kind,
+            scale,
+            divisor,
+            rounded,
+            lo,
+            hi,
+            where,
+            reg,
+            order,
+        ) in self._fast:
             words = blocks[block]
             if kind == _GENERAL:
                 try:
@@ -114,14 +134,14 @@ class RegisterCodec:
             elif kind == _VERSION:
                 values[field] = f"{raw >> 8}.{raw & 0xFF}"
                 continue
-            value: float = raw * scale if scale != 1 else raw
+            value: float = raw / divisor if divisor else raw * scale if scale != 1 else raw
             if (lo is not None and value < lo) or (hi is not None and value > hi):
                 rejected[field] = f"{where}: value {value:g} outside {lo}..{hi}"
                 continue
             if kind == _BOOL:
                 values[field] = bool(value)
             else:
-                values[field] = round(value, 6) if scale != 1 else value
+                values[field] = round(value, 6) if rounded else value
         return values, status, raw_status, rejected
 
     def decode_setpoints(self, blocks: Sequence[Sequence[int]]) -> dict[str, FieldValue]:
@@ -149,6 +169,19 @@ class RegisterCodec:
     def encode_measurement(self, reg: RegisterSpec, value: FieldValue) -> list[int]:
         """Physical value → register words (used by simulators)."""
         return encode_register(reg, value, reg.word_order or self._order)
+
+
+def _exact_scaling(scale: float) -> tuple[int, bool]:
+    """(divisor, rounded) for the polling fast path. A scale of 0.1, 0.01, 0.001 divides by 10, 100,
+    1000: the result is already the nearest float to the decimal (230.1, not 230.10000000000002),
+    as round(raw * scale, 6) made it, without round's cost at every field of every poll. A whole
+    scale needs no rounding either; any other scale is multiplied, then rounded to 6 places."""
+    if scale == 1 or scale == int(scale):
+        return 0, False
+    inverse = round(1 / scale)
+    if inverse > 1 and abs(1 / scale - inverse) < 1e-9:
+        return inverse, False
+    return 0, True
 
 
 def decode_register(

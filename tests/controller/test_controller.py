@@ -89,10 +89,7 @@ async def test_shutdown_drains_the_queue_and_state_survives_a_restart(tmp_path: 
         async with running_controller(settings) as ctl:
             await until(lambda: states(ctl)["gw1-001"] == "fault")
             # stop while readings may still be queued: all polled readings must reach the store
-        polled = (
-            ctl.metrics.polls.labels("gw1", "ok")._value.get()
-            + ctl.metrics.polls.labels("bus1", "ok")._value.get()
-        )
+        polled = ctl.metrics.polls.link("gw1").ok + ctl.metrics.polls.link("bus1").ok
         stored = ctl.metrics.readings_stored._value.get()
         assert stored == polled
         ctl2 = Controller(settings)
