@@ -51,7 +51,7 @@ def spawn(
     }
     log = (tmp / f"instance-{i}.log").open("ab")
     proc = psutil.Popen(
-        [sys.executable, "-m", "lamplighter.cli", "run", "-c", str(config)],
+        [sys.executable, "-m", "lamplighter", "run", "-c", str(config)],
         env=env,
         stdout=log,
         stderr=log,

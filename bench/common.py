@@ -94,7 +94,7 @@ def _street(g: int) -> str:
 def simulators(config: Path, control_port: int) -> Iterator[subprocess.Popen[bytes]]:
     """Run `lamplighter simulate` for the config in its own process (its own core)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lamplighter.cli", "simulate", "-c", str(config)],
+        [sys.executable, "-m", "lamplighter", "simulate", "-c", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

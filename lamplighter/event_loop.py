@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -45,6 +46,20 @@ def tune_collector() -> None:
     """The young generation made larger (see above); the older ones as they were."""
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_COLLECTION_EVERY, older, oldest)
+
+
+def resume_collector() -> float:
+    """After `lamplighter run` has started (lamplighter/__main__.py paused the collector): one full
+    collection for start-up's cyclic garbage, then everything still alive is frozen — the modules,
+    the config, the registry's rows stay for good, and later full collections no longer scan them —
+    and the collector resumes. Returns the seconds it took; nothing if the collector was not paused."""
+    if gc.isenabled():
+        return 0.0
+    started = time.perf_counter()
+    gc.collect()
+    gc.freeze()
+    gc.enable()
+    return time.perf_counter() - started
 
 
 def run(main: Coroutine[Any, Any, T], *, embedded_broker: bool = False) -> T:

@@ -26,6 +26,7 @@ from api.server import ApiServer
 from controller.config import ControllerSettings
 from controller.runtime import Controller
 from controller.service import ControllerService
+from lamplighter import event_loop
 from lamplighter.auth_cli import demo_credentials
 from lamplighter.demo_air import backfill_air
 from lamplighter.schedule_file import ScheduleFile
@@ -63,6 +64,8 @@ async def run_controller(
         if simulate_config is not None:
             await backfill_air(controller)
         await _start_server(api, "API")
+        took = event_loop.resume_collector()
+        log.debug("start-up's objects frozen, the garbage collector resumed (%.2f s)", took)
         typer.echo(f"Lamplighter on {api.url}  —  dashboard: {api.url}/  API docs: {api.url}/docs")
         if simulate_config is not None:
             key, passwords = await demo_credentials(controller.auth)
@@ -148,7 +151,7 @@ async def _spawn_simulators(
     if credentials is not None:
         env["LAMPLIGHTER_SIMULATOR__MQTT_CREDENTIALS"] = str(credentials)
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lamplighter.cli", "simulate", "-c", str(config), env=env
+        sys.executable, "-m", "lamplighter", "simulate", "-c", str(config), env=env
     )
     url = f"http://{settings.simulator.control_host}:{settings.simulator.control_port}/links"
     async with httpx.AsyncClient() as client:

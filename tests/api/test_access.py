@@ -233,7 +233,7 @@ async def test_keys_made_by_the_cli_work_until_revoked(api: tuple[Controller, st
 
     async def cli(*args: str) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lamplighter.cli", "auth", *args, "-c", config,
+            sys.executable, "-m", "lamplighter", "auth", *args, "-c", config,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 60)

@@ -120,7 +120,7 @@ async def test_the_cli_uploads_and_runs_a_campaign_with_progress(tmp_path: Path,
 
     async def cli(*args: str) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lamplighter.cli", "firmware", *args,
+            sys.executable, "-m", "lamplighter", "firmware", *args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 60)

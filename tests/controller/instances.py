@@ -16,7 +16,7 @@ import httpx
 
 from tests.conftest import free_port
 
-LAMPLIGHTER = [sys.executable, "-m", "lamplighter.cli"]
+LAMPLIGHTER = [sys.executable, "-m", "lamplighter"]
 
 
 class Instance:

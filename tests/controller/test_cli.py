@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -18,7 +19,7 @@ from lamplighter.cli_support import API_KEY_ENV, api_headers
 from tests.conftest import free_port
 from tests.controller.city import write_city
 
-LAMPLIGHTER = [sys.executable, "-m", "lamplighter.cli"]
+LAMPLIGHTER = [sys.executable, "-m", "lamplighter"]
 # what `make run` adds to the lamps: its own ports, the embedded broker, a sensor and an access point
 EXTRA = """
 [api]
@@ -165,6 +166,8 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
         assert "bus1: no_response on all 3 lamps" in tripped.stdout
         comms = _wait_for_ok(f"{base}/api/v1/alerts?kind=communicationFailure", expect_total=3)
         assert {a["device_id"] for a in comms["items"]} == {"bus1-001", "bus1-002", "bus1-003"}
+        # the garbage collector, paused while the program started (lamplighter/__main__.py), runs again
+        _wait_for_young_collections(base)
     finally:
         os.environ.pop(API_KEY_ENV, None)
         proc.send_signal(signal.SIGINT)
@@ -232,6 +235,20 @@ class _Output:
         while not self._lines.empty():
             self._seen.append(self._lines.get_nowait())
         return "".join(self._seen)
+
+
+def _wait_for_young_collections(base: str, timeout: float = 30) -> None:
+    pattern = re.compile(r'^lamplighter_gc_pause_seconds_count\{generation="0"\} (\S+)$', re.M)
+    deadline = time.monotonic() + timeout
+    seen = "no answer"
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            seen = httpx.get(f"{base}/metrics", timeout=2, headers=api_headers()).text
+            found = pattern.search(seen)
+            if found and float(found[1]) > 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"no young collection in {timeout} s after start: {pattern.findall(seen)}")
 
 
 def _wait_for_ok(url: str, expect_total: int, timeout: float = 30) -> dict:  # type: ignore[type-arg]

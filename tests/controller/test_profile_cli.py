@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.api.test_declared_fields import PROFILE
 
-LAMPLIGHTER = [sys.executable, "-m", "lamplighter.cli"]
+LAMPLIGHTER = [sys.executable, "-m", "lamplighter"]
 
 
 def check(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from simulators.pty import PtyPair
 from tests.firmware_bridge.conftest import image_of
 from tests.waiting import until
 
-LAMPLIGHTER = [sys.executable, "-m", "lamplighter.cli", "firmware"]
+LAMPLIGHTER = [sys.executable, "-m", "lamplighter", "firmware"]
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
