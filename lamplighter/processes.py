@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -65,7 +66,12 @@ async def run_controller(
             await backfill_air(controller)
         await _start_server(api, "API")
         took = event_loop.resume_collector()
-        log.debug("start-up's objects frozen, the garbage collector resumed (%.2f s)", took)
+        if took:
+            log.info(
+                "start-up's %d objects frozen, the garbage collector resumed (%.2f s)",
+                gc.get_freeze_count(),
+                took,
+            )
         typer.echo(f"Lamplighter on {api.url}  —  dashboard: {api.url}/  API docs: {api.url}/docs")
         if simulate_config is not None:
             key, passwords = await demo_credentials(controller.auth)
