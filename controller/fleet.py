@@ -239,6 +239,5 @@ def level_changed(previous: Reading | dict[str, Any] | None, reading: Reading) -
     # Spelled out, not a generator over the names: this runs at every reading.
     before = previous.values if isinstance(previous, Reading) else previous.get("values", {})
     now = reading.values
-    return before.get("lamp_on") != now.get("lamp_on") or before.get("dim_level_pct") != now.get(
-        "dim_level_pct"
-    )
+    switched = before.get("lamp_on") != now.get("lamp_on")
+    return switched or before.get("dim_level_pct") != now.get("dim_level_pct")

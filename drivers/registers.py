@@ -179,7 +179,8 @@ def _exact_scaling(scale: float) -> tuple[int, bool]:
     if scale == 1 or scale == int(scale):
         return 0, False
     inverse = round(1 / scale)
-    if inverse > 1 and abs(1 / scale - inverse) < 1e-9:
+    # (a finer scale than 1e-6 keeps its rounding to 6 places: the division would keep more)
+    if 1 < inverse <= 1_000_000 and abs(1 / scale - inverse) < 1e-9:
         return inverse, False
     return 0, True
 

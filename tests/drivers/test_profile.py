@@ -54,6 +54,20 @@ def test_decode_scales_signs_word_order_and_status_bits() -> None:
     assert not status["relay_fault"]
 
 
+def test_scaled_values_are_the_decimals_the_registers_mean() -> None:
+    """What the API and the telemetry show: 230.1 V, not 230.10000000000002 (scales of 0.1, 0.01 and
+    0.001 divide; other scales multiply and round to 6 places: the same floats either way)."""
+    codec = codec_for(LAMP)
+    for raw in range(1001):
+        image = _input_image(w2=[raw * 4], w3=[raw * 20], w5=[raw], w10=[0, raw * 65])
+        values, _, _, rejected = codec.decode_poll([image])
+        assert rejected == {}
+        assert values["voltage_v"] == round(raw * 4 * 0.1, 6) == float(f"{raw * 4 / 10:.1f}")
+        assert values["current_a"] == round(raw * 20 * 0.001, 6) == float(f"{raw * 20 / 1000:.3f}")
+        assert values["power_factor"] == round(raw * 0.001, 6) == float(f"{raw / 1000:.3f}")
+        assert values["burning_hours_h"] == round(raw * 65 * 0.01, 6) == float(f"{raw * 65 / 100:.2f}")
+
+
 def test_out_of_range_value_is_rejected_and_the_rest_kept() -> None:
     values, _, _, rejected = codec_for(LAMP).decode_poll([_input_image(w2=[9999], w0=[250])])
     assert "voltage_v" not in values
