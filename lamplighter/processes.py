@@ -65,13 +65,8 @@ async def run_controller(
         if simulate_config is not None:
             await backfill_air(controller)
         await _start_server(api, "API")
-        took = event_loop.resume_collector()
-        if took:
-            log.info(
-                "start-up's %d objects frozen, the garbage collector resumed (%.2f s)",
-                gc.get_freeze_count(),
-                took,
-            )
+        if event_loop.resume_collector():
+            log.info("garbage collector resumed; start-up's %d objects frozen", gc.get_freeze_count())
         typer.echo(f"Lamplighter on {api.url}  —  dashboard: {api.url}/  API docs: {api.url}/docs")
         if simulate_config is not None:
             key, passwords = await demo_credentials(controller.auth)
