@@ -315,7 +315,7 @@ async def faults(
             print(f"    {line}")
 
         partition = can_cut_packets()
-        t0 = time.perf_counter()
+        t0, started_at = time.perf_counter(), time.time()
         back = again(group=city_faults.PARTITION_GID) if partition else again()
         answered = await ready(back, tmp)
         await city_faults.until(lambda: city_faults.holds(api, back.url, shard), 60)
@@ -323,6 +323,9 @@ async def faults(
             f"  restart with the config unchanged: answering after {answered:.1f} s, its shard back "
             f"after {time.perf_counter() - t0:.1f} s"
         )
+        back_log = [tmp / f"instance-{back.number}.log"]
+        for line in city_faults.takeover_lines(back_log, started_at, city_faults.START_LINES)[:8]:
+            print(f"    {line}")
         if not partition:
             print("  partition: skipped (needs root and iptables)")
             return back

@@ -129,9 +129,19 @@ TAKEOVER_LINES = (
 )
 
 
-def takeover_lines(logs: list[Path], since: float) -> list[str]:
-    """The survivors' log lines about a takeover from `since` (wall clock), each with its time
-    after it: where the seconds between a kill and the lamps following went."""
+#: what a restarted instance's log says on its way to answering: where a restart's seconds go
+START_LINES = (
+    "registry mirrors the config",
+    "open alerts restored",
+    "serving",
+    "controller started",
+    "garbage collector resumed",
+)
+
+
+def takeover_lines(logs: list[Path], since: float, keys: tuple[str, ...] = TAKEOVER_LINES) -> list[str]:
+    """The survivors' log lines about a takeover (or other `keys`) from `since` (wall clock), each
+    with its time after it: where the seconds between a kill and the lamps following went."""
     out = []
     for path in logs:
         for line in path.read_text(errors="replace").splitlines():
@@ -140,6 +150,6 @@ def takeover_lines(logs: list[Path], since: float) -> list[str]:
                 at = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
             except ValueError:
                 continue
-            if at >= since and any(key in line for key in TAKEOVER_LINES):
+            if at >= since and any(key in line for key in keys):
                 out.append(f"+{at - since:5.1f} s {path.stem}: {line[24:].strip()[:150]}")
     return sorted(out)
