@@ -200,15 +200,21 @@ async def test_refused_points_are_counted_and_their_neighbours_kept(
     influx: InfluxDB1, tmp_path: Path, store_factory: Any
 ) -> None:
     store = await store_factory(settings(influx.url, tmp_path))
-    # an older system wrote firmware_version as a number: a string now conflicts with it
-    await store.write(readings("lamp-1", 1, NOW - dt.timedelta(hours=1), firmware_version=1.4))
+    # an older system wrote firmware_version as a number: a string now conflicts with it. InfluxDB
+    # keeps a field's type per shard (7-day groups, from Monday 00:00 UTC), so that point goes in the
+    # batch's minute: an hour before it, it fell into last week's shard on a Monday just after
+    # midnight, and nothing conflicted.
+    await store.write(readings("other", 1, NOW + dt.timedelta(seconds=30), firmware_version=1.4))
     assert await store.flush()
     batch = readings("lamp-1", 10, NOW)
     batch[4] = Reading("lamp-1", batch[4].ts, {**batch[4].values, "firmware_version": "1.5"})
     await store.write(batch)
     assert await store.flush()
     assert store.rejected_points == 1
-    rows = influx.query('SELECT count("power_w") FROM "lamplighter" WHERE time >= now() - 30m', "city")
+    rows = influx.query(
+        """SELECT count("power_w") FROM "lamplighter" WHERE "device" = 'lamp-1' AND time >= now() - 30m""",
+        "city",
+    )
     assert rows[0][1] == 9
 
 
