@@ -25,8 +25,7 @@ from drivers.base import DeviceRef, Driver, LinkStats, Reading, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
 from drivers.fields import FieldValue
 from drivers.options import ModbusOptions
-from drivers.profile import DeviceProfile
-from drivers.registers import ReadBlock, RegisterCodec, codec_for
+from drivers.registers import ReadBlock, codec_for
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,6 @@ class ModbusLink(Driver):
         self.stats = LinkStats()
         self._lock = asyncio.Lock()
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
-        self._codecs: dict[str, tuple[DeviceProfile, RegisterCodec]] = {}
         self._schedule = ReconnectSchedule(
             link_id, self.stats, base_s=self.options.backoff_base_s, cap_s=self.options.backoff_cap_s
         )
@@ -85,7 +83,7 @@ class ModbusLink(Driver):
             self.stats.connected = False
 
     async def read(self, device: DeviceRef) -> Reading:
-        codec = self._codec(device)
+        codec = codec_for(device.profile)
         async with self._lock:
             if len(codec.poll_blocks) == 1:  # most profiles: no (async) comprehension per poll
                 blocks = [await self._read_block(device, codec.poll_blocks[0])]
@@ -114,14 +112,6 @@ class ModbusLink(Driver):
         return _decoded_setpoints(device, blocks)
 
     # -- internals (call with the lock held) ------------------------------------------------------
-    def _codec(self, device: DeviceRef) -> RegisterCodec:
-        """The device's codec, found by its id: `codec_for` hashes the profile (a pydantic attribute
-        read), at every poll. The profile is checked: a device given another profile gets its codec."""
-        known = self._codecs.get(device.device_id)
-        if known is None or known[0] is not device.profile:
-            known = self._codecs[device.device_id] = (device.profile, codec_for(device.profile))
-        return known[1]
-
     async def _write_blocks(self, device: DeviceRef, writes: list[tuple[int, list[int]]]) -> None:
         unit = int(device.address)
         for start, words in writes:
