@@ -25,7 +25,7 @@ import httpx
 
 from controller.config import InfluxSettings
 from controller.telemetry.influx import InfluxStore
-from controller.telemetry.lines import encode, series_keys
+from controller.telemetry.lines import SeriesKeys, encode
 from drivers.base import Reading
 from tests.tsdb import InfluxDB1
 
@@ -72,10 +72,8 @@ def count(server: InfluxDB1, db: str) -> int:
 
 
 async def raw_writer(server: InfluxDB1, readings: list[Reading], db: str) -> float:
-    keys = series_keys("lamplighter", tags())
-    batches = [
-        encode(readings[i : i + BATCH], keys, "lamplighter")[0] for i in range(0, len(readings), BATCH)
-    ]
+    keys = SeriesKeys("lamplighter", tags())
+    batches = [encode(readings[i : i + BATCH], keys)[0] for i in range(0, len(readings), BATCH)]
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
         await client.post("/query", params={"q": f'CREATE DATABASE "{db}"'})
         t0 = time.perf_counter()

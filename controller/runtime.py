@@ -49,6 +49,7 @@ from controller.shard_work import ShardWork
 from controller.state_news import ANNOUNCE_EVERY_S, NewsListener
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
+from controller.telemetry.tags import DeviceTags
 from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
 from schedules.astro import AstroClock
 
@@ -126,18 +127,7 @@ class Controller:
             self.devices_of_link[row.link_id].append(row)
         self.fleet = Fleet(self.devices, offline_after_failures=self.settings.poller.offline_after_failures)
         self.fleet.restore(await self.registry.load_states())
-        self.store.describe_devices(
-            {
-                row.id: {
-                    "device": row.id,
-                    "site": row.site_id,
-                    "group": row.group_path,
-                    "profile": row.profile,
-                    "kind": row.kind,
-                }
-                for row in self.devices.values()
-            }
-        )
+        self.store.describe_devices(DeviceTags(self.devices))
         await self.store.open()
         # MQTT links in a shared group are ingested by every instance (docs/deployment.md): their
         # drivers serve the city; the shard's own links get theirs with the shard's work.

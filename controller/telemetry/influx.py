@@ -22,18 +22,14 @@ import re
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
-from influxdb_client.client.write_api_async import WriteApiAsync
-from influxdb_client.domain.write_precision import WritePrecision
-from influxdb_client.rest import ApiException
 
 import controller.telemetry.influxql as ql
 from controller.config import InfluxSettings
 from controller.telemetry.disk_buffer import DiskBuffer, Segment
-from controller.telemetry.lines import encode, series_keys
+from controller.telemetry.lines import SeriesKeys, encode
 from controller.telemetry.store import (
     NON_NUMERIC,
     Aggregate,
@@ -45,6 +41,9 @@ from controller.telemetry.store import (
 from drivers.backoff import Backoff
 from drivers.base import Reading
 from drivers.fields import READING_FIELDS
+
+if TYPE_CHECKING:
+    from controller.telemetry.influx_v2 import V2Writer
 
 log = logging.getLogger(__name__)
 #: batches kept in memory before new ones go to disk even while the server is up
@@ -60,7 +59,7 @@ class Unavailable(Exception):
 class InfluxStore(TelemetryStore):
     def __init__(self, settings: InfluxSettings) -> None:
         self.s = settings
-        self.keys: dict[str, str] = {}
+        self.keys = SeriesKeys(settings.measurement, {})
         self.buffer = DiskBuffer(settings.buffer_dir, int(settings.buffer_max_mb * 2**20))
         self.pending: deque[tuple[bytes, int]] = deque()
         self.written_points = 0
@@ -72,26 +71,20 @@ class InfluxStore(TelemetryStore):
         self._sender: asyncio.Task[None] | None = None
         self._spill: asyncio.Future[None] | None = None  # pending batches on their way to disk
         self._http: httpx.AsyncClient | None = None
-        self._v2: InfluxDBClientAsync | None = None
-        self._v2_write: WriteApiAsync | None = None
+        self._v2: V2Writer | None = None
 
     def describe_devices(self, tags: Mapping[str, Mapping[str, str]]) -> None:
         """Tags of each device's points: device, site, group, profile, kind."""
-        self.keys = series_keys(self.s.measurement, tags)
+        self.keys = SeriesKeys(self.s.measurement, tags)
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def open(self) -> None:
         headers = {"Authorization": f"Token {self.s.token}"} if self.s.token else {}
         self._http = httpx.AsyncClient(base_url=self.s.url, timeout=self.s.timeout_s, headers=headers)
         if self.s.write_endpoint == "v2":
-            self._v2 = InfluxDBClientAsync(
-                url=self.s.url,
-                token=self.s.token or (f"{self.s.username}:{self.s.password}" if self.s.username else ""),
-                org=self.s.org,
-                timeout=int(self.s.timeout_s * 1000),
-                enable_gzip=self.s.gzip,
-            )
-            self._v2_write = self._v2.write_api()
+            from controller.telemetry.influx_v2 import V2Writer  # only v2 loads influxdb-client
+
+            self._v2 = V2Writer(self.s, self._bucket())
         else:
             await self._create_database()
         await self.buffer.open()
@@ -112,14 +105,14 @@ class InfluxStore(TelemetryStore):
             await self._http.aclose()
             self._http = None
         if self._v2 is not None:
-            await self._v2.close()  # type: ignore[no-untyped-call]
+            await self._v2.close()
             self._v2 = None
 
     # -- writing ----------------------------------------------------------------------------------
     async def write(self, readings: Sequence[Reading]) -> None:
         size = self.s.batch_size
         for i in range(0, len(readings), size):
-            lines, n = encode(readings[i : i + size], self.keys, self.s.measurement)
+            lines, n = encode(readings[i : i + size], self.keys)
             if not n:
                 continue
             if self.down or len(self.buffer) or len(self.pending) >= MAX_PENDING:
@@ -271,17 +264,8 @@ class InfluxStore(TelemetryStore):
 
     async def _post(self, lines: bytes) -> tuple[int, str]:
         try:
-            if self._v2_write is not None:
-                try:
-                    await self._v2_write.write(
-                        bucket=self._bucket(),
-                        org=self.s.org,
-                        record=lines,
-                        write_precision=WritePrecision.US,  # type: ignore[arg-type]  # a str constant
-                    )
-                except ApiException as exc:
-                    return int(exc.status or 0), str(exc.body or exc.reason)
-                return 204, ""
+            if self._v2 is not None:
+                return await self._v2.post(lines)
             assert self._http is not None
             body = gzip.compress(lines, compresslevel=1) if self.s.gzip else lines
             headers = {"Content-Encoding": "gzip"} if self.s.gzip else {}

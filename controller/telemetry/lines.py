@@ -25,18 +25,26 @@ def escape_string(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def series_keys(measurement: str, tags: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    """device id → `<measurement>,<tags>` prefix, built once per device (each distinct tag text
-    escaped once: sites, groups and profiles repeat across 50,000 devices)."""
-    escaped = functools.cache(escape_tag)
-    return {
-        device: escaped(measurement)
-        + "".join(f",{escaped(k)}={escaped(v)}" for k, v in sorted(t.items()) if v)
-        for device, t in tags.items()
-    }
+class SeriesKeys(dict[str, str]):
+    """device id → `<measurement>,<tags>` prefix, built at the device's first point and kept (each
+    distinct tag text escaped once: sites, groups and profiles repeat across 50,000 devices).
+    A device without tags is tagged with its id alone."""
+
+    def __init__(self, measurement: str, tags: Mapping[str, Mapping[str, str]]) -> None:
+        super().__init__()
+        self.tags = tags
+        self._escaped = functools.cache(escape_tag)
+        self._measurement = self._escaped(measurement)
+
+    def __missing__(self, device: str) -> str:
+        escaped = self._escaped
+        tags = self.tags.get(device) or {"device": device}
+        key = self._measurement + "".join(f",{escaped(k)}={escaped(v)}" for k, v in sorted(tags.items()) if v)
+        self[device] = key
+        return key
 
 
-def encode(readings: Sequence[Reading], keys: Mapping[str, str], measurement: str) -> tuple[bytes, int]:
+def encode(readings: Sequence[Reading], keys: SeriesKeys) -> tuple[bytes, int]:
     """(line protocol, number of points); readings with no usable field are left out."""
     lines = []
     for r in readings:
@@ -53,8 +61,7 @@ def encode(readings: Sequence[Reading], keys: Mapping[str, str], measurement: st
             fields.append(f"status_bits={float(r.raw_status)!r}")
         if not fields:
             continue
-        key = keys.get(r.device_id) or f"{escape_tag(measurement)},device={escape_tag(r.device_id)}"
-        lines.append(f"{key} {','.join(fields)} {_microseconds(r.ts)}")
+        lines.append(f"{keys[r.device_id]} {','.join(fields)} {_microseconds(r.ts)}")
     if not lines:
         return b"", 0
     return ("\n".join(lines) + "\n").encode(), len(lines)

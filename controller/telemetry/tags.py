@@ -1,0 +1,36 @@
+"""The tags of a device's points (InfluxDB), read from its registry row when first asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from controller.registry import DeviceRow
+
+
+class DeviceTags(Mapping[str, Mapping[str, str]]):
+    """device id → its tags (device, site, group, profile, kind), each built when asked for.
+
+    A store asks for the devices whose points it writes — an instance's shard and the city's MQTT
+    devices — at their first point; building all 52,500 of a city at start cost ~0.15 s of every
+    start (with the series keys made from them)."""
+
+    def __init__(self, rows: Mapping[str, DeviceRow]) -> None:
+        self._rows = rows
+
+    def __getitem__(self, device_id: str) -> Mapping[str, str]:
+        row = self._rows[device_id]
+        return {
+            "device": row.id,
+            "site": row.site_id,
+            "group": row.group_path,
+            "profile": row.profile,
+            "kind": row.kind,
+        }
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
