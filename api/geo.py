@@ -16,7 +16,7 @@ from api.deps import Service
 from api.errors import ApiError
 from api.map import light_of
 from api.models import DeviceStateName
-from controller.registry import DeviceRow
+from controller.device import Device
 from controller.service import DeviceInfo
 from controller.vocabulary import DeviceKind
 
@@ -104,10 +104,10 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
-_STATIC: dict[str, tuple[DeviceRow, str]] = {}
+_STATIC: dict[str, tuple[Device, str]] = {}
 
 
-def _static_part(device_id: str, row: DeviceRow) -> str:
+def _static_part(device_id: str, row: Device) -> str:
     """The feature up to its live properties, encoded once per device row (a new row after a
     restart or config change is encoded again)."""
     cached = _STATIC.get(device_id)

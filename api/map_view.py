@@ -22,7 +22,7 @@ from api.access import Permission, allow
 from api.deps import Service
 from api.geo import parse_bbox
 from api.map import light_of
-from controller.registry import DeviceRow
+from controller.device import Device
 
 router = APIRouter(prefix="/api/v1", tags=["map"], dependencies=[allow(Permission.READ)])
 
@@ -41,7 +41,7 @@ _DUMPS = json.JSONEncoder(separators=(",", ":")).encode
 class GridIndex:
     """Device ids by INDEX_DEG cell of their position."""
 
-    def __init__(self, rows: Mapping[str, DeviceRow]) -> None:
+    def __init__(self, rows: Mapping[str, Device]) -> None:
         self.rows = rows
         self.cells: dict[tuple[int, int], list[tuple[float, float, str]]] = defaultdict(list)
         for device_id, row in rows.items():
@@ -69,7 +69,7 @@ def _cell(lon: float, lat: float) -> tuple[int, int]:
 _INDEX: dict[int, GridIndex] = {}  # by the identity of the device set (a restart makes a new one)
 
 
-def grid_index(rows: Mapping[str, DeviceRow]) -> GridIndex:
+def grid_index(rows: Mapping[str, Device]) -> GridIndex:
     index = _INDEX.get(id(rows))
     if index is None or index.rows is not rows:
         _INDEX.clear()

@@ -12,8 +12,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from controller.device import Device
 from controller.fleet import DeviceStatus
-from controller.registry import DeviceRow
 from drivers.fields import FieldValue
 from drivers.profile import DeviceProfile
 
@@ -80,7 +80,7 @@ def _iso(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _point(row: DeviceRow) -> dict[str, Any]:
+def _point(row: Device) -> dict[str, Any]:
     return {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [row.longitude, row.latitude]}}
 
 
@@ -103,7 +103,7 @@ def measured(
 
 
 def device_entity(
-    entity_type: str, st: DeviceStatus, row: DeviceRow, profile: DeviceProfile, urn: str
+    entity_type: str, st: DeviceStatus, row: Device, profile: DeviceProfile, urn: str
 ) -> dict[str, Any] | None:
     """A cabinet meter, an observing sensor or another device; None for an observation not yet made."""
     values = st.last_values()

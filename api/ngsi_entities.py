@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from api.ngsi_devices import device_entity
+from controller.device import Device
 from controller.errors import ServiceError
 from controller.fleet import DeviceStatus
-from controller.registry import DeviceRow
 from controller.service import ControllerService
 
 CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
@@ -129,7 +129,7 @@ async def entities_of(service: ControllerService, kinds: set[str]) -> list[dict[
     if "Streetlight" in kinds:
         found["Streetlight"] = [_streetlight(states[r.id], r, alerts[r.id]) for r in lamps]
     if "StreetlightGroup" in kinds:
-        groups: dict[str, list[DeviceRow]] = defaultdict(list)
+        groups: dict[str, list[Device]] = defaultdict(list)
         for r in lamps:
             groups[r.group_path].append(r)
         found["StreetlightGroup"] = [
@@ -177,7 +177,7 @@ def _power_state(values: Mapping[str, Any]) -> str:
     return "low" if isinstance(level, int | float) and level < 100 else "on"
 
 
-def _streetlight(st: DeviceStatus, row: DeviceRow, alerts: set[str]) -> dict[str, Any]:
+def _streetlight(st: DeviceStatus, row: Device, alerts: set[str]) -> dict[str, Any]:
     values = st.last_values()
     status = "defectiveLamp" if alerts & DEFECTIVE else "columnIssue" if alerts & COLUMN else "ok"
     entity: dict[str, Any] = {
@@ -202,7 +202,7 @@ def _streetlight(st: DeviceStatus, row: DeviceRow, alerts: set[str]) -> dict[str
 
 
 def _group(
-    states: Mapping[str, DeviceStatus], path: str, members: list[DeviceRow], alerts: dict[str, set[str]]
+    states: Mapping[str, DeviceStatus], path: str, members: list[Device], alerts: dict[str, set[str]]
 ) -> dict[str, Any]:
     lit = sum(1 for m in members if states[m.id].last_values().get("lamp_on"))
     faulty = sum(1 for m in members if alerts[m.id] & (DEFECTIVE | COLUMN))

@@ -12,7 +12,7 @@ from api.access import CurrentPrincipal, Permission, allow
 from api.deps import Heavy, Service
 from api.errors import ApiError, ErrorBody
 from api.params import time_range
-from controller.registry import DeviceRow
+from controller.device import Device
 from controller.schedule_history import MAX_REASON, Change
 from controller.scheduling import Kind
 from controller.service import ControllerService
@@ -137,7 +137,7 @@ def group_preview(
     plan: Plan,
     group: str,
     device: str | None,
-    lamps: list[DeviceRow],
+    lamps: list[Device],
     start: dt.datetime,
     end: dt.datetime,
     every_min: float,

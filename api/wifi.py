@@ -15,8 +15,8 @@ from api.access import Permission, allow
 from api.deps import Heavy, Service
 from api.errors import ApiError, ErrorBody
 from api.params import parse_every, time_range
+from controller.device import Device
 from controller.energy import first_window
-from controller.registry import DeviceRow
 from controller.service import ControllerService
 from controller.wifi_figures import WifiReport, hour_figures, wifi_report
 from schedules.inputs import Instant
@@ -72,7 +72,7 @@ async def wifi(
 async def wifi_builder(
     service: ControllerService,
     group: str,
-    aps: list[DeviceRow],
+    aps: list[Device],
     first: dt.datetime,
     end: dt.datetime,
     windows: list[dt.datetime],

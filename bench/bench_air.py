@@ -25,8 +25,8 @@ from controller.air_figures import by_pollutant, hour_end, hourly_means
 from controller.air_index import daily_index
 from controller.air_settings import AirSettings
 from controller.air_watch import AirWatch
+from controller.device import Device
 from controller.metrics import ControllerMetrics
-from controller.registry import DeviceRow
 from controller.telemetry import SqliteTelemetryStore
 from drivers.base import Reading
 from schedules.astro import AstroClock
@@ -36,18 +36,20 @@ FIELDS = ["pm2_5_ugm3", "pm10_ugm3"]
 CLOCK = AstroClock(21.0285, 105.8542, "Asia/Ho_Chi_Minh")
 
 
-def rows(n: int) -> dict[str, DeviceRow]:
+def rows(n: int) -> dict[str, Device]:
     return {
-        f"air-{i:04d}": DeviceRow(
+        f"air-{i:04d}": Device(
             id=f"air-{i:04d}",
             site_id="hn",
             link_id=f"broker-{i % 4}",
+            unit_id=None,
             address=f"air-{i:04d}",
             profile="env_sensor",
             kind="sensor",
             group_path=f"hanoi/district-{i % 30:02d}/street-{i % 97}",
             latitude=21.0,
             longitude=105.8,
+            rated_power_w=None,
             poll_interval_s=60.0,
         )
         for i in range(n)

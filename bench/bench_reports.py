@@ -17,9 +17,9 @@ import tracemalloc
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
+from controller.device import Device
 from controller.energy import energy_table, first_window
 from controller.monthly_report import assemble
-from controller.registry import DeviceRow
 from controller.wifi_figures import HourFigures, WifiSummary, wifi_report
 from schedules.astro import AstroClock
 from schedules.model import Calendar, Program
@@ -43,12 +43,19 @@ def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, float]:
 
 def month(lamps: int, aps: int, runs: int) -> None:
     rows = [
-        DeviceRow(
+        Device(
             id=f"l{i:05d}",
             site_id="hn",
-            group_path=f"hn/d{i % 10}/s{i % 100}",
-            rated_power_w=100.0,
+            link_id=f"gw{i // 200}",
+            unit_id=1 + i % 200,
+            address=str(1 + i % 200),
+            profile="lamp_lcu",
             kind="lamp",
+            group_path=f"hn/d{i % 10}/s{i % 100}",
+            latitude=21.0,
+            longitude=105.8,
+            rated_power_w=100.0,
+            poll_interval_s=60.0,
         )
         for i in range(lamps)
     ]

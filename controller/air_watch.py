@@ -32,9 +32,9 @@ from controller.air_figures import (
 from controller.air_index import NOWCAST_HOURS, POLLUTANT_FIELDS, IndexResult, hourly_index
 from controller.air_settings import AirSettings
 from controller.alerts.service import AlertService
+from controller.device import Device
 from controller.faults import FaultKind
 from controller.metrics import ControllerMetrics
-from controller.registry import DeviceRow
 from controller.supervisor import CriticalSection
 from controller.telemetry import TelemetryStore
 from controller.words import say
@@ -48,7 +48,7 @@ CONCURRENCY = 2
 ALERT_KIND: FaultKind = "airQuality"
 
 
-def air_sensors(devices: Mapping[str, DeviceRow], fields_of: Mapping[str, list[str]]) -> dict[str, list[str]]:
+def air_sensors(devices: Mapping[str, Device], fields_of: Mapping[str, list[str]]) -> dict[str, list[str]]:
     """Sensor id → the pollutant fields its profile maps (sensors that map none are not air sensors)."""
     out: dict[str, list[str]] = {}
     for device_id, row in devices.items():
@@ -65,7 +65,7 @@ class AirWatch:
         self,
         settings: AirSettings,
         store: TelemetryStore,
-        devices: Mapping[str, DeviceRow],
+        devices: Mapping[str, Device],
         fields_of: Mapping[str, list[str]],
         owned: Collection[str],
         zones: Mapping[str, ZoneInfo],

@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from controller.config import ControllerSettings, MqttLinkConfig
+from controller.device import Device
 from controller.fleet import Fleet
-from controller.registry import DeviceRow, Registry, SavedState
+from controller.registry import Registry, SavedState
 
 SCHEDULE_SYNC_S = 2.0  # how often an instance looks for schedule changes made elsewhere
 STATE_CHUNK = 250  # device states saved (or read back from other instances) per transaction
@@ -56,7 +57,7 @@ class PeerSync:
         self,
         registry: Registry,
         fleet: Fleet,
-        owned: Mapping[str, DeviceRow],
+        owned: Mapping[str, Device],
         shared: set[str],
         interval_s: float,
     ) -> None:

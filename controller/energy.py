@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from controller.device import Device
 from controller.groups import in_group
-from controller.registry import DeviceRow
 from controller.telemetry import TelemetryStore
 from schedules.astro import AstroClock
 
@@ -67,7 +67,7 @@ def first_window(start: dt.datetime, every_s: float, tz: ZoneInfo) -> tuple[dt.d
     return first, offset_s
 
 
-def metering(meters: Sequence[DeviceRow], lamps: Sequence[DeviceRow]) -> dict[str, list[DeviceRow]]:
+def metering(meters: Sequence[Device], lamps: Sequence[Device]) -> dict[str, list[Device]]:
     """The meters that count (the outermost), each with the lamps it meters."""
     outer = [
         m for m in meters if not any(o is not m and in_group(m.group_path, o.group_path) for o in meters)
@@ -81,7 +81,7 @@ def source_of(metered: int, unmetered: int) -> EnergySource:
 
 def energy_table(
     group: str,
-    lamps: list[DeviceRow],
+    lamps: list[Device],
     clocks: Mapping[str, AstroClock],
     used: dict[str, dict[dt.datetime, float]],
     first: dt.datetime,
@@ -89,7 +89,7 @@ def energy_table(
     every_s: float,
     *,
     per_lamp: bool,
-    meters: Mapping[str, list[DeviceRow]] | None = None,
+    meters: Mapping[str, list[Device]] | None = None,
     covered: Mapping[str, tuple[dt.datetime, dt.datetime]] | None = None,
 ) -> EnergyReport:
     """The table, from the counters' spreads (`used`: device → window start → Wh; the meters'
@@ -182,10 +182,10 @@ def saving_pct(kwh: float, baseline: float) -> float | None:
 async def totals(
     store: TelemetryStore,
     clocks: Mapping[str, AstroClock],
-    lamps: list[DeviceRow],
+    lamps: list[Device],
     start: dt.datetime,
     end: dt.datetime,
-    meters: Sequence[DeviceRow] = (),
+    meters: Sequence[Device] = (),
 ) -> tuple[float, float, int, EnergySource]:
     """(kWh used, baseline kWh, lamps counted, source) over [start, end), as one window.
 

@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.config import EMBEDDED, ControllerSettings
+from controller.device import Device
 from controller.fleet import Fleet
 from controller.groups import in_group
-from controller.registry import Base, DeviceRow
+from controller.registry import Base
 from controller.supervisor import CriticalSection
 from drivers.firmware import SignedManifest, check_image, check_manifest, parse_signed_manifest
 from drivers.serial import SerialLineLink
@@ -63,7 +64,7 @@ class FirmwareService:
     def __init__(
         self,
         settings: ControllerSettings,
-        devices: dict[str, DeviceRow],
+        devices: dict[str, Device],
         fleet: Fleet,
         engine: AsyncEngine,
         drivers: Mapping[str, object] | None = None,
@@ -263,7 +264,7 @@ class FirmwareService:
         """Devices on links other controller instances serve ([cluster])."""
         return {d.id for d in self.settings.all_devices() if d.id not in self.devices}
 
-    async def _channel(self, row: DeviceRow) -> tuple[FirmwareChannel, int]:
+    async def _channel(self, row: Device) -> tuple[FirmwareChannel, int]:
         """How frames reach this device: its serial line (borrowed between polls), or MQTT."""
         driver = self.drivers.get(row.link_id)
         if isinstance(driver, SerialLineLink):

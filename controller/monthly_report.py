@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from controller.device import Device
 from controller.energy import EnergyReport, EnergySource
 from controller.faults import DARKENING
-from controller.registry import DeviceRow
 from controller.wifi_figures import WifiSummary
 
 #: (device, kind, raised, cleared) as the alert store answers
@@ -102,7 +102,7 @@ def faults_of(spans: Iterable[AlertSpan], start: dt.datetime, end: dt.datetime) 
 
 
 def availability(
-    lamps: Sequence[DeviceRow], spans: Iterable[AlertSpan], start: dt.datetime, end: dt.datetime
+    lamps: Sequence[Device], spans: Iterable[AlertSpan], start: dt.datetime, end: dt.datetime
 ) -> float | None:
     """Share of the lamps' hours in [start, end) with no darkening alert open (overlaps merged)."""
     hours = (end - start).total_seconds() / 3600
@@ -133,7 +133,7 @@ def assemble(
     group: str,
     month: str,
     tz: ZoneInfo,
-    lamps: Sequence[DeviceRow],
+    lamps: Sequence[Device],
     energy: EnergyReport,
     burning: Mapping[str, Mapping[dt.datetime, float]],
     spans: Sequence[AlertSpan],

@@ -23,9 +23,9 @@ import aiomqtt
 from pydantic import BaseModel, Field, TypeAdapter
 
 from controller.alerts.messages import AlertGroupMessage, AlertMessage, AnyAlertMessage
+from controller.device import Device
 from controller.fleet import DeviceStatus, Fleet
 from controller.metrics import ControllerMetrics
-from controller.registry import DeviceRow
 from controller.vocabulary import DeviceKind
 from drivers.backoff import Backoff
 
@@ -62,7 +62,7 @@ class StatePublisher:
     def __init__(
         self,
         fleet: Fleet,
-        devices: dict[str, DeviceRow],
+        devices: dict[str, Device],
         *,
         host: str,
         port: int,
@@ -104,7 +104,7 @@ class StatePublisher:
             return f"{self.prefix}/{msg.site}/{msg.device_id}/alert"
         return f"{self.prefix}/{msg.site}/events"
 
-    def state_topic(self, row: DeviceRow) -> str:
+    def state_topic(self, row: Device) -> str:
         return f"{self.prefix}/{row.site_id}/{row.id}/state"
 
     async def run(self) -> None:
@@ -181,7 +181,7 @@ class StatePublisher:
             await client.publish(f"{self.prefix}/{site}/events", payload.model_dump_json(), qos=1)
 
 
-def state_message(row: DeviceRow, st: DeviceStatus, now: datetime) -> DeviceStateMessage:
+def state_message(row: Device, st: DeviceStatus, now: datetime) -> DeviceStateMessage:
     doc = st.last_reading_doc() or {}
     return DeviceStateMessage(
         device_id=row.id,

@@ -35,6 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from controller.config import ControllerSettings, device_address, link_address
 from controller.db import UtcDateTime, missing_columns
+from controller.device import Device
 from controller.state_news import announce
 from controller.supervisor import CriticalSection
 from controller.vocabulary import Action, CommandStatus, DeviceKind, DeviceState, Origin
@@ -113,6 +114,8 @@ class SavedState:
     counters: dict[str, Any]
 
 
+#: Device's fields, in its order
+_DEVICE_QUERY = select(*(DeviceRow.__table__.c[name] for name in Device._fields)).order_by(DeviceRow.id)
 _STATE_QUERY = select(
     DeviceStateRow.device_id,
     DeviceStateRow.state,
@@ -275,9 +278,9 @@ class Registry:
         for i in range(0, len(rows), UPSERT_CHUNK):
             await conn.execute(stmt, rows[i : i + UPSERT_CHUNK])
 
-    async def devices(self) -> Sequence[DeviceRow]:
-        async with self.session() as s:
-            return (await s.scalars(select(DeviceRow).order_by(DeviceRow.id))).all()
+    async def devices(self) -> list[Device]:
+        async with self.engine.connect() as conn:
+            return [Device(*r) for r in await conn.execute(_DEVICE_QUERY)]
 
     async def load_states(self) -> list[SavedState]:
         async with self.engine.connect() as conn:

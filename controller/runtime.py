@@ -33,6 +33,7 @@ from controller.config import (
     ControllerSettings,
 )
 from controller.db import create_engine
+from controller.device import Device
 from controller.firmware import FirmwareService
 from controller.fleet import Fleet
 from controller.ingest import ReadingIngest
@@ -41,7 +42,7 @@ from controller.links import make_driver
 from controller.loop_watch import LoopWatch
 from controller.metrics import ControllerMetrics, StateCollector
 from controller.outbound import StatePublisher
-from controller.registry import DeviceRow, Registry
+from controller.registry import Registry
 from controller.scheduling import Scheduling
 from controller.shard_keeper import ShardKeeper, process_name
 from controller.shard_work import POLLERS as SHARD_POLLERS
@@ -92,10 +93,10 @@ class Controller:
         self.registry = Registry(create_engine(settings.database.url))
         self.store: TelemetryStore = create_store(settings.telemetry)
         self.city_drivers: dict[str, Driver | ListeningDriver] = {}  # shared-group MQTT links
-        self.devices: dict[str, DeviceRow] = {}
-        self.devices_of_link: dict[str, list[DeviceRow]] = {}
+        self.devices: dict[str, Device] = {}
+        self.devices_of_link: dict[str, list[Device]] = {}
         #: the devices of the links this instance serves now ([cluster]); changed in place
-        self.owned: dict[str, DeviceRow] = {}
+        self.owned: dict[str, Device] = {}
         self.shared: set[str] = set()  # devices on MQTT links in a shared group: every instance ingests
         self.fleet = Fleet((), offline_after_failures=settings.poller.offline_after_failures)
         self.ingest: ReadingIngest | None = None

@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from controller import schedule_objects
 from controller.background_sends import BackgroundSends
 from controller.commands import CommandDispatcher
+from controller.device import Device
 from controller.fleet import Fleet
 from controller.groups import in_group
 from controller.level_sends import LevelSends
-from controller.registry import DeviceRow
 from controller.schedule_history import SYSTEM, Change
 from schedules.astro import AstroClock
 from schedules.model import Calendar, Override, Program
@@ -46,11 +46,11 @@ class Scheduling:
     def __init__(
         self,
         engine: AsyncEngine,
-        devices: dict[str, DeviceRow],
+        devices: dict[str, Device],
         clocks: dict[str, AstroClock],
         dispatcher: CommandDispatcher,
         fleet: Fleet,
-        city: Mapping[str, DeviceRow] | None = None,
+        city: Mapping[str, Device] | None = None,
     ) -> None:
         """`devices`: the lamps this instance schedules; `city`: every device, which overrides and
         group calendars may name (the same unless several instances share the city)."""
@@ -191,11 +191,11 @@ class Scheduling:
             }
         return self._plans
 
-    def plan_for(self, row: DeviceRow) -> Plan | None:
+    def plan_for(self, row: Device) -> Plan | None:
         return self.plans().get(row.site_id)
 
     def draft_plan(
-        self, row: DeviceRow, program: Program | None = None, calendar: Calendar | None = None
+        self, row: Device, program: Program | None = None, calendar: Calendar | None = None
     ) -> Plan:
         """The plan of `row`'s site as it would be with this program or calendar saved — built
         aside, so nothing running sees the draft."""
@@ -247,7 +247,7 @@ class Scheduling:
         )
 
     async def apply(
-        self, lamps: Iterable[DeviceRow], give_way: Callable[[], bool] | None = None
+        self, lamps: Iterable[Device], give_way: Callable[[], bool] | None = None
     ) -> dict[str, int]:
         """Send each lamp the level the plan decides now, unless it was sent it; returns lamp →
         level. `give_way()`: a background pass's changes go first, and its reminders stop once
@@ -303,7 +303,7 @@ class Scheduling:
         await self.replan()  # resolve is pure and cheap; only changed levels are sent
 
     # -- helpers --------------------------------------------------------------------------------
-    def _scheduled_lamps(self) -> list[DeviceRow]:
+    def _scheduled_lamps(self) -> list[Device]:
         group_of = self._calendar_groups()
         return [row for row in self.devices.values() if row.kind == "lamp" and group_of(row.group_path)]
 
@@ -329,7 +329,7 @@ class Scheduling:
                 groups[row.site_id].add(g)
         return {site: sorted(gs) for site, gs in groups.items()}
 
-    def _age(self, row: DeviceRow) -> float | None:
+    def _age(self, row: Device) -> float | None:
         value = self.fleet[row.id].last_values().get("burning_hours_h") if row.id in self.fleet else None
         return float(value) if isinstance(value, int | float) else None
 

@@ -26,6 +26,7 @@ from controller.alerts.store import AlertState, AlertStore, DeadLetterRow, Repor
 from controller.auth import AuthStore, LoginLockout
 from controller.commands import Command
 from controller.config import ControllerSettings, Site
+from controller.device import Device
 from controller.energy import EnergySource, totals
 from controller.errors import (
     AirDisabled,
@@ -40,7 +41,7 @@ from controller.firmware import FirmwareService
 from controller.fleet import DeviceStatus
 from controller.groups import in_group
 from controller.metrics import ControllerMetrics
-from controller.registry import CommandRow, DeviceRow
+from controller.registry import CommandRow
 from controller.runtime import Controller
 from controller.scheduling import Scheduling
 from controller.shard_keeper import LeaseHealth
@@ -53,7 +54,7 @@ from schedules.astro import AstroClock
 class DeviceInfo:
     """A device: what the config says of it, and what it is doing now."""
 
-    row: DeviceRow
+    row: Device
     status: DeviceStatus
 
 
@@ -97,7 +98,7 @@ class ControllerService:
         # Each filter is its own pass, taken only when given, so the unfiltered map of a city
         # (GeoJSON, 10,000 devices) pays for one loop; ids come from the dict's keys because an
         # attribute of an ORM row costs several times a dict lookup.
-        rows: Iterable[tuple[str, DeviceRow]] = self._ctl.devices.items()
+        rows: Iterable[tuple[str, Device]] = self._ctl.devices.items()
         if site is not None:
             rows = [(i, r) for i, r in rows if r.site_id == site]
         if kind is not None:
@@ -117,11 +118,11 @@ class ControllerService:
             raise UnknownDevice(f"no device {device_id!r}")
         return DeviceInfo(row, self._ctl.fleet[device_id])
 
-    def devices_by_id(self) -> Mapping[str, DeviceRow]:
+    def devices_by_id(self) -> Mapping[str, Device]:
         """Every device of the city by id (the same mapping until the controller starts again)."""
         return self._ctl.devices
 
-    def rows(self, kind: DeviceKind | None = None, group: str | None = None) -> list[DeviceRow]:
+    def rows(self, kind: DeviceKind | None = None, group: str | None = None) -> list[Device]:
         """The devices of the city (of one kind; in `group` and its sub-groups), as configured."""
         return [
             row
@@ -129,7 +130,7 @@ class ControllerService:
             if (kind is None or row.kind == kind) and (group is None or in_group(row.group_path, group))
         ]
 
-    def lamps(self, group: str | None = None) -> list[DeviceRow]:
+    def lamps(self, group: str | None = None) -> list[Device]:
         return self.rows("lamp", group)
 
     def status(self, device_id: str) -> DeviceStatus:
@@ -200,7 +201,7 @@ class ControllerService:
 
     async def energy_used(
         self,
-        lamps: Sequence[DeviceRow],
+        lamps: Sequence[Device],
         first: dt.datetime,
         end: dt.datetime,
         every_s: float,
@@ -212,13 +213,13 @@ class ControllerService:
         return await self._ctl.store.energy([r.id for r in lamps], first, end, every_s, offset_s, counter)
 
     async def energy_reported(
-        self, devices: Sequence[DeviceRow], start: dt.datetime, end: dt.datetime
+        self, devices: Sequence[Device], start: dt.datetime, end: dt.datetime
     ) -> dict[str, tuple[dt.datetime, dt.datetime]]:
         """Each device's first and last energy reading in [start, end): what its figures cover."""
         return await self._ctl.store.reported([r.id for r in devices], start, end)
 
     async def energy_totals(
-        self, lamps: list[DeviceRow], start: dt.datetime, end: dt.datetime, meters: Sequence[DeviceRow] = ()
+        self, lamps: list[Device], start: dt.datetime, end: dt.datetime, meters: Sequence[Device] = ()
     ) -> tuple[float, float, int, EnergySource]:
         """(kWh used, dusk-to-dawn baseline kWh of the lamps counted, how many, from which counters)."""
         return await totals(self._ctl.store, self._ctl.clocks, lamps, start, end, meters)

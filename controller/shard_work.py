@@ -27,13 +27,14 @@ from controller.alerts.webhooks import WebhookSender
 from controller.cluster import SCHEDULE_SYNC_S
 from controller.commands import CommandDispatcher
 from controller.config import ControllerSettings
+from controller.device import Device
 from controller.firmware import FirmwareService
 from controller.fleet import Fleet
 from controller.links import make_driver
 from controller.metrics import ControllerMetrics
 from controller.outbound import StatePublisher
 from controller.poller import LinkPoller, PolledDevice
-from controller.registry import DeviceRow, Registry
+from controller.registry import Registry
 from controller.scheduling import Scheduling
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore
@@ -58,10 +59,10 @@ class City(Protocol):
     supervisor: Supervisor
     queue: asyncio.Queue[Reading]
     store: TelemetryStore
-    devices: dict[str, DeviceRow]
+    devices: dict[str, Device]
     #: the city's devices by link (its 52,500 ORM rows walked for each shard held the loop ~0.3 s)
-    devices_of_link: dict[str, list[DeviceRow]]
-    owned: dict[str, DeviceRow]
+    devices_of_link: dict[str, list[Device]]
+    owned: dict[str, Device]
     clocks: dict[str, AstroClock]
     alert_store: AlertStore
     events: EventHub

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from controller.alerts.book import Alert
 from controller.alerts.detectors import Expected
+from controller.device import Device
 from controller.fleet import DeviceStatus
-from controller.registry import DeviceRow
 from schedules.inputs import Number
 
 ReportKind = Literal["lamp_out", "day_burning", "flickering"]
@@ -65,7 +65,7 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
-def nearest_lamps(report: ReportIn, devices: Iterable[DeviceRow]) -> list[tuple[DeviceRow, float]]:
+def nearest_lamps(report: ReportIn, devices: Iterable[Device]) -> list[tuple[Device, float]]:
     near = [
         (row, d)
         for row in devices
@@ -78,7 +78,7 @@ def nearest_lamps(report: ReportIn, devices: Iterable[DeviceRow]) -> list[tuple[
 
 def assess(
     report: ReportIn,
-    near: list[tuple[DeviceRow, float]],
+    near: list[tuple[Device, float]],
     states: Mapping[str, DeviceStatus],
     open_alerts: Iterable[Alert],
     expected: Mapping[str, Expected],
@@ -123,7 +123,7 @@ def assess(
 
 def _check_lamp(
     kind: ReportKind,
-    row: DeviceRow,
+    row: Device,
     st: DeviceStatus | None,
     matching: list[Alert],
     asked: Expected,

@@ -24,11 +24,11 @@ from controller.alerts.grouping import Grouping, RootCauses
 from controller.alerts.messages import AnyAlertMessage, alert_message, group_message
 from controller.alerts.store import AlertStore
 from controller.config import ControllerSettings
+from controller.device import Device
 from controller.faults import AREA_KINDS, FAULT_KINDS, FaultKind, Thresholds
 from controller.fleet import Fleet, reading_document
 from controller.groups import in_group
 from controller.metrics import ControllerMetrics
-from controller.registry import DeviceRow
 from controller.supervisor import CriticalSection
 from controller.vocabulary import DeviceKind
 from controller.words import LANGUAGES, Language
@@ -52,7 +52,7 @@ class Facts(NamedTuple):
     """What the detectors need of a device's registry row, as plain values: reading the ORM row's
     attributes at every evaluation (every reading) cost ~2 % of the controller's CPU per reading."""
 
-    row: DeviceRow  # the row they were read from: a row replaced in `devices` is read again
+    row: Device  # the row they were read from: a row replaced in `devices` is read again
     kind: DeviceKind
     site_id: str
     link_id: str
@@ -64,7 +64,7 @@ class AlertChannel(Protocol):
         """Take events for delivery without waiting (each channel bounds its own queue)."""
 
 
-def thresholds_by_device(settings: ControllerSettings, devices: Iterable[DeviceRow]) -> dict[str, Thresholds]:
+def thresholds_by_device(settings: ControllerSettings, devices: Iterable[Device]) -> dict[str, Thresholds]:
     """Defaults ← the device's profile `[alerts]` ← `[[alert_thresholds]]` of its groups, outer first."""
     by_group = sorted(settings.alert_thresholds, key=lambda g: g.group.count("/"))
     cache: dict[tuple[str, str], Thresholds] = {}
@@ -85,7 +85,7 @@ class AlertService:
     def __init__(
         self,
         *,
-        devices: Mapping[str, DeviceRow],
+        devices: Mapping[str, Device],
         configured: Collection[str] | None = None,
         fleet: Fleet,
         thresholds: Mapping[str, Thresholds],

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from controller.registry import DeviceRow
+    from controller.device import Device
 
 
 class DeviceTags(Mapping[str, Mapping[str, str]]):
@@ -16,7 +16,7 @@ class DeviceTags(Mapping[str, Mapping[str, str]]):
     devices — at their first point; building all 52,500 of a city at start cost ~0.15 s of every
     start (with the series keys made from them)."""
 
-    def __init__(self, rows: Mapping[str, DeviceRow]) -> None:
+    def __init__(self, rows: Mapping[str, Device]) -> None:
         self._rows = rows
 
     def __getitem__(self, device_id: str) -> Mapping[str, str]:

@@ -19,8 +19,8 @@ import pytest
 from controller.alerts import thresholds_by_device
 from controller.commands import Command
 from controller.config import load_config
+from controller.device import Device
 from controller.faults import Thresholds
-from controller.registry import DeviceRow
 from drivers.base import Reading
 from simulators.city import SimulatedCity
 from simulators.lamp import Fault
@@ -242,8 +242,34 @@ voltage_min_v = 200
 """
     settings = load_config(write_city(tmp_path, gw_lamps=1, bus_lamps=1, extra=extra))
     rows = [
-        DeviceRow(id="gw1-001", profile="lamp_lcu", group_path="hanoi/ba-dinh/kim-ma"),
-        DeviceRow(id="bus1-001", profile="lamp_lcu", group_path="hanoi/hoan-kiem/hang-dao"),
+        Device(
+            "gw1-001",
+            "hn",
+            "gw1",
+            1,
+            "1",
+            "lamp_lcu",
+            "lamp",
+            "hanoi/ba-dinh/kim-ma",
+            21.0,
+            105.8,
+            150.0,
+            10.0,
+        ),
+        Device(
+            "bus1-001",
+            "hn",
+            "bus1",
+            1,
+            "1",
+            "lamp_lcu",
+            "lamp",
+            "hanoi/hoan-kiem/hang-dao",
+            21.0,
+            105.8,
+            150.0,
+            10.0,
+        ),
     ]
     found = thresholds_by_device(settings, rows)
     assert found["gw1-001"].voltage_max_v == 245  # the inner group wins

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from controller.device import Device
 from controller.energy import totals
-from controller.registry import DeviceRow
 from controller.telemetry.sqlite import SqliteTelemetryStore
 from drivers.base import Reading
 from schedules.astro import AstroClock
@@ -21,12 +21,12 @@ CLOCKS = {"hn": AstroClock(21.0285, 105.8542, "Asia/Ho_Chi_Minh")}
 MIDNIGHT = dt.datetime(2026, 11, 30, 0, 0, tzinfo=HANOI)
 
 
-def lamp(device_id: str, group: str = "hn/old-quarter/hang-dao") -> DeviceRow:
-    return DeviceRow(id=device_id, site_id="hn", rated_power_w=100.0, group_path=group, kind="lamp")
+def lamp(device_id: str, group: str = "hn/old-quarter/hang-dao") -> Device:
+    return Device(device_id, "hn", "gw1", 1, "1", "lamp_lcu", "lamp", group, 21.0, 105.8, 100.0, 60.0)
 
 
-def meter(device_id: str, group: str) -> DeviceRow:
-    return DeviceRow(id=device_id, site_id="hn", group_path=group, kind="meter")
+def meter(device_id: str, group: str) -> Device:
+    return Device(device_id, "hn", "meters", 1, "1", "eastron_sdm120", "meter", group, 21.0, 105.8, None, 60.0)
 
 
 @pytest.fixture
