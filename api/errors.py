@@ -8,6 +8,7 @@ answered 500 in the same JSON shape, never as plain text.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import uuid
@@ -158,6 +159,16 @@ def problem_response(
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+#: A new id is this process's random half and a count: 32 hex digits like a UUID's, unique across
+#: instances and restarts, with no system call per request. (uuid4 asked the kernel for random
+#: bytes each time: ~15 µs here, and in bench-city the loop watch found the loop held 0.1–0.5 s
+#: inside that call 17 times a minute on this VM. An id names a request; it is not a secret.)
+_PROCESS_PART = uuid.uuid4().hex[:16]
+_COUNT = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_PROCESS_PART}{next(_COUNT):016x}"
 
 
 def request_id_of(scope: Scope) -> str | None:
@@ -176,7 +187,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
-        request_id = given if _CLIENT_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _CLIENT_ID.match(given) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -222,3 +223,8 @@ async def test_an_unexpected_failure_answers_json_with_the_request_id(
     # A request id that is not short and plain is replaced, not echoed.
     odd = await client.get("/api/v1/kpis", headers={"X-Request-ID": "<script>" * 20})
     assert odd.headers["X-Request-ID"] != "<script>" * 20
+    # Ids we give are 32 hex digits, a new one for each request.
+    given = [(await client.get("/api/v1/kpis")).headers["X-Request-ID"] for _ in range(3)]
+    given.append(odd.headers["X-Request-ID"])
+    assert all(re.fullmatch(r"[0-9a-f]{32}", g) for g in given), given
+    assert len(set(given)) == 4

@@ -26,7 +26,9 @@ def lamp(device_id: str, group: str = "hn/old-quarter/hang-dao") -> Device:
 
 
 def meter(device_id: str, group: str) -> Device:
-    return Device(device_id, "hn", "meters", 1, "1", "eastron_sdm120", "meter", group, 21.0, 105.8, None, 60.0)
+    return Device(
+        device_id, "hn", "meters", 1, "1", "eastron_sdm120", "meter", group, 21.0, 105.8, None, 60.0
+    )
 
 
 @pytest.fixture
