@@ -10,11 +10,12 @@ lamps whose level it changes and those last asked something else. Levels are dec
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -64,6 +65,10 @@ class Scheduling:
         self.calendars: dict[str, Calendar] = {}
         self.group_calendars: dict[str, str] = {}  # group path → calendar id
         self.overrides: dict[str, Override] = {}
+        #: changes made here, begun and not yet saved: a read of the shared database that began
+        #: before one was saved may lack it (`reload_if_changed`)
+        self._changes_begun = 0
+        self._changes_saving = 0
         #: wakes this at transitions; its photocell_every_s: how often lamps in a photocell period
         #: are re-decided from fresh lux readings
         self.runner = TransitionRunner(self._fire, self._photocell_tick)
@@ -98,8 +103,14 @@ class Scheduling:
     async def reload_if_changed(self) -> bool:
         """Take up what another controller instance changed in the shared database ([cluster]);
         True if anything had. The objects were checked by the instance that stored them."""
+        begun = self._changes_begun
         stored = await schedule_objects.read_all(self.engine)
         if stored == self._stored:
+            return False
+        if self._changes_saving or self._changes_begun != begun:
+            # A change made here meanwhile may be missing from what was read: taking it up would
+            # drop that change from memory (an API PUT then met "unknown calendar" for the calendar
+            # it had just stored; bench-city, 2026-12-07). The next look reads it all again.
             return False
         # No await between here and replan: the swap is atomic for the event loop.
         self.programs, self.calendars, self.group_calendars, self.overrides = {}, {}, {}, {}
@@ -126,7 +137,8 @@ class Scheduling:
         except ScheduleError:
             self._restore(previous)
             raise
-        await self._save(kind, key, doc, change)
+        with self._saving():
+            await self._save(kind, key, doc, change)
         self._replan_changed()
 
     async def remove(self, kind: Kind, key: str, change: Change = SYSTEM) -> bool:
@@ -141,7 +153,8 @@ class Scheduling:
         except ScheduleError:
             self._restore(previous)
             raise
-        await schedule_objects.save(self.engine, kind, key, None, change)
+        with self._saving():
+            await schedule_objects.save(self.engine, kind, key, None, change)
         self._stored.pop((kind, key), None)
         self._replan_changed()
         return True
@@ -348,6 +361,15 @@ class Scheduling:
             self.group_calendars[key] = str(doc["calendar"])
         else:
             self._store(kind)[key] = _MODELS[kind].model_validate(doc)
+
+    @contextlib.contextmanager
+    def _saving(self) -> Iterator[None]:
+        self._changes_begun += 1
+        self._changes_saving += 1
+        try:
+            yield
+        finally:
+            self._changes_saving -= 1
 
     def _snapshot(self) -> tuple[dict[str, Any], ...]:
         return dict(self.programs), dict(self.calendars), dict(self.group_calendars), dict(self.overrides)
