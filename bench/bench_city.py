@@ -152,7 +152,10 @@ async def put_schedule(url: str, key: str) -> None:
             ("/api/v1/calendars/bench", {"id": "bench", "default_program": "bench-flat"}),
             ("/api/v1/groups/bench/calendar", {"calendar": "bench"}),
         ):
-            (await api.put(path, json=body)).raise_for_status()
+            answer = await api.put(path, json=body)
+            if answer.is_error:
+                print(answer.text, flush=True)
+            answer.raise_for_status()
 
 
 async def run(
