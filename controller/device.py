@@ -12,8 +12,9 @@ class Device(NamedTuple):
 
     Not the ORM row: at 52,500 devices a start read the rows' attributes ~1.2 million times (the
     fleet, shards, schedules, alerts, map index), ~350 ns each through SQLAlchemy's instrumented
-    attributes against ~40 ns here, and loading ORM objects cost ~6 µs a row (py-spy, cProfile of
-    `Controller.start`). Rows are replaced, never changed in place."""
+    attributes against ~40 ns here, and loading the 52,500 rows as ORM objects took 0.46–0.62 s
+    against 0.19–0.31 s as these (SQLite; cProfile of `Controller.start`). Rows are replaced, never
+    changed in place."""
 
     id: str
     site_id: str

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -30,7 +30,6 @@ from controller.fleet import Fleet, reading_document
 from controller.groups import in_group
 from controller.metrics import ControllerMetrics
 from controller.supervisor import CriticalSection
-from controller.vocabulary import DeviceKind
 from controller.words import LANGUAGES, Language
 from drivers.backoff import Backoff
 from drivers.base import Reading
@@ -46,17 +45,6 @@ JUDGED_BY_A_READING = frozenset(FAULT_KINDS) - {
     "accessPointOffline",
     "cyclingLamp",
 }
-
-
-class Facts(NamedTuple):
-    """What the detectors need of a device's registry row, as plain values: reading the ORM row's
-    attributes at every evaluation (every reading) cost ~2 % of the controller's CPU per reading."""
-
-    row: Device  # the row they were read from: a row replaced in `devices` is read again
-    kind: DeviceKind
-    site_id: str
-    link_id: str
-    rated_power_w: float | None
 
 
 class AlertChannel(Protocol):
@@ -123,7 +111,6 @@ class AlertService:
         self.evaluations = 0
         self._silent_kinds = [d for d, row in devices.items() if row.kind != "lamp"]
         self._daylight: dict[str, tuple[dt.datetime, bool]] = {}
-        self._facts: dict[str, Facts] = {}
         self._lock = asyncio.Lock()
         self.languages = languages
         on_link = Counter(row.link_id for row in devices.values())
@@ -164,10 +151,10 @@ class AlertService:
         events: list[AlertEvent] = []
         sun = {site: self._sun_up(site, now) for site in self.clocks}
         for device_id in device_ids:
-            facts = self.facts(device_id)
-            if facts is not None and self.fence is not None and not self.fence(facts.link_id):
+            row = self.devices.get(device_id)
+            if row is not None and self.fence is not None and not self.fence(row.link_id):
                 continue  # its lease ran out (a pause, a partition): another instance judges it
-            view = self.view(device_id, now, sun, facts)
+            view = self.view(device_id, now, sun, row)
             if view is None:
                 continue
             found = detect(view)
@@ -188,35 +175,25 @@ class AlertService:
             await self._publish(events)
         return events
 
-    def facts(self, device_id: str) -> Facts | None:
-        row = self.devices.get(device_id)
-        if row is None:
-            return None
-        facts = self._facts.get(device_id)
-        if facts is None or facts.row is not row:
-            facts = Facts(row, row.kind, row.site_id, row.link_id, row.rated_power_w)
-            self._facts[device_id] = facts
-        return facts
-
     def view(
         self,
         device_id: str,
         now: dt.datetime,
         sun: Mapping[str, bool] | None = None,
-        facts: Facts | None = None,
+        row: Device | None = None,
     ) -> DeviceView | None:
-        facts = facts or self.facts(device_id)
+        row = row or self.devices.get(device_id)
         st = self.fleet.devices.get(device_id)
-        if facts is None or st is None:
+        if row is None or st is None:
             return None
         reading = st.last_reading if isinstance(st.last_reading, Reading) else None
-        rated = facts.rated_power_w
+        rated = row.rated_power_w
         if rated is None and reading is not None:
             value = reading.values.get("rated_power_w")
             rated = float(value) if isinstance(value, int | float) and value > 0 else None
         return DeviceView(
             device_id=device_id,
-            kind=facts.kind,
+            kind=row.kind,
             now=now,
             reading=reading,
             switches=tuple(st.switches or ()),
@@ -226,8 +203,8 @@ class AlertService:
             last_seen=st.last_seen or self.started_at,
             rated_power_w=rated,
             expected=self.expected.get(device_id, NOTHING_EXPECTED),
-            sun_up=(sun[facts.site_id] if sun else self._sun_up(facts.site_id, now))
-            if facts.kind == "lamp"
+            sun_up=(sun[row.site_id] if sun else self._sun_up(row.site_id, now))
+            if row.kind == "lamp"
             else False,
             thresholds=self.thresholds.get(device_id, DEFAULT_THRESHOLDS),
         )

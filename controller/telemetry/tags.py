@@ -13,8 +13,8 @@ class DeviceTags(Mapping[str, Mapping[str, str]]):
     """device id → its tags (device, site, group, profile, kind), each built when asked for.
 
     A store asks for the devices whose points it writes — an instance's shard and the city's MQTT
-    devices — at their first point; building all 52,500 of a city at start cost ~0.15 s of every
-    start (with the series keys made from them)."""
+    devices — at their first point; building them, and the series keys made from them, for all
+    52,500 devices of a city took ~0.36 s of every start."""
 
     def __init__(self, rows: Mapping[str, Device]) -> None:
         self._rows = rows
