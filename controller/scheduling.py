@@ -65,8 +65,8 @@ class Scheduling:
         self.calendars: dict[str, Calendar] = {}
         self.group_calendars: dict[str, str] = {}  # group path → calendar id
         self.overrides: dict[str, Override] = {}
-        #: changes made here, begun and not yet saved: a read of the shared database that began
-        #: before one was saved may lack it (`reload_if_changed`)
+        #: changes made here: how many began, and how many are being saved — a read of the shared
+        #: database that began before one was saved may lack it (`reload_if_changed`)
         self._changes_begun = 0
         self._changes_saving = 0
         #: wakes this at transitions; its photocell_every_s: how often lamps in a photocell period
