@@ -80,7 +80,7 @@ async def geojson(
 def _feature(device: DeviceInfo, alerts: Mapping[str, list[str]], with_values: bool) -> str:
     dumps = _COMPACT.encode
     st = device.status
-    values = st.last_values()  # its device_id is a plain attribute; the ORM row's id costs more
+    values = st.last_values()
     # What never changes is encoded once per device; each request adds only the live part.
     return (
         f'{_static_part(st.device_id, device.row)}"state":"{st.state}",'

@@ -96,8 +96,7 @@ class ControllerService:
     ) -> list[DeviceInfo]:
         """Devices matching every filter given, in config order (`group` includes its sub-groups)."""
         # Each filter is its own pass, taken only when given, so the unfiltered map of a city
-        # (GeoJSON, 10,000 devices) pays for one loop; ids come from the dict's keys because an
-        # attribute of an ORM row costs several times a dict lookup.
+        # (GeoJSON, 10,000 devices) pays for one loop.
         rows: Iterable[tuple[str, Device]] = self._ctl.devices.items()
         if site is not None:
             rows = [(i, r) for i, r in rows if r.site_id == site]

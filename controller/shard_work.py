@@ -60,7 +60,7 @@ class City(Protocol):
     queue: asyncio.Queue[Reading]
     store: TelemetryStore
     devices: dict[str, Device]
-    #: the city's devices by link (its 52,500 ORM rows walked for each shard held the loop ~0.3 s)
+    #: the city's devices by link (walking all 52,500 for each shard held the loop ~0.3 s)
     devices_of_link: dict[str, list[Device]]
     owned: dict[str, Device]
     clocks: dict[str, AstroClock]

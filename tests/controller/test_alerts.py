@@ -241,36 +241,9 @@ voltage_max_v = 250
 voltage_min_v = 200
 """
     settings = load_config(write_city(tmp_path, gw_lamps=1, bus_lamps=1, extra=extra))
-    rows = [
-        Device(
-            "gw1-001",
-            "hn",
-            "gw1",
-            1,
-            "1",
-            "lamp_lcu",
-            "lamp",
-            "hanoi/ba-dinh/kim-ma",
-            21.0,
-            105.8,
-            150.0,
-            10.0,
-        ),
-        Device(
-            "bus1-001",
-            "hn",
-            "bus1",
-            1,
-            "1",
-            "lamp_lcu",
-            "lamp",
-            "hanoi/hoan-kiem/hang-dao",
-            21.0,
-            105.8,
-            150.0,
-            10.0,
-        ),
-    ]
+    kim_ma = "hanoi/ba-dinh/kim-ma"
+    lamp = Device("gw1-001", "hn", "gw1", 1, "1", "lamp_lcu", "lamp", kim_ma, 21.0, 105.8, 150.0, 10.0)
+    rows = [lamp, lamp._replace(id="bus1-001", link_id="bus1", group_path="hanoi/hoan-kiem/hang-dao")]
     found = thresholds_by_device(settings, rows)
     assert found["gw1-001"].voltage_max_v == 245  # the inner group wins
     assert found["gw1-001"].voltage_min_v == 200
