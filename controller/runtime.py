@@ -117,6 +117,7 @@ class Controller:
         self.keeper = shard_keeper(settings)
         self.leases = KeeperThread(self.keeper, settings.database.url) if self.keeper is not None else None
         self.me = self.keeper.holder if self.keeper is not None else process_name()
+        self.schedule_news = asyncio.Event()  # another instance stored a schedule (state_news.py)
 
     async def start(self) -> None:
         await self.registry.create_schema()
@@ -216,7 +217,9 @@ class Controller:
 
     def _hear_and_announce_news(self) -> None:
         """State changes to and from the other instances at once (controller/state_news.py)."""
-        listener = NewsListener(self.registry.engine.url, self.me, self.peers.heard)
+        listener = NewsListener(
+            self.registry.engine.url, self.me, self.peers.heard, on_schedules=self.schedule_news.set
+        )
         self.supervisor.spawn("state-news", listener.run, group="housekeeping")
         self.supervisor.spawn("peer-news", self.peers.read_news_forever, group="housekeeping")
         self.supervisor.spawn("announce", self._announce_forever, group="housekeeping")

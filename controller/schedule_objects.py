@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.registry import Base
 from controller.schedule_history import Change, record
+from controller.state_news import announce_schedules
 
 
 class ScheduleObjectRow(Base):
@@ -31,8 +32,16 @@ async def read_all(engine: AsyncEngine) -> dict[tuple[str, str], Any]:
     return {(kind, key): doc for kind, key, doc in rows}
 
 
-async def save(engine: AsyncEngine, kind: str, key: str, doc: dict[str, Any] | None, change: Change) -> None:
-    """Store `doc` as the object (kind, key), or remove it (None); the history keeps the version."""
+async def save(
+    engine: AsyncEngine,
+    kind: str,
+    key: str,
+    doc: dict[str, Any] | None,
+    change: Change,
+    announce_as: str | None = None,
+) -> None:
+    """Store `doc` as the object (kind, key), or remove it (None); the history keeps the version.
+    `announce_as`: this instance's name, to tell the others at once (PostgreSQL; on commit)."""
     async with engine.begin() as conn:
         await conn.execute(
             delete(ScheduleObjectRow).where(ScheduleObjectRow.kind == kind, ScheduleObjectRow.id == key)
@@ -44,3 +53,5 @@ async def save(engine: AsyncEngine, kind: str, key: str, doc: dict[str, Any] | N
                 )
             )
         await record(conn, kind, key, doc, change)
+        if announce_as is not None and conn.dialect.name == "postgresql":
+            await announce_schedules(conn, announce_as)

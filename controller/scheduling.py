@@ -52,10 +52,13 @@ class Scheduling:
         dispatcher: CommandDispatcher,
         fleet: Fleet,
         city: Mapping[str, Device] | None = None,
+        announce_as: str | None = None,
     ) -> None:
         """`devices`: the lamps this instance schedules; `city`: every device, which overrides and
-        group calendars may name (the same unless several instances share the city)."""
+        group calendars may name (the same unless several instances share the city);
+        `announce_as`: this instance's name, to tell the others of each change (controller/state_news.py)."""
         self.engine = engine
+        self.announce_as = announce_as
         self.devices = devices
         self.city = devices if city is None else city
         self.clocks = clocks  # site id → its sun
@@ -154,7 +157,7 @@ class Scheduling:
             self._restore(previous)
             raise
         with self._saving():
-            await schedule_objects.save(self.engine, kind, key, None, change)
+            await schedule_objects.save(self.engine, kind, key, None, change, self.announce_as)
         self._stored.pop((kind, key), None)
         self._replan_changed()
         return True
@@ -379,5 +382,5 @@ class Scheduling:
         self._plans = None
 
     async def _save(self, kind: str, key: str, doc: dict[str, Any], change: Change) -> None:
-        await schedule_objects.save(self.engine, kind, key, doc, change)
+        await schedule_objects.save(self.engine, kind, key, doc, change, self.announce_as)
         self._stored[(kind, key)] = doc

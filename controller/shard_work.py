@@ -7,6 +7,7 @@ shard taken over, lost or handed back, controller/shard_keeper.py); what serves 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections import defaultdict
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 #: supervisor groups: the shard's pollers stop with the city's (before the queue is drained)
 POLLERS = "shard-pollers"
 TASKS = "shard"
+#: a burst of schedule changes made elsewhere (a script's hundred overrides) is read a few at a time
+SCHEDULE_NEWS_GAP_S = 0.2
 
 
 class City(Protocol):
@@ -71,6 +74,9 @@ class City(Protocol):
     city_drivers: dict[str, Driver | ListeningDriver]
     ble_backends: dict[str, type[BaseBleakClient] | type[BaseBleakScanner]]
     _state_writes: CriticalSection
+    #: this instance's name among the others; set when another announces a schedule change
+    me: str
+    schedule_news: asyncio.Event
 
     @property
     def syncs_schedules(self) -> bool: ...
@@ -136,7 +142,13 @@ class ShardWork:
                 poller = LinkPoller(driver, polled, c.queue, c.fleet, c.metrics)
                 c.supervisor.spawn(f"poll:{link_id}", poller.run, group=POLLERS)
         self.scheduling = Scheduling(
-            c.registry.engine, c.owned, c.clocks, self.dispatcher, c.fleet, city=c.devices
+            c.registry.engine,
+            c.owned,
+            c.clocks,
+            self.dispatcher,
+            c.fleet,
+            city=c.devices,
+            announce_as=c.me if c.syncs_schedules else None,
         )
         await self.scheduling.start(self.sent)
         if c.syncs_schedules:
@@ -166,11 +178,17 @@ class ShardWork:
 
     async def _sync_schedules_forever(self) -> None:
         """Programs, calendars and overrides changed through another instance's API reach this
-        instance's lamps within SCHEDULE_SYNC_S."""
+        instance's lamps at once when it announces them (PostgreSQL NOTIFY), else within
+        SCHEDULE_SYNC_S (news missed while the listener reconnected, a database without NOTIFY)."""
+        news = self.city.schedule_news
         while True:
-            await asyncio.sleep(SCHEDULE_SYNC_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SCHEDULE_SYNC_S):
+                    await news.wait()
+            news.clear()  # before the read: news of a change stored during it wakes the next one
             if self.scheduling is not None:
                 await self.scheduling.reload_if_changed()
+            await asyncio.sleep(SCHEDULE_NEWS_GAP_S)
 
     async def _start_alerts(self) -> None:
         c, cfg = self.city, self.city.settings.alerts

@@ -5,6 +5,10 @@ a lamp going out, switching, dimming, a device going offline — is announced at
 saves those rows and, in the same transaction, notifies the channel with their ids. PostgreSQL
 delivers a notification when (and only if) its transaction commits, so a listener never reads a
 row older than the news. The others read those rows and take them (controller/cluster.py).
+
+A schedule object stored (a program, a calendar, an override) is announced the same way on a
+channel of its own: the other instances read the schedules again at once (controller/shard_work.py)
+rather than at their next look, up to SCHEDULE_SYNC_S later.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from drivers.backoff import Backoff
 log = logging.getLogger(__name__)
 
 CHANNEL = "lamplighter_states"
+SCHEDULES_CHANNEL = "lamplighter_schedules"
 PAYLOAD_MAX = 7000  # bytes of JSON per notification (PostgreSQL's limit is 8000)
 ANNOUNCE_EVERY_S = 0.5
 
@@ -53,14 +58,26 @@ async def announce(conn: AsyncConnection, sender: str, ids: Sequence[str]) -> No
         await conn.execute(select(func.pg_notify(CHANNEL, payload)))
 
 
-class NewsListener:
-    """Listens on the channel on a connection of its own (reconnecting with backoff) and hands
-    every other instance's ids to `on_news`."""
+async def announce_schedules(conn: AsyncConnection, sender: str) -> None:
+    """Notify that a schedule object changed (sent when the caller's transaction commits)."""
+    await conn.execute(select(func.pg_notify(SCHEDULES_CHANNEL, json.dumps({"from": sender}))))
 
-    def __init__(self, url: URL, me: str, on_news: Callable[[list[str]], None]) -> None:
+
+class NewsListener:
+    """Listens on the channels on a connection of its own (reconnecting with backoff), hands every
+    other instance's ids to `on_news` and calls `on_schedules` when another stored a schedule."""
+
+    def __init__(
+        self,
+        url: URL,
+        me: str,
+        on_news: Callable[[list[str]], None],
+        on_schedules: Callable[[], None] | None = None,
+    ) -> None:
         self.dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.me = me
         self.on_news = on_news
+        self.on_schedules = on_schedules
         self.heard = 0
 
     async def run(self) -> None:
@@ -77,6 +94,8 @@ class NewsListener:
             try:
                 conn.add_termination_listener(functools.partial(_set, lost))
                 await conn.add_listener(CHANNEL, self._heard)
+                if self.on_schedules is not None:
+                    await conn.add_listener(SCHEDULES_CHANNEL, self._heard_schedules)
                 backoff.reset()
                 # A connection cut without a goodbye ends nothing by itself: ask now and then.
                 while not lost.is_set():
@@ -103,6 +122,15 @@ class NewsListener:
         if sender != self.me:
             self.heard += len(ids)
             self.on_news(ids)
+
+    def _heard_schedules(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            sender = str(json.loads(payload)["from"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("schedule news: payload not understood: %.100s", payload)
+            return
+        if sender != self.me and self.on_schedules is not None:
+            self.on_schedules()
 
 
 def _set(event: asyncio.Event, _conn: object) -> None:

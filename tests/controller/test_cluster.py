@@ -9,9 +9,11 @@ from pathlib import Path
 
 import aiomqtt
 import httpx
+import pytest
 
 from api.app import create_app
 from api.server import ApiServer
+from controller import shard_work
 from controller.cluster import owned_links
 from controller.commands import Command
 from controller.config import ClusterSettings, ControllerSettings, load_config
@@ -245,3 +247,42 @@ async def test_another_instance_s_state_changes_are_seen_within_2_s(tmp_path: Pa
                 within_s=2 + 0.2,  # a poll (0.2 s) reads the new level, then it is announced
                 what="A sees the new level within 2 s",
             )
+
+
+async def test_a_schedule_stored_through_one_instance_reaches_another_s_lamps_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An override made through A is announced (PostgreSQL NOTIFY): B reads the schedules again at
+    once, not at its next look. The look is put a minute away here, so only the news can do it."""
+    monkeypatch.setattr(shard_work, "SCHEDULE_SYNC_S", 60.0)
+    async with fresh_database() as url:
+        settings = settings_for(tmp_path, registry_url=url)
+        async with (
+            running_city(settings) as city,
+            running_controller(as_instance(settings, instance=0, instances=2, links=["gw1"])) as a,
+            running_controller(as_instance(settings, instance=1, instances=2, links=["bus1"])) as b,
+        ):
+            assert a.scheduling is not None
+            assert b.scheduling is not None
+            await asyncio.sleep(0.5)  # B's listener is up (it listens from its start)
+            bus = [city.segments.find("bus1", u) for u in (1, 2, 3)]
+            await a.scheduling.put("program", "flat", {"id": "flat", "steps": [{"at": "00:00", "level": 35}]})
+            await a.scheduling.put("calendar", "city", {"id": "city", "default_program": "flat"})
+            await a.scheduling.put("group_calendar", "hanoi", {"calendar": "city"})
+            await until(lambda: all(lamp.level_cmd == 35 for lamp in bus), within_s=5, what="B's lamps at 35")
+            now = dt.datetime.now(dt.UTC)
+            override = {
+                "id": "festival",
+                "group": "hanoi",
+                "level": 65,
+                "start": now.isoformat(),
+                "expiry": (now + dt.timedelta(hours=1)).isoformat(),
+            }
+            await a.scheduling.put("override", "festival", override)
+            await until(lambda: "festival" in b.scheduling.overrides, within_s=2, what="B took it up")
+            await until(lambda: all(lamp.level_cmd == 65 for lamp in bus), within_s=5, what="B's lamps at 65")
+            # and the other way: a change made through B reaches A and A's lamps
+            gw = [city.segments.find("gw1", u) for u in range(1, 7)]
+            await b.scheduling.remove("override", "festival")
+            await until(lambda: "festival" not in a.scheduling.overrides, within_s=2, what="A took it up")
+            await until(lambda: all(lamp.level_cmd == 35 for lamp in gw), within_s=5, what="A's lamps at 35")
