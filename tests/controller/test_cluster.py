@@ -262,13 +262,14 @@ async def test_a_schedule_stored_through_one_instance_reaches_another_s_lamps_at
             running_controller(as_instance(settings, instance=0, instances=2, links=["gw1"])) as a,
             running_controller(as_instance(settings, instance=1, instances=2, links=["bus1"])) as b,
         ):
-            assert a.scheduling is not None
-            assert b.scheduling is not None
+            sa, sb = a.scheduling, b.scheduling
+            assert sa is not None
+            assert sb is not None
             await asyncio.sleep(0.5)  # B's listener is up (it listens from its start)
             bus = [city.segments.find("bus1", u) for u in (1, 2, 3)]
-            await a.scheduling.put("program", "flat", {"id": "flat", "steps": [{"at": "00:00", "level": 35}]})
-            await a.scheduling.put("calendar", "city", {"id": "city", "default_program": "flat"})
-            await a.scheduling.put("group_calendar", "hanoi", {"calendar": "city"})
+            await sa.put("program", "flat", {"id": "flat", "steps": [{"at": "00:00", "level": 35}]})
+            await sa.put("calendar", "city", {"id": "city", "default_program": "flat"})
+            await sa.put("group_calendar", "hanoi", {"calendar": "city"})
             await until(lambda: all(lamp.level_cmd == 35 for lamp in bus), within_s=5, what="B's lamps at 35")
             now = dt.datetime.now(dt.UTC)
             override = {
@@ -278,11 +279,11 @@ async def test_a_schedule_stored_through_one_instance_reaches_another_s_lamps_at
                 "start": now.isoformat(),
                 "expiry": (now + dt.timedelta(hours=1)).isoformat(),
             }
-            await a.scheduling.put("override", "festival", override)
-            await until(lambda: "festival" in b.scheduling.overrides, within_s=2, what="B took it up")
+            await sa.put("override", "festival", override)
+            await until(lambda: "festival" in sb.overrides, within_s=2, what="B took it up")
             await until(lambda: all(lamp.level_cmd == 65 for lamp in bus), within_s=5, what="B's lamps at 65")
             # and the other way: a change made through B reaches A and A's lamps
             gw = [city.segments.find("gw1", u) for u in range(1, 7)]
-            await b.scheduling.remove("override", "festival")
-            await until(lambda: "festival" not in a.scheduling.overrides, within_s=2, what="A took it up")
+            await sb.remove("override", "festival")
+            await until(lambda: "festival" not in sa.overrides, within_s=2, what="A took it up")
             await until(lambda: all(lamp.level_cmd == 35 for lamp in gw), within_s=5, what="A's lamps at 35")
