@@ -151,5 +151,5 @@ def takeover_lines(logs: list[Path], since: float, keys: tuple[str, ...] = TAKEO
             except ValueError:
                 continue
             if at >= since and any(key in line for key in keys):
-                out.append(f"+{at - since:5.1f} s {path.stem}: {line[24:].strip()[:150]}")
+                out.append(f"+{at - since:5.1f} s {path.stem}: {line[24:].strip()[:230]}")
     return sorted(out)

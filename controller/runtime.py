@@ -247,7 +247,8 @@ class Controller:
             if self.shard.scheduling is not None:
                 sent = dict(self.shard.scheduling.sent)
             took = time.perf_counter() - t0
-            log.info("stopped the work of %d links in %.1f s", len(self.shard.links), took)
+            n, steps = len(self.shard.links), self.shard.steps_said()
+            log.info("stopped the work of %d links in %.1f s: %s", n, took, steps)
         self._serving = None
         if self.keeper is not None and self.leases is not None:
             for shard in release:
@@ -258,7 +259,8 @@ class Controller:
         await self.shard.start()  # if it fails (database away), the next tick builds it again
         self._serving = links
         took = time.perf_counter() - t0
-        log.info("serving %d links, %d devices (built in %.1f s)", len(links), len(self.owned), took)
+        n, steps = len(self.owned), self.shard.steps_said()
+        log.info("serving %d links, %d devices (built in %.1f s: %s)", len(links), n, took, steps)
 
     async def _keep_leases_forever(self) -> None:
         """Rebuild the shard's work when the set of links changes (a shard gained, lost or to be

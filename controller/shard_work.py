@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -102,9 +103,22 @@ class ShardWork:
         self.air: AirWatch | None = None
         self.scheduling: Scheduling | None = None
         self.firmware: FirmwareService | None = None
+        #: how long each step of the last `start` or `stop` took (the log says: where a takeover's
+        #: seconds go)
+        self.steps: list[tuple[str, float]] = []
+        self._step_t0 = 0.0
+
+    def _step(self, name: str) -> None:
+        now = time.perf_counter()
+        self.steps.append((name, now - self._step_t0))
+        self._step_t0 = now
+
+    def steps_said(self) -> str:
+        return ", ".join(f"{name} {took:.2f}" for name, took in self.steps)
 
     async def start(self) -> None:
         c, settings = self.city, self.city.settings
+        self._step_t0 = time.perf_counter()
         c.owned.clear()  # in place: the API, the publisher and the peers' read-back hold this dict
         c.owned.update({row.id: row for link in self.links for row in c.devices_of_link.get(link, ())})
         by_link: dict[str, list[DeviceRef]] = defaultdict(list)
@@ -124,11 +138,15 @@ class ShardWork:
             for ref in by_link[link_id]
         }
         self.dispatcher = CommandDispatcher(refs, c.registry, c.metrics, fence=self.fence)
+        self._step("drivers")
         self.dispatcher.remember(await c.registry.last_asked(self.links), not_before=datetime.now(UTC))
+        self._step("last asked")
         if settings.alerts.enabled:
             await self._start_alerts()
+            self._step("alerts")
         if settings.air.enabled:
             await self._start_air()
+            self._step("air")
         for link_id, driver in self.drivers.items():
             if isinstance(driver, ListeningDriver):
                 listen = functools.partial(
@@ -141,6 +159,7 @@ class ShardWork:
                 ]
                 poller = LinkPoller(driver, polled, c.queue, c.fleet, c.metrics)
                 c.supervisor.spawn(f"poll:{link_id}", poller.run, group=POLLERS)
+        self._step("pollers")
         self.scheduling = Scheduling(
             c.registry.engine,
             c.owned,
@@ -153,8 +172,10 @@ class ShardWork:
         await self.scheduling.start(self.sent)
         if c.syncs_schedules:
             c.supervisor.spawn("schedule-sync", self._sync_schedules_forever, group=TASKS)
+        self._step("schedules")
         self.firmware = FirmwareService(settings, c.owned, c.fleet, c.registry.engine, every)
         await self.firmware.start()
+        self._step("firmware")
 
     async def stop_commanding(self) -> None:
         """Schedules and firmware first: nothing new is sent from here on."""
@@ -165,10 +186,15 @@ class ShardWork:
 
     async def stop(self) -> None:
         """Everything of this shard, before another set of links is served (or at shutdown)."""
+        self.steps, self._step_t0 = [], time.perf_counter()
         await self.stop_commanding()
+        self._step("commanding")
         await self.city.supervisor.stop(POLLERS)
+        self._step("pollers")
         await self.city.supervisor.stop(TASKS)
+        self._step("tasks")
         await self.close_drivers()
+        self._step("drivers")
         self.city.owned.clear()
 
     async def close_drivers(self) -> None:
