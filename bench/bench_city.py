@@ -333,7 +333,7 @@ async def faults(
             print("  partition: skipped (needs root and iptables)")
             return back
         with packets_to_postgres_dropped(city_faults.PARTITION_GID):
-            t0 = time.perf_counter()
+            t0, cut_at = time.perf_counter(), time.time()
             await city_faults.until(lambda: city_faults.fenced(api, back.url), 60)
             fenced = time.perf_counter() - t0
             await city_faults.until(lambda: city_faults.any_holds(api, survivors, shard), 60)
@@ -349,6 +349,8 @@ async def faults(
             flush=True,
         )
         every_log = [tmp / f"instance-{i.number}.log" for i in insts]
+        for line in city_faults.takeover_lines(survivors_logs, cut_at, before=healed_at):
+            print(f"    {line}")
         for line in city_faults.takeover_lines(every_log, healed_at):
             print(f"    healed {line}")
         return back

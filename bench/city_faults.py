@@ -139,9 +139,12 @@ START_LINES = (
 )
 
 
-def takeover_lines(logs: list[Path], since: float, keys: tuple[str, ...] = TAKEOVER_LINES) -> list[str]:
-    """The survivors' log lines about a takeover (or other `keys`) from `since` (wall clock), each
-    with its time after it: where the seconds between a kill and the lamps following went."""
+def takeover_lines(
+    logs: list[Path], since: float, keys: tuple[str, ...] = TAKEOVER_LINES, before: float = float("inf")
+) -> list[str]:
+    """The survivors' log lines about a takeover (or other `keys`) from `since` to `before` (wall
+    clock), each with its time after `since`: where the seconds between a kill and the lamps
+    following went."""
     out = []
     for path in logs:
         for line in path.read_text(errors="replace").splitlines():
@@ -150,6 +153,6 @@ def takeover_lines(logs: list[Path], since: float, keys: tuple[str, ...] = TAKEO
                 at = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
             except ValueError:
                 continue
-            if at >= since and any(key in line for key in keys):
+            if since <= at < before and any(key in line for key in keys):
                 out.append(f"+{at - since:5.1f} s {path.stem}: {line[24:].strip()[:230]}")
     return sorted(out)

@@ -189,7 +189,9 @@ class ShardWork:
         self.steps, self._step_t0 = [], time.perf_counter()
         await self.stop_commanding()
         self._step("commanding")
-        await self.city.supervisor.stop(POLLERS)
+        # With 160 pollers one usually swallows the first cancellation (pymodbus' wait_for on
+        # Python 3.11): each takeover's rebuild waited the supervisor's half second for it.
+        await self.city.supervisor.stop(POLLERS, again_s=0.02)
         self._step("pollers")
         await self.city.supervisor.stop(TASKS)
         self._step("tasks")

@@ -39,8 +39,12 @@ class Supervisor:
     def restarts(self) -> dict[str, int]:
         return {n: t.restarts for n, t in self._tasks.items()}
 
-    async def stop(self, group: str | None = None) -> None:
-        """Cancel the tasks of one group (or all) and wait until they have finished."""
+    async def stop(self, group: str | None = None, *, again_s: float = 0.5) -> None:
+        """Cancel the tasks of one group (or all) and wait until they have finished.
+
+        `again_s`: how long to wait before cancelling a task again that has not ended. Short only
+        for tasks with nothing to finish once cancelled (pollers): a second cancellation would cut
+        short the cleanup of one that has."""
         chosen = [t for t in self._tasks.values() if group is None or t.group == group]
         pending: set[asyncio.Task[None]] = {t.task for t in chosen}
         # Cancel again until each task has ended: on Python 3.11 asyncio.wait_for (used by
@@ -48,7 +52,7 @@ class Supervisor:
         while pending:
             for task in pending:
                 task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=0.5)
+            _, pending = await asyncio.wait(pending, timeout=again_s)
         for t in chosen:
             self._tasks.pop(t.name, None)
 
