@@ -4,7 +4,9 @@
 
 Lamps on Modbus TCP gateways of 200 (simulators in their own process). One `set_level` to every lamp
 through the controller's one command path: write, read back, record — concurrently across gateways,
-one request at a time per gateway.
+one request at a time per gateway. Twice: written and read back in one exchange (function 23, as
+`lamp_lcu` says it answers), then in two (the same profile without `write_read_registers`, from a
+profiles directory of the config's).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import tempfile
 import time
 from collections import Counter
+from importlib import resources
 from pathlib import Path
 
 from bench.common import simulators, write_city
@@ -25,10 +28,17 @@ from controller.runtime import Controller
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
-async def bench(lamps: int) -> None:
+async def bench(lamps: int, exchanges: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "city.toml"
         gateways, base = write_city(config, lamps, interval_s=3600, data_dir=Path(tmp))
+        if exchanges == 2:  # the controller's lamp_lcu without function 23 (the simulators' has it)
+            (Path(tmp) / "profiles").mkdir()
+            text = resources.files("drivers.profiles").joinpath("lamp_lcu.toml").read_text()
+            plain = text.replace("write_read_registers = true", "write_read_registers = false")
+            assert plain != text
+            (Path(tmp) / "profiles" / "lamp_lcu.toml").write_text(plain)
+            config.write_text('profiles_dir = "profiles"\n' + config.read_text())
         with simulators(config, base + gateways + 1):
             ctl = Controller(load_config(config))
             await ctl.start()
@@ -43,10 +53,11 @@ async def bench(lamps: int) -> None:
             await ctl.stop()
     statuses = Counter(r.status for r in rows)
     per_link = lamps / gateways
+    how = "write and read-back in one request (function 23)" if exchanges == 1 else "write + read-back"
     print(f"group command to {lamps} lamps on {gateways} gateways: {elapsed:.2f} s ({dict(statuses)})")
     print(
-        f"per gateway: {per_link:.0f} lamps × 2 requests (write + read-back) in {elapsed:.2f} s "
-        f"= {2 * per_link / elapsed:.0f} requests/s, {elapsed / per_link * 1e3:.1f} ms per lamp; "
+        f"  per gateway: {per_link:.0f} lamps × {exchanges} requests ({how}) in {elapsed:.2f} s "
+        f"= {exchanges * per_link / elapsed:.0f} requests/s, {elapsed / per_link * 1e3:.1f} ms per lamp; "
         "gateways work in parallel, so the whole group takes as long as one gateway"
     )
 
@@ -56,7 +67,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--lamps", type=int, default=1000)
-    asyncio.run(bench(parser.parse_args().lamps))
+    lamps = parser.parse_args().lamps
+    for exchanges in (1, 2):
+        asyncio.run(bench(lamps, exchanges))
 
 
 if __name__ == "__main__":

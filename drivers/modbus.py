@@ -106,9 +106,13 @@ class ModbusLink(Driver):
         self, device: DeviceRef, setpoints: Mapping[str, FieldValue]
     ) -> dict[str, FieldValue]:
         writes = _encoded(device, setpoints)
+        codec = codec_for(device.profile)
         async with self._lock:  # one turn of the link: no poll between the write and its read-back
-            await self._write_blocks(device, writes)
-            blocks = await self._read_setpoint_blocks(device)
+            if device.profile.profile.write_read_registers and len(writes) == 1 and codec.one_setpoint_block:
+                blocks = [await self._write_and_read(device, *writes[0], codec.setpoint_blocks[0])]
+            else:
+                await self._write_blocks(device, writes)
+                blocks = await self._read_setpoint_blocks(device)
         return _decoded_setpoints(device, blocks)
 
     # -- internals (call with the lock held) ------------------------------------------------------
@@ -116,6 +120,23 @@ class ModbusLink(Driver):
         unit = int(device.address)
         for start, words in writes:
             await self._call(device, functools.partial(_write_registers, start, words, unit))
+
+    async def _write_and_read(
+        self, device: DeviceRef, start: int, words: list[int], block: ReadBlock
+    ) -> list[int]:
+        """Function 23: the device writes, then answers with the block read after the write."""
+        unit = int(device.address)
+        rsp = await self._call(
+            device,
+            lambda c: c.readwrite_registers(
+                read_address=block.start,
+                read_count=block.count,
+                write_address=start,
+                values=words,
+                device_id=unit,
+            ),
+        )
+        return self._checked(device, block, rsp.registers)
 
     async def _read_setpoint_blocks(self, device: DeviceRef) -> list[list[int]]:
         return [await self._read_block(device, b) for b in codec_for(device.profile).setpoint_blocks]
@@ -132,7 +153,10 @@ class ModbusLink(Driver):
                 device,
                 lambda c: c.read_holding_registers(block.start, count=block.count, device_id=unit),
             )
-        registers: list[int] = rsp.registers
+        return self._checked(device, block, rsp.registers)
+
+    @staticmethod
+    def _checked(device: DeviceRef, block: ReadBlock, registers: list[int]) -> list[int]:
         if len(registers) != block.count:
             raise DecodeError(
                 f"{block.table} {block.start}+{block.count}: got {len(registers)} registers",

@@ -123,6 +123,11 @@ class ProfileHeader(BaseModel):
     rated_power_w: float = Field(default=100.0, gt=0)
     nominal_voltage_v: float = Field(default=230.0, gt=0)
     power_factor: float = Field(default=0.95, gt=0, le=1)
+    write_read_registers: bool = Field(
+        default=False,
+        description="the device answers Modbus function 23 (read/write multiple registers): a "
+        "command is written and read back in one exchange, not two",
+    )
 
     @model_validator(mode="after")
     def _observation_of_sensors(self) -> ProfileHeader:

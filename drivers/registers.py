@@ -50,6 +50,9 @@ class RegisterCodec:
             r for r in profile.registers if r.setpoint is not None
         )
         self.setpoint_blocks: tuple[ReadBlock, ...] = tuple(plan_reads(self.setpoint_regs))
+        #: the setpoints are one block of holding registers: function 23 can read them back
+        blocks = self.setpoint_blocks
+        self.one_setpoint_block = len(blocks) == 1 and blocks[0].table == "holding"
         self._measured = [(r, _locate(r, self.poll_blocks), r.word_order or order) for r in measured]
         self._setpoints = [
             (r, _locate(r, self.setpoint_blocks), r.word_order or order) for r in self.setpoint_regs

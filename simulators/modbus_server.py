@@ -159,7 +159,8 @@ class ModbusSegment:
         lamp = self.lamps.get(unit_id)
         writing = set_values is not None
         silent = lamp is None or Fault.NO_RESPONSE in lamp.faults
-        # A write request is executed as set-then-get: spend wire time once, on the first call.
+        # A write request is executed as set-then-get (function 23: its write, then its read):
+        # spend wire time once, on the first call.
         first_call = function_code in (3, 4) or writing
         if first_call:
             self.stats.requests += 1
@@ -171,6 +172,8 @@ class ModbusSegment:
                 self.stats.silent += 1
             raise NoSuchIdException(f"{self.name}: unit {unit_id} is not answering")
         image = self.images[unit_id]
+        if function_code == 23 and not image.profile.profile.write_read_registers:
+            return ExcCodes.ILLEGAL_FUNCTION  # a device whose profile does not say it answers 23
         if writing:
             assert set_values is not None
             try:

@@ -30,6 +30,8 @@ class WireClock:
             return 8, 8
         if function_code == 16:
             return 9 + 2 * count, 8
+        if function_code == 23:  # the same count written and read back (a lamp's setpoints)
+            return 13 + 2 * count, 5 + 2 * count
         return 8, 5
 
     def transaction_s(self, request_bytes: int, response_bytes: int) -> float:

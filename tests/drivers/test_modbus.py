@@ -12,8 +12,8 @@ from drivers.base import DeviceRef, Reading, SerialPort
 from drivers.errors import DecodeError, DeviceTimeout, LinkUnavailable, ProtocolError
 from drivers.modbus import ModbusLink, ModbusTcp
 from drivers.options import ModbusOptions
-from drivers.profile import load_profile, parse_profile
-from simulators.lamp import Fault, SimLamp
+from drivers.profile import DeviceProfile, load_profile, parse_profile
+from simulators.lamp import Fault, RegisterImage, SimLamp
 from simulators.modbus_server import BusSpec, GatewaySpec, ModbusSegment
 from simulators.pty import PtyPair
 from tests.waiting import fetched_until
@@ -84,6 +84,42 @@ async def test_tcp_write_is_confirmed_by_read_back_and_changes_the_lamp(
     reading = await tcp_link.read(ref(2))
     assert reading.values["dim_level_pct"] == 60
     assert float(reading.values["power_w"]) == pytest.approx(60, rel=0.02)
+
+
+def without_function_23(profile: DeviceProfile) -> DeviceProfile:
+    """The same device model, its maker not having implemented read/write multiple registers."""
+    header = profile.profile.model_copy(update={"write_read_registers": False})
+    return profile.model_copy(update={"profile": header})
+
+
+async def test_a_command_is_written_and_read_back_in_one_exchange_where_the_profile_says_so(
+    tcp_link: ModbusLink, gateway: ModbusSegment
+) -> None:
+    assert LAMP.profile.write_read_registers
+    before = gateway.stats.requests
+    assert await tcp_link.write_and_read_back(ref(2), {"dim_level_pct": 45, "lamp_on": True}) == {
+        "dim_level_pct": 45,
+        "lamp_on": True,
+    }
+    assert gateway.stats.requests - before == 1  # function 23
+    assert (await tcp_link.read(ref(2))).values["dim_level_pct"] == 45
+    plain = DeviceRef("lamp-2", 2, without_function_23(LAMP))
+    before = gateway.stats.requests
+    assert await tcp_link.write_and_read_back(plain, {"dim_level_pct": 25, "lamp_on": True}) == {
+        "dim_level_pct": 25,
+        "lamp_on": True,
+    }
+    assert gateway.stats.requests - before == 2  # a write, then a read
+
+
+async def test_a_device_that_does_not_answer_function_23_says_so_and_keeps_its_level(
+    tcp_link: ModbusLink, gateway: ModbusSegment
+) -> None:
+    gateway.images[3] = RegisterImage(without_function_23(LAMP))  # what the lamp itself implements
+    with pytest.raises(ProtocolError, match=r"unit 3: Modbus exception 1 \(illegal function\)"):
+        await tcp_link.write_and_read_back(ref(3), {"dim_level_pct": 80, "lamp_on": True})
+    assert gateway.stats.writes == 0
+    assert (await tcp_link.read_setpoints(ref(3)))["lamp_on"] is False
 
 
 async def test_injected_faults_show_in_status_bits(tcp_link: ModbusLink, gateway: ModbusSegment) -> None:
@@ -194,6 +230,8 @@ async def test_rtu_read_write_and_silent_slave(rtu: tuple[ModbusLink, ModbusSegm
     assert 220 < float((await link.read(ref(1))).values["voltage_v"]) < 240
     await link.write(ref(2), {"dim_level_pct": 30, "lamp_on": True})
     assert await link.read_setpoints(ref(2)) == {"dim_level_pct": 30, "lamp_on": True}
+    confirmed = await link.write_and_read_back(ref(1), {"dim_level_pct": 70, "lamp_on": True})  # function 23
+    assert confirmed == {"dim_level_pct": 70, "lamp_on": True}
     seg.lamps[3].faults.add(Fault.NO_RESPONSE)
     with pytest.raises(DeviceTimeout, match="no response"):
         await link.read(ref(3))
