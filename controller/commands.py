@@ -178,6 +178,8 @@ class CommandDispatcher:
                 await self._send(row, *self.refs[row.device_id], setpoints)
             except asyncio.CancelledError:  # the write may have reached the device: say so
                 self._finish(row, "failed", CUT_SHORT, quiet=True)  # one line for the batch
+                # and remember it, as the history does (the work rebuilt after a cut keeps this)
+                self.remember([(row.device_id, row.written, row.completed_at, row.created_at)])
                 raise
             # asked is asked (a failed command still says what the lamp should do), from the
             # moment it was: a lamp is judged against it settle_s after its own command, not

@@ -46,7 +46,7 @@ from controller.registry import Registry
 from controller.scheduling import Scheduling
 from controller.shard_keeper import ShardKeeper, process_name
 from controller.shard_work import POLLERS as SHARD_POLLERS
-from controller.shard_work import ShardWork
+from controller.shard_work import Carried, ShardWork
 from controller.state_news import ANNOUNCE_EVERY_S, NewsListener
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
@@ -239,13 +239,13 @@ class Controller:
             await self._serve_now(links, release)
 
     async def _serve_now(self, links: frozenset[str], release: Sequence[str]) -> None:
-        # the lamps still served keep the levels sent them: a takeover sends only the taken ones'
-        sent: Mapping[str, int] | None = None
+        # the lamps still served keep the levels sent them (a takeover sends only the taken ones')
+        # and what they were last asked
+        before: Carried | None = None
         t0 = time.perf_counter()
         if self.shard is not None:
             await self.shard.stop()  # first: a pass cut short forgets what it did not send
-            if self.shard.scheduling is not None:
-                sent = dict(self.shard.scheduling.sent)
+            before = self.shard.carried()
             took = time.perf_counter() - t0
             n, steps = len(self.shard.links), self.shard.steps_said()
             log.info("stopped the work of %d links in %.1f s: %s", n, took, steps)
@@ -254,7 +254,7 @@ class Controller:
             for shard in release:
                 await self.leases.call(self.keeper.release(shard))
         fence = self.keeper.holds if self.keeper is not None else _always
-        self.shard = ShardWork(self, links, fence, sent)
+        self.shard = ShardWork(self, links, fence, before)
         t0 = time.perf_counter()
         await self.shard.start()  # if it fails (database away), the next tick builds it again
         self._serving = links
