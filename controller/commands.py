@@ -101,17 +101,50 @@ class CommandDispatcher:
         return (await self.execute_many([device_id], command))[0]
 
     async def execute_many(
-        self, device_ids: Sequence[str], command: Command, *, until: Callable[[], bool] | None = None
+        self,
+        device_ids: Sequence[str],
+        command: Command,
+        *,
+        until: Callable[[], bool] | None = None,
+        per_link: int | None = None,
     ) -> list[CommandRow]:
         """Send the same command to many devices at once: concurrently across links, one at a time
         on each link (the link's lock), recorded in two transactions whatever the count.
 
         `until()`: asked before each device's turn; once true, the devices not reached yet are not
         sent it, their rows are withdrawn from the log and left out of the answer (a schedule pass
-        that gives way to a newer change, controller/scheduling.py)."""
+        that gives way to a newer change, controller/scheduling.py).
+
+        `per_link`: in rounds of at most this many devices per link, each recorded in its own two
+        transactions: the first command leaves once its round is recorded, and a batch that gives
+        way or is stopped has at most a round to withdraw (a takeover's 14,600 reminders were
+        recorded before the first left, and a stop waited ~6 s for their withdrawal)."""
         unknown = [d for d in device_ids if d not in self.refs]
         if unknown:
             raise UnknownDevice(", ".join(unknown[:5]))
+        if per_link is None:
+            return await self._execute_round(device_ids, command, until)
+        done: list[CommandRow] = []
+        for ids in self._rounds(device_ids, per_link):
+            if until is not None and until():
+                break
+            done += await self._execute_round(ids, command, until)
+        return done
+
+    def _rounds(self, device_ids: Sequence[str], per_link: int) -> list[list[str]]:
+        """The devices in rounds: each round the next `per_link` of every link (links in turn)."""
+        by_link: dict[str, list[str]] = defaultdict(list)
+        for device_id in device_ids:
+            by_link[self.refs[device_id][1].link_id].append(device_id)
+        longest = max((len(ids) for ids in by_link.values()), default=0)
+        return [
+            [d for ids in by_link.values() for d in ids[start : start + per_link]]
+            for start in range(0, longest, per_link)
+        ]
+
+    async def _execute_round(
+        self, device_ids: Sequence[str], command: Command, until: Callable[[], bool] | None
+    ) -> list[CommandRow]:
         setpoints = command.setpoints()
         now = datetime.now(UTC)
         rows = [

@@ -20,6 +20,10 @@ from collections.abc import Callable, Iterable, Mapping
 from controller.commands import Command, CommandDispatcher
 
 log = logging.getLogger(__name__)
+#: reminders are recorded and sent in rounds of this many lamps per link: giving way to a change
+#: (or a stop) then withdraws at most a round, and the first reminder leaves without waiting for
+#: thousands of rows to be recorded (CommandDispatcher.execute_many)
+REMINDERS_PER_LINK = 25
 
 
 class LevelSends:
@@ -98,7 +102,10 @@ class LevelSends:
             done = await asyncio.gather(
                 *(
                     self.dispatcher.execute_many(
-                        ids, Command(action="set_level", value=level, origin="schedule"), until=until
+                        ids,
+                        Command(action="set_level", value=level, origin="schedule"),
+                        until=until,
+                        per_link=None if until is None else REMINDERS_PER_LINK,
                     )
                     for level, ids in by_level.items()
                 )

@@ -12,7 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from controller.config import ControllerSettings
+from controller.level_sends import REMINDERS_PER_LINK
 from controller.registry import CommandRow
 from controller.runtime import Controller
 from simulators.modbus_server import ModbusSegment
@@ -146,3 +149,17 @@ async def test_a_transition_during_the_catch_up_does_not_wait_for_the_reminders(
         await ctl.scheduling.replan()  # what the runner does at a transition
         assert reminded() < BUS_LAMPS - 10, "the transition waited for the reminders"
         await until(lambda: reminded() == BUS_LAMPS, within_s=20, what="every lamp reminded")
+
+
+async def test_the_reminders_are_recorded_a_round_at_a_time(tmp_path: Path) -> None:
+    """A catch-up's reminders are recorded as they go, a few lamps per link at a time, not all
+    before the first leaves: a change or a stop meanwhile has at most a round to withdraw."""
+    async with _reminding(tmp_path) as (ctl, reminded):
+        async with ctl.registry.engine.connect() as conn:
+            on_the_bus = CommandRow.device_id.startswith("bus1-")
+            pending = await conn.scalar(
+                select(func.count()).select_from(CommandRow).where(CommandRow.status == "pending", on_the_bus)
+            )
+        assert reminded() < BUS_LAMPS - 10, "the pass ended before the log was read"
+        assert pending is not None
+        assert 0 < pending <= REMINDERS_PER_LINK  # of the bus's 100
