@@ -114,6 +114,7 @@ class ShardWork:
         self.air: AirWatch | None = None
         self.scheduling: Scheduling | None = None
         self.firmware: FirmwareService | None = None
+        self._asked_known = False  # what the devices were last asked is in the dispatcher
         #: how long each step of the last `start` or `stop` took (the log says: where a takeover's
         #: seconds go)
         self.steps: list[tuple[str, float]] = []
@@ -159,6 +160,7 @@ class ShardWork:
         if self.links - kept:
             asked = await c.registry.last_asked(self.links - kept)
             self.dispatcher.remember(asked, not_before=datetime.now(UTC))
+        self._asked_known = True
         self._step("last asked")
         if settings.alerts.enabled:
             await self._start_alerts()
@@ -197,10 +199,12 @@ class ShardWork:
         self._step("firmware")
 
     def carried(self) -> Carried:
-        """What the work built after this one keeps (call after `stop`)."""
+        """What the work built after this one keeps (call after `stop`). A start that failed
+        before it knew what its devices were asked (the database away) hands none of it on."""
         sent = dict(self.scheduling.sent) if self.scheduling is not None else None
-        expected = self.dispatcher.expected if self.dispatcher is not None else {}
-        return Carried(self.links, sent, expected)
+        if not self._asked_known or self.dispatcher is None:
+            return Carried(frozenset(), sent, {})
+        return Carried(self.links, sent, self.dispatcher.expected)
 
     async def stop_commanding(self) -> None:
         """Schedules and firmware first: nothing new is sent from here on."""

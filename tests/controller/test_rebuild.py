@@ -4,9 +4,13 @@ the links it still serves, and reads the command history for the links it gains.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
+import pytest
+
 from controller.commands import Command
+from controller.registry import LastAsked
 from tests.controller.city import running_city, running_controller, settings_for
 
 
@@ -34,3 +38,30 @@ async def test_a_rebuild_keeps_what_the_lamps_still_served_were_asked_and_reads_
         assert (gained.on, gained.level) == (True, 20)
         assert gained.since is not None
         assert gained.since >= rebuilt_at
+
+
+async def test_a_rebuild_that_failed_before_reading_the_history_is_retried_with_all_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database away while a takeover reads what the gained lamps were asked: the rebuild
+    fails, and the next one reads the history for every link, trusting nothing of the failed one."""
+    settings = settings_for(tmp_path)
+    async with running_city(settings), running_controller(settings) as ctl:
+        assert ctl.dispatcher is not None
+        row = await ctl.dispatcher.execute("bus1-001", Command(action="set_level", value=20))
+        assert row.status == "confirmed"
+        await ctl._serve(frozenset({"gw1"}))
+        read = ctl.registry.last_asked
+
+        async def away(links: Collection[str] | None = None) -> Sequence[LastAsked]:
+            raise OSError("the database is away")  # the read itself, as a partition fails it
+
+        monkeypatch.setattr(ctl.registry, "last_asked", away)
+        with pytest.raises(OSError, match="away"):
+            await ctl._serve(frozenset({"gw1", "bus1"}))
+        monkeypatch.setattr(ctl.registry, "last_asked", read)
+        await ctl._serve(frozenset({"gw1", "bus1"}))  # what the lease keeper's next tick does
+        assert ctl.dispatcher is not None
+        gained = ctl.dispatcher.expected.get("bus1-001")
+        assert gained is not None
+        assert (gained.on, gained.level) == (True, 20)
