@@ -17,10 +17,9 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from importlib import resources
 from pathlib import Path
 
-from bench.common import simulators, write_city
+from bench.common import simulators, without_function_23, write_city
 from controller.commands import Command
 from controller.config import load_config
 from controller.runtime import Controller
@@ -32,13 +31,8 @@ async def bench(lamps: int, exchanges: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "city.toml"
         gateways, base = write_city(config, lamps, interval_s=3600, data_dir=Path(tmp))
-        if exchanges == 2:  # the controller's lamp_lcu without function 23 (the simulators' has it)
-            (Path(tmp) / "profiles").mkdir()
-            text = resources.files("drivers.profiles").joinpath("lamp_lcu.toml").read_text()
-            plain = text.replace("write_read_registers = true", "write_read_registers = false")
-            assert plain != text
-            (Path(tmp) / "profiles" / "lamp_lcu.toml").write_text(plain)
-            config.write_text('profiles_dir = "profiles"\n' + config.read_text())
+        if exchanges == 2:
+            without_function_23(config)
         with simulators(config, base + gateways + 1):
             ctl = Controller(load_config(config))
             await ctl.start()

@@ -5,6 +5,10 @@ characters, 3.5-character silences). The controller polls continuously (interval
 normal path. Theoretical maximum = 1 / (request + response + 2 × 3.5 characters) for the same
 frames (8-byte FC04 request, 33-byte response).
 
+Then commands: a `set_level` to all 16 lamps, several times, polls out of the way, written and
+read back in one exchange (function 23, as `lamp_lcu` says it answers) and in two (the same profile
+without it); each against the same frames' wire time.
+
     python -m bench.bench_rs485 [--seconds 20] [--baud 9600 --baud 19200]
 """
 
@@ -13,10 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
-from bench.common import percentiles
+from bench.common import percentiles, without_function_23
+from controller.commands import Command
 from controller.config import load_config
 from controller.runtime import Controller
 from simulators.lamp import SimLamp
@@ -28,21 +35,27 @@ logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 LAMPS = 16
 
 
+def write_bus(tmp: str, baud: int, poll_interval_s: float) -> tuple[Path, Path]:
+    """(config, the bus's pty path)"""
+    port = Path(tmp) / "bus"
+    config = Path(tmp) / "bus.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite+aiosqlite:///{tmp}/r.db"\n'
+        f'[telemetry]\nurl = "sqlite+aiosqlite:///{tmp}/t.db"\n'
+        '[[sites]]\nid = "s"\nlatitude = 21.0\nlongitude = 105.8\n'
+        f'[[links]]\nid = "bus"\nsite = "s"\nkind = "modbus_rtu"\nport = "{port}"\nbaudrate = {baud}\n'
+        "timeout_s = 0.5\nretries = 0\n"
+        f'[[device_ranges]]\nid_prefix = "l"\nlink = "bus"\nunit_ids = [1, {LAMPS}]\n'
+        'profile = "lamp_lcu"\n'
+        f"start = [21.0, 105.8]\nend = [21.0, 105.81]\npoll_interval_s = {poll_interval_s}\n",
+        encoding="utf-8",
+    )
+    return config, port
+
+
 async def bench(baud: int, seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        port = Path(tmp) / "bus"
-        config = Path(tmp) / "bus.toml"
-        config.write_text(
-            f'[database]\nurl = "sqlite+aiosqlite:///{tmp}/r.db"\n'
-            f'[telemetry]\nurl = "sqlite+aiosqlite:///{tmp}/t.db"\n'
-            '[[sites]]\nid = "s"\nlatitude = 21.0\nlongitude = 105.8\n'
-            f'[[links]]\nid = "bus"\nsite = "s"\nkind = "modbus_rtu"\nport = "{port}"\nbaudrate = {baud}\n'
-            "timeout_s = 0.5\nretries = 0\n"
-            f'[[device_ranges]]\nid_prefix = "l"\nlink = "bus"\nunit_ids = [1, {LAMPS}]\n'
-            'profile = "lamp_lcu"\n'
-            "start = [21.0, 105.8]\nend = [21.0, 105.81]\npoll_interval_s = 0\n",
-            encoding="utf-8",
-        )
+        config, port = write_bus(tmp, baud, 0)
         async with PtyPair(port) as pair:
             lamps = tuple(SimLamp(unit_id=i, rated_power_w=60) for i in range(1, LAMPS + 1))
             segment = ModbusSegment(
@@ -69,6 +82,46 @@ async def bench(baud: int, seconds: float) -> None:
     )
 
 
+async def commands(baud: int, exchanges: int, rounds: int = 5) -> None:
+    """A set_level to every lamp of the bus, `rounds` times; polls out of the way (an hour apart)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config, port = write_bus(tmp, baud, 3600)
+        if exchanges == 2:
+            without_function_23(config)
+        async with PtyPair(port) as pair:
+            lamps = tuple(SimLamp(unit_id=i, rated_power_w=60) for i in range(1, LAMPS + 1))
+            segment = ModbusSegment(
+                BusSpec(name="bus", port=str(pair.device_end), baudrate=baud, lamps=lamps)
+            )
+            await segment.start()
+            ctl = Controller(load_config(config))
+            await ctl.start()
+            assert ctl.dispatcher is not None
+            ids = sorted(ctl.devices)
+            await asyncio.sleep(2)  # the first polls done
+            took: list[float] = []
+            confirmed = 0
+            for r in range(rounds):
+                t0 = time.perf_counter()
+                rows = await ctl.dispatcher.execute_many(ids, Command(action="set_level", value=20 + r))
+                took.append(time.perf_counter() - t0)
+                confirmed += sum(row.status == "confirmed" for row in rows)
+            await ctl.stop()
+            await segment.stop()
+    per_lamp = statistics.median(took) / LAMPS
+    if exchanges == 1:  # function 23, 2 registers each way
+        how = "written and read back in one exchange (function 23)"
+        wire = WireClock(baud).transaction_s(13 + 4, 5 + 4)
+    else:  # function 16 of 2 registers, then function 3 of 2
+        how = "written, then read back"
+        wire = WireClock(baud).transaction_s(9 + 4, 8) + WireClock(baud).transaction_s(8, 5 + 4)
+    print(
+        f"{baud:>6} baud: a command {how}: {per_lamp * 1e3:5.1f} ms a lamp (median of {rounds} group "
+        f"commands to {LAMPS} lamps, {confirmed} of {rounds * LAMPS} confirmed), {wire * 1e3:.1f} ms "
+        "of it on the wire"
+    )
+
+
 def _poll_durations(ctl: Controller) -> str:
     # The histogram keeps buckets, not samples: report its mean instead of percentiles.
     figures = ctl.metrics.polls.link("bus")
@@ -85,6 +138,9 @@ def main() -> None:
     args = parser.parse_args()
     for baud in args.baud or [9600, 19200]:
         asyncio.run(bench(baud, args.seconds))
+    for baud in args.baud or [9600, 19200]:
+        for exchanges in (1, 2):
+            asyncio.run(commands(baud, exchanges))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from importlib import resources
 from pathlib import Path
 
 import httpx
@@ -134,3 +135,14 @@ def api_only(settings: ControllerSettings) -> ControllerSettings:
             "alerts": settings.alerts.model_copy(update={"enabled": False}),
         }
     )
+
+
+def without_function_23(config: Path) -> None:
+    """Make the config's controller use lamp_lcu without `write_read_registers` (a command written,
+    then read back: two exchanges), from a profiles directory beside it; the simulators keep theirs."""
+    (config.parent / "profiles").mkdir()
+    text = resources.files("drivers.profiles").joinpath("lamp_lcu.toml").read_text()
+    plain = text.replace("write_read_registers = true", "write_read_registers = false")
+    assert plain != text
+    (config.parent / "profiles" / "lamp_lcu.toml").write_text(plain)
+    config.write_text('profiles_dir = "profiles"\n' + config.read_text())
