@@ -80,15 +80,17 @@ class KeeperThread:
         try:
             await self.keeper.start()
             self._started.set()
+            wait_s = self.keeper.tick_s
             while not self._stop.is_set():
                 try:
-                    async with asyncio.timeout(self.keeper.tick_s):
+                    async with asyncio.timeout(wait_s):
                         await self._stop.wait()
                 except TimeoutError:
                     pass
                 if self._stop.is_set():
                     break
                 outcome = await self.keeper.tick()
+                wait_s = self.keeper.next_tick_s(outcome)
                 if outcome.changed:
                     self._tell(outcome)
         finally:

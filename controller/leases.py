@@ -175,18 +175,26 @@ class LeaseTable:
             now = await self._now(conn)
             await conn.execute(_row(shard).where(ShardLeaseRow.holder.is_not(None)).values(claimed_at=now))
 
-    async def taken_over(self, holder: str) -> list[str]:
+    async def taken_over(self, holder: str) -> tuple[list[str], float | None]:
         """Shards whose lease has expired with a holder in it (an instance that died), or that no
-        instance has taken since they were offered: the ones anyone may take over."""
+        instance has taken since they were offered: the ones anyone may take over; and in how many
+        seconds the next of the others' leases expires (None: none runs), by the database's clock."""
+        others = (ShardLeaseRow.holder.is_(None)) | (ShardLeaseRow.holder != holder)
         async with self.engine.begin() as conn:
             now = await self._now(conn)
             rows = await conn.scalars(
                 select(ShardLeaseRow.shard)
                 .where(ShardLeaseRow.expires_at < now)
-                .where((ShardLeaseRow.holder.is_(None)) | (ShardLeaseRow.holder != holder))
+                .where(others)
                 .order_by(ShardLeaseRow.shard)
             )
-            return list(rows)
+            expired = list(rows)
+            soonest = await conn.scalar(
+                select(func.min(ShardLeaseRow.expires_at))
+                .where(ShardLeaseRow.expires_at >= now)
+                .where(others)
+            )
+        return expired, None if soonest is None else (soonest - now).total_seconds()
 
     async def views(self) -> list[LeaseView]:
         async with self.engine.connect() as conn:
