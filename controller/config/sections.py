@@ -113,7 +113,7 @@ class ClusterSettings(_Strict):
         ge=1.0,
         le=300.0,
         description="lease length: a dead instance's links are served again within about "
-        "lease_s × 1.25 plus the time to start serving them; a holder cut off from the database "
+        "lease_s plus the time to start serving them; a holder cut off from the database "
         "stops commanding within lease_s",
     )
     standby: bool = Field(
