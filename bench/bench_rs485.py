@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bench.common import percentiles, without_function_23
@@ -53,9 +55,13 @@ def write_bus(tmp: str, baud: int, poll_interval_s: float) -> tuple[Path, Path]:
     return config, port
 
 
-async def bench(baud: int, seconds: float) -> None:
+@contextlib.asynccontextmanager
+async def bus_controller(baud: int, poll_interval_s: float, exchanges: int = 1) -> AsyncIterator[Controller]:
+    """A controller polling the simulated bus (`exchanges` 2: its lamp_lcu without function 23)."""
     with tempfile.TemporaryDirectory() as tmp:
-        config, port = write_bus(tmp, baud, 0)
+        config, port = write_bus(tmp, baud, poll_interval_s)
+        if exchanges == 2:
+            without_function_23(config)
         async with PtyPair(port) as pair:
             lamps = tuple(SimLamp(unit_id=i, rated_power_w=60) for i in range(1, LAMPS + 1))
             segment = ModbusSegment(
@@ -64,14 +70,21 @@ async def bench(baud: int, seconds: float) -> None:
             await segment.start()
             ctl = Controller(load_config(config))
             await ctl.start()
-            await asyncio.sleep(2)
-            figures = ctl.metrics.polls.link("bus")
-            before = figures.ok
-            await asyncio.sleep(seconds)
-            polls = figures.ok - before
-            samples = _poll_durations(ctl)
-            await ctl.stop()
-            await segment.stop()
+            try:
+                await asyncio.sleep(2)  # the first polls done
+                yield ctl
+            finally:
+                await ctl.stop()
+                await segment.stop()
+
+
+async def bench(baud: int, seconds: float) -> None:
+    async with bus_controller(baud, 0) as ctl:
+        figures = ctl.metrics.polls.link("bus")
+        before = figures.ok
+        await asyncio.sleep(seconds)
+        polls = figures.ok - before
+        samples = _poll_durations(ctl)
     achieved = polls / seconds
     wire = WireClock(baud).transaction_s(8, 5 + 2 * 14)
     theory = 1 / wire
@@ -84,30 +97,16 @@ async def bench(baud: int, seconds: float) -> None:
 
 async def commands(baud: int, exchanges: int, rounds: int = 5) -> None:
     """A set_level to every lamp of the bus, `rounds` times; polls out of the way (an hour apart)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        config, port = write_bus(tmp, baud, 3600)
-        if exchanges == 2:
-            without_function_23(config)
-        async with PtyPair(port) as pair:
-            lamps = tuple(SimLamp(unit_id=i, rated_power_w=60) for i in range(1, LAMPS + 1))
-            segment = ModbusSegment(
-                BusSpec(name="bus", port=str(pair.device_end), baudrate=baud, lamps=lamps)
-            )
-            await segment.start()
-            ctl = Controller(load_config(config))
-            await ctl.start()
-            assert ctl.dispatcher is not None
-            ids = sorted(ctl.devices)
-            await asyncio.sleep(2)  # the first polls done
-            took: list[float] = []
-            confirmed = 0
-            for r in range(rounds):
-                t0 = time.perf_counter()
-                rows = await ctl.dispatcher.execute_many(ids, Command(action="set_level", value=20 + r))
-                took.append(time.perf_counter() - t0)
-                confirmed += sum(row.status == "confirmed" for row in rows)
-            await ctl.stop()
-            await segment.stop()
+    took: list[float] = []
+    confirmed = 0
+    async with bus_controller(baud, 3600, exchanges) as ctl:
+        assert ctl.dispatcher is not None
+        ids = sorted(ctl.devices)
+        for r in range(rounds):
+            t0 = time.perf_counter()
+            rows = await ctl.dispatcher.execute_many(ids, Command(action="set_level", value=20 + r))
+            took.append(time.perf_counter() - t0)
+            confirmed += sum(row.status == "confirmed" for row in rows)
     per_lamp = statistics.median(took) / LAMPS
     if exchanges == 1:  # function 23, 2 registers each way
         how = "written and read back in one exchange (function 23)"

@@ -21,6 +21,7 @@ from controller.runtime import Controller
 from controller.service import ControllerService
 from simulators.lamp import Fault
 from tests.api.keys import auth_headers
+from tests.api.test_schedules_api import from_now
 from tests.controller.city import running_city, running_controller, settings_for, write_mqtt_city
 from tests.mosquitto import Mosquitto
 from tests.postgres import fresh_database
@@ -271,15 +272,9 @@ async def test_a_schedule_stored_through_one_instance_reaches_another_s_lamps_at
             await sa.put("calendar", "city", {"id": "city", "default_program": "flat"})
             await sa.put("group_calendar", "hanoi", {"calendar": "city"})
             await until(lambda: all(lamp.level_cmd == 35 for lamp in bus), within_s=5, what="B's lamps at 35")
-            now = dt.datetime.now(dt.UTC)
-            override = {
-                "id": "festival",
-                "group": "hanoi",
-                "level": 65,
-                "start": now.isoformat(),
-                "expiry": (now + dt.timedelta(hours=1)).isoformat(),
-            }
-            await sa.put("override", "festival", override)
+            await sa.put(
+                "override", "festival", from_now("festival", 65, dt.timedelta(hours=1), group="hanoi")
+            )
             await until(lambda: "festival" in sb.overrides, within_s=2, what="B took it up")
             await until(lambda: all(lamp.level_cmd == 65 for lamp in bus), within_s=5, what="B's lamps at 65")
             # and the other way: a change made through B reaches A and A's lamps
