@@ -159,8 +159,8 @@ async def compare(
     "a new version. Restoring a removal removes the object.",
 )
 async def restore(service: Service, who: CurrentPrincipal, body: RestoreIn) -> VersionOut:
-    engine = service.scheduling.engine
-    found = await version(engine, body.kind, body.id, body.version)
+    sched = await service.schedules_to_change()
+    found = await version(sched.engine, body.kind, body.id, body.version)
     if found is None:
         raise ApiError(
             404, "not_found", f"no version {body.version} of {body.kind.replace('_', ' ')} {body.id!r}"
@@ -168,13 +168,13 @@ async def restore(service: Service, who: CurrentPrincipal, body: RestoreIn) -> V
     change = Change(who.actor, body.reason or f"restored version {body.version}")
     try:
         if found.doc is None:
-            if not await service.scheduling.remove(body.kind, body.id, change):
+            if not await sched.remove(body.kind, body.id, change):
                 raise ApiError(
                     409, "conflict", f"version {body.version} is a removal, and it is removed already"
                 )
         else:
-            await service.scheduling.put(body.kind, body.id, found.doc, change)
+            await sched.put(body.kind, body.id, found.doc, change)
     except ScheduleError as exc:
         raise ApiError(422, "invalid_schedule", f"version {body.version} cannot be restored: {exc}") from None
-    latest = (await versions(engine, body.kind, body.id, limit=1))[0]
+    latest = (await versions(sched.engine, body.kind, body.id, limit=1))[0]
     return VersionOut(**_out(latest))

@@ -36,14 +36,14 @@ Reason = Annotated[
 
 async def _put(service: ControllerService, kind: Kind, key: str, doc: dict[str, Any], change: Change) -> None:
     try:
-        await service.scheduling.put(kind, key, doc, change)
+        await (await service.schedules_to_change()).put(kind, key, doc, change)
     except ScheduleError as exc:
         raise ApiError(422, "invalid_schedule", str(exc)) from None
 
 
 async def _remove(service: ControllerService, kind: Kind, key: str, change: Change) -> Response:
     try:
-        removed = await service.scheduling.remove(kind, key, change)
+        removed = await (await service.schedules_to_change()).remove(kind, key, change)
     except ScheduleError as exc:
         raise ApiError(422, "invalid_schedule", f"cannot remove {kind} {key!r}: {exc}") from None
     if not removed:

@@ -7,6 +7,7 @@ is drained into the store, live state is flushed to the registry, then links and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import logging
@@ -114,6 +115,8 @@ class Controller:
         self.shard: ShardWork | None = None
         self._serving: frozenset[str] | None = None  # the links the shard's work was built for
         self._serving_lock = asyncio.Lock()
+        self._settled = asyncio.Event()  # no rebuild of the shard's work under way
+        self._settled.set()
         self.keeper = shard_keeper(settings)
         self.leases = KeeperThread(self.keeper, settings.database.url) if self.keeper is not None else None
         self.me = self.keeper.holder if self.keeper is not None else process_name()
@@ -236,7 +239,18 @@ class Controller:
         """Serve this set of links: the shard's work built for it, the previous one stopped first
         (then the shards in `release` are handed back: nothing here commands them any more)."""
         async with self._serving_lock:  # one at a time: each rebuilds `owned` in place
-            await self._serve_now(links, release)
+            self._settled.clear()
+            try:
+                await self._serve_now(links, release)
+            finally:
+                self._settled.set()
+
+    async def settled(self, within_s: float) -> None:
+        """Wait for the shard's work being rebuilt (a takeover, a hand-back), at most `within_s`."""
+        if not self._settled.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within_s):
+                    await self._settled.wait()
 
     async def _serve_now(self, links: frozenset[str], release: Sequence[str]) -> None:
         # the lamps still served keep the levels sent them (a takeover sends only the taken ones')

@@ -3,6 +3,7 @@ the links it still serves, and reads the command history for the links it gains.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 
 from controller.commands import Command
 from controller.registry import LastAsked
+from tests.api.keys import api_client
+from tests.api.test_schedules_api import ALL_DAY, CITY, from_now
 from tests.controller.city import running_city, running_controller, settings_for
 
 
@@ -65,3 +68,46 @@ async def test_a_rebuild_that_failed_before_reading_the_history_is_retried_with_
         gained = ctl.dispatcher.expected.get("bus1-001")
         assert gained is not None
         assert (gained.on, gained.level) == (True, 20)
+
+
+async def test_a_change_made_while_the_work_is_rebuilt_waits_for_it_rather_than_503(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An override posted during a takeover's rebuild is taken once the rebuild is done (it used
+    to get 503 not_ready, and its client a second's Retry-After), and a command to a lamp just
+    taken over is sent, not refused as another instance's."""
+    settings = settings_for(tmp_path)
+    async with running_city(settings) as city, running_controller(settings) as ctl, api_client(ctl) as api:
+        for path, body in (("/api/v1/schedules/all-day", ALL_DAY), ("/api/v1/calendars/city", CITY)):
+            assert (await api.put(path, json=body)).status_code == 200
+        await ctl._serve(frozenset({"gw1"}))
+        read, reading, release = ctl.registry.last_asked, asyncio.Event(), asyncio.Event()
+
+        # the real read of what the gained lamps were asked, its answer held until released
+        async def held(links: Collection[str] | None = None) -> Sequence[LastAsked]:
+            answer = await read(links)
+            reading.set()
+            await release.wait()
+            return answer
+
+        monkeypatch.setattr(ctl.registry, "last_asked", held)
+        takeover = asyncio.create_task(ctl._serve(frozenset({"gw1", "bus1"})))
+        await reading.wait()
+        posted = asyncio.create_task(
+            api.post(
+                "/api/v1/overrides", json=from_now("fix", 45, dt.timedelta(hours=1), device_id="bus1-002")
+            )
+        )
+        commanded = asyncio.create_task(
+            api.post("/api/v1/devices/bus1-003/commands", json={"action": "set_level", "value": 15})
+        )
+        await asyncio.sleep(0.5)
+        assert not posted.done()  # waiting for the rebuild, not turned away
+        assert not commanded.done()
+        release.set()
+        await takeover
+        assert (await posted).status_code == 201
+        answer = await commanded
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["status"] == "confirmed"
+        assert city.segments.find("bus1", 3).level_cmd == 15
