@@ -35,9 +35,9 @@ class TickOutcome:
     gained: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     hand_back: list[str] = field(default_factory=list)
-    #: seconds until the next of the others' leases expires, when sooner than the next tick: the
-    #: keeper looks again then, not up to a tick later (a dead instance's links served ~0.75 s
-    #: sooner on average)
+    #: seconds until the next of the others' leases expires (None: none runs); when sooner than
+    #: the next tick the keeper looks again then, not up to a tick later (a dead instance's links
+    #: served ~0.75 s sooner on average)
     next_expiry_s: float | None = None
 
     @property

@@ -219,7 +219,9 @@ class ShardWork:
         await self.stop_commanding()
         self._step("commanding")
         # With 160 pollers one usually swallows the first cancellation (pymodbus' wait_for on
-        # Python 3.11): each takeover's rebuild waited the supervisor's half second for it.
+        # Python 3.11): each takeover's rebuild waited the supervisor's half second for it. A
+        # poller has nothing to finish; a listener cut short in its clean-up closes its broker
+        # or port connection without a goodbye, which loses nothing (a new one is made next).
         await self.city.supervisor.stop(POLLERS, again_s=0.02)
         self._step("pollers")
         await self.city.supervisor.stop(TASKS)
