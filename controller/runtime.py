@@ -115,8 +115,6 @@ class Controller:
         self.shard: ShardWork | None = None
         self._serving: frozenset[str] | None = None  # the links the shard's work was built for
         self._serving_lock = asyncio.Lock()
-        self._settled = asyncio.Event()  # no rebuild of the shard's work under way
-        self._settled.set()
         self.keeper = shard_keeper(settings)
         self.leases = KeeperThread(self.keeper, settings.database.url) if self.keeper is not None else None
         self.me = self.keeper.holder if self.keeper is not None else process_name()
@@ -239,18 +237,15 @@ class Controller:
         """Serve this set of links: the shard's work built for it, the previous one stopped first
         (then the shards in `release` are handed back: nothing here commands them any more)."""
         async with self._serving_lock:  # one at a time: each rebuilds `owned` in place
-            self._settled.clear()
-            try:
-                await self._serve_now(links, release)
-            finally:
-                self._settled.set()
+            await self._serve_now(links, release)
 
     async def settled(self, within_s: float) -> None:
-        """Wait for the shard's work being rebuilt (a takeover, a hand-back), at most `within_s`."""
-        if not self._settled.is_set():
+        """Wait for the shard's work being rebuilt (a takeover, a hand-back), at most `within_s`:
+        the rebuild holds the lock, and a waiter takes it in turn and lets it go at once."""
+        if self._serving_lock.locked():
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(within_s):
-                    await self._settled.wait()
+                async with asyncio.timeout(within_s), self._serving_lock:
+                    pass
 
     async def _serve_now(self, links: frozenset[str], release: Sequence[str]) -> None:
         # the lamps still served keep the levels sent them (a takeover sends only the taken ones')
