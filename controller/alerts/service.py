@@ -150,10 +150,15 @@ class AlertService:
         now = now or dt.datetime.now(dt.UTC)
         events: list[AlertEvent] = []
         sun = {site: self._sun_up(site, now) for site in self.clocks}
+        fenced: dict[str, bool] = {}  # a link's lease, asked once per evaluation, not per device
         for device_id in device_ids:
             row = self.devices.get(device_id)
-            if row is not None and self.fence is not None and not self.fence(row.link_id):
-                continue  # its lease ran out (a pause, a partition): another instance judges it
+            if row is not None and self.fence is not None:
+                off = fenced.get(row.link_id)
+                if off is None:
+                    off = fenced[row.link_id] = not self.fence(row.link_id)
+                if off:
+                    continue  # its lease ran out (a pause, a partition): another instance judges it
             view = self.view(device_id, now, sun, row)
             if view is None:
                 continue
@@ -190,23 +195,23 @@ class AlertService:
         rated = row.rated_power_w
         if rated is None and reading is not None:
             value = reading.values.get("rated_power_w")
-            rated = float(value) if isinstance(value, int | float) and value > 0 else None
+            rated = float(value) if isinstance(value, (int, float)) and value > 0 else None
+        # positional, and the switches as they are kept (the view is judged before the loop
+        # turns): one view is built per reading
         return DeviceView(
-            device_id=device_id,
-            kind=row.kind,
-            now=now,
-            reading=reading,
-            switches=tuple(st.switches or ()),
-            state=st.state,
-            consecutive_failures=st.consecutive_failures,
+            device_id,
+            row.kind,
+            now,
+            reading,
+            st.switches or (),
+            st.state,
+            st.consecutive_failures,
             # a device never heard from counts as silent since the controller started
-            last_seen=st.last_seen or self.started_at,
-            rated_power_w=rated,
-            expected=self.expected.get(device_id, NOTHING_EXPECTED),
-            sun_up=(sun[row.site_id] if sun else self._sun_up(row.site_id, now))
-            if row.kind == "lamp"
-            else False,
-            thresholds=self.thresholds.get(device_id, DEFAULT_THRESHOLDS),
+            st.last_seen or self.started_at,
+            rated,
+            self.expected.get(device_id, NOTHING_EXPECTED),
+            (sun[row.site_id] if sun else self._sun_up(row.site_id, now)) if row.kind == "lamp" else False,
+            self.thresholds.get(device_id, DEFAULT_THRESHOLDS),
         )
 
     async def restore_areas(self, kind: FaultKind) -> list[Alert]:
