@@ -122,9 +122,9 @@ class Controller:
 
     async def start(self) -> None:
         await self.registry.create_schema()
-        kept, removed = await self.registry.mirror_config(self.settings)
-        log.info("registry mirrors the config: %d devices (%d removed)", kept, removed)
-        self.devices = {row.id: row for row in await self.registry.devices()}
+        devices, removed = await self.registry.mirror_config(self.settings)
+        log.info("registry mirrors the config: %d devices (%d removed)", len(devices), removed)
+        self.devices = {row.id: row for row in devices}
         self.devices_of_link = defaultdict(list)
         for row in self.devices.values():
             self.devices_of_link[row.link_id].append(row)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from controller.config import load_config
 from controller.db import create_engine
 from controller.registry import Registry
 from tests.controller.city import running_controller, settings_for
@@ -56,5 +57,27 @@ async def test_a_state_saved_by_an_earlier_version_with_nan_in_it_still_loads(tm
         assert math.isnan(saved.last_reading["values"]["power_w"])
         assert saved.last_reading["values"]["voltage_v"] == 231.5
         assert saved.counters == {"polls_ok": 3}
+    finally:
+        await registry.engine.dispose()
+
+
+async def test_a_start_takes_the_devices_the_registry_holds(tmp_path: Path, registry_url: str) -> None:
+    """The mirror of the config hands the start its devices instead of reading them back: they are
+    the rows the registry then holds, value for value and type for type, in the order it reads them
+    — after a first mirror, after an unchanged one, and after a change that removed devices."""
+    city = load_config(Path(__file__).parents[2] / "examples" / "city.toml")
+    settings = city.model_copy(update={"database": city.database.model_copy(update={"url": registry_url})})
+    registry = Registry(create_engine(registry_url))
+    try:
+        await registry.create_schema()
+        fewer = settings.model_copy(update={"device_ranges": ()})
+        in_ranges = len(settings.all_devices()) - len(fewer.all_devices())
+        assert in_ranges > 0
+        for config, removed in ((settings, 0), (settings, 0), (fewer, in_ranges)):
+            devices, gone = await registry.mirror_config(config)
+            held = await registry.devices()
+            assert gone == removed
+            assert len(devices) == len(config.all_devices())
+            assert [repr(d) for d in devices] == [repr(d) for d in held]
     finally:
         await registry.engine.dispose()
