@@ -7,16 +7,20 @@ and `unknown` until it has been polled once.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from controller.db import json_value
 from controller.registry import SavedState
 from controller.vocabulary import DeviceState
 from drivers.base import Reading
 from drivers.errors import DriverError
+
+log = logging.getLogger(__name__)
 
 DEVICE_STATES: tuple[DeviceState, ...] = ("unknown", "ok", "fault", "offline")
 #: per-device counters: successful polls, and failures by the driver error's kind.
@@ -30,8 +34,9 @@ class DeviceStatus:
     device_id: str
     state: DeviceState = "unknown"
     last_seen: datetime | None = None
-    #: the last Reading, or its stored document after a restart (see `last_reading_doc`)
-    last_reading: Reading | dict[str, Any] | None = None
+    #: the last Reading, or its stored document after a restart (see `last_reading_doc`): read as
+    #: its JSON text (`SavedState`) and decoded the first time someone asks for it
+    last_reading: Reading | dict[str, Any] | str | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
     lamp_on: bool | None = None  # as last reported
@@ -43,18 +48,37 @@ class DeviceStatus:
 
     def last_reading_doc(self) -> dict[str, Any] | None:
         """The last reading as a JSON-ready document (built only when someone asks)."""
-        if isinstance(self.last_reading, Reading):
-            return reading_document(self.last_reading)
-        return self.last_reading
+        last = self.last_reading
+        if isinstance(last, Reading):
+            return reading_document(last)
+        return self._saved_doc() if isinstance(last, str) else last
 
     def last_values(self) -> Mapping[str, Any]:
         """The last reading's values only: what a map needs, without building the whole document."""
-        if isinstance(self.last_reading, Reading):
-            return self.last_reading.values
-        if self.last_reading is None:
-            return {}
-        values: Mapping[str, Any] = self.last_reading.get("values", {})
+        last = self.last_reading
+        if isinstance(last, Reading):
+            return last.values
+        doc = self._saved_doc() if isinstance(last, str) else last
+        values: Mapping[str, Any] = doc.get("values", {}) if doc is not None else {}
         return values
+
+    def _saved_doc(self) -> dict[str, Any] | None:
+        """The saved document, decoded once (kept decoded); one that is not a JSON object is
+        dropped with a warning, not raised at whoever asked (the API, a map, a flush)."""
+        assert isinstance(self.last_reading, str)
+        doc: dict[str, Any] | None = None
+        try:
+            decoded = json_value(self.last_reading)
+        except ValueError as exc:
+            decoded = exc
+        if isinstance(decoded, dict):
+            doc = decoded
+        else:
+            log.warning(
+                "%s: its saved last reading is not a JSON object (%s); dropped", self.device_id, decoded
+            )
+        self.last_reading = doc
+        return doc
 
 
 class Fleet:
@@ -83,7 +107,10 @@ class Fleet:
         st.counters["polls_ok"] += 1
         st.consecutive_failures = 0
         st.last_seen = reading.ts
-        previous, st.last_reading = st.last_reading, reading
+        previous = st.last_reading
+        if isinstance(previous, str):  # the first reading since a start: the saved one decoded
+            previous = st._saved_doc()
+        st.last_reading = reading
         before = st.state
         if reading.rejected:
             st.counters["decode"] += len(reading.rejected)
@@ -187,7 +214,7 @@ class Fleet:
                 continue
             st.state = row.state if row.state in DEVICE_STATES else "unknown"
             st.last_seen = row.last_seen
-            st.last_reading = row.last_reading
+            st.last_reading = row.last_reading_json
             st.last_error = row.last_error
             st.counters.update({k: int(v) for k, v in row.counters.items() if k in st.counters})
 
@@ -203,7 +230,7 @@ class Fleet:
             if st.state != "offline":  # availability reaches every instance directly
                 st.state = row.state if row.state in DEVICE_STATES else "unknown"
             st.last_seen = seen
-            st.last_reading = row.last_reading
+            st.last_reading = row.last_reading_json
             st.last_error = row.last_error
             self._touched.add(st.device_id)
 

