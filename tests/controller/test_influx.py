@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import logging
 import shutil
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from tests.controller.city import (
     with_influx,
     write_city,
 )
+from tests.tls_certs import make_tls_files
 from tests.tsdb import InfluxDB1, VictoriaMetrics
 from tests.waiting import fetched_until, until
 
@@ -292,3 +296,32 @@ async def test_the_controller_and_api_use_influxdb(influx: InfluxDB1, tmp_path: 
         'SELECT count("voltage_v") FROM "lamplighter" WHERE "site" = \'hn\' GROUP BY "device"', "city"
     )
     assert len(rows) == 3
+
+
+async def test_an_https_server_whose_certificate_is_not_trusted_is_refused(
+    tmp_path: Path, store_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plain-http server gets a client without a TLS context (a faster start); https:// — however
+    spelled — keeps verifying: a server whose certificate no trusted authority signed is told nothing."""
+    tls = make_tls_files(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.server_cert, tls.server_key)
+    requests: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            requests.append(await reader.readline())  # reached only past a completed handshake
+            writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with caplog.at_level(logging.WARNING, logger="controller.telemetry.influx"):
+            await store_factory(settings(f"HTTPS://127.0.0.1:{port}", tmp_path))
+        assert requests == []
+        assert "CERTIFICATE_VERIFY_FAILED" in caplog.text
+    finally:
+        server.close()
+        await server.wait_closed()
