@@ -6,7 +6,7 @@ then, in this process, alternately
                same 14 input registers, nothing decoded or stored;
   controller — lamplighter's Controller with every poll interval 0: pollers, decoding, the
                bounded queue, live state and the SQLite telemetry store.
-Reported: readings/s of each, the ratio, and this process's CPU time per poll.
+Reported: readings/s of each and their ratio, this process's CPU time per poll and its ratio.
 
     python -m bench.bench_polling --lamps 1000 --lamps 10000 [--seconds 10]
 """
@@ -101,6 +101,7 @@ async def bench(lamps: int, seconds: float) -> None:
         f"ratio controller/bare: {ctl_rate / bare:.2f} against the mean of both bare runs, "
         f"{ctl_rate / max(bare1, bare2):.2f} against the faster   (goal >= 0.80)"
     )
+    print(f"CPU per reading, controller/bare: {ctl_cpu / bare_cpu:.2f}×   (goal <= 1.30×)")
 
 
 def main() -> None:
