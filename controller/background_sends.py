@@ -16,6 +16,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from drivers.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 RETRY_FIRST_S = 15.0
@@ -47,10 +49,8 @@ class BackgroundSends:
             self._task = asyncio.create_task(self._run(), name="schedule-sends")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is not None:  # again if a racing reply swallowed it (pymodbus' wait_for)
+            await cancel_and_wait([self._task])
 
     async def _run(self) -> None:
         retry_s = self.retry_first_s

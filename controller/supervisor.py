@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from drivers.backoff import Backoff
+from drivers.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,13 +47,8 @@ class Supervisor:
         for tasks with nothing to finish once cancelled (pollers): a second cancellation would cut
         short the cleanup of one that has."""
         chosen = [t for t in self._tasks.values() if group is None or t.group == group]
-        pending: set[asyncio.Task[None]] = {t.task for t in chosen}
-        # Cancel again until each task has ended: on Python 3.11 asyncio.wait_for (used by
-        # pymodbus for every request) can swallow a cancellation that races a reply.
-        while pending:
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=again_s)
+        # again until each has ended: a cancellation racing a reply can be swallowed (drivers/tasks.py)
+        await cancel_and_wait([t.task for t in chosen], again_s=again_s)
         for t in chosen:
             self._tasks.pop(t.name, None)
 
