@@ -33,7 +33,7 @@ from controller.commands import CommandDispatcher
 from controller.config import (
     ControllerSettings,
 )
-from controller.db import create_engine
+from controller.db import create_engine, database_is_away
 from controller.device import Device
 from controller.firmware import FirmwareService
 from controller.fleet import Fleet
@@ -265,11 +265,25 @@ class Controller:
         fence = self.keeper.holds if self.keeper is not None else _always
         self.shard = ShardWork(self, links, fence, before)
         t0 = time.perf_counter()
-        await self.shard.start()  # if it fails (database away), the next tick builds it again
+        self.shard.start_polling()
         self._serving = links
+        # if it fails (database away or stalled), the links are polled still and the lease
+        # keeper's next tick tries again (`_watch_again`)
+        await self.shard.start_watching()
         took = time.perf_counter() - t0
         n, steps = len(self.owned), self.shard.steps_said()
         log.info("serving %d links, %d devices (built in %.1f s: %s)", len(links), n, took, steps)
+
+    async def _watch_again(self) -> None:
+        """The database's part of the shard's work, after it failed: its links were polled meanwhile."""
+        async with self._serving_lock:
+            shard = self.shard
+            if shard is None or shard.watching:
+                return
+            t0 = time.perf_counter()
+            await shard.start_watching()
+            took = time.perf_counter() - t0
+            log.info("watching %d devices again (in %.1f s: %s)", len(self.owned), took, shard.steps_said())
 
     async def _keep_leases_forever(self) -> None:
         """Rebuild the shard's work when the set of links changes (a shard gained, lost or to be
@@ -290,12 +304,18 @@ class Controller:
             self.metrics.shard_leases.set(len(held))
             handed = frozenset().union(*(held[s].links for s in hand_back if s in held))
             wanted = keeper.links() - handed
-            if wanted != self._serving or hand_back:
-                release, hand_back = sorted(hand_back), set()
-                try:
+            try:
+                if wanted != self._serving or hand_back:
+                    release, hand_back = sorted(hand_back), set()
                     await self._serve(wanted, release)
-                except Exception:
+                elif self.shard is not None and not self.shard.watching:
+                    await self._watch_again()
+            except Exception as exc:
+                if not database_is_away(exc):
                     log.exception("serving the links of the shards held failed; trying again")
+                else:  # a stall as well (WATCH_START_S): TimeoutError
+                    what = type(exc).__name__
+                    log.warning("the shard's work waits for the database (%s); its links are polled", what)
 
     @property
     def syncs_schedules(self) -> bool:

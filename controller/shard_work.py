@@ -52,6 +52,9 @@ POLLERS = "shard-pollers"
 TASKS = "shard"
 #: a burst of schedule changes made elsewhere (a script's hundred overrides) is read a few at a time
 SCHEDULE_NEWS_GAP_S = 0.2
+#: the database's part of a start (the history, alerts, schedules: ~0.5 s for a district of
+#: 50,000 lamps); beyond it the start gives up and is tried again, its links polled meanwhile
+WATCH_START_S = 30.0
 
 
 class City(Protocol):
@@ -115,6 +118,7 @@ class ShardWork:
         self.scheduling: Scheduling | None = None
         self.firmware: FirmwareService | None = None
         self._asked_known = False  # what the devices were last asked is in the dispatcher
+        self._watching = False
         #: how long each step of the last `start` or `stop` took (the log says: where a takeover's
         #: seconds go)
         self.steps: list[tuple[str, float]] = []
@@ -129,6 +133,14 @@ class ShardWork:
         return ", ".join(f"{name} {took:.2f}" for name, took in self.steps)
 
     async def start(self) -> None:
+        """Poll the links, then watch and command their devices (`start_watching`)."""
+        self.start_polling()
+        await self.start_watching()
+
+    def start_polling(self) -> None:
+        """The links' drivers, the dispatcher and the pollers: nothing here waits for the database,
+        so readings flow whatever it does (a takeover while PostgreSQL fails over used to leave
+        every held link unpolled until the rebuild could read the history)."""
         c, settings = self.city, self.city.settings
         self._step_t0 = time.perf_counter()
         c.owned.clear()  # in place: the API, the publisher and the peers' read-back hold this dict
@@ -150,24 +162,12 @@ class ShardWork:
             for ref in by_link[link_id]
         }
         self.dispatcher = CommandDispatcher(refs, c.registry, c.metrics, fence=self.fence)
-        self._step("drivers")
         # The links served before as well: what their devices were asked is known here, up to the
         # last command; the history is read for the others only (a takeover's 14,600 of 34,900).
-        kept = self.before.links & self.links if self.before is not None else frozenset()
-        if self.before is not None and kept:
+        if self.before is not None and self._kept:
             known = self.before.expected
             self.dispatcher.expected.update({d: known[d] for d in c.owned if d in known})
-        if self.links - kept:
-            asked = await c.registry.last_asked(self.links - kept)
-            self.dispatcher.remember(asked, not_before=datetime.now(UTC))
-        self._asked_known = True
-        self._step("last asked")
-        if settings.alerts.enabled:
-            await self._start_alerts()
-            self._step("alerts")
-        if settings.air.enabled:
-            await self._start_air()
-            self._step("air")
+        self._step("drivers")
         for link_id, driver in self.drivers.items():
             if isinstance(driver, ListeningDriver):
                 listen = functools.partial(
@@ -181,7 +181,55 @@ class ShardWork:
                 poller = LinkPoller(driver, polled, c.queue, c.fleet, c.metrics)
                 c.supervisor.spawn(f"poll:{link_id}", poller.run, group=POLLERS)
         self._step("pollers")
-        self.scheduling = Scheduling(
+
+    @property
+    def watching(self) -> bool:
+        """Its devices watched, scheduled and commanded: every part that reads the database up."""
+        return self._watching
+
+    async def start_watching(self) -> None:
+        """What reads the database: the command history, the open alerts, the schedules, the
+        firmware campaigns. Within WATCH_START_S, else TimeoutError (a stalled database must not
+        hold the rebuild that would follow a lease lost meanwhile); a part that started is kept,
+        and the next call (the lease keeper's next tick) starts the others."""
+        c, settings = self.city, self.city.settings
+        assert self.dispatcher is not None, "start_polling first"
+        self._step_t0 = time.perf_counter()
+        async with asyncio.timeout(WATCH_START_S):
+            if not self._asked_known:
+                if self.links - self._kept:
+                    asked = await c.registry.last_asked(self.links - self._kept)
+                    self.dispatcher.remember(asked, not_before=datetime.now(UTC))
+                self._asked_known = True
+                self._step("last asked")
+            if settings.alerts.enabled and self.alerts is None:
+                await self._start_alerts()
+                self._step("alerts")
+            if settings.air.enabled and self.air is None:
+                await self._start_air()
+                self._step("air")
+            if self.scheduling is None:
+                await self._start_scheduling()
+                self._step("schedules")
+            if self.firmware is None:
+                firmware = FirmwareService(settings, c.owned, c.fleet, c.registry.engine, self._every())
+                await firmware.start()
+                self.firmware = firmware
+                self._step("firmware")
+        self._watching = True
+
+    @property
+    def _kept(self) -> frozenset[str]:
+        """The links the work before this one served as well."""
+        return self.before.links & self.links if self.before is not None else frozenset()
+
+    def _every(self) -> dict[str, Driver | ListeningDriver]:
+        return {**self.city.city_drivers, **self.drivers}
+
+    async def _start_scheduling(self) -> None:
+        c = self.city
+        assert self.dispatcher is not None
+        scheduling = Scheduling(
             c.registry.engine,
             c.owned,
             c.clocks,
@@ -190,13 +238,10 @@ class ShardWork:
             city=c.devices,
             announce_as=c.me if c.syncs_schedules else None,
         )
-        await self.scheduling.start(self.before.sent if self.before is not None else None)
+        await scheduling.start(self.before.sent if self.before is not None else None)
+        self.scheduling = scheduling
         if c.syncs_schedules:
             c.supervisor.spawn("schedule-sync", self._sync_schedules_forever, group=TASKS)
-        self._step("schedules")
-        self.firmware = FirmwareService(settings, c.owned, c.fleet, c.registry.engine, every)
-        await self.firmware.start()
-        self._step("firmware")
 
     def carried(self) -> Carried:
         """What the work built after this one keeps (call after `stop`). A start that failed
@@ -255,7 +300,7 @@ class ShardWork:
         channels: list[AlertChannel] = [c.events, *c.webhooks.values()]
         if c.publisher is not None:
             channels.append(c.publisher)
-        self.alerts = AlertService(
+        alerts = AlertService(
             devices=c.owned,
             configured=c.devices.keys(),
             fleet=c.fleet,
@@ -272,13 +317,14 @@ class ShardWork:
             languages=LANGUAGES if cfg.language == "both" else (cfg.language,),
             fence=self.fence,
         )
-        await self.alerts.start()
-        c.supervisor.spawn("alerts", self.alerts.run, group=TASKS)
+        await alerts.start()
+        self.alerts = alerts
+        c.supervisor.spawn("alerts", alerts.run, group=TASKS)
 
     async def _start_air(self) -> None:
         c = self.city
         profiles = {row.profile for row in c.devices.values() if row.kind == "sensor"}
-        self.air = AirWatch(
+        air = AirWatch(
             c.settings.air,
             c.store,
             c.devices,
@@ -289,6 +335,7 @@ class ShardWork:
             self.alerts,
             c._state_writes,  # joined before the store closes: an index is written whole
         )
-        await self.air.start()
-        if self.air.fields:
-            c.supervisor.spawn("air", self.air.run, group=TASKS)
+        await air.start()
+        self.air = air
+        if air.fields:
+            c.supervisor.spawn("air", air.run, group=TASKS)

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from controller import shard_work
 from controller.commands import Command
 from controller.registry import LastAsked
 from tests.api.keys import api_client
 from tests.api.test_schedules_api import ALL_DAY, CITY, from_now
 from tests.controller.city import running_city, running_controller, settings_for
+from tests.postgres import fresh_database
+from tests.waiting import until
 
 
 async def test_a_rebuild_keeps_what_the_lamps_still_served_were_asked_and_reads_the_gained_ones(
@@ -68,6 +73,49 @@ async def test_a_rebuild_that_failed_before_reading_the_history_is_retried_with_
         gained = ctl.dispatcher.expected.get("bus1-001")
         assert gained is not None
         assert (gained.on, gained.level) == (True, 20)
+
+
+async def test_a_stalled_database_holds_back_the_watching_of_a_takeover_not_its_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL stalls while a takeover reads what the gained lamps were asked (another session
+    holds a lock on the command history): every link held is polled meanwhile, the rebuild gives
+    up at its deadline rather than waiting for the database, and the lease keeper's next try, once
+    the database answers, watches and schedules them with the history read."""
+    monkeypatch.setattr(shard_work, "WATCH_START_S", 1.0)
+    async with fresh_database() as url:
+        settings = settings_for(tmp_path, registry_url=url)
+        async with running_city(settings), running_controller(settings) as ctl:
+            assert ctl.dispatcher is not None
+            row = await ctl.dispatcher.execute("bus1-001", Command(action="set_level", value=20))
+            assert row.status == "confirmed"
+            await ctl._serve(frozenset({"gw1"}))
+
+            holder = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+            try:
+                stall = holder.transaction()
+                await stall.start()
+                await holder.execute("LOCK TABLE commands IN ACCESS EXCLUSIVE MODE")
+                began = time.monotonic()
+                with pytest.raises(TimeoutError):
+                    await ctl._serve(frozenset({"gw1", "bus1"}))
+                assert time.monotonic() - began < 5, "the rebuild waited for the stalled database"
+                assert ctl.scheduling is None and ctl.alerts is None  # nothing judged or sent blind
+                polled = {d: ctl.fleet[d].counters["polls_ok"] for d in ("gw1-001", "bus1-001")}
+                await until(
+                    lambda: all(ctl.fleet[d].counters["polls_ok"] > n + 3 for d, n in polled.items()),
+                    within_s=5,
+                    what="the links polled while the database is stalled",
+                )
+                await stall.rollback()
+            finally:
+                await holder.close()
+
+            await ctl._watch_again()  # what the lease keeper's next tick does
+            assert ctl.scheduling is not None and ctl.alerts is not None
+            gained = ctl.dispatcher.expected.get("bus1-001")
+            assert gained is not None
+            assert (gained.on, gained.level) == (True, 20)
 
 
 async def test_a_change_made_while_the_work_is_rebuilt_waits_for_it_rather_than_503(
