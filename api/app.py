@@ -144,13 +144,15 @@ def create_app(service: ControllerService) -> FastAPI:
             leased = figures.leases is None or (
                 figures.leases.serving_home and figures.leases.database_reachable
             )
-            status = "ok" if all(figures.links.values()) and leased else "degraded"
+            healthy = all(figures.links.values()) and leased and figures.watching
+            status = "ok" if healthy else "degraded"
         return Health(
             status=status,
             started_at=figures.started_at,
             links=figures.links,
             devices=figures.devices,
             queue_depth=figures.queue_depth,
+            watching=figures.watching,
             leases=None
             if figures.leases is None
             else LeasesOut.model_validate(dataclasses.asdict(figures.leases)),

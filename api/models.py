@@ -109,14 +109,21 @@ class LeasesOut(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "starting", "degraded"] = Field(
-        description="degraded: a link is down, or this instance does not hold its own shard's lease "
-        "(it cannot reach the database, or another instance serves its links)"
+        description="degraded: a link is down, this instance does not hold its own shard's lease "
+        "(it cannot reach the database, or another instance serves its links), or its links are "
+        "polled but not yet watched (see `watching`)"
     )
     started_at: datetime | None
     links: dict[str, bool]
     devices: dict[str, int]
     queue_depth: int
     leases: LeasesOut | None = Field(default=None, description="null: one instance, or no takeover")
+    watching: bool = Field(
+        default=True,
+        description="false: the links this instance serves are polled, but their schedules, fault "
+        "detection and firmware campaigns wait for the database (a takeover or restart could not "
+        "read it; tried again every lease_s / 4)",
+    )
 
 
 class GroupCommandOut(BaseModel):

@@ -69,6 +69,8 @@ class HealthFigures:
     devices: dict[str, int]
     queue_depth: int
     leases: LeaseHealth | None = None  # None: no leases ([cluster] takeover off, or SQLite)
+    #: the links served are watched and scheduled, not only polled (controller/shard_work.py)
+    watching: bool = True
 
 
 class ControllerService:
@@ -385,6 +387,7 @@ class ControllerService:
             devices=self._ctl.fleet.counts_by_state(),
             queue_depth=self._ctl.queue.qsize(),
             leases=self._ctl.keeper.health() if self._ctl.keeper is not None else None,
+            watching=self._ctl.shard is None or self._ctl.shard.watching,
         )
 
     def metrics_text(self) -> bytes:

@@ -85,7 +85,7 @@ async def test_a_stalled_database_holds_back_the_watching_of_a_takeover_not_its_
     monkeypatch.setattr(shard_work, "WATCH_START_S", 1.0)
     async with fresh_database() as url:
         settings = settings_for(tmp_path, registry_url=url)
-        async with running_city(settings), running_controller(settings) as ctl:
+        async with running_city(settings), running_controller(settings) as ctl, api_client(ctl) as api:
             assert ctl.dispatcher is not None
             row = await ctl.dispatcher.execute("bus1-001", Command(action="set_level", value=20))
             assert row.status == "confirmed"
@@ -100,19 +100,25 @@ async def test_a_stalled_database_holds_back_the_watching_of_a_takeover_not_its_
                 with pytest.raises(TimeoutError):
                     await ctl._serve(frozenset({"gw1", "bus1"}))
                 assert time.monotonic() - began < 5, "the rebuild waited for the stalled database"
-                assert ctl.scheduling is None and ctl.alerts is None  # nothing judged or sent blind
+                assert ctl.scheduling is None
+                assert ctl.alerts is None
                 polled = {d: ctl.fleet[d].counters["polls_ok"] for d in ("gw1-001", "bus1-001")}
                 await until(
                     lambda: all(ctl.fleet[d].counters["polls_ok"] > n + 3 for d, n in polled.items()),
                     within_s=5,
                     what="the links polled while the database is stalled",
                 )
+                health = (await api.get("/healthz")).json()
+                assert (health["status"], health["watching"]) == ("degraded", False)
                 await stall.rollback()
             finally:
                 await holder.close()
 
             await ctl._watch_again()  # what the lease keeper's next tick does
-            assert ctl.scheduling is not None and ctl.alerts is not None
+            assert ctl.scheduling is not None
+            assert ctl.alerts is not None
+            health = (await api.get("/healthz")).json()
+            assert (health["status"], health["watching"]) == ("ok", True)
             gained = ctl.dispatcher.expected.get("bus1-001")
             assert gained is not None
             assert (gained.on, gained.level) == (True, 20)
