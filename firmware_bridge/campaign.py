@@ -25,6 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from drivers.tasks import cancel_and_wait
 from firmware_bridge.transfer import TransferStatus
 
 log = logging.getLogger(__name__)
@@ -124,11 +125,12 @@ class Campaign:
         the devices cut short are sent again then, from where they stopped)."""
         under_way = self.state in ("running", "created", "waiting_approval", "paused")
         self._go.clear()
-        for task in list(self._tasks.values()):
-            task.cancel()
+        # A transfer waits for each acknowledgement with wait_for, which on Python 3.11 can swallow
+        # a cancellation that races the reply: one cancel could leave the shutdown waiting for a
+        # whole transfer to end. Cancelled again until ended, it stops where it is (resumable).
+        await cancel_and_wait(list(self._tasks.values()), again_s=0.05)
         if self._runner is not None:
-            self._runner.cancel()
-            await asyncio.gather(self._runner, return_exceptions=True)
+            await cancel_and_wait([self._runner], again_s=0.05)
             self._runner = None
         if under_way:
             self.state, self.reason = "paused", reason

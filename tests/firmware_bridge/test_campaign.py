@@ -109,3 +109,28 @@ async def test_approval_between_waves_and_cancel(fleet: Fleet) -> None:
     updated = campaign.summary().get("UPDATED", 0)
     assert 4 <= updated < 20
     assert sum(d.version == "3.1.0" for d in fleet.devices.values()) in (updated, updated + 1)
+
+
+async def test_a_shutdown_stops_transfers_that_let_a_cancellation_pass(fleet: Fleet) -> None:
+    """Python 3.11's wait_for (a transfer's wait for each acknowledgement) returns the reply instead
+    of raising when a cancellation arrives with it; the transfer then goes on. Here each transfer
+    lets the first cancellation pass so, as that race would: the controller's shutdown (`halt`)
+    must still end at once, the campaign paused, not wait for the transfers."""
+    _, update = fleet.updater(image_of(20_000))
+    started = asyncio.Event()
+
+    async def lets_one_pass(device: str) -> TransferStatus:
+        started.set()
+        try:
+            return await update(device)
+        except asyncio.CancelledError:
+            pass  # the race: the transfer loop saw a reply, not the cancellation
+        await asyncio.sleep(30)  # … and goes on with its next chunks
+        return await update(device)
+
+    campaign = Campaign(spec(fleet, concurrency=4), lets_one_pass)
+    campaign.start()
+    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.wait_for(campaign.halt("the controller stopped: resume to go on"), 5)
+    assert campaign.state == "paused"
+    assert campaign.reason == "the controller stopped: resume to go on"
