@@ -53,6 +53,7 @@ from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
 from controller.telemetry.tags import DeviceTags
 from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
+from drivers.ratelog import RateLimitedLog
 from schedules.astro import AstroClock
 
 log = logging.getLogger(__name__)
@@ -293,6 +294,7 @@ class Controller:
         assert keeper is not None
         assert leases is not None
         hand_back: set[str] = set()
+        waiting = RateLimitedLog(log, interval_s=60.0)  # a database away for long: not every tick
         while True:
             try:
                 outcome = await asyncio.wait_for(leases.outcomes.get(), keeper.tick_s)
@@ -315,7 +317,9 @@ class Controller:
                     log.exception("serving the links of the shards held failed; trying again")
                 else:  # a stall as well (WATCH_START_S): TimeoutError
                     what = type(exc).__name__
-                    log.warning("the shard's work waits for the database (%s); its links are polled", what)
+                    waiting.warning(
+                        "db", "the shard's work waits for the database (%s); its links are polled", what
+                    )
 
     @property
     def syncs_schedules(self) -> bool:
