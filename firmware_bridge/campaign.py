@@ -84,6 +84,8 @@ class Campaign:
     _go: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: dict[str, asyncio.Task[TransferStatus]] = field(default_factory=dict)
     _runner: asyncio.Task[None] | None = None
+    #: an operator's cancel under way (see `cancel`)
+    _stopping: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.waves = split_waves(self.spec.targets, self.spec.waves)
@@ -116,8 +118,11 @@ class Campaign:
         if self.state in ("finished", "stopped", "cancelled"):
             return
         self.state, self.reason = "cancelled", "cancelled by an operator"
-        for task in self._tasks.values():
-            task.cancel()
+        # cancelled again until each has ended, as in `halt`: a transfer that let the first
+        # cancellation pass would otherwise update its device after the operator said stop
+        self._stopping = asyncio.create_task(
+            cancel_and_wait(list(self._tasks.values()), again_s=0.05), name=f"campaign-cancel:{self.spec.id}"
+        )
         self._go.set()
 
     async def halt(self, reason: str) -> None:

@@ -116,6 +116,33 @@ async def test_a_shutdown_stops_transfers_that_let_a_cancellation_pass(fleet: Fl
     of raising when a cancellation arrives with it; the transfer then goes on. Here each transfer
     lets the first cancellation pass so, as that race would: the controller's shutdown (`halt`)
     must still end at once, the campaign paused, not wait for the transfers."""
+    update, started = _lets_one_cancellation_pass(fleet)
+    campaign = Campaign(spec(fleet, concurrency=4), update)
+    campaign.start()
+    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.wait_for(campaign.halt("the controller stopped: resume to go on"), 5)
+    assert campaign.state == "paused"
+    assert campaign.reason == "the controller stopped: resume to go on"
+
+
+async def test_an_operator_s_cancel_stops_transfers_that_let_a_cancellation_pass(fleet: Fleet) -> None:
+    """The same race under an operator's cancel: the transfers under way stop, none goes on to
+    update its device after the operator said stop."""
+    update, started = _lets_one_cancellation_pass(fleet)
+    campaign = Campaign(spec(fleet, concurrency=4), update)
+    task = campaign.start()
+    await asyncio.wait_for(started.wait(), 10)
+    campaign.cancel()
+    await asyncio.wait_for(task, 5)
+    assert campaign.state == "cancelled"
+    assert campaign.summary().get("UPDATED", 0) == 0
+    await asyncio.sleep(0.5)
+    assert all(d.version == "3.0.0" for d in fleet.devices.values())
+
+
+def _lets_one_cancellation_pass(fleet: Fleet) -> tuple[Updater, asyncio.Event]:
+    """Real transfers that each let the first cancellation pass and go on, as Python 3.11's wait_for
+    racing an acknowledgement would; and an event set when the first has begun."""
     _, update = fleet.updater(image_of(20_000))
     started = asyncio.Event()
 
@@ -128,9 +155,4 @@ async def test_a_shutdown_stops_transfers_that_let_a_cancellation_pass(fleet: Fl
         await asyncio.sleep(30)  # … and goes on with its next chunks
         return await update(device)
 
-    campaign = Campaign(spec(fleet, concurrency=4), lets_one_pass)
-    campaign.start()
-    await asyncio.wait_for(started.wait(), 10)
-    await asyncio.wait_for(campaign.halt("the controller stopped: resume to go on"), 5)
-    assert campaign.state == "paused"
-    assert campaign.reason == "the controller stopped: resume to go on"
+    return lets_one_pass, started
