@@ -73,7 +73,7 @@ class DeviceStatus:
             decoded = exc
         if isinstance(decoded, dict):
             doc = decoded
-        else:
+        elif decoded is not None:  # null: saved before its first reading
             log.warning(
                 "%s: its saved last reading is not a JSON object (%s); dropped", self.device_id, decoded
             )
@@ -214,7 +214,7 @@ class Fleet:
                 continue
             st.state = row.state if row.state in DEVICE_STATES else "unknown"
             st.last_seen = row.last_seen
-            st.last_reading = row.last_reading_json
+            st.last_reading = _saved_reading(row.last_reading_json)
             st.last_error = row.last_error
             st.counters.update({k: int(v) for k, v in row.counters.items() if k in st.counters})
 
@@ -230,7 +230,7 @@ class Fleet:
             if st.state != "offline":  # availability reaches every instance directly
                 st.state = row.state if row.state in DEVICE_STATES else "unknown"
             st.last_seen = seen
-            st.last_reading = row.last_reading_json
+            st.last_reading = _saved_reading(row.last_reading_json)
             st.last_error = row.last_error
             self._touched.add(st.device_id)
 
@@ -245,6 +245,12 @@ class Fleet:
             "counters": dict(st.counters),
             "updated_at": now,
         }
+
+
+def _saved_reading(text: str | None) -> str | None:
+    """A saved last reading's JSON text; None for a device saved before its first reading (the
+    column holds JSON null then, not SQL NULL)."""
+    return None if text is None or text == "null" else text
 
 
 def reading_document(reading: Reading) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from controller.db import create_engine
 from controller.fleet import Fleet
 from controller.registry import Registry
 from tests.controller.city import running_controller, settings_for
+from tests.waiting import until
 
 
 def _mode(path: Path) -> int:
@@ -88,6 +89,25 @@ async def test_a_saved_reading_that_is_not_json_is_dropped_with_a_warning(
         assert fleet["lamp-1"].counters["polls_ok"] == 3
     finally:
         await registry.engine.dispose()
+
+
+async def test_a_device_saved_before_its_first_reading_comes_back_without_a_warning(
+    tmp_path: Path, registry_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A device that never answered is saved with no reading (JSON null in the column): after a
+    restart it has none, silently — a city's silent devices used to log a warning each at the first
+    flush or map that asked (50,000 at a shutdown)."""
+    settings = settings_for(tmp_path, registry_url=registry_url)
+    async with running_controller(settings) as ctl:  # no simulators: no lamp answers
+        await until(lambda: ctl.fleet["gw1-001"].counters["unreachable"] > 0, what="a failed poll")
+    async with running_controller(settings) as ctl:
+        lamp = ctl.fleet["gw1-001"]
+        assert lamp.counters["unreachable"] > 0  # its saved state came back
+        with caplog.at_level(logging.WARNING, logger="controller.fleet"):
+            assert lamp.last_reading_doc() is None
+            assert lamp.last_values() == {}
+            assert ctl.fleet.rows(["gw1-001"])[0]["last_reading"] is None
+        assert caplog.records == []
 
 
 async def test_a_start_takes_the_devices_the_registry_holds(tmp_path: Path, registry_url: str) -> None:
