@@ -168,6 +168,12 @@ class ControllerMetrics:
             "Shards of links this instance holds a lease on ([cluster])",
             registry=r,
         )
+        self.shard_watching = Gauge(
+            "lamplighter_shard_watching",
+            "1 when the links this instance serves are watched and scheduled; 0 while they are only "
+            "polled, their history, alerts and schedules waiting for the database",
+            registry=r,
+        )
         self.shard_leases_lost = Counter(
             "lamplighter_shard_leases_lost",
             "Leases that ran out or were taken over while held: their links stopped being commanded",

@@ -389,6 +389,7 @@ class Controller:
         for link_id, driver in self.drivers.items():
             m.link_up.labels(link_id).set(1 if driver.stats.connected else 0)
         m.queue_depth.set(self.queue.qsize())
+        m.shard_watching.set(1 if self.shard is None or self.shard.watching else 0)
 
     async def open_alerts(self) -> list[tuple[str, str]]:
         """(device id, kind) of every open alert in the city: from memory when this instance

@@ -110,6 +110,7 @@ async def test_a_stalled_database_holds_back_the_watching_of_a_takeover_not_its_
                 )
                 health = (await api.get("/healthz")).json()
                 assert (health["status"], health["watching"]) == ("degraded", False)
+                assert "lamplighter_shard_watching 0.0" in (await api.get("/metrics")).text
                 await stall.rollback()
             finally:
                 await holder.close()
@@ -119,6 +120,7 @@ async def test_a_stalled_database_holds_back_the_watching_of_a_takeover_not_its_
             assert ctl.alerts is not None
             health = (await api.get("/healthz")).json()
             assert (health["status"], health["watching"]) == ("ok", True)
+            assert "lamplighter_shard_watching 1.0" in (await api.get("/metrics")).text
             gained = ctl.dispatcher.expected.get("bus1-001")
             assert gained is not None
             assert (gained.on, gained.level) == (True, 20)
