@@ -7,13 +7,11 @@ is drained into the store, live state is flushed to the registry, then links and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gc
 import logging
-import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from bleak.backends.client import BaseBleakClient
@@ -33,7 +31,7 @@ from controller.commands import CommandDispatcher
 from controller.config import (
     ControllerSettings,
 )
-from controller.db import create_engine, database_is_away
+from controller.db import create_engine
 from controller.device import Device
 from controller.firmware import FirmwareService
 from controller.fleet import Fleet
@@ -45,15 +43,15 @@ from controller.metrics import ControllerMetrics, StateCollector
 from controller.outbound import StatePublisher
 from controller.registry import Registry
 from controller.scheduling import Scheduling
+from controller.serving import ShardServing
 from controller.shard_keeper import ShardKeeper, process_name
 from controller.shard_work import POLLERS as SHARD_POLLERS
-from controller.shard_work import Carried, ShardWork
+from controller.shard_work import ShardWork
 from controller.state_news import ANNOUNCE_EVERY_S, NewsListener
 from controller.supervisor import CriticalSection, Supervisor
 from controller.telemetry import TelemetryStore, create_store
 from controller.telemetry.tags import DeviceTags
 from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
-from drivers.ratelog import RateLimitedLog
 from schedules.astro import AstroClock
 
 log = logging.getLogger(__name__)
@@ -67,10 +65,6 @@ def shard_keeper(settings: ControllerSettings) -> ShardKeeper | None:
         return None
     home = None if c.standby else str(c.instance)
     return ShardKeeper(c.lease_s, home=home, home_links=cluster.owned_links(settings))
-
-
-def _always(_link: str) -> bool:
-    return True
 
 
 class Controller:
@@ -113,11 +107,9 @@ class Controller:
         )
         self.events = EventHub()
         self.webhooks: dict[str, WebhookSender] = {}
-        self.shard: ShardWork | None = None
-        self._serving: frozenset[str] | None = None  # the links the shard's work was built for
-        self._serving_lock = asyncio.Lock()
         self.keeper = shard_keeper(settings)
         self.leases = KeeperThread(self.keeper, settings.database.url) if self.keeper is not None else None
+        self.serving = ShardServing(self, self.keeper, self.leases)
         self.me = self.keeper.holder if self.keeper is not None else process_name()
         self.schedule_news = asyncio.Event()  # another instance stored a schedule (state_news.py)
 
@@ -198,9 +190,9 @@ class Controller:
             links = self.keeper.links()
         else:
             links = cluster.owned_links(self.settings)
-        await self._serve(links)
+        await self.serving.serve(links)
         if self.leases is not None:  # after the first serve: two at once would share `owned`
-            self.supervisor.spawn("shard-leases", self._keep_leases_forever, group="leases")
+            self.supervisor.spawn("shard-leases", self.serving.keep_leases_forever, group="leases")
         if self.keeper is not None or len(self.owned) < len(self.devices) or self.shared:
             self.supervisor.spawn("peer-states", self.peers.read_states_forever, group="housekeeping")
             if self.registry.engine.dialect.name == "postgresql":
@@ -234,92 +226,13 @@ class Controller:
                 rows = self.fleet.rows(ids)
                 await self._state_writes.run(self.registry.save_states(rows, announce_from=self.me))
 
-    async def _serve(self, links: frozenset[str], release: Sequence[str] = ()) -> None:
-        """Serve this set of links: the shard's work built for it, the previous one stopped first
-        (then the shards in `release` are handed back: nothing here commands them any more)."""
-        async with self._serving_lock:  # one at a time: each rebuilds `owned` in place
-            await self._serve_now(links, release)
+    @property
+    def shard(self) -> ShardWork | None:
+        return self.serving.shard
 
     async def settled(self, within_s: float) -> None:
-        """Wait for the shard's work being rebuilt (a takeover, a hand-back), at most `within_s`:
-        the rebuild holds the lock, and a waiter takes it in turn and lets it go at once."""
-        if self._serving_lock.locked():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(within_s), self._serving_lock:
-                    pass
-
-    async def _serve_now(self, links: frozenset[str], release: Sequence[str]) -> None:
-        # the lamps still served keep the levels sent them (a takeover sends only the taken ones')
-        # and what they were last asked
-        before: Carried | None = None
-        t0 = time.perf_counter()
-        if self.shard is not None:
-            await self.shard.stop()  # first: a pass cut short forgets what it did not send
-            before = self.shard.carried()
-            took = time.perf_counter() - t0
-            n, steps = len(self.shard.links), self.shard.steps_said()
-            log.info("stopped the work of %d links in %.1f s: %s", n, took, steps)
-        self._serving = None
-        if self.keeper is not None and self.leases is not None:
-            for shard in release:
-                await self.leases.call(self.keeper.release(shard))
-        fence = self.keeper.holds if self.keeper is not None else _always
-        self.shard = ShardWork(self, links, fence, before)
-        t0 = time.perf_counter()
-        self.shard.start_polling()
-        self._serving = links
-        # if it fails (database away or stalled), the links are polled still and the lease
-        # keeper's next tick tries again (`_watch_again`)
-        await self.shard.start_watching()
-        took = time.perf_counter() - t0
-        n, steps = len(self.owned), self.shard.steps_said()
-        log.info("serving %d links, %d devices (built in %.1f s: %s)", len(links), n, took, steps)
-
-    async def _watch_again(self) -> None:
-        """The database's part of the shard's work, after it failed: its links were polled meanwhile."""
-        async with self._serving_lock:
-            shard = self.shard
-            if shard is None or shard.watching:
-                return
-            t0 = time.perf_counter()
-            await shard.start_watching()
-            took = time.perf_counter() - t0
-            log.info("watching %d devices again (in %.1f s: %s)", len(self.owned), took, shard.steps_said())
-
-    async def _keep_leases_forever(self) -> None:
-        """Rebuild the shard's work when the set of links changes (a shard gained, lost or to be
-        handed back). The renewals run on the keeper's thread, whatever this loop is doing; fencing
-        a lost lease needs neither: the keeper's clock does it (`holds`)."""
-        keeper, leases = self.keeper, self.leases
-        assert keeper is not None
-        assert leases is not None
-        hand_back: set[str] = set()
-        waiting = RateLimitedLog(log, interval_s=60.0)  # a database away for long: not every tick
-        while True:
-            try:
-                outcome = await asyncio.wait_for(leases.outcomes.get(), keeper.tick_s)
-                self.metrics.shard_leases_lost.inc(len(outcome.lost))
-                hand_back.update(outcome.hand_back)
-            except TimeoutError:
-                pass  # nothing new: still look whether a failed rebuild needs doing again
-            held = keeper.held
-            self.metrics.shard_leases.set(len(held))
-            handed = frozenset().union(*(held[s].links for s in hand_back if s in held))
-            wanted = keeper.links() - handed
-            try:
-                if wanted != self._serving or hand_back:
-                    release, hand_back = sorted(hand_back), set()
-                    await self._serve(wanted, release)
-                elif self.shard is not None and not self.shard.watching:
-                    await self._watch_again()
-            except Exception as exc:
-                if not database_is_away(exc):
-                    log.exception("serving the links of the shards held failed; trying again")
-                else:  # a stall as well (WATCH_START_S): TimeoutError
-                    what = type(exc).__name__
-                    waiting.warning(
-                        "db", "the shard's work waits for the database (%s); its links are polled", what
-                    )
+        """Wait for the shard's work being rebuilt, at most `within_s` (ShardServing.settled)."""
+        await self.serving.settled(within_s)
 
     @property
     def syncs_schedules(self) -> bool:
@@ -389,7 +302,7 @@ class Controller:
         for link_id, driver in self.drivers.items():
             m.link_up.labels(link_id).set(1 if driver.stats.connected else 0)
         m.queue_depth.set(self.queue.qsize())
-        m.shard_watching.set(1 if self.shard is None or self.shard.watching else 0)
+        m.shard_watching.set(1 if self.serving.watching else 0)
 
     async def open_alerts(self) -> list[tuple[str, str]]:
         """(device id, kind) of every open alert in the city: from memory when this instance

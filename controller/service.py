@@ -387,7 +387,7 @@ class ControllerService:
             devices=self._ctl.fleet.counts_by_state(),
             queue_depth=self._ctl.queue.qsize(),
             leases=self._ctl.keeper.health() if self._ctl.keeper is not None else None,
-            watching=self._ctl.shard is None or self._ctl.shard.watching,
+            watching=self._ctl.serving.watching,
         )
 
     def metrics_text(self) -> bytes:

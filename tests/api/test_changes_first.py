@@ -91,12 +91,12 @@ async def test_a_change_while_the_links_work_is_rebuilt_is_asked_again_within_a_
     the API answers 503 not_ready: with Retry-After 1, not the 5 s of a database outage."""
     settings = settings_for(tmp_path, interval=60)
     async with running_city(settings), running_controller(settings) as ctl, api_client(ctl) as api:
-        work, ctl.shard = ctl.shard, None  # the moment between the two
+        work, ctl.serving.shard = ctl.serving.shard, None  # the moment between the two
         try:
             override = from_now("repair", 75, dt.timedelta(hours=1), device_id="gw1-001")
             refused = await api.post("/api/v1/overrides", json=override)
         finally:
-            ctl.shard = work
+            ctl.serving.shard = work
         assert refused.status_code == 503
         assert refused.json()["error"]["code"] == "not_ready"
         assert refused.headers["Retry-After"] == "1"
@@ -124,9 +124,9 @@ async def test_reminders_cut_short_by_a_rebuild_are_sent_by_the_new_work(tmp_pat
     """A shard gained or handed back rebuilds the work of the links served while a pass runs: the
     lamps it had not reached yet are sent their level by the new work, not taken as sent."""
     async with _reminding(tmp_path) as (ctl, reminded):
-        assert ctl._serving is not None
+        assert ctl.serving.links is not None
         assert reminded() < BUS_LAMPS - 10, "the pass ended before the rebuild began"
-        await ctl._serve(ctl._serving)  # what a takeover or a hand-back does to the links kept
+        await ctl.serving.serve(ctl.serving.links)  # what a takeover or a hand-back does to the links kept
         await until(lambda: reminded() == BUS_LAMPS, within_s=30, what="every lamp reminded")
 
         # The pass cut short leaves nothing pending in the command log: what it never sent is

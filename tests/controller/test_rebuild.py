@@ -34,9 +34,9 @@ async def test_a_rebuild_keeps_what_the_lamps_still_served_were_asked_and_reads_
         asked = ctl.dispatcher.expected["gw1-001"]
         assert asked.level == 40
 
-        await ctl._serve(frozenset({"gw1"}))  # bus1 handed back …
+        await ctl.serving.serve(frozenset({"gw1"}))  # bus1 handed back …
         rebuilt_at = dt.datetime.now(dt.UTC)
-        await ctl._serve(frozenset({"gw1", "bus1"}))  # … and taken over again
+        await ctl.serving.serve(frozenset({"gw1", "bus1"}))  # … and taken over again
         assert ctl.dispatcher is not None
         # gw1's lamp is judged from its own command still, not from the rebuild
         assert ctl.dispatcher.expected["gw1-001"] == asked
@@ -58,7 +58,7 @@ async def test_a_rebuild_that_failed_before_reading_the_history_is_retried_with_
         assert ctl.dispatcher is not None
         row = await ctl.dispatcher.execute("bus1-001", Command(action="set_level", value=20))
         assert row.status == "confirmed"
-        await ctl._serve(frozenset({"gw1"}))
+        await ctl.serving.serve(frozenset({"gw1"}))
         read = ctl.registry.last_asked
 
         async def away(links: Collection[str] | None = None) -> Sequence[LastAsked]:
@@ -66,9 +66,9 @@ async def test_a_rebuild_that_failed_before_reading_the_history_is_retried_with_
 
         monkeypatch.setattr(ctl.registry, "last_asked", away)
         with pytest.raises(OSError, match="away"):
-            await ctl._serve(frozenset({"gw1", "bus1"}))
+            await ctl.serving.serve(frozenset({"gw1", "bus1"}))
         monkeypatch.setattr(ctl.registry, "last_asked", read)
-        await ctl._serve(frozenset({"gw1", "bus1"}))  # what the lease keeper's next tick does
+        await ctl.serving.serve(frozenset({"gw1", "bus1"}))  # what the lease keeper's next tick does
         assert ctl.dispatcher is not None
         gained = ctl.dispatcher.expected.get("bus1-001")
         assert gained is not None
@@ -89,7 +89,7 @@ async def test_a_stalled_database_holds_back_the_watching_of_a_takeover_not_its_
             assert ctl.dispatcher is not None
             row = await ctl.dispatcher.execute("bus1-001", Command(action="set_level", value=20))
             assert row.status == "confirmed"
-            await ctl._serve(frozenset({"gw1"}))
+            await ctl.serving.serve(frozenset({"gw1"}))
 
             holder = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
             try:
@@ -98,7 +98,7 @@ async def test_a_stalled_database_holds_back_the_watching_of_a_takeover_not_its_
                 await holder.execute("LOCK TABLE commands IN ACCESS EXCLUSIVE MODE")
                 began = time.monotonic()
                 with pytest.raises(TimeoutError):
-                    await ctl._serve(frozenset({"gw1", "bus1"}))
+                    await ctl.serving.serve(frozenset({"gw1", "bus1"}))
                 assert time.monotonic() - began < 5, "the rebuild waited for the stalled database"
                 assert ctl.scheduling is None
                 assert ctl.alerts is None
@@ -115,7 +115,7 @@ async def test_a_stalled_database_holds_back_the_watching_of_a_takeover_not_its_
             finally:
                 await holder.close()
 
-            await ctl._watch_again()  # what the lease keeper's next tick does
+            await ctl.serving.watch_again()  # what the lease keeper's next tick does
             assert ctl.scheduling is not None
             assert ctl.alerts is not None
             health = (await api.get("/healthz")).json()
@@ -136,7 +136,7 @@ async def test_a_change_made_while_the_work_is_rebuilt_waits_for_it_rather_than_
     async with running_city(settings) as city, running_controller(settings) as ctl, api_client(ctl) as api:
         for path, body in (("/api/v1/schedules/all-day", ALL_DAY), ("/api/v1/calendars/city", CITY)):
             assert (await api.put(path, json=body)).status_code == 200
-        await ctl._serve(frozenset({"gw1"}))
+        await ctl.serving.serve(frozenset({"gw1"}))
         read, reading, release = ctl.registry.last_asked, asyncio.Event(), asyncio.Event()
 
         # the real read of what the gained lamps were asked, its answer held until released
@@ -147,7 +147,7 @@ async def test_a_change_made_while_the_work_is_rebuilt_waits_for_it_rather_than_
             return answer
 
         monkeypatch.setattr(ctl.registry, "last_asked", held)
-        takeover = asyncio.create_task(ctl._serve(frozenset({"gw1", "bus1"})))
+        takeover = asyncio.create_task(ctl.serving.serve(frozenset({"gw1", "bus1"})))
         await reading.wait()
         posted = asyncio.create_task(
             api.post(
