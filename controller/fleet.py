@@ -73,7 +73,7 @@ class DeviceStatus:
             decoded = exc
         if isinstance(decoded, dict):
             doc = decoded
-        elif decoded is not None:  # null: saved before its first reading
+        else:
             log.warning(
                 "%s: its saved last reading is not a JSON object (%s); dropped", self.device_id, decoded
             )
