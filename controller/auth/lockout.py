@@ -12,7 +12,8 @@ one office are never locked out by their own successes.
 
 SQLite serialises writers (the first statement of the transaction is a write, so it takes the write
 lock at once); PostgreSQL locks the rows and re-checks the WHERE clause on the newest row version
-(READ COMMITTED), so the check and the count are one step on both.
+(READ COMMITTED), so the check and the count are one step on both. Every transaction here takes
+the rows' locks in key order, so two logins never wait for each other in a circle.
 """
 
 from __future__ import annotations
@@ -69,11 +70,13 @@ class LoginLockout:
         keys = sorted(set(keys))  # one lock order for every transaction
         table = LoginFailureRow.__table__
         insert = (postgresql if self.engine.dialect.name == "postgresql" else sqlite).insert
+        fresh = insert(table).values([{"key": k, "count": 0, "locked_until": now, "last": now} for k in keys])
         async with self.engine.begin() as conn:
+            # Each row made or locked, in key order (a no-op update locks the rows that exist): the
+            # UPDATE below then waits for nothing. Locked in its scan order instead, or not at all by
+            # DO NOTHING, a login deadlocked with another on PostgreSQL (a 500 under parallel logins).
             await conn.execute(
-                insert(table)
-                .values([{"key": k, "count": 0, "locked_until": now, "last": now} for k in keys])
-                .on_conflict_do_nothing(index_elements=["key"])
+                fresh.on_conflict_do_update(index_elements=["key"], set_={"last": table.c.last})
             )
             count = case((LoginFailureRow.last < forget, 1), else_=LoginFailureRow.count + 1)
             claimed = (
@@ -98,7 +101,15 @@ class LoginLockout:
 
     async def succeeded(self, user_key: str, address_key: str) -> None:
         """The password was right: forget the user's failures, refund the address its attempt."""
+        keys = sorted({user_key, address_key})
         async with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # both rows locked in key order, as `claim` does
+                await conn.execute(
+                    select(LoginFailureRow.key)
+                    .where(LoginFailureRow.key.in_(keys))
+                    .order_by(LoginFailureRow.key)
+                    .with_for_update()
+                )
             # The DELETE comes first: it takes SQLite's write lock, so the read below cannot go stale.
             await conn.execute(delete(LoginFailureRow).where(LoginFailureRow.key == user_key))
             row = (
