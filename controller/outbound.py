@@ -98,6 +98,21 @@ class StatePublisher:
                 if self.metrics is not None:
                     self.metrics.alert_deliveries.labels("mqtt", "dropped").inc()
 
+    async def delivered(self) -> None:
+        """Until every alert offered so far has been acknowledged by the broker (a stop waits, bounded)."""
+        await self.alerts.join()
+
+    def count_undelivered(self) -> int:
+        """After the publisher has stopped: the alerts the broker never had, counted and said (the
+        API and the other channels have them; MQTT has no dead letters)."""
+        left = self.alerts.qsize() + (self._unsent is not None)
+        if left:
+            self.alerts_dropped += left
+            if self.metrics is not None:
+                self.metrics.alert_deliveries.labels("mqtt", "dropped").inc(left)
+            log.warning("outbound MQTT: %d alert messages not published before the stop", left)
+        return left
+
     def alert_topic(self, msg: AnyAlertMessage) -> str:
         """A device's alert on its own topic; a root-cause group on the site's events."""
         if isinstance(msg, AlertMessage):
@@ -167,6 +182,7 @@ class StatePublisher:
                 self._unsent = msg  # kept until the broker has it, so a reconnect does not lose it
             await client.publish(self.alert_topic(msg), msg.model_dump_json(), qos=1)
             self._unsent = None
+            self.alerts.task_done()
             self.alerts_published += 1
             if self.metrics is not None:
                 self.metrics.alert_deliveries.labels("mqtt", "sent").inc()

@@ -7,6 +7,7 @@ is drained into the store, live state is flushed to the registry, then links and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import logging
@@ -46,6 +47,7 @@ from controller.scheduling import Scheduling
 from controller.serving import ShardServing
 from controller.shard_keeper import ShardKeeper, process_name
 from controller.shard_work import POLLERS as SHARD_POLLERS
+from controller.shard_work import TASKS as SHARD_TASKS
 from controller.shard_work import ShardWork
 from controller.state_news import ANNOUNCE_EVERY_S, NewsListener
 from controller.supervisor import CriticalSection, Supervisor
@@ -55,6 +57,8 @@ from drivers.base import DeviceRef, Driver, ListeningDriver, Reading
 from schedules.astro import AstroClock
 
 log = logging.getLogger(__name__)
+#: the alert channels' tasks: stopped last, once what was said before a stop is delivered
+DELIVERY = "delivery"
 
 
 def shard_keeper(settings: ControllerSettings) -> ShardKeeper | None:
@@ -170,7 +174,7 @@ class Controller:
                 alert_queue_size=self.settings.alerts.queue_size,
                 metrics=self.metrics,
             )
-            self.supervisor.spawn("outbound", self.publisher.run, group="housekeeping")
+            self.supervisor.spawn("outbound", self.publisher.run, group=DELIVERY)
         if self.settings.alerts.enabled:
             cfg = self.settings.alerts
             self.webhooks = {
@@ -178,7 +182,7 @@ class Controller:
                 for hook in self.settings.webhooks
             }
             for hook_id, sender in self.webhooks.items():
-                self.supervisor.spawn(f"webhook:{hook_id}", sender.run, group="housekeeping")
+                self.supervisor.spawn(f"webhook:{hook_id}", sender.run, group=DELIVERY)
         for link_id, driver in self.city_drivers.items():
             if isinstance(driver, ListeningDriver):
                 listen = functools.partial(
@@ -275,14 +279,22 @@ class Controller:
         if self.ingest is not None:
             drained = await self.ingest.drain()
             log.info("shutdown: %d queued readings written", drained)
-        await self.supervisor.stop()
-        await self._state_writes.join()
+        await self.supervisor.stop(SHARD_TASKS)  # no alert changes from here on
+        await self.supervisor.stop("housekeeping")
+        await self._state_writes.join()  # with the alert changes being stored: offered once stored
         await self.registry.writes.join()  # the command log of sends cut short by the stop
         if self.started_at is not None:
             await self.registry.save_states(self.fleet.take_dirty_rows())
             await self.auth.flush_key_use()
         if self.leases is not None:
             await self.leases.stop()  # leases released: the others take over now, not after a lease
+        # after the leases: a slow endpoint holds up no takeover
+        await self._deliver_alerts(self.settings.alerts.stop_delivery_s)
+        await self.supervisor.stop()
+        for sender in self.webhooks.values():
+            await sender.keep_undelivered()
+        if self.publisher is not None:
+            self.publisher.count_undelivered()
         if self.shard is not None:
             await self.shard.close_drivers()
         await asyncio.gather(
@@ -293,6 +305,16 @@ class Controller:
         self.started_at = None
         gc.unfreeze()  # a process that starts controllers again (tests) gets its memory back
         log.info("controller stopped")
+
+    async def _deliver_alerts(self, within_s: float) -> None:
+        """Give the alert channels `within_s` to deliver what they were offered (a stop)."""
+        channels: list[WebhookSender | StatePublisher] = [*self.webhooks.values()]
+        if self.publisher is not None:
+            channels.append(self.publisher)
+        if channels and within_s > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within_s):
+                    await asyncio.gather(*(c.delivered() for c in channels))
 
     def refresh_metrics(self) -> None:
         """Set the gauges that describe current state (called when /metrics is scraped)."""

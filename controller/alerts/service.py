@@ -267,6 +267,23 @@ class AlertService:
         else:
             async with self._lock:
                 await self._record(events)
+
+    async def _record(self, events: list[AlertEvent]) -> None:
+        """Store the changes, retrying: the book has already moved on, so they must not be lost."""
+        backoff = Backoff(base_s=0.2, cap_s=10.0)
+        while True:
+            try:
+                # stored and offered as one: a stop that lands while the write runs lets the write
+                # finish (CriticalSection) and its channels hear of it, not the database alone
+                await self.writes.run(self._store_and_offer(events))
+                return
+            except SQLAlchemyError as exc:
+                delay = backoff.next_delay()
+                log.error("storing %d alert changes failed (%s); retry in %.1f s", len(events), exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _store_and_offer(self, events: list[AlertEvent]) -> None:
+        await self.store.record(events)  # first: the messages carry the ids it gives
         for e in events:
             self.metrics.alerts.labels(e.alert.kind, e.change).inc()
             if e.change != "acknowledged":
@@ -282,18 +299,6 @@ class AlertService:
             log.info("alert %s: %s", change, group_message(g, change, now, ("en",)).title["en"])
         for channel in self.channels:
             channel.offer(messages)
-
-    async def _record(self, events: list[AlertEvent]) -> None:
-        """Store the changes, retrying: the book has already moved on, so they must not be lost."""
-        backoff = Backoff(base_s=0.2, cap_s=10.0)
-        while True:
-            try:
-                await self.writes.run(self.store.record(events))
-                return
-            except SQLAlchemyError as exc:
-                delay = backoff.next_delay()
-                log.error("storing %d alert changes failed (%s); retry in %.1f s", len(events), exc, delay)
-                await asyncio.sleep(delay)
 
     def _sun_up(self, site: str, now: dt.datetime) -> bool:
         cached = self._daylight.get(site)

@@ -74,6 +74,7 @@ class WebhookSender:
         self.sent = 0
         self.overflow: list[AnyAlertMessage] = []
         self.delivered_batches = 0
+        self._in_flight: list[AnyAlertMessage] = []  # taken from the queue, not yet delivered
 
     def wants(self, msg: AnyAlertMessage) -> bool:
         return (not self.kinds or msg.kind in self.kinds) and SEVERITY_RANK[msg.severity] >= self.min_rank
@@ -96,10 +97,31 @@ class WebhookSender:
                 if self.overflow:
                     batch, self.overflow = self.overflow, []
                     await self.store.dead_letter(s.id, self.body(batch), 0, "queue full: not attempted")
-                batch = [await self.queue.get()]
+                batch = self._in_flight = [await self.queue.get()]
                 while len(batch) < s.batch_size and not self.queue.empty():
                     batch.append(self.queue.get_nowait())
-                await self.deliver(client, batch)
+                await self.deliver(client, batch)  # sent, or in the dead letters
+                self._in_flight = []
+                for _ in batch:
+                    self.queue.task_done()
+
+    async def delivered(self) -> None:
+        """Until every event offered so far is sent or dead-lettered (a stop waits for it, bounded)."""
+        await self.queue.join()
+
+    async def keep_undelivered(self) -> int:
+        """After the sender has stopped: what it had not delivered goes to the dead letters, from
+        where the API sends it again; nothing said is lost in a stop. Returns how many events."""
+        left = [*self.overflow, *self._in_flight]
+        while not self.queue.empty():
+            left.append(self.queue.get_nowait())
+        self.overflow, self._in_flight = [], []
+        if left:
+            why = "not delivered before the controller stopped"
+            log.warning("webhook %s: %d events %s: dead-lettered", self.settings.id, len(left), why)
+            self.metrics.alert_deliveries.labels(f"webhook:{self.settings.id}", "dead_letter").inc(len(left))
+            await self.store.dead_letter(self.settings.id, self.body(left), 0, why)
+        return len(left)
 
     def body(self, batch: list[AnyAlertMessage]) -> dict[str, Any]:
         return {

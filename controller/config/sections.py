@@ -245,6 +245,9 @@ class AlertSettings(_Strict):
     clear_after: int = Field(default=3, ge=1, le=100, description="quiet evaluations in a row that clear")
     sweep_interval_s: float = Field(default=1.0, gt=0, le=60, description="staleness checks")
     queue_size: int = Field(default=100_000, ge=100, description="per delivery channel")
+    stop_delivery_s: float = Field(
+        default=5.0, ge=0, le=120, description="at a stop, the time left to deliver what is queued"
+    )
     language: Literal["both", "vi", "en"] = Field(
         default="both", description="the language(s) of the alert texts sent over MQTT and webhooks"
     )

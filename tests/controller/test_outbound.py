@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import aiomqtt
+import pytest
 
 from controller.config import load_config
 from controller.outbound import DeviceStateMessage, json_schemas
 from simulators.lamp import Fault
+from tests.conftest import free_port
 from tests.controller.city import running_city, running_controller, write_city
 from tests.mosquitto import Mosquitto
 from tests.waiting import until
@@ -70,6 +72,30 @@ state_interval_s = 0.2
                     break
     assert published >= 10
     assert {"gw1-002", "bus1-003"} <= seen
+
+
+async def test_alerts_the_broker_never_had_are_counted_and_said_at_a_stop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    extra = f"""
+[alerts]
+stop_delivery_s = 0.3
+
+[outbound]
+enabled = true
+host = "127.0.0.1"
+port = {free_port()}
+"""
+    settings = load_config(write_city(tmp_path, gw_lamps=2, bus_lamps=1, extra=extra))
+    async with running_city(settings) as city, running_controller(settings) as ctl:
+        city.segments.find("gw1", 1).faults.add(Fault.LAMP_FAILURE)
+        alerts = ctl.alerts
+        assert alerts is not None
+        await until(lambda: len(alerts.book.active) == 1, what="the alert")
+    assert ctl.publisher is not None
+    assert ctl.publisher.alerts_dropped == 1
+    assert ctl.metrics.alert_deliveries.labels("mqtt", "dropped")._value.get() == 1
+    assert "1 alert messages not published before the stop" in caplog.text
 
 
 def test_every_outbound_payload_has_a_json_schema() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,16 +14,18 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
+from sqlalchemy.engine import make_url
 
 from api.server import ApiServer
 from controller.alerts.book import Alert, AlertEvent
 from controller.alerts.messages import alert_message
 from controller.alerts.store import AlertStore
 from controller.alerts.webhooks import SIGNATURE_HEADER, WebhookSender, sign, verify_signature
-from controller.config import ConfigError, WebhookSettings, load_config
+from controller.config import ConfigError, ControllerSettings, WebhookSettings, load_config
 from controller.db import create_engine
 from controller.metrics import ControllerMetrics
 from controller.registry import Registry
+from controller.runtime import Controller
 from simulators.lamp import Fault
 from tests.conftest import free_port
 from tests.controller.city import running_city, running_controller, write_city
@@ -176,6 +179,9 @@ async def test_the_controller_signs_alerts_and_a_hanging_hook_blocks_nothing(
     stuck_server = ApiServer(stuck.app(), "127.0.0.1", 0)
     await stuck_server.start()
     extra = f"""
+[alerts]
+stop_delivery_s = 0.5
+
 [[webhooks]]
 id = "ioc"
 url = "{url}"
@@ -209,3 +215,97 @@ timeout_s = 30
         ("gw1-002", "supplyVoltageTooHigh", "raised"),
     ]
     assert rec.bodies[0]["webhook"] == "ioc"
+
+
+def hook_city(tmp_path: Path, url: str, stop_delivery_s: float) -> ControllerSettings:
+    extra = f"""
+[alerts]
+stop_delivery_s = {stop_delivery_s}
+
+[[webhooks]]
+id = "ioc"
+url = "{url}"
+secret = "{SECRET}"
+timeout_s = 30
+"""
+    return load_config(write_city(tmp_path, gw_lamps=2, bus_lamps=1, extra=extra))
+
+
+async def test_a_stop_waits_for_the_alerts_on_their_way_to_a_webhook(
+    tmp_path: Path, receiver: tuple[Receiver, str]
+) -> None:
+    rec, url = receiver
+    rec.hang = asyncio.Event()  # the receiver holds the first POST until released
+    settings = hook_city(tmp_path, url, stop_delivery_s=10)
+    async with running_city(settings) as city:
+        ctl = Controller(settings)
+        await ctl.start()
+        city.segments.find("gw1", 1).faults.add(Fault.VOLTAGE_SAG)
+        await until(lambda: rec.attempts == 1, what="the alert's POST")
+        stopping = asyncio.create_task(ctl.stop())  # Ctrl-C while the POST is on its way
+        await asyncio.sleep(0.5)
+        assert not stopping.done()
+        rec.hang.set()
+        await stopping
+    assert ctl.webhooks["ioc"].sent == 1
+    assert [e["kind"] for b in rec.bodies for e in b["events"]] == ["supplyVoltageTooLow"]
+    assert await dead_letters_of(settings) == []
+
+
+async def test_alerts_a_webhook_did_not_take_before_the_stop_are_in_its_dead_letters(
+    tmp_path: Path, receiver: tuple[Receiver, str]
+) -> None:
+    rec, url = receiver
+    rec.hang = asyncio.Event()  # never answers
+    settings = hook_city(tmp_path, url, stop_delivery_s=0.5)
+    async with running_city(settings) as city:
+        ctl = Controller(settings)
+        await ctl.start()
+        city.segments.find("gw1", 1).faults.add(Fault.VOLTAGE_SAG)
+        await until(lambda: rec.attempts == 1, what="the alert's POST")
+        city.segments.find("gw1", 2).faults.add(Fault.VOLTAGE_SURGE)
+        alerts = ctl.alerts
+        assert alerts is not None
+        await until(lambda: len(alerts.book.active) == 2, what="the second alert")
+        await ctl.stop()
+    letters = await dead_letters_of(settings)
+    assert len(letters) == 1
+    assert letters[0].last_error == "not delivered before the controller stopped"
+    events = [(e["device_id"], e["kind"]) for e in letters[0].body["events"]]
+    # the POST cut short and the event still queued behind it: both kept, ready to be sent again
+    assert events == [("gw1-001", "supplyVoltageTooLow"), ("gw1-002", "supplyVoltageTooHigh")]
+
+
+async def dead_letters_of(settings: ControllerSettings) -> list[Any]:
+    engine = create_engine(settings.database.url)
+    try:
+        rows, _ = await AlertStore(engine).dead_letters(10, 0)
+        return list(rows)
+    finally:
+        await engine.dispose()
+
+
+async def test_an_alert_being_stored_when_the_stop_comes_is_still_delivered(
+    tmp_path: Path, receiver: tuple[Receiver, str]
+) -> None:
+    rec, url = receiver
+    settings = hook_city(tmp_path, url, stop_delivery_s=10)
+    database = make_url(settings.database.url).database
+    assert database is not None
+    async with running_city(settings) as city:
+        ctl = Controller(settings)
+        await ctl.start()
+        alerts = ctl.alerts
+        assert alerts is not None
+        writer = sqlite3.connect(database, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # another writer holds the database: the alert's write waits
+        try:
+            city.segments.find("gw1", 1).faults.add(Fault.VOLTAGE_SAG)
+            await until(lambda: len(alerts.book.active) == 1, what="the alert raised, being stored")
+            stopping = asyncio.create_task(ctl.stop())
+            await asyncio.sleep(0.5)
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        await stopping
+    assert [e["kind"] for b in rec.bodies for e in b["events"]] == ["supplyVoltageTooLow"]
