@@ -63,6 +63,7 @@ class ModbusLink(Driver):
         self.stats = LinkStats()
         self._lock = asyncio.Lock()
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._late_reply_until = 0.0  # an exchange was cut short: its reply may still be coming
         self._schedule = ReconnectSchedule(
             link_id, self.stats, base_s=self.options.backoff_base_s, cap_s=self.options.backoff_cap_s
         )
@@ -168,8 +169,18 @@ class ModbusLink(Driver):
         client = self._client
         if client is None or not client.connected:
             client = await self._ensure_connected()
+        if self._late_reply_until:
+            await self._let_late_reply_pass()
         try:
             rsp = await request(client)
+        except asyncio.CancelledError:
+            # Cut short (a command's deadline) after the request may have gone out: the device
+            # answers anyway, and on RTU, which has no transaction ids, pymodbus would take that
+            # reply for the next exchange's with the same unit (a poll's registers as a command's
+            # read-back). The next exchange waits for it to pass. (TCP skips it by its id.)
+            if isinstance(self.transport, SerialPort):
+                self._late_reply_until = asyncio.get_running_loop().time() + self.options.timeout_s
+            raise
         except ConnectionException as exc:
             self._drop(f"connection lost: {exc}")
             raise LinkUnavailable(f"link {self.link_id}: {exc}", device_id=device.device_id) from exc
@@ -197,6 +208,14 @@ class ModbusLink(Driver):
                 code=code,
             )
         return rsp
+
+    async def _let_late_reply_pass(self) -> None:
+        """A reply arriving while no request waits is dropped by pymodbus; after the link's
+        timeout none comes any more."""
+        wait = self._late_reply_until - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._late_reply_until = 0.0
 
     async def _ensure_connected(
         self, *, force: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -252,3 +253,30 @@ async def test_missing_serial_port_is_link_unavailable(pty_dir: Path) -> None:
     with pytest.raises(LinkUnavailable):
         await link.read(ref(1))
     await link.close()
+
+
+async def test_a_cut_exchange_does_not_spoil_the_next_one_on_the_bus(pty_dir: Path) -> None:
+    """A command's deadline can cut an exchange after its request went out; the slave answers
+    anyway, and the bus carried that late reply into what was asked next: a poll's 14 registers
+    taken for a command's read-back ("holding 0+2: got 14 registers")."""
+    async with PtyPair(pty_dir / "slow") as pair:
+        # 2400 baud: a poll's exchange is ~0.2 s on the wire, so the cut surely comes before its reply
+        seg = ModbusSegment(BusSpec(name="slow", port=str(pair.device_end), baudrate=2400, lamps=lamps(2)))
+        await seg.start()
+        options = ModbusOptions(timeout_s=1.0, retries=0)
+        link = ModbusLink("slow", SerialPort(port=str(pair.controller_end), baudrate=2400), options)
+        try:
+            await link.read(ref(1))  # connected
+            for level in (40, 70):
+                cut = asyncio.create_task(link.read(ref(1)))
+                await asyncio.sleep(0.05)  # the request is on the wire, its reply is not
+                cut.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await cut
+                assert cut.cancelled()  # the exchange was cut, not finished
+                confirmed = await link.write_and_read_back(ref(1), {"dim_level_pct": level, "lamp_on": True})
+                assert confirmed == {"dim_level_pct": level, "lamp_on": True}
+                assert (await link.read(ref(2))).device_id == "lamp-2"
+        finally:
+            await link.close()
+            await seg.stop()
