@@ -1,7 +1,8 @@
 """The controller process: builds every part from the settings, runs them, stops them cleanly.
 
 Shutdown order matters for "Ctrl-C leaves no half-written data": pollers stop first, the queue
-is drained into the store, live state is flushed to the registry, then links and databases close.
+is drained into the store, live state is flushed to the registry, the leases are handed back, the
+alert channels deliver what they hold (bounded), then links and databases close.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 from pydantic import TypeAdapter
+from sqlalchemy.exc import SQLAlchemyError
 
 from controller.alerts.book import SEVERITY_RANK
 from controller.alerts.messages import AlertGroupMessage, AlertMessage, AnyAlertMessage
@@ -120,7 +121,11 @@ class WebhookSender:
             why = "not delivered before the controller stopped"
             log.warning("webhook %s: %d events %s: dead-lettered", self.settings.id, len(left), why)
             self.metrics.alert_deliveries.labels(f"webhook:{self.settings.id}", "dead_letter").inc(len(left))
-            await self.store.dead_letter(self.settings.id, self.body(left), 0, why)
+            try:
+                await self.store.dead_letter(self.settings.id, self.body(left), 0, why)
+            except SQLAlchemyError as exc:  # the stop goes on: the alerts are in the alert table
+                hook = self.settings.id
+                log.error("webhook %s: %d events lost, no dead letters (%s)", hook, len(left), exc)
         return len(left)
 
     def body(self, batch: list[AnyAlertMessage]) -> dict[str, Any]:
