@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -217,7 +218,12 @@ timeout_s = 30
     assert rec.bodies[0]["webhook"] == "ioc"
 
 
-def hook_city(tmp_path: Path, url: str, stop_delivery_s: float) -> ControllerSettings:
+@contextlib.asynccontextmanager
+async def hooked_city(
+    tmp_path: Path, url: str, stop_delivery_s: float
+) -> AsyncIterator[tuple[Any, Controller, ControllerSettings]]:
+    """A city whose alerts go to the webhook at `url`; the test stops the controller (that is what
+    it watches), or this does if the test failed before."""
     extra = f"""
 [alerts]
 stop_delivery_s = {stop_delivery_s}
@@ -228,7 +234,15 @@ url = "{url}"
 secret = "{SECRET}"
 timeout_s = 30
 """
-    return load_config(write_city(tmp_path, gw_lamps=2, bus_lamps=1, extra=extra))
+    settings = load_config(write_city(tmp_path, gw_lamps=2, bus_lamps=1, extra=extra))
+    async with running_city(settings) as city:
+        ctl = Controller(settings)
+        await ctl.start()
+        try:
+            yield city, ctl, settings
+        finally:
+            if ctl.started_at is not None:
+                await ctl.stop()
 
 
 async def test_a_stop_waits_for_the_alerts_on_their_way_to_a_webhook(
@@ -236,10 +250,7 @@ async def test_a_stop_waits_for_the_alerts_on_their_way_to_a_webhook(
 ) -> None:
     rec, url = receiver
     rec.hang = asyncio.Event()  # the receiver holds the first POST until released
-    settings = hook_city(tmp_path, url, stop_delivery_s=10)
-    async with running_city(settings) as city:
-        ctl = Controller(settings)
-        await ctl.start()
+    async with hooked_city(tmp_path, url, stop_delivery_s=10) as (city, ctl, settings):
         city.segments.find("gw1", 1).faults.add(Fault.VOLTAGE_SAG)
         await until(lambda: rec.attempts == 1, what="the alert's POST")
         stopping = asyncio.create_task(ctl.stop())  # Ctrl-C while the POST is on its way
@@ -257,10 +268,7 @@ async def test_alerts_a_webhook_did_not_take_before_the_stop_are_in_its_dead_let
 ) -> None:
     rec, url = receiver
     rec.hang = asyncio.Event()  # never answers
-    settings = hook_city(tmp_path, url, stop_delivery_s=0.5)
-    async with running_city(settings) as city:
-        ctl = Controller(settings)
-        await ctl.start()
+    async with hooked_city(tmp_path, url, stop_delivery_s=0.5) as (city, ctl, settings):
         city.segments.find("gw1", 1).faults.add(Fault.VOLTAGE_SAG)
         await until(lambda: rec.attempts == 1, what="the alert's POST")
         city.segments.find("gw1", 2).faults.add(Fault.VOLTAGE_SURGE)
@@ -289,12 +297,9 @@ async def test_an_alert_being_stored_when_the_stop_comes_is_still_delivered(
     tmp_path: Path, receiver: tuple[Receiver, str]
 ) -> None:
     rec, url = receiver
-    settings = hook_city(tmp_path, url, stop_delivery_s=10)
-    database = make_url(settings.database.url).database
-    assert database is not None
-    async with running_city(settings) as city:
-        ctl = Controller(settings)
-        await ctl.start()
+    async with hooked_city(tmp_path, url, stop_delivery_s=10) as (city, ctl, settings):
+        database = make_url(settings.database.url).database
+        assert database is not None
         alerts = ctl.alerts
         assert alerts is not None
         writer = sqlite3.connect(database, isolation_level=None)
@@ -304,6 +309,7 @@ async def test_an_alert_being_stored_when_the_stop_comes_is_still_delivered(
             await until(lambda: len(alerts.book.active) == 1, what="the alert raised, being stored")
             stopping = asyncio.create_task(ctl.stop())
             await asyncio.sleep(0.5)
+            assert not rec.bodies  # its write still waits: nothing offered yet
         finally:
             writer.execute("ROLLBACK")
             writer.close()
