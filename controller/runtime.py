@@ -183,6 +183,7 @@ class Controller:
                 for hook in self.settings.webhooks
             }
             for hook_id, sender in self.webhooks.items():
+                await sender.take_back()  # first in its queue: older than anything said from now on
                 self.supervisor.spawn(f"webhook:{hook_id}", sender.run, group=DELIVERY)
         for link_id, driver in self.city_drivers.items():
             if isinstance(driver, ListeningDriver):

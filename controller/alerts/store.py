@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import JSON, Float, Index, Integer, String, func, insert, or_, select, update
+from sqlalchemy import JSON, Float, Index, Integer, String, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -226,6 +226,20 @@ class AlertStore:
                 )
             ).all()
         return rows, int(total or 0)
+
+    async def take_dead_letters(self, webhook_id: str, reason: str) -> list[dict[str, Any]]:
+        """Remove this webhook's dead letters left for `reason` and return their bodies, oldest
+        first. One statement: of instances starting together, each letter goes to one."""
+        row = DeadLetterRow
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    delete(row)
+                    .where(row.webhook_id == webhook_id, row.last_error == reason)
+                    .returning(row.id, row.body)
+                )
+            ).all()
+        return [body for _, body in sorted(rows, key=lambda row: row[0])]
 
     async def take_dead_letter(self, letter_id: int, *, webhooks: set[str]) -> DeadLetterRow | None:
         """Remove a dead letter to send it again; None if there is none with that id for these webhooks."""

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # no discriminator: letters stored before groups existed have no "type"
 _EVENT: TypeAdapter[AnyAlertMessage] = TypeAdapter(AlertMessage | AlertGroupMessage)
 SIGNATURE_HEADER = "X-Lamplighter-Signature"
+#: a dead letter's reason when a stop came before delivery: such letters are sent at the next start
+STOPPED = "not delivered before the controller stopped"
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -111,14 +113,15 @@ class WebhookSender:
         await self.queue.join()
 
     async def keep_undelivered(self) -> int:
-        """After the sender has stopped: what it had not delivered goes to the dead letters, from
-        where the API sends it again; nothing said is lost in a stop. Returns how many events."""
+        """After the sender has stopped: what it had not delivered goes to the dead letters, to be
+        sent first at the next start (`take_back`); nothing said is lost in a stop. Returns how
+        many events."""
         left = [*self.overflow, *self._in_flight]
         while not self.queue.empty():
             left.append(self.queue.get_nowait())
         self.overflow, self._in_flight = [], []
         if left:
-            why = "not delivered before the controller stopped"
+            why = STOPPED
             log.warning("webhook %s: %d events %s: dead-lettered", self.settings.id, len(left), why)
             self.metrics.alert_deliveries.labels(f"webhook:{self.settings.id}", "dead_letter").inc(len(left))
             try:
@@ -127,6 +130,16 @@ class WebhookSender:
                 hook = self.settings.id
                 log.error("webhook %s: %d events lost, no dead letters (%s)", hook, len(left), exc)
         return len(left)
+
+    async def take_back(self) -> int:
+        """At a start, before anything new is offered: queue again what a stop left undelivered
+        (`keep_undelivered`), oldest first. Returns how many events."""
+        bodies = await self.store.take_dead_letters(self.settings.id, STOPPED)
+        events = [_EVENT.validate_python(e) for body in bodies for e in body.get("events", [])]
+        if events:
+            self.offer(events)
+            log.info("webhook %s: %d events left by the last stop, sent again", self.settings.id, len(events))
+        return len(events)
 
     def body(self, batch: list[AnyAlertMessage]) -> dict[str, Any]:
         return {

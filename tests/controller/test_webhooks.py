@@ -21,7 +21,7 @@ from api.server import ApiServer
 from controller.alerts.book import Alert, AlertEvent
 from controller.alerts.messages import alert_message
 from controller.alerts.store import AlertStore
-from controller.alerts.webhooks import SIGNATURE_HEADER, WebhookSender, sign, verify_signature
+from controller.alerts.webhooks import SIGNATURE_HEADER, STOPPED, WebhookSender, sign, verify_signature
 from controller.config import ConfigError, ControllerSettings, WebhookSettings, load_config
 from controller.db import create_engine
 from controller.metrics import ControllerMetrics
@@ -145,6 +145,29 @@ async def test_an_endpoint_that_keeps_failing_ends_in_the_dead_letters(
     assert rows[0].body["events"][0]["device_id"] == "gw1-001"
 
 
+async def test_letters_a_stop_left_are_taken_back_once_oldest_first(registry_url: str) -> None:
+    """What `keep_undelivered` left is taken back at a start; two instances starting together
+    (the same webhooks, one database) share it out, never both."""
+    engines = [create_engine(registry_url), create_engine(registry_url)]
+    try:
+        await Registry(engines[0]).create_schema()
+        store, other = AlertStore(engines[0]), AlertStore(engines[1])
+        for n in range(6):
+            await store.dead_letter("ioc", {"n": n}, 0, STOPPED)
+        await store.dead_letter("ioc", {"n": "failed"}, 5, "HTTP 500")  # an endpoint's refusal: kept
+        await store.dead_letter("crm", {"n": "theirs"}, 0, STOPPED)
+        ours, theirs = await asyncio.gather(
+            store.take_dead_letters("ioc", STOPPED), other.take_dead_letters("ioc", STOPPED)
+        )
+        assert sorted(b["n"] for b in ours + theirs) == list(range(6))  # each once
+        assert ours == sorted(ours, key=lambda b: b["n"])  # oldest first
+        left, _ = await store.dead_letters(10, 0)
+        assert sorted(str(row.body["n"]) for row in left) == ["failed", "theirs"]
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
 async def test_a_refused_connection_ends_in_the_dead_letters(store: AlertStore) -> None:
     hook = sender(f"http://127.0.0.1:{free_port()}/hook", store, max_attempts=2)
     async with httpx.AsyncClient(timeout=1) as client:
@@ -263,11 +286,11 @@ async def test_a_stop_waits_for_the_alerts_on_their_way_to_a_webhook(
     assert await dead_letters_of(settings) == []
 
 
-async def test_alerts_a_webhook_did_not_take_before_the_stop_are_in_its_dead_letters(
+async def test_alerts_a_webhook_did_not_take_before_the_stop_are_sent_after_the_restart(
     tmp_path: Path, receiver: tuple[Receiver, str]
 ) -> None:
     rec, url = receiver
-    rec.hang = asyncio.Event()  # never answers
+    rec.hang = asyncio.Event()  # does not answer until the restart
     async with hooked_city(tmp_path, url, stop_delivery_s=0.5) as (city, ctl, settings):
         city.segments.find("gw1", 1).faults.add(Fault.VOLTAGE_SAG)
         await until(lambda: rec.attempts == 1, what="the alert's POST")
@@ -279,9 +302,18 @@ async def test_alerts_a_webhook_did_not_take_before_the_stop_are_in_its_dead_let
     letters = await dead_letters_of(settings)
     assert len(letters) == 1
     assert letters[0].last_error == "not delivered before the controller stopped"
-    events = [(e["device_id"], e["kind"]) for e in letters[0].body["events"]]
-    # the POST cut short and the event still queued behind it: both kept, ready to be sent again
-    assert events == [("gw1-001", "supplyVoltageTooLow"), ("gw1-002", "supplyVoltageTooHigh")]
+    said = [("gw1-001", "supplyVoltageTooLow"), ("gw1-002", "supplyVoltageTooHigh")]
+    # the POST cut short and the event still queued behind it: both kept
+    assert [(e["device_id"], e["kind"]) for e in letters[0].body["events"]] == said
+    rec.hang.set()
+    # the receiver finishes reading the cut POST (its client long gone); then the restart
+    await until(lambda: len(rec.bodies) == 1, what="the cut POST's end")
+    rec.bodies.clear()
+    async with running_controller(settings):  # (the city's lamps are gone: nothing new to say yet)
+        await until(lambda: bool(rec.bodies), what="the events sent again")
+    first = rec.bodies[0]["events"]  # before anything the restarted controller said
+    assert [(e["device_id"], e["kind"], e["event"]) for e in first] == [(*s, "raised") for s in said]
+    assert await dead_letters_of(settings) == []
 
 
 async def dead_letters_of(settings: ControllerSettings) -> list[Any]:
