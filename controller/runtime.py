@@ -35,6 +35,7 @@ from controller.config import (
 )
 from controller.db import create_engine
 from controller.device import Device
+from controller.event_news import EventRelay
 from controller.firmware import FirmwareService
 from controller.fleet import Fleet
 from controller.ingest import ReadingIngest
@@ -217,12 +218,23 @@ class Controller:
 
     def _hear_and_announce_news(self) -> None:
         """State changes to and from the other instances at once (controller/state_news.py)."""
+        relay = EventRelay(self.registry.engine, self.me)
+        self.events.share = relay.offer
         listener = NewsListener(
-            self.registry.engine.url, self.me, self.peers.heard, on_schedules=self.schedule_news.set
+            self.registry.engine.url,
+            self.me,
+            self.peers.heard,
+            on_schedules=self.schedule_news.set,
+            on_events=self._heard_events,
         )
         self.supervisor.spawn("state-news", listener.run, group="housekeeping")
+        self.supervisor.spawn("event-news", relay.run, group="housekeeping")
         self.supervisor.spawn("peer-news", self.peers.read_news_forever, group="housekeeping")
         self.supervisor.spawn("announce", self._announce_forever, group="housekeeping")
+
+    def _heard_events(self, events: list[tuple[str, str]]) -> None:
+        for name, data in events:  # another instance's alerts and reports, in this one's stream
+            self.events.publish(name, data, from_peer=True)
 
     async def _announce_forever(self) -> None:
         while True:

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "lamplighter_states"
 SCHEDULES_CHANNEL = "lamplighter_schedules"
+EVENTS_CHANNEL = "lamplighter_events"  # the live events' (controller/event_news.py)
 PAYLOAD_MAX = 7000  # bytes of JSON per notification (PostgreSQL's limit is 8000)
 ANNOUNCE_EVERY_S = 0.5
 
@@ -65,7 +66,8 @@ async def announce_schedules(conn: AsyncConnection, sender: str) -> None:
 
 class NewsListener:
     """Listens on the channels on a connection of its own (reconnecting with backoff), hands every
-    other instance's ids to `on_news` and calls `on_schedules` when another stored a schedule."""
+    other instance's ids to `on_news`, calls `on_schedules` when another stored a schedule, and
+    hands `on_events` the live events another published."""
 
     def __init__(
         self,
@@ -73,11 +75,13 @@ class NewsListener:
         me: str,
         on_news: Callable[[list[str]], None],
         on_schedules: Callable[[], None] | None = None,
+        on_events: Callable[[list[tuple[str, str]]], None] | None = None,
     ) -> None:
         self.dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.me = me
         self.on_news = on_news
         self.on_schedules = on_schedules
+        self.on_events = on_events
         self.heard = 0
 
     async def run(self) -> None:
@@ -96,6 +100,8 @@ class NewsListener:
                 await conn.add_listener(CHANNEL, self._heard)
                 if self.on_schedules is not None:
                     await conn.add_listener(SCHEDULES_CHANNEL, self._heard_schedules)
+                if self.on_events is not None:
+                    await conn.add_listener(EVENTS_CHANNEL, self._heard_events)
                 backoff.reset()
                 # A connection cut without a goodbye ends nothing by itself: ask now and then.
                 while not lost.is_set():
@@ -131,6 +137,17 @@ class NewsListener:
             return
         if sender != self.me and self.on_schedules is not None:
             self.on_schedules()
+
+    def _heard_events(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            news = json.loads(payload)
+            sender = str(news["from"])
+            events = [(str(name), str(data)) for name, data in news["events"]]
+        except (ValueError, KeyError, TypeError):
+            log.warning("live events: payload not understood: %.100s", payload)
+            return
+        if sender != self.me and self.on_events is not None:
+            self.on_events(events)
 
 
 def _set(event: asyncio.Event, _conn: object) -> None:

@@ -2,15 +2,22 @@
 
 Publishing never waits: a listener too slow to keep up loses events (counted, and told so with a
 `lagged` event) instead of slowing alert delivery for everyone. Each event has a sequence id, so a
-reconnecting browser (`Last-Event-ID`) gets what it missed from the replay buffer.
+reconnecting browser (`Last-Event-ID`) gets what it missed from the replay buffer. An id is the
+time it was published, in microseconds since the epoch (one more than the last if that is later):
+a browser reconnecting after a restart, or to another instance of the city, gets replayed what
+came after the event it last saw — with ids counted from 1 at each start it got nothing.
+
+With several instances, `share` passes what this instance publishes to the others (PostgreSQL
+NOTIFY, controller/event_news.py), and theirs are published here: each instance's stream is the
+city's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -43,10 +50,15 @@ class EventHub:
         self.listeners: set[Listener] = set()
         self.replay: deque[HubEvent] = deque(maxlen=replay)
         self.dropped = 0
-        self._ids = itertools.count(1)
+        self._last_id = 0
+        #: where what is published here also goes (the other instances); not for what they sent
+        self.share: Callable[[str, str], None] | None = None
 
-    def publish(self, name: str, data: str) -> HubEvent:
-        event = HubEvent(next(self._ids), name, data)
+    def publish(self, name: str, data: str, *, from_peer: bool = False) -> HubEvent:
+        self._last_id = max(self._last_id + 1, time.time_ns() // 1000)
+        event = HubEvent(self._last_id, name, data)
+        if self.share is not None and not from_peer:
+            self.share(name, data)
         self.replay.append(event)
         for listener in self.listeners:
             try:

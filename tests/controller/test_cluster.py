@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import httpx
@@ -282,3 +283,47 @@ async def test_a_schedule_stored_through_one_instance_reaches_another_s_lamps_at
             await sb.remove("override", "festival")
             await until(lambda: "festival" not in sa.overrides, within_s=2, what="A took it up")
             await until(lambda: all(lamp.level_cmd == 35 for lamp in gw), within_s=5, what="A's lamps at 35")
+
+
+async def test_each_instance_s_live_events_are_the_city_s(tmp_path: Path) -> None:
+    """An IOC's live stream (`GET /api/v1/events`) on one instance carries the alerts the other
+    instance raised and the reports it answered — once each, in every instance's stream."""
+    async with fresh_database() as url:
+        settings = settings_for(tmp_path, registry_url=url)
+
+        def instance(i: int, link: str) -> ControllerSettings:
+            own = as_instance(settings, instance=i, instances=2, links=[link])
+            telemetry = settings.telemetry.model_copy(
+                update={"url": f"sqlite+aiosqlite:///{tmp_path}/t{i}.db"}
+            )
+            return own.model_copy(update={"telemetry": telemetry})
+
+        async with (
+            running_city(settings) as city,
+            running_controller(instance(0, "gw1")) as a,
+            running_controller(instance(1, "bus1")) as b,
+            a.events.listen() as on_a,
+            b.events.listen() as on_b,
+        ):
+            await until(lambda: b.fleet["bus1-002"].state == "ok", what="B polls its lamps")
+            city.segments.find("bus1", 2).faults.add(Fault.LAMP_FAILURE)
+            city.segments.find("gw1", 1).faults.add(Fault.LAMP_FAILURE)
+            b.events.publish("report", json.dumps({"id": 7, "verdict": "confirmed"}))
+
+            streams: dict[Any, list[tuple[str, str]]] = {on_a: [], on_b: []}
+
+            def heard(listener: Any) -> list[tuple[str, str]]:
+                """What the listener's stream carried so far: (event, device or report id)."""
+                while not listener.queue.empty():
+                    event = listener.queue.get_nowait()
+                    data = json.loads(event.data)
+                    streams[listener].append((event.name, str(data.get("device_id", data.get("id")))))
+                return streams[listener]
+
+            wanted = {("alert", "bus1-002"), ("alert", "gw1-001"), ("report", "7")}
+            await until(lambda: wanted <= set(heard(on_a)), within_s=5, what="A's stream has the city's")
+            await until(lambda: wanted <= set(heard(on_b)), within_s=5, what="B's stream has the city's")
+            await asyncio.sleep(1.0)  # nothing comes twice, even late
+            for listener in (on_a, on_b):
+                got = [e for e in heard(listener) if e in wanted]
+                assert sorted(got) == sorted(wanted)
