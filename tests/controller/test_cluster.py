@@ -33,6 +33,13 @@ def as_instance(settings: ControllerSettings, **cluster: object) -> ControllerSe
     return settings.model_copy(update={"cluster": ClusterSettings.model_validate(cluster)})
 
 
+def one_of_two(settings: ControllerSettings, i: int, link: str, tmp_path: Path) -> ControllerSettings:
+    """Instance i of two, serving `link`, with an embedded telemetry store of its own."""
+    own = as_instance(settings, instance=i, instances=2, links=[link])
+    telemetry = settings.telemetry.model_copy(update={"url": f"sqlite+aiosqlite:///{tmp_path}/t{i}.db"})
+    return own.model_copy(update={"telemetry": telemetry})
+
+
 def test_instances_of_n_share_the_links_out_between_them(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     links = {link.id for link in settings.links}
@@ -221,17 +228,10 @@ async def test_another_instance_s_state_changes_are_seen_within_2_s(tmp_path: Pa
         poller = settings.poller.model_copy(update={"state_flush_interval_s": 30.0})
         settings = settings.model_copy(update={"poller": poller})
 
-        def instance(i: int, link: str) -> ControllerSettings:
-            own = as_instance(settings, instance=i, instances=2, links=[link])
-            telemetry = settings.telemetry.model_copy(
-                update={"url": f"sqlite+aiosqlite:///{tmp_path}/t{i}.db"}
-            )
-            return own.model_copy(update={"telemetry": telemetry})
-
         async with (
             running_city(settings) as city,
-            running_controller(instance(0, "gw1")) as a,
-            running_controller(instance(1, "bus1")) as b,
+            running_controller(one_of_two(settings, 0, "gw1", tmp_path)) as a,
+            running_controller(one_of_two(settings, 1, "bus1", tmp_path)) as b,
         ):
             await until(lambda: b.fleet["bus1-002"].state == "ok", what="B polls its lamps")
             await until(lambda: a.fleet["bus1-002"].state == "ok", within_s=5, what="A heard of them")
@@ -291,17 +291,10 @@ async def test_each_instance_s_live_events_are_the_city_s(tmp_path: Path) -> Non
     async with fresh_database() as url:
         settings = settings_for(tmp_path, registry_url=url)
 
-        def instance(i: int, link: str) -> ControllerSettings:
-            own = as_instance(settings, instance=i, instances=2, links=[link])
-            telemetry = settings.telemetry.model_copy(
-                update={"url": f"sqlite+aiosqlite:///{tmp_path}/t{i}.db"}
-            )
-            return own.model_copy(update={"telemetry": telemetry})
-
         async with (
             running_city(settings) as city,
-            running_controller(instance(0, "gw1")) as a,
-            running_controller(instance(1, "bus1")) as b,
+            running_controller(one_of_two(settings, 0, "gw1", tmp_path)) as a,
+            running_controller(one_of_two(settings, 1, "bus1", tmp_path)) as b,
             a.events.listen() as on_a,
             b.events.listen() as on_b,
         ):
