@@ -34,21 +34,26 @@ def event_payloads(sender: str, events: Sequence[tuple[str, str]]) -> tuple[list
     how many did not fit in one alone (left out)."""
     out: list[str] = []
     batch: list[list[str]] = []
-    base = len(json.dumps({"from": sender, "events": []}).encode())
+    base = len(_dumps({"from": sender, "events": []}).encode())
     size, too_big = base, 0
     for name, data in events:
-        cost = len(json.dumps([name, data]).encode()) + 2
+        cost = len(_dumps([name, data]).encode()) + 2
         if base + cost > PAYLOAD_MAX:
             too_big += 1
             continue
         if batch and size + cost > PAYLOAD_MAX:
-            out.append(json.dumps({"from": sender, "events": batch}))
+            out.append(_dumps({"from": sender, "events": batch}))
             batch, size = [], base
         batch.append([name, data])
         size += cost
     if batch:
-        out.append(json.dumps({"from": sender, "events": batch}))
+        out.append(_dumps({"from": sender, "events": batch}))
     return out, too_big
+
+
+def _dumps(value: object) -> str:
+    # Vietnamese titles as UTF-8 (2–3 bytes a letter), not \u escapes (6): more events a notification
+    return json.dumps(value, ensure_ascii=False)
 
 
 class EventRelay:

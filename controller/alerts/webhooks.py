@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from controller.alerts.book import SEVERITY_RANK
@@ -134,11 +134,27 @@ class WebhookSender:
     async def take_back(self) -> int:
         """At a start, before anything new is offered: queue again what a stop left undelivered
         (`keep_undelivered`), oldest first. Returns how many events."""
-        bodies = await self.store.take_dead_letters(self.settings.id, STOPPED)
-        events = [_EVENT.validate_python(e) for body in bodies for e in body.get("events", [])]
+        hook = self.settings.id
+        events: list[AnyAlertMessage] = []
+        unreadable: list[object] = []
+        for body in await self.store.take_dead_letters(hook, STOPPED):
+            for e in body.get("events", []) if isinstance(body, dict) else [body]:
+                try:
+                    events.append(_EVENT.validate_python(e))
+                except ValidationError:
+                    unreadable.append(e)
+        if unreadable:  # kept, not lost: a start goes on whatever a stored letter holds
+            log.error(
+                "webhook %s: %d events left by the last stop not understood; dead letters",
+                hook,
+                len(unreadable),
+            )
+            await self.store.dead_letter(
+                hook, {"webhook": hook, "events": unreadable}, 0, "not understood at a start"
+            )
         if events:
             self.offer(events)
-            log.info("webhook %s: %d events left by the last stop, sent again", self.settings.id, len(events))
+            log.info("webhook %s: %d events left by the last stop, sent again", hook, len(events))
         return len(events)
 
     def body(self, batch: list[AnyAlertMessage]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from api.server import ApiServer
 from controller.alerts.book import Alert, AlertEvent
-from controller.alerts.messages import alert_message
+from controller.alerts.messages import AlertMessage, alert_message
 from controller.alerts.store import AlertStore
 from controller.alerts.webhooks import SIGNATURE_HEADER, STOPPED, WebhookSender, sign, verify_signature
 from controller.config import ConfigError, ControllerSettings, WebhookSettings, load_config
@@ -166,6 +166,20 @@ async def test_letters_a_stop_left_are_taken_back_once_oldest_first(registry_url
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_a_start_takes_back_what_it_understands_and_keeps_the_rest(store: AlertStore) -> None:
+    good = alert_message(event()).model_dump(mode="json")
+    await store.dead_letter("ioc", {"webhook": "ioc", "events": [good, {"kind": "nonsense"}]}, 0, STOPPED)
+    hook = sender("http://127.0.0.1:9/hook", store)
+    assert await hook.take_back() == 1  # the start goes on
+    taken = hook.queue.get_nowait()
+    assert isinstance(taken, AlertMessage)
+    assert taken.device_id == "gw1-001"
+    rows, total = await store.dead_letters(10, 0)
+    assert total == 1
+    assert rows[0].last_error == "not understood at a start"
+    assert rows[0].body["events"] == [{"kind": "nonsense"}]
 
 
 async def test_a_refused_connection_ends_in_the_dead_letters(store: AlertStore) -> None:
