@@ -11,7 +11,6 @@ the database is away, is counted and said; `GET /api/v1/alerts` and the reports 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Sequence
 
@@ -19,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from controller.state_news import EVENTS_CHANNEL, PAYLOAD_MAX
+from controller.state_news import EVENTS_CHANNEL, PAYLOAD_MAX, notifications
 from drivers.backoff import Backoff
 from drivers.ratelog import RateLimitedLog
 
@@ -32,28 +31,7 @@ BATCH = 500
 def event_payloads(sender: str, events: Sequence[tuple[str, str]]) -> tuple[list[str], int]:
     """The events, as (name, JSON data), in notifications of at most PAYLOAD_MAX bytes each; and
     how many did not fit in one alone (left out)."""
-    out: list[str] = []
-    batch: list[list[str]] = []
-    base = len(_dumps({"from": sender, "events": []}).encode())
-    size, too_big = base, 0
-    for name, data in events:
-        cost = len(_dumps([name, data]).encode()) + 2
-        if base + cost > PAYLOAD_MAX:
-            too_big += 1
-            continue
-        if batch and size + cost > PAYLOAD_MAX:
-            out.append(_dumps({"from": sender, "events": batch}))
-            batch, size = [], base
-        batch.append([name, data])
-        size += cost
-    if batch:
-        out.append(_dumps({"from": sender, "events": batch}))
-    return out, too_big
-
-
-def _dumps(value: object) -> str:
-    # Vietnamese titles as UTF-8 (2–3 bytes a letter), not \u escapes (6): more events a notification
-    return json.dumps(value, ensure_ascii=False)
+    return notifications(sender, "events", [[name, data] for name, data in events])
 
 
 class EventRelay:

@@ -102,7 +102,7 @@ class StatePublisher:
         """Until every alert offered so far has been acknowledged by the broker (a stop waits, bounded)."""
         await self.alerts.join()
 
-    def count_undelivered(self) -> int:
+    def count_undelivered(self) -> None:
         """After the publisher has stopped: the alerts the broker never had, counted and said (the
         API and the other channels have them; MQTT has no dead letters)."""
         left = self.alerts.qsize() + (self._unsent is not None)
@@ -111,7 +111,6 @@ class StatePublisher:
             if self.metrics is not None:
                 self.metrics.alert_deliveries.labels("mqtt", "dropped").inc(left)
             log.warning("outbound MQTT: %d alert messages not published before the stop", left)
-        return left
 
     def alert_topic(self, msg: AnyAlertMessage) -> str:
         """A device's alert on its own topic; a root-cause group on the site's events."""

@@ -36,21 +36,36 @@ PAYLOAD_MAX = 7000  # bytes of JSON per notification (PostgreSQL's limit is 8000
 ANNOUNCE_EVERY_S = 0.5
 
 
-def payloads(sender: str, ids: Sequence[str]) -> list[str]:
-    """The ids in notifications that each fit PAYLOAD_MAX."""
+def notifications(sender: str, key: str, items: Sequence[object]) -> tuple[list[str], int]:
+    """The items in notifications `{"from": sender, key: [...]}` of at most PAYLOAD_MAX bytes each,
+    in order; and how many did not fit in one alone (left out)."""
     out: list[str] = []
-    batch: list[str] = []
-    size = len(sender) + 32
-    for device_id in ids:
-        cost = len(device_id.encode()) + 4
+    batch: list[object] = []
+    base = len(_dumps({"from": sender, key: []}).encode())
+    size, too_big = base, 0
+    for item in items:
+        cost = len(_dumps(item).encode()) + 2
+        if base + cost > PAYLOAD_MAX:
+            too_big += 1
+            continue
         if batch and size + cost > PAYLOAD_MAX:
-            out.append(json.dumps({"from": sender, "ids": batch}))
-            batch, size = [], len(sender) + 32
-        batch.append(device_id)
+            out.append(_dumps({"from": sender, key: batch}))
+            batch, size = [], base
+        batch.append(item)
         size += cost
     if batch:
-        out.append(json.dumps({"from": sender, "ids": batch}))
-    return out
+        out.append(_dumps({"from": sender, key: batch}))
+    return out, too_big
+
+
+def _dumps(value: object) -> str:
+    # Vietnamese alert titles as UTF-8 (2–3 bytes a letter), not \u escapes (6): more a notification
+    return json.dumps(value, ensure_ascii=False)
+
+
+def payloads(sender: str, ids: Sequence[str]) -> list[str]:
+    """The ids in notifications that each fit PAYLOAD_MAX."""
+    return notifications(sender, "ids", ids)[0]
 
 
 async def announce(conn: AsyncConnection, sender: str, ids: Sequence[str]) -> None:

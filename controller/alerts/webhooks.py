@@ -112,24 +112,22 @@ class WebhookSender:
         """Until every event offered so far is sent or dead-lettered (a stop waits for it, bounded)."""
         await self.queue.join()
 
-    async def keep_undelivered(self) -> int:
+    async def keep_undelivered(self) -> None:
         """After the sender has stopped: what it had not delivered goes to the dead letters, to be
-        sent first at the next start (`take_back`); nothing said is lost in a stop. Returns how
-        many events."""
+        sent first at the next start (`take_back`); nothing said is lost in a stop."""
         left = [*self.overflow, *self._in_flight]
         while not self.queue.empty():
             left.append(self.queue.get_nowait())
         self.overflow, self._in_flight = [], []
-        if left:
-            why = STOPPED
-            log.warning("webhook %s: %d events %s: dead-lettered", self.settings.id, len(left), why)
-            self.metrics.alert_deliveries.labels(f"webhook:{self.settings.id}", "dead_letter").inc(len(left))
-            try:
-                await self.store.dead_letter(self.settings.id, self.body(left), 0, why)
-            except SQLAlchemyError as exc:  # the stop goes on: the alerts are in the alert table
-                hook = self.settings.id
-                log.error("webhook %s: %d events lost, no dead letters (%s)", hook, len(left), exc)
-        return len(left)
+        if not left:
+            return
+        hook = self.settings.id
+        log.warning("webhook %s: %d events %s: dead-lettered", hook, len(left), STOPPED)
+        self.metrics.alert_deliveries.labels(f"webhook:{hook}", "dead_letter").inc(len(left))
+        try:
+            await self.store.dead_letter(hook, self.body(left), 0, STOPPED)
+        except SQLAlchemyError as exc:  # the stop goes on: the alerts are in the alert table
+            log.error("webhook %s: %d events lost, no dead letters (%s)", hook, len(left), exc)
 
     async def take_back(self) -> int:
         """At a start, before anything new is offered: queue again what a stop left undelivered
