@@ -120,7 +120,12 @@ async def test_every_lamp_fault_is_raised_once_and_cleared_once(tmp_path: Path, 
         city.segments.find("bus1", 1).faults.clear()
         book = ctl.alerts.book
         await until(lambda: not book.active, within_s=20, what="every alert cleared")
-        page, total = await ctl.alert_store.query(state="all", limit=100)
+        # the book moves first, then the change is stored: wait for what the store says
+        page, total = await fetched_until(
+            lambda: ctl.alert_store.query(state="all", limit=100),
+            lambda found: all(a.cleared_at is not None for a in found[0]),
+            what="every clear stored",
+        )
         await until(lambda: len(received) >= 2 * len(expected), within_s=5, what="MQTT alert messages")
     listener.cancel()
     # exactly one raised and one cleared per device, stored and published
@@ -158,7 +163,11 @@ async def test_a_flapping_supply_makes_one_alert_not_a_storm(tmp_path: Path) -> 
             await asyncio.sleep(0.3)
         book = ctl.alerts.book
         await until(lambda: not book.active, within_s=10, what="cleared once quiet")
-        alerts, total = await ctl.alert_store.query(state="all")
+        alerts, total = await fetched_until(
+            lambda: ctl.alert_store.query(state="all"),
+            lambda found: all(a.cleared_at is not None for a in found[0]),
+            what="every clear stored",
+        )
     assert total == 1, [(a.raised_at.time(), a.cleared_at) for a in alerts]
     assert alerts[0].kind == "supplyVoltageTooLow"
     assert ctl.metrics.alerts.labels("supplyVoltageTooLow", "raised")._value.get() == 1
