@@ -20,7 +20,7 @@ from tests.api.keys import api_client
 from tests.api.smart_data_models import model_problems
 from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
-from tests.waiting import until
+from tests.waiting import fetched_until, until
 
 SENSORS = {"hk1": "air-hk-1", "hk2": "air-hk-2", "bd1": "air-bd-1"}  # key → device id
 HOUR_S = 4
@@ -111,7 +111,12 @@ async def test_a_dust_episode_raises_one_district_alert_and_clears_it(
                 dt.datetime.now(dt.UTC),
                 fields=[INDEX_FIELD],
             )
-            alerts, total = await ctl.alert_store.query(state="all")
+            # the book moves first, then the clear is stored: wait for what the store says
+            alerts, total = await fetched_until(
+                lambda: ctl.alert_store.query(state="all"),
+                lambda found: all(a.cleared_at is not None for a in found[0]),
+                what="the clear stored",
+            )
     finally:
         await sims.stop()
     assert total == 1  # raised once, cleared once, for the dusty district only
