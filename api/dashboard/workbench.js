@@ -31,13 +31,14 @@ export class Workbench {
 
   get shown() { return this.can("schedules"); }
 
-  async load() {
+  /** The programs again, and `want` (else the one chosen before) opened if it is not open. */
+  async load(want = "") {
     $("workbench").hidden = !this.shown;
     if (!this.shown) return;
     this.programs = await api("/api/v1/schedules");
     this.onPrograms(this.programs);
     const select = $("prog-select");
-    const previous = select.value;
+    const previous = want || select.value;
     select.replaceChildren(...this.programs.map((p) => el("option", { value: p.id }, p.name ? `${p.name} (${p.id})` : p.id)));
     if (this.programs.some((p) => p.id === previous)) select.value = previous;
     if (select.value && select.value !== this.openId) await this.open(select.value);
@@ -137,9 +138,9 @@ export class Workbench {
     $("prog-reason").value = "";
     $("prog-copy-id").value = "";
     this.openId = null;
-    await this.load();
-    $("prog-select").value = id;
-    await this.open(id);
+    // opened once: a second rendering of the history replaced the lines under the engineer's
+    // hand (a "What changed" clicked in between showed nothing)
+    await this.load(id);
     await this.refreshAll();
   }
 
@@ -170,6 +171,8 @@ export class Workbench {
   async compare(version, li) {
     const query = new URLSearchParams({ kind: "program", id: this.openId, old: String(version - 1), new: String(version) });
     const diff = await api(`/api/v1/schedule-history/compare?${query}`);
+    // the history may have been drawn again while the answer came: show it under today's line
+    li = $("prog-history").querySelector(`li[data-version="${version}"]`) ?? li;
     const show = (v) => (v === null || v === undefined ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v));
     const items = diff.changes.map((c) => el("li", {}, `${c.path}: ${show(c.before)} → ${show(c.after)}`));
     li.querySelector("ul")?.remove();

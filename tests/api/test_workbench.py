@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
 
 from api.app import create_app
 from api.server import ApiServer
@@ -93,6 +94,15 @@ async def test_an_engineer_changes_tonight_sees_it_first_saves_and_undoes(env: E
     await shot(page, "8-engineer-workbench-draft")
 
     await page.fill("#prog-reason", "night market on Kim Mã: brighter after 23:00")
+    # a busy server: the history and its comparisons answer slowly, and what the engineer opens in
+    # the history still shows (it vanished when a save drew the history twice, one under the click)
+    slow_history = re.compile(r"/api/v1/schedule-history(/compare)?\?")
+
+    async def slowly(route: Route) -> None:
+        await asyncio.sleep(3.0 if "/compare?" in route.request.url else 2.0)
+        await route.continue_()
+
+    await page.route(slow_history, slowly)
     await page.click("#prog-save")
     await expect(page.locator("#prog-result")).to_contain_text("Program evening saved")
     await until(lambda: all(lamp.level_cmd == 40 for lamp in lamps), within_s=10, what="40 % after saving")
@@ -102,6 +112,7 @@ async def test_an_engineer_changes_tonight_sees_it_first_saves_and_undoes(env: E
     await expect(history.first).to_contain_text("linh")
     await history.first.get_by_role("button", name="What changed").click()
     await expect(history.first.locator("ul.diff")).to_contain_text("steps[1]: —")  # the new step
+    await page.unroute(slow_history, slowly)
     await history.nth(1).get_by_role("button", name="Restore").click()
     await expect(page.locator("#prog-result")).to_contain_text("version 1 restored")
     await until(lambda: all(lamp.level_cmd == 30 for lamp in lamps), within_s=10, what="30 % again")
@@ -149,6 +160,8 @@ async def test_an_engineer_changes_tonight_sees_it_first_saves_and_undoes(env: E
     await page.fill("#prog-copy-id", "kim-ma-late")
     await page.click("#prog-copy")
     await expect(page.locator("#prog-result")).to_contain_text("Program kim-ma-late saved")
+    await expect(page.locator("#prog-select")).to_have_value("kim-ma-late")  # the copy is open
+    await expect(page.locator("#prog-history > li")).to_have_count(1)
     await page.locator("#cal-rules tr[data-rule='0']").get_by_role("button", name="Remove").click()
     await page.select_option("#cal-default", "kim-ma-late")
     await page.fill("#cal-copy-id", "kim-ma")
