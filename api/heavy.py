@@ -18,6 +18,7 @@ from fastapi import Response
 from pydantic import BaseModel
 
 from api.errors import ApiError
+from api.json_chunks import model_json
 
 T = TypeVar("T")
 BUSY_RETRY_S = 2
@@ -60,6 +61,6 @@ class HeavyWork:
         """Build a response model and encode it, both in a worker thread."""
 
         def encoded() -> bytes:
-            return build().model_dump_json(by_alias=True).encode()
+            return model_json(build())  # in steps: one long encoding call would hold the loop
 
         return Response(await self.run(encoded), media_type="application/json")
