@@ -343,11 +343,30 @@ def available_profiles(extra_dir: Path | None = None) -> list[str]:
 
 @functools.lru_cache(maxsize=64)
 def load_profile(name: str, extra_dir: Path | None = None) -> DeviceProfile:
-    """Load a profile by name: a file in `extra_dir` wins over the built-in one."""
+    """Load a profile by name: a file in `extra_dir` wins over the built-in one.
+
+    One object per file, however it is asked for (`load_profile(n)`, `load_profile(n, None)`, an
+    `extra_dir` without that file): codecs are cached per object, and two equal objects of one
+    name made each lookup compare their register maps (~20 µs a poll, simulators and controller
+    in one process)."""
     if extra_dir is not None and (extra_dir / f"{name}.toml").is_file():
-        path = extra_dir / f"{name}.toml"
-        return parse_profile(path.read_text(encoding="utf-8"), str(path))
+        return _profile_file(extra_dir / f"{name}.toml")
+    return _builtin_profile(name, extra_dir)
+
+
+@functools.lru_cache(maxsize=64)
+def _profile_file(path: Path) -> DeviceProfile:
+    return parse_profile(path.read_text(encoding="utf-8"), str(path))
+
+
+def _builtin_profile(name: str, extra_dir: Path | None) -> DeviceProfile:
     resource = resources.files("drivers.profiles") / f"{name}.toml"
     if not resource.is_file():
         raise ProfileError(f"unknown profile {name!r}; available: {available_profiles(extra_dir)}")
+    return _parsed_builtin(name)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_builtin(name: str) -> DeviceProfile:
+    resource = resources.files("drivers.profiles") / f"{name}.toml"
     return parse_profile(resource.read_text(encoding="utf-8"), f"drivers/profiles/{name}.toml")

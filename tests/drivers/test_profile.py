@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from drivers.errors import ProfileError
-from drivers.profile import load_profile, parse_profile
+from drivers.profile import DeviceProfile, load_profile, parse_profile
 from drivers.registers import codec_for, plan_reads
 
 LAMP = load_profile("lamp_lcu")
@@ -153,6 +155,26 @@ type = "uint16"
     with pytest.raises(ProfileError) as err:
         parse_profile(text, "profiles/bad.toml")
     assert message in str(err.value)
+
+
+def test_a_profile_asked_for_in_any_way_is_one_object_and_its_codec_found_without_comparing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the simulators ask `load_profile(name)`, the controller `load_profile(name, profiles_dir)`:
+    # two equal objects of one name made every poll's codec lookup compare them field by field
+    builtin = load_profile("lamp_lcu")
+    assert load_profile("lamp_lcu", None) is builtin
+    assert load_profile("lamp_lcu", tmp_path) is builtin  # a profiles_dir without that file
+    codec = codec_for(builtin)
+
+    def compared(self: DeviceProfile, other: object) -> bool:
+        raise AssertionError("profiles compared field by field")
+
+    monkeypatch.setattr(DeviceProfile, "__eq__", compared)
+    copy = builtin.model_copy()  # an equal profile, another object: its own codec
+    assert codec_for(copy) is not codec
+    assert codec_for(builtin) is codec
+    assert codec_for(copy) is codec_for(copy)
 
 
 def test_unknown_profile_lists_available() -> None:
