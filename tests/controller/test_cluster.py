@@ -202,15 +202,23 @@ async def test_a_shared_group_link_is_ingested_by_every_instance_and_watched_by_
                 return doc.get("values", {}).get("illuminance_lx")
 
             await until(lambda: newest(owner) == 39 and newest(other) == 39, what="both see the newest")
-            now = dt.datetime.now(dt.UTC)
-            stored = [
-                [
-                    float(stored_lux)
-                    for p in await ctl.store.query("env-1", now - dt.timedelta(minutes=1), now)
-                    if (stored_lux := p.values["illuminance_lx"]) is not None
+
+            async def stored_by_each() -> list[list[float]]:
+                now = dt.datetime.now(dt.UTC)
+                return [
+                    [
+                        float(stored_lux)
+                        for p in await ctl.store.query("env-1", now - dt.timedelta(minutes=1), now)
+                        if (stored_lux := p.values["illuminance_lx"]) is not None
+                    ]
+                    for ctl in (owner, other)
                 ]
-                for ctl in (owner, other)
-            ]
+
+            # a reading is live state first and stored after (the ingest's batch), and the other
+            # instance hears of the newest at once: wait for what the two stores say
+            stored = await fetched_until(
+                stored_by_each, lambda each: len(each[0]) + len(each[1]) >= 40, what="all 40 stored"
+            )
             assert sorted(stored[0] + stored[1]) == list(range(40))  # each stored once, none lost
             assert stored[0]
             assert stored[1]
