@@ -45,6 +45,9 @@ class DeviceStatus:
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES, 0))
     #: when the device (or its last will) said it went offline
     offline_since: datetime | None = None
+    #: when it last said it was back after such an outage: a device reports at its own pace after
+    #: that, so its silence is counted from then, not from its last report before the outage
+    back_online_at: datetime | None = None
 
     def last_reading_doc(self) -> dict[str, Any] | None:
         """The last reading as a JSON-ready document (built only when someone asks)."""
@@ -153,6 +156,8 @@ class Fleet:
             return
         self._news.add(device_id)
         if online:
+            if st.offline_since is not None or st.state == "offline":
+                st.back_online_at = datetime.now(UTC)
             st.offline_since = None
             if st.state == "offline":
                 st.state = "unknown" if st.last_reading is None else "ok"

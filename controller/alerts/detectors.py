@@ -57,6 +57,7 @@ class DeviceView(NamedTuple):
     expected: Expected = NOTHING_EXPECTED
     sun_up: bool = False
     thresholds: Thresholds = DEFAULT_THRESHOLDS
+    back_online_at: dt.datetime | None = None  # it said "online" after an outage (its last will)
 
     @property
     def last(self) -> Reading | None:
@@ -264,5 +265,11 @@ def _silent_for(d: DeviceView) -> str | None:
     limit = d.thresholds.stale_after_s
     if d.last_seen is None:
         return None  # never heard from since start: not judged until it has spoken once
-    age = (d.now - d.last_seen).total_seconds()
-    return say("en", "evidence.silent", age=f"{age:.0f}", limit=f"{limit:g}") if age > limit else None
+    back = d.back_online_at
+    if back is not None and back > d.last_seen:  # back after an outage, no report since
+        age = (d.now - back).total_seconds()
+        key = "evidence.silent_since_online"
+    else:
+        age = (d.now - d.last_seen).total_seconds()
+        key = "evidence.silent"
+    return say("en", key, age=f"{age:.0f}", limit=f"{limit:g}") if age > limit else None

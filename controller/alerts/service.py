@@ -212,6 +212,7 @@ class AlertService:
             self.expected.get(device_id, NOTHING_EXPECTED),
             (sun[row.site_id] if sun else self._sun_up(row.site_id, now)) if row.kind == "lamp" else False,
             self.thresholds.get(device_id, DEFAULT_THRESHOLDS),
+            st.back_online_at,
         )
 
     async def restore_areas(self, kind: FaultKind) -> list[Alert]:

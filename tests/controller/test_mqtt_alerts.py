@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections import defaultdict
 from pathlib import Path
+
+import aiomqtt
 
 from controller.config import load_config
 from simulators.mqtt_devices import BrokerSpec, MqttDeviceFleet, MqttFault, SimMqttDevice
@@ -22,9 +25,8 @@ DEVICES = {  # key → (device id, profile, injected fault, expected alert)
 }
 
 
-def city(tmp_path: Path, broker: Mosquitto) -> Path:
-    devices = [(device_id, key, profile) for key, (device_id, profile, _, _) in DEVICES.items()]
-    extra = """
+def city_extra() -> str:
+    return """
 [alerts]
 sweep_interval_s = 0.2
 
@@ -32,7 +34,11 @@ sweep_interval_s = 0.2
 group = "hanoi"
 stale_after_s = 1.5
 """
-    return write_mqtt_city(tmp_path, broker.port, devices, extra=extra)
+
+
+def city(tmp_path: Path, broker: Mosquitto) -> Path:
+    devices = [(device_id, key, profile) for key, (device_id, profile, _, _) in DEVICES.items()]
+    return write_mqtt_city(tmp_path, broker.port, devices, extra=city_extra())
 
 
 async def test_each_sensor_and_access_point_fault_is_raised_once_and_cleared_once(
@@ -115,3 +121,43 @@ async def test_an_open_alert_restored_after_a_restart_waits_for_good_readings(
             await until(lambda: not book.active, within_s=15, what="cleared by good readings")
     finally:
         await sims.stop()
+
+
+async def test_a_sensor_back_online_is_not_called_stale_before_its_first_report(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """A sensor says "online" when it reconnects and reports at its own pace after that: the silence
+    before its next report starts at "online", not at its last report before the outage. One
+    outage is one alert (communicationFailure), cleared when it is back — no sensorStale after it."""
+    path = write_mqtt_city(tmp_path, mosquitto.port, [("env-dead", "hk3", "env_sensor")], extra=city_extra())
+    settings = load_config(path)
+    model = MqttDeviceFleet(
+        BrokerSpec(
+            name="broker",
+            host="127.0.0.1",
+            port=mosquitto.port,
+            devices=(SimMqttDevice(key="hk3", profile="env_sensor"),),
+        )
+    ).devices["hk3"]
+    status, telemetry = "city/env/hk3/status", "city/env/hk3/telemetry"
+
+    async def report(device: aiomqtt.Client) -> None:
+        await device.publish(telemetry, model.payload(dt.datetime.now(dt.UTC), 60.0), qos=1)
+
+    async with running_controller(settings) as ctl, aiomqtt.Client("127.0.0.1", mosquitto.port) as device:
+        assert ctl.alerts is not None
+        book = ctl.alerts.book
+        await device.publish(status, "online", qos=1, retain=True)
+        await report(device)
+        await until(lambda: ctl.fleet["env-dead"].state == "ok", what="first report")
+        await device.publish(status, "offline", qos=1, retain=True)  # as its last will says
+        await until(lambda: ("env-dead", "communicationFailure") in book.active, what="outage raised")
+        await asyncio.sleep(2.0)  # an outage longer than stale_after_s (1.5 s)
+        await device.publish(status, "online", qos=1, retain=True)
+        await until(lambda: ("env-dead", "communicationFailure") not in book.active, what="back online")
+        sweeps = ctl.alerts.evaluations
+        await until(lambda: ctl.alerts is not None and ctl.alerts.evaluations >= sweeps + 4, what="4 sweeps")
+        assert book.active == {}  # its next report is not due yet: not stale
+        await report(device)
+        await asyncio.sleep(2.0)  # now silent past stale_after_s since that report: stale, rightly
+        assert list(book.active) == [("env-dead", "sensorStale")]
