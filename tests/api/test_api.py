@@ -178,12 +178,15 @@ async def test_telemetry_history_raw_and_aggregated(
 ) -> None:
     client, ctl, _ = env
     await until(lambda: ctl.fleet["gw1-001"].counters["polls_ok"] >= 3, what="three polls of gw1-001")
-    await asyncio.sleep(0.1)
-    raw = (
-        await client.get("/api/v1/devices/gw1-001/telemetry", params={"fields": "voltage_v,power_w"})
-    ).json()
+    # a reading is live state first and stored after (the ingest's batch): wait for the store
+    raw = await fetched_until(
+        lambda: json_of(
+            client.get("/api/v1/devices/gw1-001/telemetry", params={"fields": "voltage_v,power_w"})
+        ),
+        lambda page: len(page["points"]) >= 2,
+        what="two readings stored",
+    )
     assert raw["fields"] == ["voltage_v", "power_w"]
-    assert len(raw["points"]) >= 2
     assert set(raw["points"][0]["values"]) == {"voltage_v", "power_w"}
     agg = (
         await client.get("/api/v1/devices/gw1-001/telemetry", params={"every": "1h", "fields": "voltage_v"})
