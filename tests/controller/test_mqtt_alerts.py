@@ -25,14 +25,14 @@ DEVICES = {  # key → (device id, profile, injected fault, expected alert)
 }
 
 
-def city_extra() -> str:
-    return """
+def city_extra(stale_after_s: float = 1.5) -> str:
+    return f"""
 [alerts]
 sweep_interval_s = 0.2
 
 [[alert_thresholds]]
 group = "hanoi"
-stale_after_s = 1.5
+stale_after_s = {stale_after_s}
 """
 
 
@@ -129,7 +129,9 @@ async def test_a_sensor_back_online_is_not_called_stale_before_its_first_report(
     """A sensor says "online" when it reconnects and reports at its own pace after that: the silence
     before its next report starts at "online", not at its last report before the outage. One
     outage is one alert (communicationFailure), cleared when it is back — no sensorStale after it."""
-    path = write_mqtt_city(tmp_path, mosquitto.port, [("env-dead", "hk3", "env_sensor")], extra=city_extra())
+    path = write_mqtt_city(
+        tmp_path, mosquitto.port, [("env-dead", "hk3", "env_sensor")], extra=city_extra(3.0)
+    )
     settings = load_config(path)
     model = MqttDeviceFleet(
         BrokerSpec(
@@ -152,7 +154,7 @@ async def test_a_sensor_back_online_is_not_called_stale_before_its_first_report(
         await until(lambda: ctl.fleet["env-dead"].state == "ok", what="first report")
         await device.publish(status, "offline", qos=1, retain=True)  # as its last will says
         await until(lambda: ("env-dead", "communicationFailure") in book.active, what="outage raised")
-        await asyncio.sleep(2.0)  # an outage longer than stale_after_s (1.5 s)
+        await asyncio.sleep(3.5)  # an outage longer than stale_after_s (3 s)
         await device.publish(status, "online", qos=1, retain=True)
         await until(lambda: ("env-dead", "communicationFailure") not in book.active, what="back online")
         sweeps = ctl.alerts.evaluations
