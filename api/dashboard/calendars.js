@@ -37,13 +37,14 @@ export class CalendarEditor {
 
   get shown() { return this.can("schedules"); }
 
-  async load(programs) {
+  /** The calendars as stored; `want` (a calendar just saved as a copy) is the one opened, once. */
+  async load(programs, want = "") {
     $("calendars").hidden = !this.shown;
     if (!this.shown) return;
     this.programs = programs;
     this.calendars = await api("/api/v1/calendars");
     const select = $("cal-select");
-    const previous = select.value;
+    const previous = want || select.value;
     select.replaceChildren(...this.calendars.map((c) => el("option", { value: c.id }, c.id)));
     if (this.calendars.some((c) => c.id === previous)) select.value = previous;
     $("cal-default").replaceChildren(...programs.map((p) => el("option", { value: p.id }, p.name || p.id)));
@@ -162,14 +163,11 @@ export class CalendarEditor {
       $("cal-error").textContent = explain(err);
       return;
     }
-    $("cal-result").textContent = t("cal.saved", { id });
     $("cal-reason").value = "";
     $("cal-copy-id").value = "";
-    if (copyId) {
-      await this.load(this.programs);
-      $("cal-select").value = id;
-      this.open(id);
-    }
+    if (copyId) await this.load(this.programs, id);
+    // said once the copy is open: "give it to a street" right after must give the copy
+    $("cal-result").textContent = t("cal.saved", { id });
     await this.refreshAll();
   }
 

@@ -165,9 +165,15 @@ async def test_an_engineer_changes_tonight_sees_it_first_saves_and_undoes(env: E
     await page.locator("#cal-rules tr[data-rule='0']").get_by_role("button", name="Remove").click()
     await page.select_option("#cal-default", "kim-ma-late")
     await page.fill("#cal-copy-id", "kim-ma")
+    # the list of calendars answers slowly: "saved" is said once the copy is open, so giving it to
+    # the street at once gives the copy (it gave the calendar open before when said earlier)
+    calendar_list = re.compile(r"/api/v1/calendars$")
+    await page.route(calendar_list, slowly)
     await page.click("#cal-copy")
     await expect(page.locator("#cal-result")).to_contain_text("Calendar kim-ma saved")
     await page.click("#cal-assign")
+    await page.unroute(calendar_list, slowly)
+    await expect(page.locator("#cal-select")).to_have_value("kim-ma")  # the copy is open
     await expect(page.locator("#cal-result")).to_contain_text(
         "hanoi/ba-dinh/kim-ma now follows calendar kim-ma"
     )
