@@ -125,6 +125,7 @@ export class Workbench {
   async save(copyId = "") {
     if (!this.draftOk && !copyId) return;
     const id = copyId || this.openId;
+    if (!id) return; // the program just saved is being opened again
     const reason = $("prog-reason").value;
     const error = $("prog-error");
     try {
@@ -134,13 +135,14 @@ export class Workbench {
       error.textContent = explain(err);
       return;
     }
-    $("prog-result").textContent = t("work.saved", { id });
     $("prog-reason").value = "";
     $("prog-copy-id").value = "";
     this.openId = null;
     // opened once: a second rendering of the history replaced the lines under the engineer's
     // hand (a "What changed" clicked in between showed nothing)
     await this.load(id);
+    // said once the saved program is open (as the calendars do): what is clicked next acts on it
+    $("prog-result").textContent = t("work.saved", { id });
     await this.refreshAll();
   }
 

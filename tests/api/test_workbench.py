@@ -104,7 +104,8 @@ async def test_an_engineer_changes_tonight_sees_it_first_saves_and_undoes(env: E
 
     await page.route(slow_history, slowly)
     await page.click("#prog-save")
-    await expect(page.locator("#prog-result")).to_contain_text("Program evening saved")
+    # said once the program is open again, its history (2 s here) read
+    await expect(page.locator("#prog-result")).to_contain_text("Program evening saved", timeout=15_000)
     await until(lambda: all(lamp.level_cmd == 40 for lamp in lamps), within_s=10, what="40 % after saving")
     history = page.locator("#prog-history > li")
     await expect(history).to_have_count(2)
@@ -170,7 +171,7 @@ async def test_an_engineer_changes_tonight_sees_it_first_saves_and_undoes(env: E
     calendar_list = re.compile(r"/api/v1/calendars$")
     await page.route(calendar_list, slowly)
     await page.click("#cal-copy")
-    await expect(page.locator("#cal-result")).to_contain_text("Calendar kim-ma saved")
+    await expect(page.locator("#cal-result")).to_contain_text("Calendar kim-ma saved", timeout=15_000)
     await page.click("#cal-assign")
     await page.unroute(calendar_list, slowly)
     await expect(page.locator("#cal-select")).to_have_value("kim-ma")  # the copy is open
