@@ -183,10 +183,11 @@ export class Workbench {
   }
 
   async restore(version) {
-    await api("/api/v1/schedule-history/restore", { method: "POST", body: { kind: "program", id: this.openId, version } });
-    $("prog-result").textContent = t("work.restored", { id: this.openId, version });
+    const id = this.openId;
+    await api("/api/v1/schedule-history/restore", { method: "POST", body: { kind: "program", id, version } });
     this.openId = null;
-    await this.load();
+    await this.load(id);
+    $("prog-result").textContent = t("work.restored", { id, version }); // once it is open again
     await this.refreshAll();
   }
 }
