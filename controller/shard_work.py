@@ -311,6 +311,7 @@ class ShardWork:
             grouping=Grouping(cfg.group_min_devices, timedelta(seconds=cfg.group_window_s)),
             languages=LANGUAGES if cfg.language == "both" else (cfg.language,),
             fence=self.fence,
+            listening={i: d.stats for i, d in self._every().items() if isinstance(d, ListeningDriver)},
         )
         await alerts.start()
         self.alerts = alerts

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -68,6 +68,19 @@ class LinkStats:
     connect_failures: int = 0
     last_error: str | None = None
     next_attempt_in_s: float = 0.0
+    #: since when it has been up, None while down: a listening link's devices could not be heard
+    #: before then, so their silence counts from it (the controller's fault detectors)
+    up_since: datetime | None = None
+
+    def went_up(self) -> None:
+        self.connected = True
+        self.connects += 1
+        self.last_error = None
+        self.up_since = datetime.now(UTC)
+
+    def went_down(self) -> None:
+        self.connected = False
+        self.up_since = None
 
 
 class Driver(abc.ABC):

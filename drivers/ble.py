@@ -160,9 +160,7 @@ class BleScanLink(ListeningDriver):
                     {"bluez": {"adapter": self.radio.adapter}} if self.radio.adapter else {}
                 )
                 async with BleakScanner(detection_callback=self._seen, backend=self.backend, **kwargs):
-                    self.stats.connected = True
-                    self.stats.connects += 1
-                    self.stats.last_error = None
+                    self.stats.went_up()
                     backoff.reset()
                     while True:
                         item = await self._queue.get()
@@ -171,7 +169,7 @@ class BleScanLink(ListeningDriver):
                         else:
                             on_rejected(*item)
             except (BleakError, OSError) as exc:
-                self.stats.connected = False
+                self.stats.went_down()
                 self.stats.connect_failures += 1
                 self.stats.last_error = f"BLE unavailable: {type(exc).__name__}: {exc}"
                 delay = backoff.next_delay()

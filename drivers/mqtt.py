@@ -106,9 +106,7 @@ class MqttLink(ListeningDriver):
                 async with self._client() as client:
                     for topic in self.subscriptions:
                         await client.subscribe(topic, qos=self.broker.qos)
-                    self.stats.connected = True
-                    self.stats.connects += 1
-                    self.stats.last_error = None
+                    self.stats.went_up()
                     backoff.reset()
                     log.info("link %s subscribed to %s", self.link_id, ", ".join(self.subscriptions))
                     async for message in client.messages:
@@ -119,7 +117,7 @@ class MqttLink(ListeningDriver):
                             # comes without a pause: the rest of the loop gets a turn between.
                             await asyncio.sleep(0)
             except aiomqtt.MqttError as exc:
-                self.stats.connected = False
+                self.stats.went_down()
                 self.stats.connect_failures += 1
                 self.stats.last_error = _describe(
                     exc, tls=bool(self.broker.tls_ca_file or self.broker.tls_cert_file)
@@ -129,7 +127,7 @@ class MqttLink(ListeningDriver):
                 log.warning("link %s: %s; reconnecting in %.1f s", self.link_id, self.stats.last_error, delay)
                 await asyncio.sleep(delay)
             finally:
-                self.stats.connected = False
+                self.stats.went_down()
 
     async def _handle(
         self,

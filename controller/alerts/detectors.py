@@ -57,7 +57,9 @@ class DeviceView(NamedTuple):
     expected: Expected = NOTHING_EXPECTED
     sun_up: bool = False
     thresholds: Thresholds = DEFAULT_THRESHOLDS
-    back_online_at: dt.datetime | None = None  # it said "online" after an outage (its last will)
+    #: when it could be heard again after an outage, its own (its "online" after its last will)
+    #: or the listening link's (a reconnection to the broker): its silence counts from then
+    heard_again_at: dt.datetime | None = None
 
     @property
     def last(self) -> Reading | None:
@@ -265,10 +267,10 @@ def _silent_for(d: DeviceView) -> str | None:
     limit = d.thresholds.stale_after_s
     if d.last_seen is None:
         return None  # never heard from since start: not judged until it has spoken once
-    back = d.back_online_at
+    back = d.heard_again_at
     if back is not None and back > d.last_seen:  # back after an outage, no report since
         age = (d.now - back).total_seconds()
-        key = "evidence.silent_since_online"
+        key = "evidence.silent_since_back"
     else:
         age = (d.now - d.last_seen).total_seconds()
         key = "evidence.silent"

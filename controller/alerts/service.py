@@ -32,7 +32,7 @@ from controller.metrics import ControllerMetrics
 from controller.supervisor import CriticalSection
 from controller.words import LANGUAGES, Language
 from drivers.backoff import Backoff
-from drivers.base import Reading
+from drivers.base import LinkStats, Reading
 from schedules.astro import AstroClock
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ JUDGED_BY_A_READING = frozenset(FAULT_KINDS) - {
     "accessPointOffline",
     "cyclingLamp",
 }
+#: judged by silence alone: not while the link its devices report through is down (we could not
+#: have heard them), so a broker restart is not a sensorStale for every sensor of the city
+JUDGED_BY_SILENCE = frozenset({"sensorStale", "accessPointOffline"})
 
 
 class AlertChannel(Protocol):
@@ -89,11 +92,15 @@ class AlertService:
         grouping: Grouping | None = None,
         languages: Sequence[Language] = LANGUAGES,
         fence: Callable[[str], bool] | None = None,
+        listening: Mapping[str, LinkStats] | None = None,
     ) -> None:
         """`writes`: where the alert table's writes run, so that stopping never cuts one short
-        (a transaction cut short leaves SQLite "database is locked" for the next writer)."""
+        (a transaction cut short leaves SQLite "database is locked" for the next writer).
+        `listening`: the links whose devices report by themselves (MQTT, BLE adverts), by id:
+        while one is down its devices' silence is not judged, and after it counts from its return."""
         self.devices = devices  # the devices this instance watches
         self.fence = fence  # link → may this instance still judge it ([cluster] leases)
+        self.listening = listening or {}
         self.writes = writes or CriticalSection()
         #: every device of the city's config; alerts of devices outside it are cleared at start
         self.configured = set(devices) if configured is None else set(configured)
@@ -163,6 +170,14 @@ class AlertService:
             if view is None:
                 continue
             found = detect(view)
+            deaf = self._deaf(self.devices[device_id].link_id)
+            if deaf:  # its link is down: we could not have heard it, so its silence says nothing
+                found = {k: v for k, v in found.items() if k not in JUDGED_BY_SILENCE}
+            back = view.heard_again_at
+            # nor cleared, while the link is down or from its return until the device's next
+            # report: a sensor stale before an outage is stale until it reports, not "fixed"
+            # by the broker coming back
+            waiting = deaf or (back is not None and view.last_seen is not None and back > view.last_seen)
             self.evaluations += 1
             if not found and not self.book.pending(device_id):
                 continue  # healthy and nothing pending: skip building the evidence
@@ -170,7 +185,9 @@ class AlertService:
             # No reading since the controller started (a sensor that has not spoken since): what
             # only a reading can show is not judged, so an alert restored open is not cleared by
             # silence (docs/alerts.md: open alerts survive a restart, cleared by good readings).
-            unjudged = JUDGED_BY_A_READING if view.reading is None else ()
+            unjudged: Collection[str] = JUDGED_BY_A_READING if view.reading is None else ()
+            if waiting:
+                unjudged = JUDGED_BY_SILENCE.union(unjudged)
             new = self.book.evaluate(device_id, found, now, reading, unjudged)
             for e in new:
                 row = self.devices[device_id]
@@ -212,8 +229,20 @@ class AlertService:
             self.expected.get(device_id, NOTHING_EXPECTED),
             (sun[row.site_id] if sun else self._sun_up(row.site_id, now)) if row.kind == "lamp" else False,
             self.thresholds.get(device_id, DEFAULT_THRESHOLDS),
-            st.back_online_at,
+            self._heard_again_at(st.back_online_at, row.link_id),
         )
+
+    def _deaf(self, link_id: str) -> bool:
+        link = self.listening.get(link_id)
+        return link is not None and not link.connected
+
+    def _heard_again_at(self, back_online_at: dt.datetime | None, link_id: str) -> dt.datetime | None:
+        """The later of the device's return ("online") and its listening link's."""
+        link = self.listening.get(link_id)
+        up = link.up_since if link is not None else None
+        if up is None or back_online_at is None:
+            return up or back_online_at
+        return max(up, back_online_at)
 
     async def restore_areas(self, kind: FaultKind) -> list[Alert]:
         """The open alerts of `kind` about places (AREA_KINDS): taken into the book so that they are

@@ -112,11 +112,11 @@ def test_silence_after_an_outage_counts_from_back_online() -> None:
     """Its last report was 20 minutes ago, before an outage; it said "online" 5 minutes ago."""
     back = DeviceView(
         "env-1", "sensor", NOW, None,
-        last_seen=NOW - dt.timedelta(minutes=20), back_online_at=NOW - dt.timedelta(minutes=5),
+        last_seen=NOW - dt.timedelta(minutes=20), heard_again_at=NOW - dt.timedelta(minutes=5),
     )  # fmt: skip
     assert detect(back) == {}
     later = back._replace(now=NOW + dt.timedelta(minutes=11))
-    assert "no reading in the 960 s since it came back online (limit 900 s)" in detect(later)["sensorStale"]
+    assert "no reading in the 960 s since it or its link came back (limit 900 s)" in detect(later)["sensorStale"]
     # a report after it came back (4.5 minutes before NOW): silence is counted from that report
     reported = later._replace(last_seen=NOW - dt.timedelta(seconds=270))
     assert "last reading 930 s ago" in detect(reported)["sensorStale"]

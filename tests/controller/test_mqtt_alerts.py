@@ -163,3 +163,55 @@ async def test_a_sensor_back_online_is_not_called_stale_before_its_first_report(
         await report(device)
         # then silent past stale_after_s since that report: stale, rightly
         await until(lambda: list(book.active) == [("env-dead", "sensorStale")], what="stale after it")
+
+
+async def test_a_broker_outage_is_not_every_sensor_s_silence(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """While the controller's broker connection is down it cannot hear any sensor: none is called
+    stale for that, nor after the link is back before its next report is due; a sensor already
+    stale before stays stale, not cleared by the outage."""
+    devices = [("env-live", "hk1", "env_sensor"), ("env-quiet", "hk2", "env_sensor")]
+    settings = load_config(write_mqtt_city(tmp_path, mosquitto.port, devices, extra=city_extra(3.0)))
+    model = MqttDeviceFleet(
+        BrokerSpec(
+            name="broker",
+            host="127.0.0.1",
+            port=mosquitto.port,
+            devices=(SimMqttDevice(key="hk1", profile="env_sensor"),),
+        )
+    ).devices["hk1"]
+
+    async def reporting(keys: tuple[str, ...]) -> None:
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as device:
+            while True:
+                for key in keys:
+                    payload = model.payload(dt.datetime.now(dt.UTC), 60.0)
+                    await device.publish(f"city/env/{key}/telemetry", payload, qos=1)
+                await asyncio.sleep(0.3)
+
+    quiet_stale = [("env-quiet", "sensorStale")]
+    async with running_controller(settings) as ctl:
+        assert ctl.alerts is not None
+        book, link = ctl.alerts.book, ctl.drivers["broker"].stats
+        reports = asyncio.create_task(reporting(("hk1", "hk2")))
+        await until(lambda: ctl.fleet["env-quiet"].last_seen is not None, what="both report")
+        reports.cancel()
+        reports = asyncio.create_task(reporting(("hk1",)))  # env-quiet falls silent
+        await until(lambda: list(book.active) == quiet_stale, what="env-quiet stale")
+        reports.cancel()
+        mosquitto.stop()
+        await until(lambda: not link.connected, what="the link down")
+        await asyncio.sleep(4.0)  # longer than stale_after_s: neither is heard
+        assert list(book.active) == quiet_stale  # env-live not called stale, env-quiet not cleared
+        mosquitto.start()
+        await until(lambda: link.connected, within_s=15, what="the link back")
+        sweeps = ctl.alerts.evaluations
+        await until(lambda: ctl.alerts is not None and ctl.alerts.evaluations >= sweeps + 8, what="sweeps")
+        assert list(book.active) == quiet_stale  # env-live's next report is not due yet
+        reports = asyncio.create_task(reporting(("hk1",)))
+        try:
+            await until(
+                lambda: ctl.fleet["env-live"].counters["polls_ok"] > 10, what="env-live reports again"
+            )
+            assert list(book.active) == quiet_stale
+        finally:
+            reports.cancel()
