@@ -165,6 +165,32 @@ async def test_a_sensor_back_online_is_not_called_stale_before_its_first_report(
         await until(lambda: list(book.active) == [("env-dead", "sensorStale")], what="stale after it")
 
 
+async def test_a_controller_down_longer_than_stale_after_s_calls_no_sensor_stale_at_start(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """The sensors' last reports are older than stale_after_s when the controller comes back from a
+    stop: it could not hear them meanwhile, so their silence counts from its start."""
+    devices = [("env-live", "hk1", "env_sensor")]
+    settings = load_config(write_mqtt_city(tmp_path, mosquitto.port, devices, extra=city_extra(3.0)))
+    model = MqttDeviceFleet(
+        BrokerSpec(
+            name="broker",
+            host="127.0.0.1",
+            port=mosquitto.port,
+            devices=(SimMqttDevice(key="hk1", profile="env_sensor"),),
+        )
+    ).devices["hk1"]
+    async with running_controller(settings) as ctl, aiomqtt.Client("127.0.0.1", mosquitto.port) as device:
+        await device.publish("city/env/hk1/telemetry", model.payload(dt.datetime.now(dt.UTC), 60.0), qos=1)
+        await until(lambda: ctl.fleet["env-live"].last_seen is not None, what="a report")
+    await asyncio.sleep(4.0)  # the controller stopped longer than stale_after_s (3 s)
+    async with running_controller(settings) as ctl:
+        assert ctl.alerts is not None
+        assert ctl.fleet["env-live"].last_seen is not None  # its last report, kept over the stop
+        await until(lambda: ctl.alerts is not None and ctl.alerts.evaluations >= 4, what="4 sweeps")
+        assert ctl.alerts.book.active == {}  # its next report is not due yet
+
+
 async def test_a_broker_outage_is_not_every_sensor_s_silence(tmp_path: Path, mosquitto: Mosquitto) -> None:
     """While the controller's broker connection is down it cannot hear any sensor: none is called
     stale for that, nor after the link is back before its next report is due; a sensor already
