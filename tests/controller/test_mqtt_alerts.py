@@ -10,7 +10,8 @@ from pathlib import Path
 import aiomqtt
 
 from controller.config import load_config
-from simulators.mqtt_devices import BrokerSpec, MqttDeviceFleet, MqttFault, SimMqttDevice
+from drivers.tasks import cancel_and_wait
+from simulators.mqtt_devices import BrokerSpec, MqttDeviceFleet, MqttDeviceModel, MqttFault, SimMqttDevice
 from tests.controller.city import running_controller, write_mqtt_city
 from tests.mosquitto import Mosquitto
 from tests.waiting import until
@@ -39,6 +40,19 @@ stale_after_s = {stale_after_s}
 def city(tmp_path: Path, broker: Mosquitto) -> Path:
     devices = [(device_id, key, profile) for key, (device_id, profile, _, _) in DEVICES.items()]
     return write_mqtt_city(tmp_path, broker.port, devices, extra=city_extra())
+
+
+def sensor(broker: Mosquitto, key: str) -> MqttDeviceModel:
+    """A simulated sensor's payloads, published by the test's own client at the test's pace."""
+    spec = BrokerSpec(
+        name="b", host="127.0.0.1", port=broker.port, devices=(SimMqttDevice(key=key, profile="env_sensor"),)
+    )
+    return MqttDeviceFleet(spec).devices[key]
+
+
+async def report(device: aiomqtt.Client, model: MqttDeviceModel) -> None:
+    payload = model.payload(dt.datetime.now(dt.UTC), 60.0)
+    await device.publish(f"city/env/{model.spec.key}/telemetry", payload, qos=1)
 
 
 async def test_each_sensor_and_access_point_fault_is_raised_once_and_cleared_once(
@@ -133,24 +147,13 @@ async def test_a_sensor_back_online_is_not_called_stale_before_its_first_report(
         tmp_path, mosquitto.port, [("env-dead", "hk3", "env_sensor")], extra=city_extra(3.0)
     )
     settings = load_config(path)
-    model = MqttDeviceFleet(
-        BrokerSpec(
-            name="broker",
-            host="127.0.0.1",
-            port=mosquitto.port,
-            devices=(SimMqttDevice(key="hk3", profile="env_sensor"),),
-        )
-    ).devices["hk3"]
-    status, telemetry = "city/env/hk3/status", "city/env/hk3/telemetry"
-
-    async def report(device: aiomqtt.Client) -> None:
-        await device.publish(telemetry, model.payload(dt.datetime.now(dt.UTC), 60.0), qos=1)
+    model, status = sensor(mosquitto, "hk3"), "city/env/hk3/status"
 
     async with running_controller(settings) as ctl, aiomqtt.Client("127.0.0.1", mosquitto.port) as device:
         assert ctl.alerts is not None
         book = ctl.alerts.book
         await device.publish(status, "online", qos=1, retain=True)
-        await report(device)
+        await report(device, model)
         await until(lambda: ctl.fleet["env-dead"].state == "ok", what="first report")
         await device.publish(status, "offline", qos=1, retain=True)  # as its last will says
         await until(lambda: ("env-dead", "communicationFailure") in book.active, what="outage raised")
@@ -160,7 +163,7 @@ async def test_a_sensor_back_online_is_not_called_stale_before_its_first_report(
         sweeps = ctl.alerts.evaluations
         await until(lambda: ctl.alerts is not None and ctl.alerts.evaluations >= sweeps + 4, what="4 sweeps")
         assert book.active == {}  # its next report is not due yet: not stale
-        await report(device)
+        await report(device, model)
         # then silent past stale_after_s since that report: stale, rightly
         await until(lambda: list(book.active) == [("env-dead", "sensorStale")], what="stale after it")
 
@@ -172,16 +175,8 @@ async def test_a_controller_down_longer_than_stale_after_s_calls_no_sensor_stale
     stop: it could not hear them meanwhile, so their silence counts from its start."""
     devices = [("env-live", "hk1", "env_sensor")]
     settings = load_config(write_mqtt_city(tmp_path, mosquitto.port, devices, extra=city_extra(3.0)))
-    model = MqttDeviceFleet(
-        BrokerSpec(
-            name="broker",
-            host="127.0.0.1",
-            port=mosquitto.port,
-            devices=(SimMqttDevice(key="hk1", profile="env_sensor"),),
-        )
-    ).devices["hk1"]
     async with running_controller(settings) as ctl, aiomqtt.Client("127.0.0.1", mosquitto.port) as device:
-        await device.publish("city/env/hk1/telemetry", model.payload(dt.datetime.now(dt.UTC), 60.0), qos=1)
+        await report(device, sensor(mosquitto, "hk1"))
         await until(lambda: ctl.fleet["env-live"].last_seen is not None, what="a report")
     await asyncio.sleep(4.0)  # the controller stopped longer than stale_after_s (3 s)
     async with running_controller(settings) as ctl:
@@ -197,33 +192,25 @@ async def test_a_broker_outage_is_not_every_sensor_s_silence(tmp_path: Path, mos
     stale before stays stale, not cleared by the outage."""
     devices = [("env-live", "hk1", "env_sensor"), ("env-quiet", "hk2", "env_sensor")]
     settings = load_config(write_mqtt_city(tmp_path, mosquitto.port, devices, extra=city_extra(3.0)))
-    model = MqttDeviceFleet(
-        BrokerSpec(
-            name="broker",
-            host="127.0.0.1",
-            port=mosquitto.port,
-            devices=(SimMqttDevice(key="hk1", profile="env_sensor"),),
-        )
-    ).devices["hk1"]
+    live, quiet = sensor(mosquitto, "hk1"), sensor(mosquitto, "hk2")
 
-    async def reporting(keys: tuple[str, ...]) -> None:
+    async def reporting(*models: MqttDeviceModel) -> None:
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as device:
             while True:
-                for key in keys:
-                    payload = model.payload(dt.datetime.now(dt.UTC), 60.0)
-                    await device.publish(f"city/env/{key}/telemetry", payload, qos=1)
+                for model in models:
+                    await report(device, model)
                 await asyncio.sleep(0.3)
 
     quiet_stale = [("env-quiet", "sensorStale")]
     async with running_controller(settings) as ctl:
         assert ctl.alerts is not None
         book, link = ctl.alerts.book, ctl.drivers["broker"].stats
-        reports = asyncio.create_task(reporting(("hk1", "hk2")))
+        reports = asyncio.create_task(reporting(live, quiet))
         await until(lambda: ctl.fleet["env-quiet"].last_seen is not None, what="both report")
-        reports.cancel()
-        reports = asyncio.create_task(reporting(("hk1",)))  # env-quiet falls silent
+        await cancel_and_wait([reports])
+        reports = asyncio.create_task(reporting(live))  # env-quiet falls silent
         await until(lambda: list(book.active) == quiet_stale, what="env-quiet stale")
-        reports.cancel()
+        await cancel_and_wait([reports])
         mosquitto.stop()
         await until(lambda: not link.connected, what="the link down")
         await asyncio.sleep(4.0)  # longer than stale_after_s: neither is heard
@@ -235,11 +222,11 @@ async def test_a_broker_outage_is_not_every_sensor_s_silence(tmp_path: Path, mos
             lambda: ctl.alerts is not None and ctl.alerts.evaluations >= sweeps + 6, what="3 sweeps of 2"
         )
         assert list(book.active) == quiet_stale  # env-live's next report is not due yet
-        reports = asyncio.create_task(reporting(("hk1",)))
+        reports = asyncio.create_task(reporting(live))
         try:
             await until(
                 lambda: ctl.fleet["env-live"].counters["polls_ok"] > 10, what="env-live reports again"
             )
             assert list(book.active) == quiet_stale
         finally:
-            reports.cancel()
+            await cancel_and_wait([reports])
