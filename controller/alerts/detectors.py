@@ -263,12 +263,18 @@ def _expected_power(d: DeviceView) -> float | None:
     return d.rated_power_w * level / 100
 
 
+def awaiting_report(d: DeviceView) -> bool:
+    """Back after an outage (its own, or the link's it reports through), and no report since."""
+    back = d.heard_again_at
+    return back is not None and d.last_seen is not None and back > d.last_seen
+
+
 def _silent_for(d: DeviceView) -> str | None:
     limit = d.thresholds.stale_after_s
     if d.last_seen is None:
         return None  # never heard from since start: not judged until it has spoken once
     back = d.heard_again_at
-    if back is not None and back > d.last_seen:  # back after an outage, no report since
+    if back is not None and awaiting_report(d):
         age = (d.now - back).total_seconds()
         key = "evidence.silent_since_back"
     else:

@@ -19,7 +19,14 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from controller.alerts.book import SEVERITY, Alert, AlertBook, AlertEvent
-from controller.alerts.detectors import DEFAULT_THRESHOLDS, NOTHING_EXPECTED, DeviceView, Expected, detect
+from controller.alerts.detectors import (
+    DEFAULT_THRESHOLDS,
+    NOTHING_EXPECTED,
+    DeviceView,
+    Expected,
+    awaiting_report,
+    detect,
+)
 from controller.alerts.grouping import Grouping, RootCauses
 from controller.alerts.messages import AnyAlertMessage, alert_message, group_message
 from controller.alerts.store import AlertStore
@@ -166,18 +173,18 @@ class AlertService:
                     off = fenced[row.link_id] = not self.fence(row.link_id)
                 if off:
                     continue  # its lease ran out (a pause, a partition): another instance judges it
-            view = self.view(device_id, now, sun, row)
+            link = self.listening.get(row.link_id) if row is not None else None
+            view = self.view(device_id, now, sun, row, link)
             if view is None:
                 continue
             found = detect(view)
-            deaf = self._deaf(self.devices[device_id].link_id)
+            deaf = link is not None and not link.connected
             if deaf:  # its link is down: we could not have heard it, so its silence says nothing
                 found = {k: v for k, v in found.items() if k not in JUDGED_BY_SILENCE}
-            back = view.heard_again_at
             # nor cleared, while the link is down or from its return until the device's next
             # report: a sensor stale before an outage is stale until it reports, not "fixed"
             # by the broker coming back
-            waiting = deaf or (back is not None and view.last_seen is not None and back > view.last_seen)
+            waiting = deaf or awaiting_report(view)
             self.evaluations += 1
             if not found and not self.book.pending(device_id):
                 continue  # healthy and nothing pending: skip building the evidence
@@ -203,7 +210,9 @@ class AlertService:
         now: dt.datetime,
         sun: Mapping[str, bool] | None = None,
         row: Device | None = None,
+        link: LinkStats | None = None,
     ) -> DeviceView | None:
+        """`link`: the stats of the listening link it reports through, if it does."""
         row = row or self.devices.get(device_id)
         st = self.fleet.devices.get(device_id)
         if row is None or st is None:
@@ -229,20 +238,8 @@ class AlertService:
             self.expected.get(device_id, NOTHING_EXPECTED),
             (sun[row.site_id] if sun else self._sun_up(row.site_id, now)) if row.kind == "lamp" else False,
             self.thresholds.get(device_id, DEFAULT_THRESHOLDS),
-            self._heard_again_at(st.back_online_at, row.link_id),
+            _later(st.back_online_at, link.up_since if link is not None else None),
         )
-
-    def _deaf(self, link_id: str) -> bool:
-        link = self.listening.get(link_id)
-        return link is not None and not link.connected
-
-    def _heard_again_at(self, back_online_at: dt.datetime | None, link_id: str) -> dt.datetime | None:
-        """The later of the device's return ("online") and its listening link's."""
-        link = self.listening.get(link_id)
-        up = link.up_since if link is not None else None
-        if up is None or back_online_at is None:
-            return up or back_online_at
-        return max(up, back_online_at)
 
     async def restore_areas(self, kind: FaultKind) -> list[Alert]:
         """The open alerts of `kind` about places (AREA_KINDS): taken into the book so that they are
@@ -338,3 +335,8 @@ class AlertService:
         up = clock.is_daylight(now) if clock is not None else False
         self._daylight[site] = (now, up)
         return up
+
+
+def _later(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
+    """The later of two times either of which may be unknown (the device's return, its link's)."""
+    return max(a, b) if a is not None and b is not None else a or b
