@@ -175,6 +175,9 @@ class BleScanLink(ListeningDriver):
                 delay = backoff.next_delay()
                 log.warning("link %s: %s; retrying in %.1f s", self.link_id, self.stats.last_error, delay)
                 await asyncio.sleep(delay)
+            finally:
+                # stopped, cancelled or failed otherwise: nothing is heard now (the MQTT link alike)
+                self.stats.went_down()
 
     def _seen(self, device: BLEDevice, adv: AdvertisementData) -> None:
         ref = self._by_address.get(device.address.upper())

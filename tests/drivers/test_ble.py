@@ -83,6 +83,8 @@ async def test_advertising_sensors_are_read_by_scanning_without_connecting() -> 
     task = asyncio.create_task(link.run(keep, lambda *_: None, lambda *a: rejected.append(a)))
     try:
         await until(lambda: {r.device_id for r in readings} == {"th-1", "th-2"})
+        assert link.stats.connected
+        assert link.stats.up_since is not None
         first = next(r for r in readings if r.device_id == "th-1")
         assert 0 < float(first.values["humidity_pct"]) <= 100
         assert set(first.values) == {"air_temperature_c", "humidity_pct", "battery_pct"}
@@ -96,6 +98,9 @@ async def test_advertising_sensors_are_read_by_scanning_without_connecting() -> 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    # a stopped scan hears nothing: the link says so (the fault detectors do not judge silence then)
+    assert not link.stats.connected
+    assert link.stats.up_since is None
 
 
 async def test_scanning_without_bluetooth_is_a_link_state() -> None:
