@@ -80,11 +80,14 @@ class Mosquitto:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self._proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stderr=subprocess.PIPE)
+        # to a file, not a pipe nobody reads while it runs (a full pipe would stall the broker)
+        stderr = self.dir / "stderr.log"
+        with stderr.open("ab") as err_file:
+            self._proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stderr=err_file)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
+                err = stderr.read_text(errors="replace")
                 logfile = self.dir / "mosquitto.log"
                 err += logfile.read_text() if logfile.exists() else ""
                 raise RuntimeError(f"mosquitto exited: {err}")

@@ -41,8 +41,9 @@ class _Server:
         raise NotImplementedError
 
     def start(self) -> None:
-        log = (self.dir / "server.log").open("ab")
-        self._proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+        # the child keeps its own copy of the descriptor: ours is closed at once
+        with (self.dir / "server.log").open("ab") as log:
+            self._proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -173,6 +173,8 @@ def test_run_with_simulators_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
         out = output.text()
+        if proc.stdout is not None:
+            proc.stdout.close()
     assert proc.returncode == 0, out
     assert f"Lamplighter on http://127.0.0.1:{api_port}" in out
     assert "dashboard login:  demo / " in out
