@@ -83,11 +83,12 @@ class Mosquitto:
         # to a file, not a pipe nobody reads while it runs (a full pipe would stall the broker)
         stderr = self.dir / "stderr.log"
         with stderr.open("ab") as err_file:
+            since = err_file.tell()  # a restart appends: its own lines start here
             self._proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stderr=err_file)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                err = stderr.read_text(errors="replace")
+                err = stderr.read_bytes()[since:].decode(errors="replace")
                 logfile = self.dir / "mosquitto.log"
                 err += logfile.read_text() if logfile.exists() else ""
                 raise RuntimeError(f"mosquitto exited: {err}")
