@@ -103,7 +103,7 @@ bench: bench-polling bench-rs485 bench-rss bench-mqtt bench-schedules bench-aler
 
 bench-polling: install
 	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000 --loop asyncio
-	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000 --loop uvloop --stages 3
+	$(BIN)/python -m bench.bench_polling --lamps 1000 --lamps 10000 --loop uvloop --stages 3 --own-cost 3
 
 bench-rs485: install system-deps
 	$(BIN)/python -m bench.bench_rs485
