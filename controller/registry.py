@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from controller.config import ControllerSettings, device_address, link_address
-from controller.db import UtcDateTime, missing_columns
+from controller.db import UtcDateTime, insert_numbered, missing_columns
 from controller.device import Device
 from controller.state_news import announce
 from controller.supervisor import CriticalSection
@@ -336,8 +336,14 @@ class Registry:
         await self.writes.run(self._add_commands(rows))
 
     async def _add_commands(self, rows: list[CommandRow]) -> None:
-        async with self.session.begin() as s:
-            s.add_all(rows)
+        if not rows:
+            return
+        table = cast(Table, CommandRow.__table__)
+        values = [{c.key: getattr(r, c.key) for c in table.columns if c.key != "id"} for r in rows]
+        async with self.engine.begin() as conn:
+            ids = await insert_numbered(conn, table, values, ("device_id", "action"))
+        for row, new_id in zip(rows, ids, strict=True):
+            row.id = new_id
 
     async def update_commands(self, rows: list[CommandRow], withdrawn: Sequence[CommandRow] = ()) -> None:
         """Record outcomes in one bulk UPDATE by primary key; `withdrawn`: rows of commands that

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import JSON, Float, Index, Integer, String, delete, func, insert, or_, select, update
+from sqlalchemy import JSON, Float, Index, Integer, String, Table, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.alerts.book import Alert, AlertEvent, Severity
 from controller.alerts.reports import ReportKind, Verdict
+from controller.db import insert_numbered
 from controller.faults import FaultKind
 from controller.groups import in_group_sql
 from controller.registry import Base
@@ -76,13 +77,9 @@ class AlertStore:
         raised = [e.alert for e in events if e.change == "raised" and e.alert.id is None]
         async with self.session.begin() as conn:
             if raised:
-                ids = (
-                    await conn.execute(
-                        insert(AlertRow).returning(AlertRow.id, sort_by_parameter_order=True),
-                        [_row(a) for a in raised],
-                    )
-                ).scalars()
-                for alert, new_id in zip(raised, ids, strict=True):
+                table = cast(Table, AlertRow.__table__)
+                new_ids = await insert_numbered(conn, table, [_row(a) for a in raised], ("device_id", "kind"))
+                for alert, new_id in zip(raised, new_ids, strict=True):
                     alert.id = new_id
             changed = [e.alert for e in events if e.change != "raised" and e.alert.id is not None]
             if changed:
