@@ -82,8 +82,10 @@ async def insert_numbered(
     Not with an ordered RETURNING: SQLite cannot tie new row ids to the order of the parameters, so
     SQLAlchemy then inserts one row a round trip (10,000 alerts or commands held the write lock for
     3–4 s, and other writers failed with "database is locked"). The rows come back in any order with
-    their `key` columns and are matched by them; rows of one key, if a batch has several, in id
-    order, the order in which one statement inserts them."""
+    their `key` columns (plain values, which come back as they went) and are matched by them; rows of
+    one key, if a batch has several, in id order, the order in which the statements insert them."""
+    if not rows:
+        return []
     result = await conn.execute(insert(table).returning(table.c.id, *(table.c[k] for k in key)), rows)
     ids: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     for new_id, *values in sorted(result, key=lambda r: r[0], reverse=True):

@@ -336,8 +336,6 @@ class Registry:
         await self.writes.run(self._add_commands(rows))
 
     async def _add_commands(self, rows: list[CommandRow]) -> None:
-        if not rows:
-            return
         table = cast(Table, CommandRow.__table__)
         values = [{c.key: getattr(r, c.key) for c in table.columns if c.key != "id"} for r in rows]
         async with self.engine.begin() as conn:
