@@ -152,6 +152,14 @@ class CommandRow(Base):
 LastAsked = tuple[str, dict[str, Any], datetime | None, datetime]
 
 
+_COMMAND_COLUMNS = tuple(c.key for c in CommandRow.__table__.columns if c.key != "id")
+
+
+def command_values(row: CommandRow) -> dict[str, Any]:
+    """A command row's columns but its id (the database gives that), as an INSERT takes them."""
+    return {key: getattr(row, key) for key in _COMMAND_COLUMNS}
+
+
 class Registry:
     """Async access to the registry tables."""
 
@@ -337,9 +345,10 @@ class Registry:
 
     async def _add_commands(self, rows: list[CommandRow]) -> None:
         table = cast(Table, CommandRow.__table__)
-        values = [{c.key: getattr(r, c.key) for c in table.columns if c.key != "id"} for r in rows]
         async with self.engine.begin() as conn:
-            ids = await insert_numbered(conn, table, values, ("device_id", "action"))
+            ids = await insert_numbered(
+                conn, table, [command_values(r) for r in rows], ("device_id", "action")
+            )
         for row, new_id in zip(rows, ids, strict=True):
             row.id = new_id
 

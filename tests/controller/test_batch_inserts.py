@@ -18,7 +18,7 @@ from controller.alerts.book import Alert, AlertEvent
 from controller.alerts.store import AlertRow, AlertStore
 from controller.db import create_engine
 from controller.faults import FaultKind
-from controller.registry import CommandRow, Registry
+from controller.registry import CommandRow, Registry, command_values
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -79,8 +79,8 @@ async def test_a_group_command_records_its_rows_in_batches_each_with_its_own_id(
         )
         for i in range(3000)
     ]
-    rows.append(CommandRow(**{**_columns(rows[5]), "detail": "again"}))  # one lamp asked twice
-    rows.append(CommandRow(**{**_columns(rows[5]), "action": "switch", "detail": "switched"}))
+    rows.append(CommandRow(**{**command_values(rows[5]), "detail": "again"}))  # one lamp asked twice
+    rows.append(CommandRow(**{**command_values(rows[5]), "action": "switch", "detail": "switched"}))
     await Registry(engine).add_commands(rows)
     async with engine.connect() as conn:
         stored = {r.id: r.detail for r in await conn.execute(select(CommandRow.id, CommandRow.detail))}
@@ -88,7 +88,3 @@ async def test_a_group_command_records_its_rows_in_batches_each_with_its_own_id(
     assert len(stored) == len(rows) == len({r.id for r in rows})
     wrong = [(r.id, r.detail, stored.get(r.id)) for r in rows if stored.get(r.id) != r.detail]
     assert not wrong, wrong[:5]
-
-
-def _columns(row: CommandRow) -> dict[str, Any]:
-    return {c.key: getattr(row, c.key) for c in CommandRow.__table__.columns if c.key != "id"}
